@@ -1,0 +1,66 @@
+# Copyright 2026 Canonical Ltd.  This software is licensed under the
+# GNU Affero General Public License version 3 (see the file LICENSE).
+#
+# "make" (or "make install") sets everything up: missing Debian packages
+# (when run as root), the virtualenv in .venv, the project installed in
+# editable mode with its dev extras, bin/test and bin/lp-oci.  Repeated runs
+# only re-check the Debian packages; the virtualenv is rebuilt when
+# setup.cfg or pyproject.toml change.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+VENV_ABS := $(abspath $(VENV))
+STAMP := $(VENV)/.lp-oci-installed
+PIP_FLAGS := --quiet --disable-pip-version-check --no-input
+# Extra arguments for bin/test, e.g. make test TESTOPTS='-vv -t digest'.
+TESTOPTS ?=
+FORMAT_PATHS := lib tests
+
+.DEFAULT_GOAL := install
+.PHONY: install system-deps test run bench format lint clean distclean
+
+install: $(STAMP) bin/test bin/lp-oci
+
+system-deps:
+	@PYTHON=$(PYTHON) configs/install-system-deps.sh
+
+# The stamp lives inside the virtualenv so that removing .venv starts over.
+$(STAMP): setup.cfg pyproject.toml | system-deps
+	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install $(PIP_FLAGS) -e '.[dev]'
+	@touch $@
+
+bin/test: configs/bin-test.in $(STAMP)
+	@mkdir -p bin
+	@sed 's|@PYTHON@|$(VENV_ABS)/bin/python|' $< >$@.tmp
+	@chmod 755 $@.tmp && mv $@.tmp $@
+
+bin/lp-oci: configs/bin-lp-oci.in $(STAMP)
+	@mkdir -p bin
+	@sed 's|@VENV@|$(VENV_ABS)|' $< >$@.tmp
+	@chmod 755 $@.tmp && mv $@.tmp $@
+
+test: install
+	bin/test $(TESTOPTS)
+
+run: install
+	bin/lp-oci run --sample
+
+bench: install
+	$(VENV)/bin/python -m lpbuildd.ociimage.bench
+
+format: install
+	$(VENV)/bin/isort $(FORMAT_PATHS)
+	$(VENV)/bin/black $(FORMAT_PATHS)
+
+lint: install
+	$(VENV)/bin/black --check $(FORMAT_PATHS)
+	$(VENV)/bin/isort --check-only --diff $(FORMAT_PATHS)
+
+clean:
+	rm -rf bin build var lib/*.egg-info
+	find lib tests -name __pycache__ -type d -prune -exec rm -rf {} +
+
+distclean: clean
+	rm -rf $(VENV)
