@@ -1,0 +1,180 @@
+# Copyright 2026 Canonical Ltd.  This software is licensed under the
+# GNU Affero General Public License version 3 (see the file LICENSE).
+
+"""Media types and content descriptors as value types.
+
+A `Descriptor` is built from untrusted JSON by `Descriptor.from_json`,
+which checks every field it keeps; everything downstream can rely on
+`digest` being a `Digest` and `size` a non-negative integer.
+"""
+
+__all__ = [
+    "Descriptor",
+    "MediaType",
+    "Platform",
+]
+
+from dataclasses import dataclass, field
+
+from lpbuildd.ociimage.digest import Digest
+from lpbuildd.ociimage.errors import CorruptArchive
+
+
+class MediaType:
+    """The media types we recognise (anything else is carried opaquely)."""
+
+    OCI_LAYOUT_INDEX = "application/vnd.oci.image.index.v1+json"
+    OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+    OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+    OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
+    OCI_LAYER = "application/vnd.oci.image.layer.v1.tar"
+    OCI_LAYER_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
+    OCI_LAYER_ZSTD = "application/vnd.oci.image.layer.v1.tar+zstd"
+    OCI_LAYER_ND = "application/vnd.oci.image.layer.nondistributable.v1.tar"
+    OCI_LAYER_ND_GZIP = OCI_LAYER_ND + "+gzip"
+    OCI_LAYER_ND_ZSTD = OCI_LAYER_ND + "+zstd"
+    DOCKER_MANIFEST_LIST = (
+        "application/vnd.docker.distribution.manifest.list.v2+json"
+    )
+    DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+    DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
+    DOCKER_LAYER = "application/vnd.docker.image.rootfs.diff.tar"
+    DOCKER_LAYER_GZIP = "application/vnd.docker.image.rootfs.diff.tar.gzip"
+    DOCKER_FOREIGN_LAYER_GZIP = (
+        "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip"
+    )
+
+    INDEXES = frozenset({OCI_INDEX, DOCKER_MANIFEST_LIST})
+    MANIFESTS = frozenset({OCI_MANIFEST, DOCKER_MANIFEST})
+    FOREIGN_LAYERS = frozenset(
+        {
+            OCI_LAYER_ND,
+            OCI_LAYER_ND_GZIP,
+            OCI_LAYER_ND_ZSTD,
+            DOCKER_FOREIGN_LAYER_GZIP,
+        }
+    )
+    UNCOMPRESSED_LAYERS = frozenset({OCI_LAYER, DOCKER_LAYER, OCI_LAYER_ND})
+
+    @classmethod
+    def layer_for(cls, compression):
+        """The OCI layer media type for a compression name."""
+        return {
+            None: cls.OCI_LAYER,
+            "gzip": cls.OCI_LAYER_GZIP,
+            "zstd": cls.OCI_LAYER_ZSTD,
+        }[compression]
+
+
+def _check_str(value, what):
+    if not isinstance(value, str) or len(value) > 1024:
+        raise CorruptArchive(f"{what} is not a reasonable string")
+    return value
+
+
+@dataclass(frozen=True)
+class Platform:
+    """An image's platform: os/architecture[/variant]."""
+
+    os: str
+    architecture: str
+    variant: str = None
+
+    @classmethod
+    def from_json(cls, value, what="platform"):
+        if not isinstance(value, dict):
+            raise CorruptArchive(f"{what} is not an object")
+        return cls(
+            os=_check_str(value.get("os", ""), f"{what}.os"),
+            architecture=_check_str(
+                value.get("architecture", ""), f"{what}.architecture"
+            ),
+            variant=(
+                _check_str(value["variant"], f"{what}.variant")
+                if value.get("variant")
+                else None
+            ),
+        )
+
+    def to_json(self):
+        value = {"architecture": self.architecture, "os": self.os}
+        if self.variant:
+            value["variant"] = self.variant
+        return value
+
+    @property
+    def is_unknown(self):
+        return self.os in ("", "unknown") or self.architecture in (
+            "",
+            "unknown",
+        )
+
+    def __str__(self):
+        parts = [self.os, self.architecture]
+        if self.variant:
+            parts.append(self.variant)
+        return "/".join(parts)
+
+
+@dataclass(frozen=True)
+class Descriptor:
+    """An OCI content descriptor (media type, digest, size, ...)."""
+
+    media_type: str
+    digest: Digest
+    size: int
+    annotations: dict = field(default_factory=dict, compare=False)
+    platform: Platform = None
+    urls: tuple = ()
+
+    @classmethod
+    def from_json(cls, value, what="descriptor"):
+        """Build from untrusted JSON; raise `CorruptArchive` if invalid."""
+        if not isinstance(value, dict):
+            raise CorruptArchive(f"{what} is not an object")
+        media_type = value.get("mediaType", "")
+        _check_str(media_type, f"{what}.mediaType")
+        try:
+            digest = Digest.parse(value.get("digest"))
+        except ValueError as e:
+            raise CorruptArchive(f"{what}: {e}")
+        size = value.get("size")
+        if (
+            not isinstance(size, int)
+            or isinstance(size, bool)
+            or size < 0
+            or size >= 1 << 53
+        ):
+            raise CorruptArchive(f"{what} has an invalid size {size!r}")
+        annotations = value.get("annotations") or {}
+        if not isinstance(annotations, dict) or not all(
+            isinstance(k, str) and isinstance(v, str)
+            for k, v in annotations.items()
+        ):
+            raise CorruptArchive(f"{what}.annotations is not a string map")
+        platform = value.get("platform")
+        if platform is not None:
+            platform = Platform.from_json(platform, f"{what}.platform")
+        urls = value.get("urls") or []
+        if not isinstance(urls, list):
+            raise CorruptArchive(f"{what}.urls is not a list")
+        urls = tuple(_check_str(u, f"{what}.urls") for u in urls)
+        return cls(media_type, digest, size, annotations, platform, urls)
+
+    def to_json(self):
+        value = {
+            "mediaType": self.media_type,
+            "digest": str(self.digest),
+            "size": self.size,
+        }
+        if self.urls:
+            value["urls"] = list(self.urls)
+        if self.annotations:
+            value["annotations"] = dict(sorted(self.annotations.items()))
+        if self.platform is not None:
+            value["platform"] = self.platform.to_json()
+        return value
+
+    @property
+    def is_foreign(self):
+        return self.media_type in MediaType.FOREIGN_LAYERS

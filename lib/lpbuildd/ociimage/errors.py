@@ -1,0 +1,45 @@
+# Copyright 2026 Canonical Ltd.  This software is licensed under the
+# GNU Affero General Public License version 3 (see the file LICENSE).
+
+"""Errors raised while reading an image archive.
+
+Every error carries a one-line message that names what is wrong, so that
+the command line can print it without a traceback.
+"""
+
+__all__ = [
+    "ArchiveError",
+    "CorruptArchive",
+    "DigestMismatch",
+    "UnsafeArchive",
+    "UnsupportedArchive",
+]
+
+
+class ArchiveError(Exception):
+    """An image archive cannot be ingested."""
+
+    def __init__(self, message):
+        # Keep the message on one line whatever the archive put in it.
+        message = " ".join(str(message).split())
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self):
+        return self.message
+
+
+class UnsupportedArchive(ArchiveError):
+    """The archive is of a kind we do not read (e.g. pre-1.10 docker)."""
+
+
+class CorruptArchive(ArchiveError):
+    """The archive is damaged: truncated, missing parts, invalid JSON."""
+
+
+class DigestMismatch(CorruptArchive):
+    """Content does not match the digest, size or diff_id it claims."""
+
+
+class UnsafeArchive(ArchiveError):
+    """The archive tries something hostile: escapes, bombs, cycles."""

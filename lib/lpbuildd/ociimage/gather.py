@@ -1,0 +1,144 @@
+# Copyright 2026 Canonical Ltd.  This software is licensed under the
+# GNU Affero General Public License version 3 (see the file LICENSE).
+
+"""Turn any image archive a builder can produce into an OCI upload.
+
+`gather` reads the archive once, from a file or a pipe, verifying every
+blob, and writes an OCI image layout whose layers are compressed blobs
+named by digest.
+"""
+
+__all__ = [
+    "GatherResult",
+    "gather",
+]
+
+import io
+import os
+import time
+from dataclasses import dataclass, field
+
+from lpbuildd.ociimage.blobstore import BlobStore
+from lpbuildd.ociimage.compression import CHUNK, open_outer
+from lpbuildd.ociimage.errors import CorruptArchive
+from lpbuildd.ociimage.layout import LayoutWriter
+from lpbuildd.ociimage.resolver import Resolver
+from lpbuildd.ociimage.tarstream import iter_members
+
+
+@dataclass
+class GatherResult:
+    """What `gather` did, for the summary and for callers."""
+
+    format: str
+    images: list
+    index: list  # the index.json descriptors written
+    outdir: str
+    bytes_in: int = 0
+    bytes_out: int = 0
+    seconds: float = 0.0
+    dropped: list = field(default_factory=list)
+
+    @property
+    def layer_count(self):
+        return sum(len(image.layers) for image in self.images)
+
+
+class _CountingStream(io.RawIOBase):
+    def __init__(self, stream):
+        self._stream = stream
+        self.count = 0
+
+    def readable(self):
+        return True
+
+    def readinto(self, buffer):
+        n = self._stream.readinto(buffer)
+        self.count += n or 0
+        return n
+
+
+def _read_head(stream, n=1024):
+    """Peek at the first bytes of a stream; return (head, stream)."""
+    buffered = io.BufferedReader(stream, CHUNK)
+    head = buffered.peek(n)
+    while len(head) < n:
+        more = buffered.peek(n)
+        if len(more) == len(head):
+            break
+        head = more
+    return head[:n], buffered
+
+
+def gather(
+    source,
+    outdir,
+    compression="gzip",
+    jobs=None,
+    sources=None,
+    progress=None,
+):
+    """Read an image archive and write an OCI upload at `outdir`.
+
+    :param source: a path, or a binary file object (e.g. a pipe).
+    :param compression: "gzip" (default) or "zstd", for layers that
+        arrive uncompressed; compressed layers are kept byte-exact.
+    :param jobs: compression threads (default: the CPU count).
+    :param sources: optional {diff_id Digest: repository} for layers the
+        builder knows were pulled from a registry.
+    :param progress: optional callable(bytes_read) called as data flows.
+    :raises ArchiveError: with a one-line message; nothing is left at
+        `outdir`.
+    """
+    started = time.monotonic()
+    threads = jobs or os.cpu_count() or 1
+    opened = None
+    if isinstance(source, (str, os.PathLike)):
+        try:
+            opened = source = open(source, "rb", buffering=0)
+        except OSError as e:
+            raise CorruptArchive(f"cannot open {e.filename}: {e.strerror}")
+    writer = LayoutWriter(outdir)
+    store = BlobStore(writer.workdir, compression, threads)
+    try:
+        counted = _CountingStream(source)
+        head, stream = _read_head(counted)
+        if not head:
+            raise CorruptArchive("the archive is empty")
+        outer, stream = open_outer(stream, head)
+        for member in iter_members(stream):
+            if member.kind == "file":
+                store.add(member)
+                if progress is not None:
+                    progress(counted.count)
+            elif member.kind in ("symlink", "hardlink"):
+                store.add_link(member.name, member.target)
+        resolver = Resolver(store, compression, sources)
+        images = resolver.resolve()
+        entries = []
+        for image in images:
+            for layer in image.layers:
+                if layer.blob is not None:
+                    layer.blob.path = writer.add_blob_file(
+                        layer.blob.path, layer.descriptor.digest
+                    )
+            entries.extend(writer.write_image(image))
+        bytes_out = sum(os.path.getsize(p) for p in writer.written.values())
+        writer.commit(entries)
+    except BaseException:
+        writer.abort()
+        raise
+    finally:
+        if opened is not None:
+            opened.close()
+    fmt = resolver.format if outer is None else f"{resolver.format}+{outer}"
+    return GatherResult(
+        format=fmt,
+        images=images,
+        index=entries,
+        outdir=writer.outdir,
+        bytes_in=counted.count,
+        bytes_out=bytes_out,
+        seconds=time.monotonic() - started,
+        dropped=resolver.dropped,
+    )

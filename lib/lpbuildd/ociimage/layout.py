@@ -1,0 +1,144 @@
+# Copyright 2026 Canonical Ltd.  This software is licensed under the
+# GNU Affero General Public License version 3 (see the file LICENSE).
+
+"""Write an OCI image layout atomically.
+
+Everything is written into a temporary sibling of the output directory,
+which is renamed into place only once complete.  On failure the sibling
+is removed, so the output directory either appears whole or not at all.
+"""
+
+__all__ = [
+    "LayoutWriter",
+]
+
+import os
+import shutil
+import tempfile
+
+from lpbuildd.ociimage.descriptor import Descriptor, MediaType
+from lpbuildd.ociimage.digest import Digest
+from lpbuildd.ociimage.errors import ArchiveError
+from lpbuildd.ociimage.image import IMAGE_NAME, REF_NAME
+from lpbuildd.ociimage.safejson import canonical_json
+
+
+class OutputError(ArchiveError):
+    """The output directory cannot be written."""
+
+
+class LayoutWriter:
+    """Build an OCI layout in a temporary sibling, then rename it."""
+
+    def __init__(self, outdir):
+        self.outdir = os.path.abspath(outdir)
+        parent = os.path.dirname(self.outdir)
+        if not os.path.isdir(parent):
+            raise OutputError(f"{parent} is not a directory")
+        if os.path.lexists(self.outdir) and (
+            not os.path.isdir(self.outdir)
+            or os.path.islink(self.outdir)
+            or os.listdir(self.outdir)
+        ):
+            raise OutputError(
+                f"output {self.outdir} already exists and is not an empty "
+                f"directory"
+            )
+        self.tmpdir = tempfile.mkdtemp(
+            prefix=f".{os.path.basename(self.outdir)}.", dir=parent
+        )
+        self.blobdir = os.path.join(self.tmpdir, "blobs", "sha256")
+        os.makedirs(self.blobdir)
+        # Scratch space for members whose role is not yet known.
+        self.workdir = os.path.join(self.tmpdir, ".work")
+        os.mkdir(self.workdir)
+        self.written = {}
+
+    def blob_path(self, digest):
+        return os.path.join(self.blobdir, digest.hex)
+
+    def add_blob_file(self, path, digest):
+        """Move a finished file into place as the blob `digest`.
+
+        :return: the blob's path in the layout.
+        """
+        target = self.blob_path(digest)
+        if digest not in self.written:
+            os.replace(path, target)
+            self.written[digest] = target
+        return target
+
+    def add_blob_bytes(self, data):
+        digest = Digest.of_bytes(data)
+        if digest not in self.written:
+            target = self.blob_path(digest)
+            with open(target, "wb") as f:
+                f.write(data)
+            self.written[digest] = target
+        return digest
+
+    def write_image(self, image):
+        """Write an image's config and manifest; return index entries."""
+        config_digest = self.add_blob_bytes(image.config)
+        assert config_digest == image.config_digest
+        if image.manifest is not None:
+            manifest = image.manifest
+            media_type = image.manifest_media_type
+        else:
+            media_type = MediaType.OCI_MANIFEST
+            manifest = canonical_json(
+                {
+                    "schemaVersion": 2,
+                    "mediaType": media_type,
+                    "config": image.config_descriptor().to_json(),
+                    "layers": [
+                        layer.descriptor.to_json() for layer in image.layers
+                    ],
+                }
+            )
+        digest = self.add_blob_bytes(manifest)
+        base = Descriptor(
+            media_type, digest, len(manifest), platform=image.platform
+        )
+        entries = []
+        for repository, tag in image.names or [(None, None)]:
+            annotations = {}
+            if tag:
+                annotations[REF_NAME] = tag
+            if repository:
+                annotations[IMAGE_NAME] = (
+                    f"{repository}:{tag}" if tag else repository
+                )
+            entries.append(
+                Descriptor(
+                    base.media_type,
+                    base.digest,
+                    base.size,
+                    annotations,
+                    base.platform,
+                )
+            )
+        return entries
+
+    def commit(self, entries):
+        """Write index.json and oci-layout, then move into place."""
+        index = {
+            "schemaVersion": 2,
+            "mediaType": MediaType.OCI_INDEX,
+            "manifests": [entry.to_json() for entry in entries],
+        }
+        with open(os.path.join(self.tmpdir, "index.json"), "wb") as f:
+            f.write(canonical_json(index))
+        with open(os.path.join(self.tmpdir, "oci-layout"), "wb") as f:
+            f.write(canonical_json({"imageLayoutVersion": "1.0.0"}))
+        shutil.rmtree(self.workdir)
+        os.chmod(self.tmpdir, 0o755)
+        if os.path.isdir(self.outdir) and not os.path.islink(self.outdir):
+            os.rmdir(self.outdir)
+        os.rename(self.tmpdir, self.outdir)
+        self.tmpdir = None
+
+    def abort(self):
+        if self.tmpdir is not None:
+            shutil.rmtree(self.tmpdir, ignore_errors=True)
+            self.tmpdir = None

@@ -1,0 +1,475 @@
+# Copyright 2026 Canonical Ltd.  This software is licensed under the
+# GNU Affero General Public License version 3 (see the file LICENSE).
+
+"""Find and verify the images in an archive once all members are known.
+
+Images come from `index.json` (OCI layouts, Docker 25+) and from
+`manifest.json` (every docker-save since 1.10); an archive that has both
+yields the union, matched by config digest and diff_ids, because each
+list has known gaps (moby #51389: one index entry for several saved
+references; Docker 25.0.0: `"manifests": null`).  Every blob reached is
+checked against its descriptor's digest and size, every layer against
+the config's `rootfs.diff_ids`.
+"""
+
+__all__ = [
+    "Resolver",
+]
+
+import re
+
+from lpbuildd.ociimage.descriptor import Descriptor, MediaType, Platform
+from lpbuildd.ociimage.digest import Digest
+from lpbuildd.ociimage.errors import (
+    CorruptArchive,
+    DigestMismatch,
+    UnsafeArchive,
+    UnsupportedArchive,
+)
+from lpbuildd.ociimage.image import (
+    IMAGE_NAME,
+    LAYER_SOURCE,
+    REF_NAME,
+    Image,
+    Layer,
+    split_reference,
+)
+from lpbuildd.ociimage.safejson import load_json
+from lpbuildd.ociimage.tarstream import normalise_name
+
+MAX_INDEX_DEPTH = 8
+ATTESTATION = "attestation-manifest"
+_NAMED_DIGEST = re.compile(
+    r"(?:^|/)(?:sha256:)?([0-9a-f]{64})(?:\.json|\.tar|\.tar\.gz)?$"
+)
+_BLOB_PATH = re.compile(r"^blobs/([^/]+)/([^/]+)$")
+
+
+def _short(digest):
+    return str(digest)[:19]
+
+
+class Resolver:
+    """Turn a filled `BlobStore` into verified `Image` objects."""
+
+    def __init__(self, store, compression="gzip", sources=None):
+        self.store = store
+        self.compression = compression
+        # diff_id -> repository the layer was pulled from, if known.
+        self.sources = sources or {}
+        self.dropped = []
+        self.format = None
+
+    # -- blobs ---------------------------------------------------------
+
+    def _blob(self, descriptor, what):
+        """The verified blob for a descriptor, or None if absent."""
+        digest = descriptor.digest
+        blob = self.store.lookup(f"blobs/{digest.algorithm}/{digest.hex}")
+        if blob is None:
+            return None
+        if digest.algorithm != "sha256":
+            raise UnsupportedArchive(
+                f"{what} uses {digest.algorithm} digests, which are not "
+                f"supported"
+            )
+        if blob.digest != digest:
+            raise DigestMismatch(
+                f"{what} {blob.name!r} does not match its digest: content "
+                f"is {blob.digest}, expected {digest}"
+            )
+        if blob.size != descriptor.size:
+            raise DigestMismatch(
+                f"{what} {blob.name!r} has {blob.size} bytes, its "
+                f"descriptor says {descriptor.size}"
+            )
+        return blob
+
+    def _path_blob(self, path, what):
+        """The blob at a path named by manifest.json (must exist)."""
+        if not isinstance(path, str):
+            raise CorruptArchive(f"{what} is not a path")
+        name = normalise_name(path, what)
+        blob = self.store.lookup(name)
+        if blob is not None:
+            self._check_named_digest(blob, name, what)
+        return blob
+
+    def _check_named_digest(self, blob, name, what):
+        match = _BLOB_PATH.match(name)
+        if match:
+            try:
+                named = Digest(match.group(1), match.group(2))
+            except ValueError as e:
+                raise CorruptArchive(f"{what} {name!r}: {e}")
+        else:
+            match = _NAMED_DIGEST.search(name)
+            if not match or blob.kind != "data":
+                return
+            named = Digest("sha256", match.group(1))
+        if named.algorithm != "sha256":
+            raise UnsupportedArchive(f"{what} {name!r}: unsupported digest")
+        if blob.digest != named:
+            raise DigestMismatch(
+                f"{what} {name!r} does not match its digest: content is "
+                f"{blob.digest}"
+            )
+
+    # -- configs and layers ---------------------------------------------
+
+    def _config(self, blob, what):
+        data = blob.read_bytes()
+        doc = load_json(data, what)
+        if not isinstance(doc, dict):
+            raise CorruptArchive(f"{what} is not a JSON object")
+        rootfs = doc.get("rootfs")
+        diff_ids = rootfs.get("diff_ids") if isinstance(rootfs, dict) else None
+        if not isinstance(diff_ids, list):
+            raise CorruptArchive(f"{what} has no rootfs.diff_ids list")
+        try:
+            diff_ids = [Digest.parse(d) for d in diff_ids]
+        except ValueError as e:
+            raise CorruptArchive(f"{what} rootfs.diff_ids: {e}")
+        platform = Platform.from_json(doc, what)
+        return data, diff_ids, platform
+
+    def _layer(self, blob, diff_id, what):
+        if not blob.is_layer:
+            raise CorruptArchive(
+                f"{what} {blob.name!r} is neither a tar archive nor gzip "
+                f"or zstd compressed"
+            )
+        if blob.diff_id != diff_id:
+            raise DigestMismatch(
+                f"{what} {blob.name!r} does not match its diff_id: "
+                f"uncompressed content is {blob.diff_id}, the config says "
+                f"{diff_id}"
+            )
+        compression = self.compression if blob.kind == "tar" else blob.kind
+        annotations = {}
+        source = self.sources.get(diff_id)
+        if source:
+            annotations[LAYER_SOURCE] = source
+        descriptor = Descriptor(
+            MediaType.layer_for(compression),
+            blob.out_digest,
+            blob.out_size,
+            annotations,
+        )
+        return Layer(diff_id, descriptor, blob, blob.kind == "tar")
+
+    def _check_layer_count(self, count, diff_ids, what):
+        if count != len(diff_ids):
+            raise CorruptArchive(
+                f"{what} has {count} layers but its config lists "
+                f"{len(diff_ids)} diff_ids"
+            )
+
+    # -- index.json -----------------------------------------------------
+
+    def _images_from_index(self, blob):
+        return self._walk_index(blob, "index.json", [], 0, frozenset())
+
+    def _walk_index(self, blob, what, names, depth, seen):
+        if depth > MAX_INDEX_DEPTH:
+            raise UnsafeArchive(
+                f"{what} nests indexes more than {MAX_INDEX_DEPTH} deep"
+            )
+        doc = load_json(blob.read_bytes(), what)
+        if not isinstance(doc, dict):
+            raise CorruptArchive(f"{what} is not a JSON object")
+        entries = doc.get("manifests")
+        if entries is None:
+            # Docker 25.0.0 wrote null for untagged images.
+            return []
+        if not isinstance(entries, list):
+            raise CorruptArchive(f"{what} manifests is not a list")
+        images = []
+        for i, entry in enumerate(entries):
+            entry_what = f"{what} manifests[{i}]"
+            desc = Descriptor.from_json(entry, entry_what)
+            entry_names = names + _names_from_annotations(desc.annotations)
+            child = self._blob(desc, entry_what)
+            if child is None:
+                self.dropped.append(
+                    f"{_short(desc.digest)} ({desc.platform or 'no platform'}"
+                    f"): not in the archive"
+                )
+                continue
+            media_type = desc.media_type or _sniff_media_type(
+                child, entry_what
+            )
+            if media_type in MediaType.INDEXES:
+                if desc.digest in seen:
+                    raise UnsafeArchive(
+                        f"index cycle through {desc.digest} in {what}"
+                    )
+                images.extend(
+                    self._walk_index(
+                        child,
+                        f"index {_short(desc.digest)}",
+                        entry_names,
+                        depth + 1,
+                        seen | {desc.digest},
+                    )
+                )
+            elif media_type in MediaType.MANIFESTS:
+                reference_type = desc.annotations.get(
+                    "vnd.docker.reference.type"
+                )
+                if reference_type == ATTESTATION or (
+                    desc.platform is not None and desc.platform.is_unknown
+                ):
+                    self.dropped.append(
+                        f"{_short(desc.digest)}: attestation manifest"
+                    )
+                    continue
+                images.append(
+                    self._image_from_manifest(child, desc, entry_names)
+                )
+            else:
+                self.dropped.append(
+                    f"{_short(desc.digest)}: unknown media type "
+                    f"{media_type!r}"
+                )
+        return images
+
+    def _image_from_manifest(self, blob, desc, names):
+        what = f"manifest {_short(desc.digest)}"
+        raw = blob.read_bytes()
+        doc = load_json(raw, what)
+        if not isinstance(doc, dict) or doc.get("schemaVersion") != 2:
+            raise CorruptArchive(f"{what} is not a schema 2 image manifest")
+        config_desc = Descriptor.from_json(doc.get("config"), f"{what} config")
+        layer_descs = doc.get("layers")
+        if not isinstance(layer_descs, list):
+            raise CorruptArchive(f"{what} has no layers list")
+        layer_descs = [
+            Descriptor.from_json(l, f"{what} layers[{i}]")
+            for i, l in enumerate(layer_descs)
+        ]
+        config_blob = self._blob(config_desc, f"{what} config")
+        if config_blob is None:
+            raise CorruptArchive(
+                f"config {config_desc.digest} of {what} is missing"
+            )
+        config, diff_ids, platform = self._config(
+            config_blob, f"config {_short(config_desc.digest)}"
+        )
+        self._check_layer_count(len(layer_descs), diff_ids, what)
+        layers = []
+        for i, ldesc in enumerate(layer_descs):
+            lwhat = f"{what} layer {i}"
+            if ldesc.is_foreign:
+                layers.append(Layer(diff_ids[i], ldesc))
+                continue
+            lblob = self._blob(ldesc, lwhat)
+            if lblob is None:
+                raise CorruptArchive(f"{lwhat} ({ldesc.digest}) is missing")
+            layers.append((ldesc, lblob))
+        layers, in_order = self._match_layers(layers, diff_ids, what)
+        image = Image(
+            config=config,
+            config_digest=config_desc.digest,
+            platform=desc.platform or platform,
+            layers=layers,
+            names=names,
+        )
+        # Keep the source manifest byte-exact (and so its digest) when
+        # every layer blob is output as it came and nothing was added.
+        keep = in_order and all(
+            layer.is_foreign
+            or (
+                not layer.recompressed
+                and not layer.descriptor.annotations
+                and _compression_of(ldesc.media_type) == layer.blob.kind
+            )
+            for layer, ldesc in zip(layers, layer_descs)
+        )
+        if keep:
+            image.manifest = raw
+            image.manifest_media_type = desc.media_type or doc.get(
+                "mediaType", MediaType.OCI_MANIFEST
+            )
+            image.layers = [
+                (
+                    layer
+                    if layer.is_foreign
+                    else Layer(layer.diff_id, ldesc, layer.blob, False)
+                )
+                for layer, ldesc in zip(layers, layer_descs)
+            ]
+        return image
+
+    def _match_layers(self, pairs, diff_ids, what):
+        """Check layers against diff_ids, in the config's order.
+
+        Docker 25.0.0 wrote an OCI manifest's layers in random order;
+        the config (whose digest is the image ID) is authoritative, so a
+        permutation is put back in order rather than refused.
+        """
+        by_diff_id = {}
+        for item in pairs:
+            if isinstance(item, Layer):
+                continue
+            by_diff_id.setdefault(item[1].diff_id, item)
+        ordered = []
+        in_order = True
+        for i, item in enumerate(pairs):
+            if isinstance(item, Layer):
+                ordered.append(item)
+                continue
+            ldesc, lblob = item
+            if lblob.diff_id != diff_ids[i] and diff_ids[i] in by_diff_id:
+                ldesc, lblob = by_diff_id[diff_ids[i]]
+                in_order = False
+            ordered.append(
+                self._layer(lblob, diff_ids[i], f"{what} layer {i}")
+            )
+        return ordered, in_order
+
+    # -- manifest.json --------------------------------------------------
+
+    def _images_from_docker_manifest(self, blob):
+        doc = load_json(blob.read_bytes(), "manifest.json")
+        if doc is None:
+            raise CorruptArchive("manifest.json is null: it lists no images")
+        if not isinstance(doc, list):
+            raise CorruptArchive("manifest.json is not a list")
+        images = []
+        for i, entry in enumerate(doc):
+            what = f"manifest.json[{i}]"
+            if not isinstance(entry, dict):
+                raise CorruptArchive(f"{what} is not an object")
+            config_blob = self._path_blob(
+                entry.get("Config"), f"{what} Config"
+            )
+            if config_blob is None:
+                raise CorruptArchive(
+                    f"{what} Config {entry.get('Config')!r} is missing"
+                )
+            config, diff_ids, platform = self._config(
+                config_blob, f"{what} config"
+            )
+            paths = entry.get("Layers")
+            if not isinstance(paths, list):
+                raise CorruptArchive(f"{what} Layers is not a list")
+            self._check_layer_count(len(paths), diff_ids, what)
+            sources = entry.get("LayerSources") or {}
+            if not isinstance(sources, dict):
+                raise CorruptArchive(f"{what} LayerSources is not an object")
+            layers = []
+            for j, path in enumerate(paths):
+                lwhat = f"{what} layer {j}"
+                lblob = self._path_blob(path, lwhat)
+                if lblob is None:
+                    source = sources.get(str(diff_ids[j]))
+                    if source is not None:
+                        ldesc = Descriptor.from_json(
+                            source, f"{what} LayerSources"
+                        )
+                        if ldesc.is_foreign:
+                            layers.append(Layer(diff_ids[j], ldesc))
+                            continue
+                    raise CorruptArchive(f"{lwhat} {path!r} is missing")
+                layers.append(self._layer(lblob, diff_ids[j], lwhat))
+            tags = entry.get("RepoTags") or []
+            if not isinstance(tags, list) or not all(
+                isinstance(t, str) for t in tags
+            ):
+                raise CorruptArchive(f"{what} RepoTags is not a string list")
+            images.append(
+                Image(
+                    config=config,
+                    config_digest=config_blob.digest,
+                    platform=platform,
+                    layers=layers,
+                    names=[_parse_name(t) for t in tags],
+                )
+            )
+        return images
+
+    # -- the whole archive ------------------------------------------------
+
+    def resolve(self):
+        """Return the verified images; set `format` and `dropped`."""
+        index = self.store.lookup("index.json")
+        docker = self.store.lookup("manifest.json")
+        if index is None and docker is None:
+            if self.store.lookup("repositories") is not None:
+                raise UnsupportedArchive(
+                    "pre-1.10 docker save archive (a 'repositories' file "
+                    "but no manifest.json) is not supported"
+                )
+            raise CorruptArchive(
+                "not an image archive: no manifest.json or index.json"
+            )
+        images = []
+        if index is not None:
+            images = self._images_from_index(index)
+        if docker is not None:
+            by_key = {image.key: image for image in images}
+            for image in self._images_from_docker_manifest(docker):
+                found = by_key.get(image.key)
+                if found is None:
+                    images.append(image)
+                    by_key[image.key] = image
+                else:
+                    found.names.extend(
+                        n for n in image.names if n not in found.names
+                    )
+        if not images:
+            raise CorruptArchive("the archive holds no complete image")
+        self.format = self._detect_format(index, docker, images)
+        return images
+
+    def _detect_format(self, index, docker, images):
+        layers = [l for image in images for l in image.layers if l.blob]
+        compressed = any(not l.recompressed for l in layers)
+        if index is not None and docker is None:
+            return "oci"
+        if index is not None:
+            return "docker25-containerd" if compressed else "docker25-classic"
+        names = [l.blob.name for l in layers]
+        if any(n.endswith("/layer.tar") for n in names):
+            return "docker-save"
+        if self.store.lookup(docker.name) and any(
+            n.startswith("sha256:") for n in self.store.blobs
+        ):
+            return "kaniko"
+        return "docker-archive"
+
+
+def _names_from_annotations(annotations):
+    if IMAGE_NAME in annotations:
+        return [_parse_name(annotations[IMAGE_NAME])]
+    if REF_NAME in annotations:
+        return [_parse_name(annotations[REF_NAME])]
+    return []
+
+
+def _parse_name(reference):
+    """(repository or None, tag or None) for a reference or bare tag."""
+    if "/" not in reference and ":" not in reference and "@" not in reference:
+        return (None, reference)
+    return split_reference(reference)
+
+
+def _compression_of(media_type):
+    if media_type.endswith("gzip"):
+        return "gzip"
+    if media_type.endswith("zstd"):
+        return "zstd"
+    return None
+
+
+def _sniff_media_type(blob, what):
+    doc = load_json(blob.read_bytes(), what)
+    if isinstance(doc, dict):
+        if doc.get("mediaType"):
+            return doc["mediaType"]
+        if "manifests" in doc:
+            return MediaType.OCI_INDEX
+        if "layers" in doc:
+            return MediaType.OCI_MANIFEST
+    return None

@@ -1,0 +1,77 @@
+# Copyright 2026 Canonical Ltd.  This software is licensed under the
+# GNU Affero General Public License version 3 (see the file LICENSE).
+
+"""Parse untrusted JSON documents with bounds on size and depth."""
+
+__all__ = [
+    "MAX_JSON_DEPTH",
+    "MAX_JSON_SIZE",
+    "canonical_json",
+    "load_json",
+]
+
+import json
+
+from lpbuildd.ociimage.errors import CorruptArchive
+
+# Registries must accept manifests of at least 4 MiB and distribution
+# refuses larger ones; configs with long histories stay far below this.
+MAX_JSON_SIZE = 4 * 1024 * 1024
+MAX_JSON_DEPTH = 64
+
+
+def _depth(value):
+    """The nesting depth of a parsed JSON value, iteratively."""
+    deepest = 0
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        deepest = max(deepest, depth)
+        if deepest > MAX_JSON_DEPTH:
+            break
+        stack.extend((child, depth + 1) for child in children)
+    return deepest
+
+
+def _refuse_constant(name):
+    raise ValueError(f"non-standard JSON constant {name}")
+
+
+def load_json(data, what):
+    """Parse `data` (bytes) as JSON, naming `what` in any error.
+
+    :raises CorruptArchive: if the document is too large, too deep, not
+        UTF-8 or not valid JSON.
+    """
+    if len(data) > MAX_JSON_SIZE:
+        raise CorruptArchive(
+            f"{what} is too large ({len(data)} bytes; the limit is "
+            f"{MAX_JSON_SIZE})"
+        )
+    try:
+        value = json.loads(
+            data.decode("utf-8"), parse_constant=_refuse_constant
+        )
+    except RecursionError:
+        raise CorruptArchive(f"{what} is too deeply nested")
+    except (UnicodeDecodeError, ValueError) as e:
+        raise CorruptArchive(f"{what} is not valid JSON: {e}")
+    if _depth(value) > MAX_JSON_DEPTH:
+        raise CorruptArchive(
+            f"{what} is too deeply nested (more than {MAX_JSON_DEPTH} "
+            f"levels)"
+        )
+    return value
+
+
+def canonical_json(value):
+    """Serialise JSON we write ourselves: compact, sorted, stable."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":")).encode(
+        "utf-8"
+    )
