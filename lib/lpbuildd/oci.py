@@ -1,0 +1,166 @@
+# Copyright 2026 Canonical Ltd.  This software is licensed under the
+# GNU Affero General Public License version 3 (see the file LICENSE).
+
+"""The OCI build manager's result gathering.
+
+After `docker build`, `OCIBuildManager.gatherResults` streams
+``docker save <name>`` straight into `gather` (no copy of the archive on
+disk), which writes an OCI upload: an OCI image layout whose layers are
+compressed blobs named by digest.  Every file of the upload is then
+filed with the builder's sha1-keyed file cache under a flat name, so
+that Launchpad can fetch each by the `filemap`:
+
+    ``oci-layout``, ``index.json``   as they are;
+    ``blobs/<algorithm>/<hex>``      as ``blobs-<algorithm>-<hex>``.
+
+The mapping is reversible (neither algorithm names nor hex digits contain
+``-``), so Launchpad derives each blob's digest from its name and checks
+it against the content.  The upload replaces launchpad-buildd's
+``digests.json`` and ``<layer_id>.tar.gz`` files.
+"""
+
+__all__ = [
+    "OCIBuildManager",
+    "OCIGatherError",
+    "read_distribution_sources",
+    "upload_file_name",
+]
+
+import json
+import os
+import shutil
+
+from lpbuildd.ociimage.digest import Digest
+from lpbuildd.ociimage.errors import ArchiveError
+from lpbuildd.ociimage.gather import gather
+
+UPLOAD_DIR = "oci-upload"
+
+
+class OCIGatherError(Exception):
+    """Gathering the build's results failed; the build fails."""
+
+
+def upload_file_name(relpath):
+    """The flat file-cache name of a file in the OCI upload."""
+    parts = relpath.split(os.sep)
+    if parts[0] == "blobs" and len(parts) == 3:
+        return "-".join(parts)
+    if len(parts) == 1 and parts[0] in ("oci-layout", "index.json"):
+        return parts[0]
+    raise ValueError(f"unexpected file {relpath!r} in an OCI upload")
+
+
+def read_distribution_sources(docker_root):
+    """Map diff_ids to the repository docker pulled them from.
+
+    Docker's classic store records, per diff_id, the registry digests
+    and source repositories it has seen, under
+    ``image/<driver>/distribution/v2metadata-by-diffid/sha256/<hex>``.
+    The storage driver is not assumed (launchpad-buildd hard-codes
+    ``vfs``).  Unreadable or odd entries are ignored: this is a hint
+    for cross-repository mounts, never trusted content.
+    """
+    sources = {}
+    image_dir = os.path.join(docker_root, "image")
+    if not os.path.isdir(image_dir):
+        return sources
+    for driver in sorted(os.listdir(image_dir)):
+        meta = os.path.join(
+            image_dir, driver, "distribution", "v2metadata-by-diffid", "sha256"
+        )
+        if not os.path.isdir(meta):
+            continue
+        for name in sorted(os.listdir(meta)):
+            try:
+                diff_id = Digest("sha256", name)
+                with open(os.path.join(meta, name), "rb") as f:
+                    entries = json.loads(f.read(1 << 20))
+                repository = entries[-1]["SourceRepository"]
+            except (ValueError, OSError, LookupError, TypeError):
+                continue
+            if isinstance(repository, str) and repository:
+                sources[diff_id] = repository
+    return sources
+
+
+class OCIBuildManager:
+    """Gathers an OCI build's results for Launchpad.
+
+    :param builder: the `lpbuildd.builder.Builder` whose file cache
+        receives the results.
+    :param backend: runs commands where the image was built; its
+        ``run(args, get_output=True, return_process=True)`` returns a
+        process whose ``stdout`` streams the command's output.
+    """
+
+    def __init__(
+        self,
+        builder,
+        backend,
+        name,
+        build_dir,
+        compression="gzip",
+        jobs=None,
+        docker_root=None,
+    ):
+        self._builder = builder
+        self.backend = backend
+        self.name = name
+        self.build_dir = build_dir
+        self.compression = compression
+        self.jobs = jobs
+        self.docker_root = docker_root
+
+    def gatherResults(self):
+        """Save the image, write the OCI upload and file every part.
+
+        :return: the `GatherResult`.
+        :raises OCIGatherError: with a one-line reason; nothing is filed
+            and no upload directory is left behind.
+        """
+        upload = os.path.join(self.build_dir, UPLOAD_DIR)
+        sources = (
+            read_distribution_sources(self.docker_root)
+            if self.docker_root
+            else {}
+        )
+        proc = self.backend.run(
+            ["docker", "save", self.name],
+            get_output=True,
+            return_process=True,
+        )
+        try:
+            result = gather(
+                proc.stdout,
+                upload,
+                compression=self.compression,
+                jobs=self.jobs,
+                sources=sources,
+            )
+        except ArchiveError as e:
+            proc.kill()
+            proc.wait()
+            raise OCIGatherError(f"cannot gather 'docker save' output: {e}")
+        finally:
+            proc.stdout.close()
+        if proc.wait() != 0:
+            shutil.rmtree(upload, ignore_errors=True)
+            raise OCIGatherError(
+                f"'docker save {self.name}' failed with status "
+                f"{proc.returncode}"
+            )
+        self._fileUpload(upload)
+        return result
+
+    def _fileUpload(self, upload):
+        # Name everything first so that a surprise files nothing.
+        files = []
+        for dirpath, dirnames, filenames in os.walk(upload):
+            dirnames.sort()
+            for filename in sorted(filenames):
+                path = os.path.join(dirpath, filename)
+                relpath = os.path.relpath(path, upload)
+                files.append((path, upload_file_name(relpath)))
+        for path, name in files:
+            self._builder.addWaitingFile(path, name=name)

@@ -1,0 +1,47 @@
+# Copyright 2026 Canonical Ltd.  This software is licensed under the
+# GNU Affero General Public License version 3 (see the file LICENSE).
+
+"""A build backend that replays an archive as `docker save` output."""
+
+__all__ = [
+    "ReplayBackend",
+]
+
+import subprocess
+
+
+class ReplayBackend:
+    """Answers ``docker save NAME`` with an archive file's bytes.
+
+    The archive is streamed by a real subprocess through a pipe, as
+    ``docker save`` would stream it; `exit_status` makes that process
+    fail after writing everything.
+    """
+
+    def __init__(self, archive_path, exit_status=0):
+        self.archive_path = archive_path
+        self.exit_status = exit_status
+        self.commands = []
+
+    def run(self, args, get_output=False, return_process=False, **kwargs):
+        self.commands.append(list(args))
+        if args[:2] != ["docker", "save"]:
+            raise AssertionError(f"unexpected command {args!r}")
+        script = 'cat -- "$1"; exit "$2"'
+        proc = subprocess.Popen(
+            [
+                "sh",
+                "-c",
+                script,
+                "sh",
+                self.archive_path,
+                str(self.exit_status),
+            ],
+            stdout=subprocess.PIPE if get_output else None,
+        )
+        if return_process:
+            return proc
+        out, _ = proc.communicate()
+        if proc.returncode:
+            raise subprocess.CalledProcessError(proc.returncode, args)
+        return out

@@ -1,0 +1,208 @@
+# Copyright 2026 Canonical Ltd.  This software is licensed under the
+# GNU Affero General Public License version 3 (see the file LICENSE).
+
+"""Tests for `OCIBuildManager.gatherResults`."""
+
+__all__ = []
+
+import hashlib
+import json
+import os
+
+from fixtures import TempDir
+from testtools import TestCase
+
+from lp.buildmaster.interactor import BuilderWorker
+from lpbuildd.builder import Builder
+from lpbuildd.oci import (
+    OCIBuildManager,
+    OCIGatherError,
+    read_distribution_sources,
+    upload_file_name,
+)
+from lpbuildd.ociimage.digest import Digest
+from lpbuildd.ociimage.image import LAYER_SOURCE
+from lpbuildd.testing.backend import ReplayBackend
+from lpbuildd.testing.layers import BuilderLayer
+from lpbuildd.tests.archivebuilder import (
+    corrupt_member,
+    docker25_classic,
+    legacy_docker_save,
+    make_image,
+    make_layer,
+)
+
+
+def _load(path):
+    with open(path, "rb") as f:
+        return json.load(f)
+
+
+def _sha1(path):
+    with open(path, "rb") as f:
+        return hashlib.sha1(f.read()).hexdigest()
+
+
+class TestUploadFileName(TestCase):
+    def test_names(self):
+        self.assertEqual("index.json", upload_file_name("index.json"))
+        self.assertEqual("oci-layout", upload_file_name("oci-layout"))
+        self.assertEqual(
+            "blobs-sha256-" + "a" * 64,
+            upload_file_name(os.path.join("blobs", "sha256", "a" * 64)),
+        )
+
+    def test_refuses_other_files(self):
+        self.assertRaises(ValueError, upload_file_name, "manifest.json")
+        self.assertRaises(ValueError, upload_file_name, "blobs/x")
+
+
+class TestGatherResults(TestCase):
+    def setUp(self):
+        super().setUp()
+        self.tmp = self.useFixture(TempDir()).path
+        os.mkdir(os.path.join(self.tmp, "cache"))
+        self.builder = Builder(os.path.join(self.tmp, "cache"))
+        self.builder.startBuild("1-1")
+        self.addCleanup(self.builder.reset)
+        self.build_dir = os.path.join(self.tmp, "build")
+        os.mkdir(self.build_dir)
+
+    def makeArchive(self, builder):
+        path = os.path.join(self.tmp, "save.tar")
+        builder.write(path)
+        return path
+
+    def makeManager(self, archive, exit_status=0, docker_root=None):
+        return OCIBuildManager(
+            self.builder,
+            ReplayBackend(archive, exit_status),
+            "example.com/app:latest",
+            self.build_dir,
+            docker_root=docker_root,
+        )
+
+    def test_docker25_archive_is_filed_as_an_oci_upload(self):
+        image = make_image(layers=[make_layer(seed=1), make_layer(seed=2)])
+        manager = self.makeManager(self.makeArchive(docker25_classic([image])))
+        result = manager.gatherResults()
+        self.assertEqual("docker25-classic", result.format)
+        self.assertEqual(
+            [["docker", "save", "example.com/app:latest"]],
+            manager.backend.commands,
+        )
+        filemap = self.builder.waitingfiles
+        upload = os.path.join(self.build_dir, "oci-upload")
+        index = _load(os.path.join(upload, "index.json"))
+        manifest_digest = Digest.parse(index["manifests"][0]["digest"])
+        manifest_name = f"blobs-sha256-{manifest_digest.hex}"
+        manifest = _load(
+            os.path.join(upload, "blobs", "sha256", manifest_digest.hex)
+        )
+        expected = {"index.json", "oci-layout", manifest_name}
+        for desc in [manifest["config"]] + manifest["layers"]:
+            expected.add("blobs-sha256-" + Digest.parse(desc["digest"]).hex)
+        self.assertEqual(expected, set(filemap))
+        # Every name maps to the sha1 of the right content in the cache.
+        for name, sha1 in filemap.items():
+            relpath = (
+                name.replace("-", "/") if name.startswith("blobs-") else name
+            )
+            self.assertEqual(sha1, _sha1(os.path.join(upload, relpath)))
+            self.assertEqual(sha1, _sha1(self.builder.cachePath(sha1)))
+
+    def test_legacy_archive(self):
+        image = make_image()
+        manager = self.makeManager(
+            self.makeArchive(legacy_docker_save([image]))
+        )
+        self.assertEqual("docker-save", manager.gatherResults().format)
+        self.assertIn("index.json", self.builder.waitingfiles)
+
+    def test_failed_docker_save_files_nothing(self):
+        manager = self.makeManager(
+            self.makeArchive(docker25_classic([make_image()])), exit_status=1
+        )
+        error = self.assertRaises(OCIGatherError, manager.gatherResults)
+        self.assertIn("failed with status 1", str(error))
+        self.assertEqual({}, self.builder.waitingfiles)
+        self.assertEqual([], os.listdir(self.build_dir))
+
+    def test_corrupt_archive_files_nothing(self):
+        image = make_image()
+        archive = docker25_classic([image])
+        corrupt_member(archive, "blobs/sha256/" + image.diff_ids[0][7:])
+        manager = self.makeManager(self.makeArchive(archive))
+        error = self.assertRaises(OCIGatherError, manager.gatherResults)
+        self.assertIn("does not match", str(error))
+        self.assertEqual({}, self.builder.waitingfiles)
+        self.assertEqual([], os.listdir(self.build_dir))
+
+    def test_distribution_sources_annotate_layers(self):
+        image = make_image(layers=[make_layer(seed=3), make_layer(seed=4)])
+        docker_root = os.path.join(self.tmp, "docker")
+        meta = os.path.join(
+            docker_root,
+            "image",
+            "overlay2",
+            "distribution",
+            "v2metadata-by-diffid",
+            "sha256",
+        )
+        os.makedirs(meta)
+        with open(os.path.join(meta, image.diff_ids[0][7:]), "w") as f:
+            json.dump(
+                [
+                    {
+                        "Digest": "sha256:" + "b" * 64,
+                        "SourceRepository": "docker.io/library/ubuntu",
+                        "HMAC": "",
+                    }
+                ],
+                f,
+            )
+        with open(os.path.join(meta, "not-a-digest"), "w") as f:
+            f.write("[]")
+        self.assertEqual(
+            {Digest.parse(image.diff_ids[0]): "docker.io/library/ubuntu"},
+            read_distribution_sources(docker_root),
+        )
+        manager = self.makeManager(
+            self.makeArchive(docker25_classic([image])),
+            docker_root=docker_root,
+        )
+        result = manager.gatherResults()
+        layers = result.images[0].layers
+        self.assertEqual(
+            "docker.io/library/ubuntu",
+            layers[0].descriptor.annotations[LAYER_SOURCE],
+        )
+        self.assertNotIn(LAYER_SOURCE, layers[1].descriptor.annotations)
+
+
+class TestGatherResultsThroughBuilder(TestCase):
+    """The filed upload is served by the real builder protocol."""
+
+    layer = BuilderLayer
+
+    def test_filemap_served_over_the_builder_protocol(self):
+        builder = BuilderLayer.builder
+        builder.startBuild("2-1")
+        tmp = self.useFixture(TempDir()).path
+        archive = os.path.join(tmp, "save.tar")
+        docker25_classic([make_image()]).write(archive)
+        build_dir = os.path.join(tmp, "build")
+        os.mkdir(build_dir)
+        OCIBuildManager(
+            builder, ReplayBackend(archive), "app", build_dir
+        ).gatherResults()
+        builder.buildComplete("OK")
+        worker = BuilderWorker(BuilderLayer.url)
+        status = worker.status()
+        self.assertEqual("BuilderStatus.WAITING", status["builder_status"])
+        sha1 = status["filemap"]["index.json"]
+        target = os.path.join(tmp, "index.json")
+        worker.getFile(sha1, target)
+        with open(target, "rb") as f:
+            index = json.load(f)
+        self.assertEqual(2, index["schemaVersion"])

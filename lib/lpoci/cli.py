@@ -1,0 +1,200 @@
+# Copyright 2026 Canonical Ltd.  This software is licensed under the
+# GNU Affero General Public License version 3 (see the file LICENSE).
+
+"""The `lp-oci` command line.
+
+    lp-oci gather ARCHIVE|- -o OUTDIR [--compression gzip|zstd] [--jobs N]
+
+Errors are one line on stderr (``lp-oci: error: ...``) and a non-zero
+exit status, never a traceback.
+"""
+
+__all__ = [
+    "main",
+]
+
+import argparse
+import os
+import sys
+import time
+
+from lpbuildd.ociimage.errors import ArchiveError
+
+EXIT_BAD_INPUT = 1
+EXIT_USAGE = 2
+
+
+class Progress:
+    """A one-line progress display, only when stderr is a terminal."""
+
+    def __init__(self, stream, total=None):
+        self.stream = stream
+        self.total = total
+        self.started = time.monotonic()
+        self.last = 0.0
+        self.enabled = stream.isatty()
+
+    def __call__(self, done):
+        now = time.monotonic()
+        if not self.enabled or now - self.last < 0.2:
+            return
+        self.last = now
+        rate = done / max(now - self.started, 1e-6) / 1e6
+        if self.total:
+            line = f"{done * 100 // self.total:3d}% of {_mb(self.total)}"
+        else:
+            line = f"{_mb(done)} read"
+        self.stream.write(f"\r{line}, {rate:.0f} MB/s ")
+        self.stream.flush()
+
+    def clear(self):
+        if self.enabled and self.last:
+            self.stream.write("\r\033[K")
+            self.stream.flush()
+
+
+def _mb(n):
+    return f"{n / 1e6:.1f} MB"
+
+
+def _jobs(value):
+    n = int(value)
+    if n < 1:
+        raise argparse.ArgumentTypeError("--jobs must be at least 1")
+    return n
+
+
+def make_parser():
+    parser = argparse.ArgumentParser(
+        prog="lp-oci",
+        description="Launchpad OCI build results: gather image archives "
+        "into OCI uploads.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    gather = commands.add_parser(
+        "gather",
+        help="read an image archive and write an OCI upload",
+        description="Read a docker-save, podman or OCI archive (optionally "
+        "gzip/xz/zstd compressed) from a file or '-' (standard input), "
+        "verify it, and write an OCI image layout with compressed layers.",
+    )
+    gather.add_argument("archive", help="archive path, or - for stdin")
+    gather.add_argument(
+        "-o", "--output", required=True, help="output directory (new)"
+    )
+    gather.add_argument(
+        "--compression",
+        choices=("gzip", "zstd"),
+        default="gzip",
+        help="compression for layers that arrive uncompressed "
+        "(default gzip); compressed layers are kept byte-exact",
+    )
+    gather.add_argument(
+        "--jobs",
+        type=_jobs,
+        default=None,
+        help="compression threads (default: number of CPUs)",
+    )
+    gather.set_defaults(func=cmd_gather)
+    run = commands.add_parser(
+        "run",
+        help="run a whole build cycle (builder, build farm, upload) "
+        "on loopback",
+    )
+    run.add_argument("archive", nargs="?", help="archive path")
+    run.add_argument(
+        "--sample", action="store_true", help="use a sample image made in code"
+    )
+    run.add_argument("--state", default="var", help="state directory")
+    run.add_argument("--json", action="store_true", help="print JSON")
+    run.set_defaults(func=cmd_run)
+    return parser
+
+
+def cmd_gather(args, stdout, stderr):
+    from lpbuildd.ociimage.gather import gather
+
+    if args.archive == "-":
+        source = (
+            sys.stdin.buffer.raw
+            if hasattr(sys.stdin.buffer, "raw")
+            else sys.stdin.buffer
+        )
+        total = None
+    else:
+        source = args.archive
+        try:
+            total = os.path.getsize(source)
+        except OSError:
+            total = None
+    progress = Progress(stderr, total)
+    try:
+        result = gather(
+            source,
+            args.output,
+            compression=args.compression,
+            jobs=args.jobs,
+            progress=progress,
+        )
+    finally:
+        progress.clear()
+    layers = result.layer_count
+    stdout.write(
+        f"format: {result.format}\n"
+        f"images: {len(result.images)}\n"
+        f"layers: {layers}\n"
+        f"bytes in: {result.bytes_in}\n"
+        f"bytes out: {result.bytes_out}\n"
+        f"seconds: {result.seconds:.2f}\n"
+    )
+    for image in result.images:
+        names = ", ".join(
+            ":".join(p for p in name if p) for name in image.names
+        )
+        stdout.write(
+            f"  {image.platform} config {image.config_digest} "
+            f"{len(image.layers)} layers {names}\n"
+        )
+    if result.dropped:
+        stdout.write(
+            f"skipped: {len(result.dropped)} index entries "
+            f"({', '.join(_reasons(result.dropped))})\n"
+        )
+    return 0
+
+
+def _reasons(notes):
+    counts = {}
+    for note in notes:
+        reason = note.split(": ", 1)[-1]
+        counts[reason] = counts.get(reason, 0) + 1
+    return [f"{n} {reason}" for reason, n in sorted(counts.items())]
+
+
+def cmd_run(args, stdout, stderr):
+    from lp.oci.scripts.run import run_main
+
+    return run_main(args, stdout, stderr)
+
+
+def main(argv=None, stdout=None, stderr=None):
+    stdout = stdout or sys.stdout
+    stderr = stderr or sys.stderr
+    parser = make_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args, stdout, stderr)
+    except ArchiveError as e:
+        stderr.write(f"lp-oci: error: {e}\n")
+        return EXIT_BAD_INPUT
+    except OSError as e:
+        where = f" ({e.filename})" if e.filename else ""
+        stderr.write(f"lp-oci: error: {e.strerror or e}{where}\n")
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        stderr.write("lp-oci: error: interrupted\n")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
