@@ -11,6 +11,7 @@ we output (compressed) and its diff_id.
 __all__ = [
     "Image",
     "Layer",
+    "normalise_repository",
     "split_reference",
 ]
 
@@ -75,3 +76,17 @@ def split_reference(reference):
     if colon > slash:
         return name[:colon], name[colon + 1 :]
     return name, None
+
+
+def normalise_repository(repository):
+    """Spell a repository in full, as Docker does (docker.io/library/x).
+
+    >>> normalise_repository("busybox")
+    'docker.io/library/busybox'
+    """
+    first, _, rest = repository.partition("/")
+    if not rest:
+        return f"docker.io/library/{repository}"
+    if "." in first or ":" in first or first == "localhost":
+        return repository
+    return f"docker.io/{repository}"

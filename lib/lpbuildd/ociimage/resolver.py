@@ -32,6 +32,7 @@ from lpbuildd.ociimage.image import (
     REF_NAME,
     Image,
     Layer,
+    normalise_repository,
     split_reference,
 )
 from lpbuildd.ociimage.safejson import load_json
@@ -452,7 +453,8 @@ def _parse_name(reference):
     """(repository or None, tag or None) for a reference or bare tag."""
     if "/" not in reference and ":" not in reference and "@" not in reference:
         return (None, reference)
-    return split_reference(reference)
+    repository, tag = split_reference(reference)
+    return normalise_repository(repository), tag
 
 
 def _compression_of(media_type):
