@@ -1,0 +1,300 @@
+# Copyright 2026 Canonical Ltd.  This software is licensed under the
+# GNU Affero General Public License version 3 (see the file LICENSE).
+
+"""Interfaces for OCI recipe builds and the files they produce."""
+
+__all__ = [
+    "CannotScheduleRegistryUpload",
+    "IOCIFile",
+    "IOCIFileSet",
+    "IOCIRecipeBuild",
+    "IOCIRecipeBuildSet",
+    "OCIRecipeBuildRegistryUploadStatus",
+]
+
+import http.client
+
+from lazr.enum import EnumeratedType, Item
+from lazr.restful.declarations import (
+    error_status,
+    export_read_operation,
+    export_write_operation,
+    exported,
+    operation_for_version,
+)
+from zope.interface import Attribute, Interface
+from zope.schema import Bool, Choice, Datetime, Dict, Int, List, TextLine
+
+from lp.buildmaster.enums import BuildStatus
+from lp.oci.enums import OCIFileKind
+
+
+@error_status(http.client.BAD_REQUEST)
+class CannotScheduleRegistryUpload(Exception):
+    """This build cannot be uploaded to registries."""
+
+
+class OCIRecipeBuildRegistryUploadStatus(EnumeratedType):
+    """OCI build registry upload status type
+
+    Where an OCI build is in being pushed to a registry.
+    """
+
+    UNSCHEDULED = Item("""
+        Unscheduled
+
+        No upload of this OCI build to a registry is scheduled.
+        """)
+
+    PENDING = Item("""
+        Pending
+
+        This OCI build is queued for upload to a registry.
+        """)
+
+    FAILEDTOUPLOAD = Item("""
+        Failed to upload
+
+        The last attempt to upload this OCI build to a registry failed.
+        """)
+
+    UPLOADED = Item("""
+        Uploaded
+
+        This OCI build was successfully uploaded to a registry.
+        """)
+
+    SUPERSEDED = Item("""
+        Superseded
+
+        A more recent build will be uploaded instead.
+        """)
+
+
+class IOCIRecipeBuildView(Interface):
+    """`IOCIRecipeBuild` attributes that need launchpad.View."""
+
+    id = Int(title="ID", required=True, readonly=True)
+    recipe = Attribute("The `IOCIRecipe` built.")
+    arch_tag = TextLine(
+        title="Architecture tag of the series built for", readonly=True
+    )
+    virtualized = Bool(title="Built on a virtual builder", readonly=True)
+    title = TextLine(title="Title", readonly=True)
+    status = Choice(vocabulary=BuildStatus, required=True, readonly=True)
+    date_created = Datetime(title="Date created", readonly=True)
+    date_started = Datetime(title="Date started", required=False)
+    date_finished = Datetime(title="Date finished", required=False)
+    date_first_dispatched = Datetime(
+        title="Date first dispatched", required=False
+    )
+    log = Attribute("The build log `ILibraryFileAlias`, or None.")
+    upload_log = Attribute("The upload log `ILibraryFileAlias`, or None.")
+    failure_count = Int(title="Failures on builders", readonly=True)
+    failure_reason = TextLine(
+        title="Why the build or its upload failed", required=False
+    )
+    was_built = Bool(title="Whether the build ran to an end", readonly=True)
+
+    manifest = Attribute("The `ILibraryFileAlias` of manifest.json, or None.")
+    digests = Attribute("The `ILibraryFileAlias` of digests.json, or None.")
+    index = Attribute("The `ILibraryFileAlias` of index.json, or None.")
+    manifest_data = Attribute("manifest.json parsed, or None.")
+    digests_data = Attribute("digests.json parsed, or None.")
+    index_data = Attribute("index.json parsed, or None.")
+    image_manifests = Attribute(
+        "The image manifests that index.json leads to, as a list of "
+        "(`Digest`, parsed manifest) pairs; empty for legacy builds."
+    )
+    layers = Attribute(
+        "The build's layers as `OCILayer` tuples (digest, diff_id, size, "
+        "media_type, library_file, oci_file), in the order added."
+    )
+
+    def getFiles():
+        """Retrieve the build's `IOCIFile` records.
+
+        :return: A result set of (`IOCIFile`, `ILibraryFileAlias`,
+            `ILibraryFileContent`), ordered by file name.
+        """
+
+    def getFileByName(filename):
+        """The `ILibraryFileAlias` of the build with this file name.
+
+        The name may be that of the build log, the upload log or any of
+        the build's `OCIFile`s.
+
+        :raises NotFoundError: if there is none.
+        """
+
+    def getLayerFileByDigest(layer_file_digest):
+        """The build's file with this digest.
+
+        :param layer_file_digest: A `Digest`, or its text, either
+            ``sha256:<hex>`` or legacy bare hex.
+        :raises NotFoundError: if no file of this build has the digest.
+        :return: An (`IOCIFile`, `ILibraryFileAlias`, `ILibraryFileContent`)
+            tuple.
+        """
+
+    @export_read_operation()
+    @operation_for_version("devel")
+    def getFileUrls():
+        """URLs of all the files produced by this build."""
+
+    registry_upload_jobs = Attribute(
+        "Registry upload jobs for this build, newest first."
+    )
+    last_registry_upload_job = Attribute(
+        "The newest registry upload job for this build, or None."
+    )
+
+    registry_upload_status = exported(
+        Choice(
+            title="Registry upload status",
+            vocabulary=OCIRecipeBuildRegistryUploadStatus,
+            required=True,
+            readonly=True,
+        )
+    )
+
+    registry_upload_error_summary = exported(
+        TextLine(
+            title="Registry upload error summary",
+            description=(
+                "The error summary, if any, from the last attempt to "
+                "upload this build to a registry."
+            ),
+            required=False,
+            readonly=True,
+        )
+    )
+
+    registry_upload_errors = exported(
+        List(
+            title="Detailed registry upload errors",
+            description=(
+                "The registry's errors from the last attempt to upload "
+                "this build."
+            ),
+            value_type=Dict(key_type=TextLine()),
+            required=False,
+            readonly=True,
+        )
+    )
+
+    def getUploadProblems():
+        """Why the build's files do not make a complete image.
+
+        For an OCI-layout build, every manifest reachable from index.json
+        must be present with its config and layers, each with the size
+        and sha256 its descriptor gives.  For a legacy build,
+        manifest.json and digests.json must agree and every digest in
+        digests.json must be present.
+
+        :return: A list of one-line messages; empty if nothing is wrong.
+        """
+
+    def verifySuccessfulUpload():
+        """Whether the build's files make a complete image.
+
+        See `getUploadProblems`.
+        """
+
+    def hasMoreRecentBuild():
+        """Whether a newer build of the same recipe and architecture has
+        been built successfully."""
+
+
+class IOCIRecipeBuildEdit(Interface):
+    """`IOCIRecipeBuild` attributes that need launchpad.Edit."""
+
+    def addFile(
+        lfa,
+        layer_file_digest=None,
+        diff_id=None,
+        media_type=None,
+        size=None,
+        kind=None,
+    ):
+        """Add a file to this build.
+
+        :param lfa: An `ILibraryFileAlias`.
+        :param layer_file_digest: The digest of the file (a `Digest` or
+            its text; bare hex is taken as sha256).  For OCI-layout builds,
+            the digest of every blob; for legacy builds, of each layer.
+        :param diff_id: For layers, the digest of the uncompressed layer.
+        :param media_type: The media type the image gives the blob.
+        :param size: The size of the blob; by default that of ``lfa``.
+        :param kind: An `OCIFileKind`; by default guessed from the file
+            name and whether a digest was given.
+        :return: The new `IOCIFile`.
+        """
+
+    def updateStatus(
+        status, date_started=None, date_finished=None, failure_reason=None
+    ):
+        """Change the build's status, keeping its dates consistent."""
+
+    @export_write_operation()
+    @operation_for_version("devel")
+    def scheduleRegistryUpload():
+        """Schedule an upload of this build to the recipe's registry.
+
+        :raises CannotScheduleRegistryUpload: if the build is not in a
+            state where an upload can be scheduled.
+        """
+
+
+class IOCIRecipeBuild(IOCIRecipeBuildEdit, IOCIRecipeBuildView):
+    """A build record for an OCI recipe."""
+
+
+class IOCIRecipeBuildSet(Interface):
+    """Creating and finding `IOCIRecipeBuild`s."""
+
+    def new(recipe, distro_arch_series, date_created=None, virtualized=True):
+        """Create an `IOCIRecipeBuild`.
+
+        :param distro_arch_series: An architecture tag such as "amd64", or
+            an object with an ``architecturetag``.
+        """
+
+    def getByID(build_id):
+        """The `IOCIRecipeBuild` with this id, or None."""
+
+
+class IOCIFile(Interface):
+    """A link between an OCI recipe build and a file in the librarian."""
+
+    id = Int(title="ID", required=True, readonly=True)
+    build = Attribute("The `IOCIRecipeBuild` that produced this file.")
+    library_file = Attribute("The `ILibraryFileAlias` holding the file.")
+    layer_file_digest = Attribute(
+        "The `Digest` of the file's content (for legacy pulled layers,"
+        " the registry's digest), or None."
+    )
+    diff_id = Attribute("The `Digest` of the uncompressed layer, or None.")
+    media_type = TextLine(title="Media type", required=False, readonly=True)
+    size = Int(title="Size in bytes", required=False, readonly=True)
+    kind = Choice(vocabulary=OCIFileKind, required=True, readonly=True)
+    date_last_used = Datetime(
+        title="The time this file was last used in a build.",
+        required=True,
+        readonly=False,
+    )
+
+    def markUsed(date=None):
+        """Record that this file was (re)used, now or at ``date``."""
+
+
+class IOCIFileSet(Interface):
+    """Finding `IOCIFile`s across builds."""
+
+    def getByLayerDigest(layer_file_digest):
+        """The oldest `IOCIFile` with this digest, or None.
+
+        :param layer_file_digest: A `Digest`, or its text, either
+            ``sha256:<hex>`` or legacy bare hex; files recorded with
+            either spelling match.
+        """

@@ -1,0 +1,112 @@
+# Copyright 2026 Canonical Ltd.  This software is licensed under the
+# GNU Affero General Public License version 3 (see the file LICENSE).
+
+"""OCI recipes."""
+
+__all__ = [
+    "OCIRecipe",
+    "OCIRecipeSet",
+]
+
+from datetime import timezone
+
+from storm.locals import DateTime, Desc, Int, Unicode
+from zope.interface import implementer
+
+from lp.oci.interfaces.ocirecipe import IOCIRecipe, IOCIRecipeSet
+from lp.services.database.constants import utc_now
+from lp.services.database.interfaces import IPrimaryStore, IStore
+from lp.services.database.stormbase import StormBase
+
+
+@implementer(IOCIRecipe)
+class OCIRecipe(StormBase):
+    """See `IOCIRecipe`."""
+
+    __storm_table__ = "OCIRecipe"
+
+    id = Int(primary=True)
+    date_created = DateTime(allow_none=False, tzinfo=timezone.utc)
+    owner_name = Unicode(allow_none=False)
+    name = Unicode(allow_none=False)
+    description = Unicode()
+    registry_url = Unicode()
+    image_name = Unicode()
+
+    def __init__(
+        self,
+        name,
+        owner_name,
+        description=None,
+        registry_url=None,
+        image_name=None,
+    ):
+        super().__init__()
+        self.name = name
+        self.owner_name = owner_name
+        self.description = description
+        self.registry_url = registry_url
+        self.image_name = image_name
+        self.date_created = utc_now()
+
+    def __repr__(self):
+        return f"<OCIRecipe ~{self.owner_name}/{self.name}>"
+
+    @property
+    def can_upload_to_registry(self):
+        """See `IOCIRecipe`."""
+        return bool(self.registry_url and self.image_name)
+
+    @property
+    def builds(self):
+        """See `IOCIRecipe`."""
+        # Circular import.
+        from lp.oci.model.ocirecipebuild import OCIRecipeBuild
+
+        return (
+            IStore(self)
+            .find(OCIRecipeBuild, OCIRecipeBuild.recipe_id == self.id)
+            .order_by(
+                Desc(OCIRecipeBuild.date_created), Desc(OCIRecipeBuild.id)
+            )
+        )
+
+
+@implementer(IOCIRecipeSet)
+class OCIRecipeSet:
+    """See `IOCIRecipeSet`."""
+
+    def new(
+        self,
+        name,
+        owner_name,
+        description=None,
+        registry_url=None,
+        image_name=None,
+    ):
+        """See `IOCIRecipeSet`."""
+        recipe = OCIRecipe(
+            name,
+            owner_name,
+            description=description,
+            registry_url=registry_url,
+            image_name=image_name,
+        )
+        IPrimaryStore(OCIRecipe).add(recipe)
+        return recipe
+
+    def getByID(self, recipe_id):
+        """See `IOCIRecipeSet`."""
+        return IStore(OCIRecipe).get(OCIRecipe, recipe_id)
+
+    def getByName(self, owner_name, name):
+        """See `IOCIRecipeSet`."""
+        return (
+            IStore(OCIRecipe)
+            .find(
+                OCIRecipe,
+                OCIRecipe.owner_name == owner_name,
+                OCIRecipe.name == name,
+            )
+            .one()
+        )

@@ -1,0 +1,757 @@
+# Copyright 2026 Canonical Ltd.  This software is licensed under the
+# GNU Affero General Public License version 3 (see the file LICENSE).
+
+"""OCI recipe builds and the files they produce."""
+
+__all__ = [
+    "OCIFile",
+    "OCIFileSet",
+    "OCILayer",
+    "OCIRecipeBuild",
+    "OCIRecipeBuildSet",
+]
+
+import json
+from datetime import timezone
+from typing import Any, NamedTuple
+
+from storm.expr import LeftJoin, Or
+from storm.locals import Bool, DateTime, Desc, Int, Reference, Store, Unicode
+from zope.component import getUtility
+from zope.interface import implementer
+
+from lp.app.errors import NotFoundError
+from lp.buildmaster.enums import BuildStatus
+from lp.oci.enums import OCIFileKind
+from lp.oci.interfaces.ocirecipebuild import (
+    CannotScheduleRegistryUpload,
+    IOCIFile,
+    IOCIFileSet,
+    IOCIRecipeBuild,
+    IOCIRecipeBuildSet,
+    OCIRecipeBuildRegistryUploadStatus,
+)
+from lp.oci.interfaces.ocirecipebuildjob import (
+    IOCIRegistryUploadJobSource,
+    OCIRecipeBuildJobType,
+)
+from lp.services.database.constants import utc_now
+from lp.services.database.digestcol import DigestCol, raw_digest_text
+from lp.services.database.enumcol import DBEnum
+from lp.services.database.interfaces import IPrimaryStore, IStore
+from lp.services.database.stormbase import StormBase
+from lp.services.job.interfaces.job import JobStatus
+from lp.services.librarian.model import LibraryFileAlias, LibraryFileContent
+from lpbuildd.ociimage.digest import Digest
+
+# JSON documents (index, manifests, digests) bigger than this are refused
+# rather than read into memory.
+MAX_JSON_SIZE = 4 * 1024 * 1024
+# How deep image indexes may nest inside index.json.
+MAX_INDEX_DEPTH = 4
+
+INDEX_MEDIA_TYPES = frozenset(
+    {
+        "application/vnd.oci.image.index.v1+json",
+        "application/vnd.docker.distribution.manifest.list.v2+json",
+    }
+)
+MANIFEST_MEDIA_TYPES = frozenset(
+    {
+        "application/vnd.oci.image.manifest.v1+json",
+        "application/vnd.docker.distribution.manifest.v2+json",
+    }
+)
+
+_FINISHED_STATUSES = frozenset(
+    {
+        BuildStatus.FULLYBUILT,
+        BuildStatus.FAILEDTOBUILD,
+        BuildStatus.MANUALDEPWAIT,
+        BuildStatus.CHROOTWAIT,
+        BuildStatus.SUPERSEDED,
+        BuildStatus.FAILEDTOUPLOAD,
+        BuildStatus.CANCELLED,
+        BuildStatus.UPLOADING,
+    }
+)
+
+
+def _as_digest(value):
+    """A `Digest` from a `Digest` or its text (bare hex is sha256)."""
+    if isinstance(value, Digest):
+        return value
+    return Digest.from_legacy(value)
+
+
+def _digest_matches(column, digest):
+    """A condition matching ``digest`` in either stored spelling."""
+    if digest.algorithm == "sha256":
+        return Or(column == digest, column == raw_digest_text(digest.hex))
+    return column == digest
+
+
+def _guess_kind(filename, layer_file_digest):
+    if filename == "index.json":
+        return OCIFileKind.INDEX
+    if filename == "manifest.json":
+        return OCIFileKind.LEGACY_MANIFEST
+    if filename == "digests.json":
+        return OCIFileKind.LEGACY_DIGESTS
+    if layer_file_digest is not None:
+        return OCIFileKind.LAYER
+    return OCIFileKind.OTHER
+
+
+def _read_json(lfa):
+    """Parse a small JSON file from the librarian.
+
+    :raises ValueError: if it is too big or not valid JSON.
+    """
+    if lfa.content is not None and lfa.content.filesize > MAX_JSON_SIZE:
+        raise ValueError(f"{lfa.filename} is too big to be JSON metadata")
+    stream = lfa.open()
+    try:
+        data = stream.read(MAX_JSON_SIZE + 1)
+    finally:
+        lfa.close()
+    if len(data) > MAX_JSON_SIZE:
+        raise ValueError(f"{lfa.filename} is too big to be JSON metadata")
+    try:
+        return json.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"{lfa.filename} is not valid JSON: {e}") from None
+
+
+class OCILayer(NamedTuple):
+    """A layer of a build, as recorded."""
+
+    digest: Any
+    diff_id: Any
+    size: Any
+    media_type: Any
+    library_file: Any
+    oci_file: Any
+
+
+@implementer(IOCIFile)
+class OCIFile(StormBase):
+    """See `IOCIFile`."""
+
+    __storm_table__ = "OCIFile"
+
+    id = Int(name="id", primary=True)
+
+    build_id = Int(name="build", allow_none=False)
+    build = Reference(build_id, "OCIRecipeBuild.id")
+
+    library_file_id = Int(name="library_file", allow_none=False)
+    library_file = Reference(library_file_id, "LibraryFileAlias.id")
+
+    layer_file_digest = DigestCol(name="layer_file_digest", allow_none=True)
+
+    date_last_used = DateTime(
+        name="date_last_used", tzinfo=timezone.utc, allow_none=False
+    )
+
+    diff_id = DigestCol(name="diff_id", allow_none=True)
+    media_type = Unicode(name="media_type", allow_none=True)
+    size = Int(name="size", allow_none=True)
+    kind = DBEnum(name="kind", enum=OCIFileKind, allow_none=False)
+
+    def __init__(
+        self,
+        build,
+        library_file,
+        layer_file_digest=None,
+        diff_id=None,
+        media_type=None,
+        size=None,
+        kind=OCIFileKind.OTHER,
+    ):
+        """Construct an `OCIFile`."""
+        super().__init__()
+        self.build = build
+        self.library_file = library_file
+        self.layer_file_digest = layer_file_digest
+        self.diff_id = diff_id
+        self.media_type = media_type
+        self.size = size
+        self.kind = kind
+        self.date_last_used = utc_now()
+
+    def __repr__(self):
+        return "<OCIFile %s %s of build %s>" % (
+            self.id,
+            self.kind.name,
+            self.build_id,
+        )
+
+    def markUsed(self, date=None):
+        """See `IOCIFile`."""
+        self.date_last_used = date or utc_now()
+
+
+@implementer(IOCIFileSet)
+class OCIFileSet:
+    """See `IOCIFileSet`."""
+
+    def getByLayerDigest(self, layer_file_digest):
+        """See `IOCIFileSet`."""
+        try:
+            digest = _as_digest(layer_file_digest)
+        except ValueError:
+            return None
+        return (
+            IStore(OCIFile)
+            .find(OCIFile, _digest_matches(OCIFile.layer_file_digest, digest))
+            .order_by(OCIFile.id)
+            .first()
+        )
+
+
+@implementer(IOCIRecipeBuild)
+class OCIRecipeBuild(StormBase):
+    """See `IOCIRecipeBuild`."""
+
+    __storm_table__ = "OCIRecipeBuild"
+
+    id = Int(name="id", primary=True)
+
+    recipe_id = Int(name="recipe", allow_none=False)
+    recipe = Reference(recipe_id, "OCIRecipe.id")
+
+    arch_tag = Unicode(name="arch_tag", allow_none=False)
+    virtualized = Bool(name="virtualized", allow_none=False)
+
+    status = DBEnum(name="status", enum=BuildStatus, allow_none=False)
+
+    date_created = DateTime(
+        name="date_created", tzinfo=timezone.utc, allow_none=False
+    )
+    date_started = DateTime(name="date_started", tzinfo=timezone.utc)
+    date_finished = DateTime(name="date_finished", tzinfo=timezone.utc)
+    date_first_dispatched = DateTime(
+        name="date_first_dispatched", tzinfo=timezone.utc
+    )
+
+    log_id = Int(name="log")
+    log = Reference(log_id, "LibraryFileAlias.id")
+
+    upload_log_id = Int(name="upload_log")
+    upload_log = Reference(upload_log_id, "LibraryFileAlias.id")
+
+    failure_count = Int(name="failure_count", allow_none=False)
+    failure_reason = Unicode(name="failure_reason")
+
+    def __init__(self, recipe, arch_tag, date_created=None, virtualized=True):
+        """Construct an `OCIRecipeBuild`."""
+        super().__init__()
+        self.recipe = recipe
+        self.arch_tag = arch_tag
+        self.virtualized = virtualized
+        self.status = BuildStatus.NEEDSBUILD
+        self.date_created = date_created or utc_now()
+        self.failure_count = 0
+
+    def __repr__(self):
+        return "<OCIRecipeBuild ~%s/%s/+build/%s>" % (
+            self.recipe.owner_name,
+            self.recipe.name,
+            self.id,
+        )
+
+    @property
+    def title(self):
+        """See `IOCIRecipeBuild`."""
+        return "%s build of ~%s/%s" % (
+            self.arch_tag,
+            self.recipe.owner_name,
+            self.recipe.name,
+        )
+
+    @property
+    def was_built(self):
+        """See `IOCIRecipeBuild`."""
+        return self.status not in (
+            BuildStatus.NEEDSBUILD,
+            BuildStatus.BUILDING,
+            BuildStatus.GATHERING,
+            BuildStatus.CANCELLED,
+            BuildStatus.CANCELLING,
+            BuildStatus.UPLOADING,
+            BuildStatus.SUPERSEDED,
+        )
+
+    def updateStatus(
+        self,
+        status,
+        date_started=None,
+        date_finished=None,
+        failure_reason=None,
+    ):
+        """See `IOCIRecipeBuild`."""
+        now = utc_now()
+        if status in (BuildStatus.BUILDING, BuildStatus.GATHERING):
+            if self.date_started is None or date_started is not None:
+                self.date_started = date_started or now
+            if self.date_first_dispatched is None:
+                self.date_first_dispatched = self.date_started
+        if status in _FINISHED_STATUSES:
+            if self.date_started is None and date_started is not None:
+                self.date_started = date_started
+            if date_finished is not None or self.date_finished is None:
+                self.date_finished = date_finished or now
+        elif status == BuildStatus.NEEDSBUILD:
+            self.date_started = None
+            self.date_finished = None
+        if failure_reason is not None:
+            self.failure_reason = failure_reason
+        self.status = status
+
+    def getFiles(self):
+        """See `IOCIRecipeBuild`."""
+        result = Store.of(self).find(
+            (OCIFile, LibraryFileAlias, LibraryFileContent),
+            OCIFile.build == self.id,
+            LibraryFileAlias.id == OCIFile.library_file_id,
+            LibraryFileContent.id == LibraryFileAlias.contentID,
+        )
+        return result.order_by(LibraryFileAlias.filename, OCIFile.id)
+
+    def getFileByName(self, filename):
+        """See `IOCIRecipeBuild`."""
+        origin = [
+            LibraryFileAlias,
+            LeftJoin(OCIFile, LibraryFileAlias.id == OCIFile.library_file_id),
+        ]
+        logs = [i for i in (self.log_id, self.upload_log_id) if i is not None]
+        condition = OCIFile.build == self.id
+        if logs:
+            condition = Or(LibraryFileAlias.id.is_in(logs), condition)
+        file_object = (
+            Store.of(self)
+            .using(*origin)
+            .find(
+                LibraryFileAlias,
+                condition,
+                LibraryFileAlias.filename == filename,
+            )
+            .order_by(LibraryFileAlias.id)
+            .first()
+        )
+        if file_object is None:
+            raise NotFoundError(filename)
+        return file_object
+
+    def _findFileByDigest(self, digest):
+        return (
+            Store.of(self)
+            .find(
+                (OCIFile, LibraryFileAlias, LibraryFileContent),
+                OCIFile.build == self.id,
+                LibraryFileAlias.id == OCIFile.library_file_id,
+                LibraryFileContent.id == LibraryFileAlias.contentID,
+                _digest_matches(OCIFile.layer_file_digest, digest),
+            )
+            .order_by(OCIFile.id)
+            .first()
+        )
+
+    def getLayerFileByDigest(self, layer_file_digest):
+        """See `IOCIRecipeBuild`."""
+        try:
+            digest = _as_digest(layer_file_digest)
+        except ValueError:
+            raise NotFoundError(layer_file_digest) from None
+        file_object = self._findFileByDigest(digest)
+        if file_object is None:
+            raise NotFoundError(layer_file_digest)
+        return file_object
+
+    def addFile(
+        self,
+        lfa,
+        layer_file_digest=None,
+        diff_id=None,
+        media_type=None,
+        size=None,
+        kind=None,
+    ):
+        """See `IOCIRecipeBuild`."""
+        if layer_file_digest is not None:
+            layer_file_digest = _as_digest(layer_file_digest)
+        if diff_id is not None:
+            diff_id = _as_digest(diff_id)
+        if kind is None:
+            kind = _guess_kind(lfa.filename, layer_file_digest)
+        if size is None and lfa.content is not None:
+            size = lfa.content.filesize
+        oci_file = OCIFile(
+            build=self,
+            library_file=lfa,
+            layer_file_digest=layer_file_digest,
+            diff_id=diff_id,
+            media_type=media_type,
+            size=size,
+            kind=kind,
+        )
+        IPrimaryStore(OCIFile).add(oci_file)
+        return oci_file
+
+    def getFileUrls(self):
+        """See `IOCIRecipeBuild`."""
+        return [lfa.getURL() for _, lfa, _ in self.getFiles()]
+
+    def _getFileOrNone(self, filename):
+        try:
+            return self.getFileByName(filename)
+        except NotFoundError:
+            return None
+
+    @property
+    def manifest(self):
+        """See `IOCIRecipeBuild`."""
+        return self._getFileOrNone("manifest.json")
+
+    @property
+    def digests(self):
+        """See `IOCIRecipeBuild`."""
+        return self._getFileOrNone("digests.json")
+
+    @property
+    def index(self):
+        """See `IOCIRecipeBuild`."""
+        return self._getFileOrNone("index.json")
+
+    def _readJSONOrNone(self, lfa):
+        return None if lfa is None else _read_json(lfa)
+
+    @property
+    def manifest_data(self):
+        """See `IOCIRecipeBuild`."""
+        return self._readJSONOrNone(self.manifest)
+
+    @property
+    def digests_data(self):
+        """See `IOCIRecipeBuild`."""
+        return self._readJSONOrNone(self.digests)
+
+    @property
+    def index_data(self):
+        """See `IOCIRecipeBuild`."""
+        return self._readJSONOrNone(self.index)
+
+    @property
+    def image_manifests(self):
+        """See `IOCIRecipeBuild`."""
+        index = self.index_data
+        if index is None:
+            return []
+        manifests = []
+        self._walkIndex(index, manifests, [], set(), 0)
+        return manifests
+
+    @property
+    def layers(self):
+        """See `IOCIRecipeBuild`."""
+        rows = (
+            Store.of(self)
+            .find(
+                (OCIFile, LibraryFileAlias),
+                OCIFile.build == self.id,
+                OCIFile.kind == OCIFileKind.LAYER,
+                LibraryFileAlias.id == OCIFile.library_file_id,
+            )
+            .order_by(OCIFile.id)
+        )
+        return [
+            OCILayer(
+                oci_file.layer_file_digest,
+                oci_file.diff_id,
+                oci_file.size,
+                oci_file.media_type,
+                lfa,
+                oci_file,
+            )
+            for oci_file, lfa in rows
+        ]
+
+    def _checkBlob(self, descriptor, problems, what):
+        """Check that a described blob is present and intact.
+
+        :return: The blob's `ILibraryFileAlias`, or None.
+        """
+        if not isinstance(descriptor, dict):
+            problems.append(f"{what}: descriptor is not an object")
+            return None
+        try:
+            digest = Digest.parse(descriptor.get("digest"))
+        except ValueError as e:
+            problems.append(f"{what}: {e}")
+            return None
+        found = self._findFileByDigest(digest)
+        if found is None:
+            problems.append(f"{what} {digest} is missing")
+            return None
+        _, lfa, content = found
+        if digest.algorithm == "sha256" and content.sha256 != digest.hex:
+            problems.append(
+                f"{what} {digest} has content with sha256 {content.sha256}"
+            )
+            return None
+        size = descriptor.get("size")
+        if size is not None and size != content.filesize:
+            problems.append(
+                f"{what} {digest} is {content.filesize} bytes, "
+                f"its descriptor says {size}"
+            )
+            return None
+        return digest, lfa
+
+    def _walkIndex(self, index, manifests, problems, seen, depth):
+        """Collect the image manifests an image index leads to."""
+        entries = index.get("manifests") if isinstance(index, dict) else None
+        if not isinstance(entries, list):
+            problems.append("An image index has no list of manifests")
+            return
+        for descriptor in entries:
+            media_type = (
+                descriptor.get("mediaType")
+                if isinstance(descriptor, dict)
+                else None
+            )
+            if (
+                media_type is not None
+                and media_type not in INDEX_MEDIA_TYPES
+                and media_type not in MANIFEST_MEDIA_TYPES
+            ):
+                # Attestations and other artifacts are not image content.
+                continue
+            found = self._checkBlob(descriptor, problems, "Manifest")
+            if found is None:
+                continue
+            digest, lfa = found
+            if digest in seen:
+                continue
+            seen.add(digest)
+            try:
+                document = _read_json(lfa)
+            except ValueError as e:
+                problems.append(f"Manifest {digest}: {e}")
+                continue
+            if not isinstance(document, dict):
+                problems.append(f"Manifest {digest} is not a JSON object")
+                continue
+            if media_type is None:
+                media_type = document.get("mediaType")
+            is_index = media_type in INDEX_MEDIA_TYPES or (
+                media_type is None and "manifests" in document
+            )
+            if is_index:
+                if depth >= MAX_INDEX_DEPTH:
+                    problems.append(f"Image index {digest} nests too deeply")
+                    continue
+                self._walkIndex(document, manifests, problems, seen, depth + 1)
+            else:
+                manifests.append((digest, document))
+
+    def _checkOCILayout(self, problems):
+        try:
+            index = self.index_data
+        except ValueError as e:
+            problems.append(str(e))
+            return
+        manifests = []
+        self._walkIndex(index, manifests, problems, set(), 0)
+        if not manifests and not problems:
+            problems.append("index.json leads to no image manifest")
+        for digest, manifest in manifests:
+            self._checkBlob(
+                manifest.get("config"), problems, f"Config of {digest}"
+            )
+            layers = manifest.get("layers")
+            if not isinstance(layers, list):
+                problems.append(f"Manifest {digest} has no list of layers")
+                continue
+            for layer in layers:
+                if isinstance(layer, dict) and layer.get("urls"):
+                    # Foreign layers are fetched from elsewhere.
+                    continue
+                self._checkBlob(layer, problems, "Layer")
+
+    def _checkLegacy(self, problems):
+        try:
+            manifest = self.manifest_data
+            digests = self.digests_data
+        except ValueError as e:
+            problems.append(str(e))
+            return
+        if manifest is None:
+            problems.append("manifest.json is missing")
+        if digests is None:
+            problems.append("digests.json is missing")
+        if problems:
+            return
+        if not isinstance(manifest, list) or not manifest:
+            problems.append("manifest.json is not a non-empty list")
+            return
+        if not isinstance(digests, list) or len(digests) != len(manifest):
+            problems.append(
+                "digests.json does not have one entry per manifest.json entry"
+            )
+            return
+        for entry, layer_digests in zip(manifest, digests):
+            if not isinstance(entry, dict) or not isinstance(
+                layer_digests, dict
+            ):
+                problems.append("manifest.json or digests.json is malformed")
+                continue
+            config = entry.get("Config")
+            if not isinstance(config, str) or (
+                self._getFileOrNone(config.rsplit("/", 1)[-1]) is None
+            ):
+                problems.append(f"Config {config} is missing")
+            layer_paths = entry.get("Layers")
+            if not isinstance(layer_paths, list) or len(layer_paths) != len(
+                layer_digests
+            ):
+                problems.append(
+                    f"digests.json does not describe every layer of {config}"
+                )
+            for diff_id, details in layer_digests.items():
+                try:
+                    digest = Digest.from_legacy(details["digest"])
+                except (TypeError, KeyError, ValueError):
+                    problems.append(f"Layer {diff_id} has no valid digest")
+                    continue
+                if self._findFileByDigest(digest) is None:
+                    problems.append(f"Layer {digest} ({diff_id}) is missing")
+
+    def getUploadProblems(self):
+        """See `IOCIRecipeBuild`."""
+        problems = []
+        if self.getFiles().is_empty():
+            problems.append("The build has no files")
+        elif self.index is not None:
+            self._checkOCILayout(problems)
+        else:
+            self._checkLegacy(problems)
+        return problems
+
+    def verifySuccessfulUpload(self):
+        """See `IOCIRecipeBuild`."""
+        return not self.getUploadProblems()
+
+    @property
+    def registry_upload_jobs(self):
+        """See `IOCIRecipeBuild`."""
+        # Circular import.
+        from lp.oci.model.ocirecipebuildjob import OCIRecipeBuildJob
+
+        jobs = (
+            Store.of(self)
+            .find(
+                OCIRecipeBuildJob,
+                OCIRecipeBuildJob.build_id == self.id,
+                OCIRecipeBuildJob.job_type
+                == OCIRecipeBuildJobType.REGISTRY_UPLOAD,
+            )
+            .order_by(Desc(OCIRecipeBuildJob.job_id))
+        )
+        return [job.makeDerived() for job in jobs]
+
+    @property
+    def last_registry_upload_job(self):
+        """See `IOCIRecipeBuild`."""
+        jobs = self.registry_upload_jobs
+        return jobs[0] if jobs else None
+
+    @property
+    def registry_upload_status(self):
+        """See `IOCIRecipeBuild`."""
+        if self.status == BuildStatus.SUPERSEDED:
+            return OCIRecipeBuildRegistryUploadStatus.SUPERSEDED
+        job = self.last_registry_upload_job
+        if job is None or job.job.status == JobStatus.SUSPENDED:
+            return OCIRecipeBuildRegistryUploadStatus.UNSCHEDULED
+        elif job.job.status in (JobStatus.WAITING, JobStatus.RUNNING):
+            return OCIRecipeBuildRegistryUploadStatus.PENDING
+        elif job.job.status == JobStatus.COMPLETED:
+            return OCIRecipeBuildRegistryUploadStatus.UPLOADED
+        else:
+            return OCIRecipeBuildRegistryUploadStatus.FAILEDTOUPLOAD
+
+    @property
+    def registry_upload_error_summary(self):
+        """See `IOCIRecipeBuild`."""
+        job = self.last_registry_upload_job
+        return job and job.error_summary
+
+    @property
+    def registry_upload_errors(self):
+        """See `IOCIRecipeBuild`."""
+        job = self.last_registry_upload_job
+        return (job and job.errors) or []
+
+    def scheduleRegistryUpload(self):
+        """See `IOCIRecipeBuild`."""
+        if not self.recipe.can_upload_to_registry:
+            raise CannotScheduleRegistryUpload(
+                "Cannot upload this build to registries because the recipe "
+                "is not properly configured."
+            )
+        if not self.was_built or self.getFiles().is_empty():
+            raise CannotScheduleRegistryUpload(
+                "Cannot upload this build because it has no files."
+            )
+        status = self.registry_upload_status
+        if status == OCIRecipeBuildRegistryUploadStatus.PENDING:
+            raise CannotScheduleRegistryUpload(
+                "An upload of this build is already in progress."
+            )
+        elif status == OCIRecipeBuildRegistryUploadStatus.UPLOADED:
+            raise CannotScheduleRegistryUpload(
+                "Cannot upload this build because it has already been "
+                "uploaded."
+            )
+        return getUtility(IOCIRegistryUploadJobSource).create(self)
+
+    def hasMoreRecentBuild(self):
+        """See `IOCIRecipeBuild`."""
+        return not (
+            IStore(self)
+            .find(
+                OCIRecipeBuild,
+                OCIRecipeBuild.recipe_id == self.recipe_id,
+                OCIRecipeBuild.arch_tag == self.arch_tag,
+                OCIRecipeBuild.status == BuildStatus.FULLYBUILT,
+                OCIRecipeBuild.date_created > self.date_created,
+            )
+            .is_empty()
+        )
+
+
+@implementer(IOCIRecipeBuildSet)
+class OCIRecipeBuildSet:
+    """See `IOCIRecipeBuildSet`."""
+
+    def new(
+        self, recipe, distro_arch_series, date_created=None, virtualized=True
+    ):
+        """See `IOCIRecipeBuildSet`."""
+        arch_tag = getattr(
+            distro_arch_series, "architecturetag", distro_arch_series
+        )
+        build = OCIRecipeBuild(
+            recipe,
+            arch_tag,
+            date_created=date_created,
+            virtualized=virtualized,
+        )
+        IPrimaryStore(OCIRecipeBuild).add(build)
+        return build
+
+    def getByID(self, build_id):
+        """See `IOCIRecipeBuildSet`."""
+        return IStore(OCIRecipeBuild).get(OCIRecipeBuild, build_id)

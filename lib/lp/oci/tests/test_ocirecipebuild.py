@@ -1,0 +1,563 @@
+# Copyright 2026 Canonical Ltd.  This software is licensed under the
+# GNU Affero General Public License version 3 (see the file LICENSE).
+
+"""Tests for OCI recipe builds and their files, on every backend."""
+
+__all__ = []
+
+import json
+from datetime import datetime, timedelta, timezone
+
+import transaction
+from storm.exceptions import IntegrityError
+from testtools.matchers import MatchesStructure
+from zope.component import getUtility
+
+from lp.app.errors import NotFoundError
+from lp.buildmaster.enums import BuildStatus
+from lp.oci.enums import OCIFileKind
+from lp.oci.interfaces.ocirecipebuild import (
+    CannotScheduleRegistryUpload,
+    IOCIFileSet,
+    IOCIRecipeBuild,
+    IOCIRecipeBuildSet,
+    OCIRecipeBuildRegistryUploadStatus,
+)
+from lp.oci.model.ocirecipebuild import OCIFile, OCIRecipeBuild
+from lp.services.database.interfaces import IStore
+from lp.services.database.migration import backend_name
+from lp.testing import TestCaseWithFactory
+from lp.testing.layers import (
+    LaunchpadZopelessLayer,
+    SQLiteLaunchpadZopelessLayer,
+)
+from lpbuildd.ociimage.digest import Digest
+
+
+class TestOCIRecipeBuild(TestCaseWithFactory):
+    layer = LaunchpadZopelessLayer
+
+    def test_implements_interface(self):
+        build = self.factory.makeOCIRecipeBuild()
+        self.assertTrue(IOCIRecipeBuild.providedBy(build))
+
+    def test_new(self):
+        recipe = self.factory.makeOCIRecipe(name="r", owner_name="o")
+        build = getUtility(IOCIRecipeBuildSet).new(recipe, "arm64")
+        transaction.commit()
+        self.assertThat(
+            build,
+            MatchesStructure.byEquality(
+                recipe=recipe,
+                arch_tag="arm64",
+                status=BuildStatus.NEEDSBUILD,
+                failure_count=0,
+                date_started=None,
+                date_finished=None,
+            ),
+        )
+        self.assertEqual(
+            build, getUtility(IOCIRecipeBuildSet).getByID(build.id)
+        )
+        self.assertEqual("arm64 build of ~o/r", build.title)
+
+    def test_updateStatus_keeps_dates(self):
+        build = self.factory.makeOCIRecipeBuild()
+        build.updateStatus(BuildStatus.BUILDING)
+        self.assertIsNotNone(build.date_started)
+        self.assertEqual(build.date_started, build.date_first_dispatched)
+        self.assertIsNone(build.date_finished)
+        build.updateStatus(
+            BuildStatus.FAILEDTOUPLOAD, failure_reason="layer missing"
+        )
+        self.assertIsNotNone(build.date_finished)
+        self.assertEqual("layer missing", build.failure_reason)
+        self.assertTrue(build.was_built)
+        build.updateStatus(BuildStatus.NEEDSBUILD)
+        self.assertIsNone(build.date_started)
+        self.assertIsNone(build.date_finished)
+
+    def test_status_persists(self):
+        build = self.factory.makeOCIRecipeBuild(status=BuildStatus.UPLOADING)
+        transaction.commit()
+        IStore(build).invalidate()
+        self.assertEqual(BuildStatus.UPLOADING, build.status)
+
+    def test_addFile_records_everything(self):
+        build = self.factory.makeOCIRecipeBuild()
+        lfa = self.factory.makeLibraryFileAlias(content=b"layer bytes")
+        digest = Digest.of_bytes(b"layer bytes")
+        diff_id = Digest.of_bytes(b"uncompressed")
+        oci_file = build.addFile(
+            lfa,
+            layer_file_digest=str(digest),
+            diff_id=diff_id,
+            media_type="application/vnd.oci.image.layer.v1.tar",
+            kind=OCIFileKind.LAYER,
+        )
+        transaction.commit()
+        IStore(oci_file).invalidate()
+        self.assertThat(
+            oci_file,
+            MatchesStructure.byEquality(
+                build=build,
+                library_file=lfa,
+                layer_file_digest=digest,
+                diff_id=diff_id,
+                media_type="application/vnd.oci.image.layer.v1.tar",
+                size=11,
+                kind=OCIFileKind.LAYER,
+            ),
+        )
+        self.assertIsNotNone(oci_file.date_last_used.tzinfo)
+
+    def test_addFile_normalises_bare_hex(self):
+        oci_file = self.factory.makeOCIFile(
+            content=b"x", layer_file_digest=Digest.of_bytes(b"x").hex
+        )
+        self.assertEqual(Digest.of_bytes(b"x"), oci_file.layer_file_digest)
+        (stored,) = IStore(OCIFile).execute(
+            "SELECT layer_file_digest FROM OCIFile"
+        )
+        self.assertEqual(str(Digest.of_bytes(b"x")), stored[0])
+
+    def test_addFile_refuses_malformed_digest(self):
+        build = self.factory.makeOCIRecipeBuild()
+        lfa = self.factory.makeLibraryFileAlias()
+        self.assertRaises(ValueError, build.addFile, lfa, "sha256:xyz")
+
+    def test_addFile_guesses_kind(self):
+        build = self.factory.makeOCIRecipeBuild()
+
+        def add(filename, digest=None):
+            lfa = self.factory.makeLibraryFileAlias(filename=filename)
+            return build.addFile(lfa, digest).kind
+
+        self.assertEqual(OCIFileKind.INDEX, add("index.json"))
+        self.assertEqual(OCIFileKind.LEGACY_MANIFEST, add("manifest.json"))
+        self.assertEqual(OCIFileKind.LEGACY_DIGESTS, add("digests.json"))
+        self.assertEqual(OCIFileKind.OTHER, add("abc.json"))
+        self.assertEqual(
+            OCIFileKind.LAYER, add("l.tar.gz", Digest.of_bytes(b"l"))
+        )
+
+    def test_getFiles(self):
+        build = self.factory.makeOCIRecipeBuild()
+        other = self.factory.makeOCIFile(filename="other.json")
+        b = self.factory.makeOCIFile(build=build, filename="b.json")
+        a = self.factory.makeOCIFile(build=build, filename="a.json")
+        self.assertNotEqual(build, other.build)
+        self.assertEqual(
+            [
+                (a, a.library_file, a.library_file.content),
+                (b, b.library_file, b.library_file.content),
+            ],
+            list(build.getFiles()),
+        )
+        self.assertEqual(
+            [a.library_file.getURL(), b.library_file.getURL()],
+            build.getFileUrls(),
+        )
+
+    def test_getFileByName(self):
+        build = self.factory.makeOCIRecipeBuild()
+        oci_file = self.factory.makeOCIFile(build=build, filename="x.json")
+        self.factory.makeOCIFile(filename="y.json")
+        log = self.factory.makeLibraryFileAlias(filename="buildlog.txt.gz")
+        build.log = log
+        self.assertEqual(oci_file.library_file, build.getFileByName("x.json"))
+        self.assertEqual(log, build.getFileByName("buildlog.txt.gz"))
+        self.assertRaises(NotFoundError, build.getFileByName, "y.json")
+        self.assertRaises(NotFoundError, build.getFileByName, "nope")
+
+    def test_getLayerFileByDigest_both_spellings(self):
+        build = self.factory.makeOCIRecipeBuild()
+        oci_file = self.factory.makeOCIFile(build=build, content=b"layer")
+        digest = Digest.of_bytes(b"layer")
+        for spelling in (digest, str(digest), digest.hex):
+            found = build.getLayerFileByDigest(spelling)
+            self.assertEqual(
+                (
+                    oci_file,
+                    oci_file.library_file,
+                    oci_file.library_file.content,
+                ),
+                found,
+            )
+
+    def test_getLayerFileByDigest_legacy_row(self):
+        # Rows written by older code hold bare hex.
+        build = self.factory.makeOCIRecipeBuild()
+        oci_file = self.factory.makeOCIFile(build=build, content=b"old")
+        digest = Digest.of_bytes(b"old")
+        store = IStore(OCIFile)
+        store.flush()
+        store.execute(
+            "UPDATE OCIFile SET layer_file_digest = ? WHERE id = ?",
+            (digest.hex, oci_file.id),
+        )
+        store.invalidate()
+        self.assertEqual(digest, oci_file.layer_file_digest)
+        for spelling in (str(digest), digest.hex):
+            self.assertEqual(oci_file, build.getLayerFileByDigest(spelling)[0])
+            self.assertEqual(
+                oci_file, getUtility(IOCIFileSet).getByLayerDigest(spelling)
+            )
+
+    def test_getLayerFileByDigest_missing(self):
+        build = self.factory.makeOCIRecipeBuild()
+        self.factory.makeOCIFile(content=b"elsewhere")
+        for spelling in (
+            str(Digest.of_bytes(b"elsewhere")),
+            "garbage",
+            "sha256:short",
+        ):
+            self.assertRaises(
+                NotFoundError, build.getLayerFileByDigest, spelling
+            )
+
+    def test_manifest_digests_index(self):
+        build = self.factory.makeOCIRecipeBuild()
+        self.assertIsNone(build.manifest)
+        self.assertIsNone(build.digests)
+        self.assertIsNone(build.index)
+        self.assertIsNone(build.manifest_data)
+        legacy = self.factory.makeLegacyOCIFiles(build=build)
+        self.assertEqual(legacy.manifest.library_file, build.manifest)
+        self.assertEqual(legacy.digests.library_file, build.digests)
+        self.assertEqual(
+            legacy.config.library_file.filename,
+            build.manifest_data[0]["Config"],
+        )
+        self.assertEqual(1, len(build.digests_data))
+
+    def test_image_manifests(self):
+        build = self.factory.makeOCIRecipeBuild()
+        files = self.factory.makeOCILayoutFiles(build=build)
+        ((digest, manifest),) = build.image_manifests
+        self.assertEqual(files.manifest.layer_file_digest, digest)
+        self.assertEqual(
+            [str(layer.layer_file_digest) for layer in files.layers],
+            [layer["digest"] for layer in manifest["layers"]],
+        )
+        self.assertEqual(
+            files.index.library_file.filename, build.index.filename
+        )
+
+    def test_layers(self):
+        build = self.factory.makeOCIRecipeBuild()
+        files = self.factory.makeOCILayoutFiles(
+            build=build, layer_contents=[b"one", b"two"]
+        )
+        self.assertEqual(
+            [
+                (
+                    Digest.of_bytes(content),
+                    Digest.of_bytes(content),
+                    len(content),
+                    "application/vnd.oci.image.layer.v1.tar",
+                    oci_file.library_file,
+                    oci_file,
+                )
+                for content, oci_file in zip([b"one", b"two"], files.layers)
+            ],
+            [tuple(layer) for layer in build.layers],
+        )
+
+    def test_abort_leaves_no_rows(self):
+        self.factory.makeOCILayoutFiles()
+        IStore(OCIFile).flush()
+        self.assertNotEqual(0, IStore(OCIFile).find(OCIFile).count())
+        transaction.abort()
+        self.assertEqual(0, IStore(OCIFile).find(OCIFile).count())
+        self.assertEqual(
+            0, IStore(OCIRecipeBuild).find(OCIRecipeBuild).count()
+        )
+
+    def test_hasMoreRecentBuild(self):
+        now = datetime.now(timezone.utc)
+        old = self.factory.makeOCIRecipeBuild(
+            date_created=now - timedelta(hours=1)
+        )
+        self.assertFalse(old.hasMoreRecentBuild())
+        self.factory.makeOCIRecipeBuild(
+            recipe=old.recipe,
+            distro_arch_series="arm64",
+            status=BuildStatus.FULLYBUILT,
+        )
+        self.assertFalse(old.hasMoreRecentBuild())
+        self.factory.makeOCIRecipeBuild(
+            recipe=old.recipe, status=BuildStatus.FULLYBUILT
+        )
+        self.assertTrue(old.hasMoreRecentBuild())
+
+
+class TestOCIRecipeBuildSQLite(TestOCIRecipeBuild):
+    layer = SQLiteLaunchpadZopelessLayer
+
+
+class TestVerifySuccessfulUpload(TestCaseWithFactory):
+    layer = LaunchpadZopelessLayer
+
+    def test_no_files(self):
+        build = self.factory.makeOCIRecipeBuild()
+        self.assertFalse(build.verifySuccessfulUpload())
+        self.assertEqual(["The build has no files"], build.getUploadProblems())
+
+    def test_oci_layout_complete(self):
+        files = self.factory.makeOCILayoutFiles()
+        build = files.index.build
+        self.assertEqual([], build.getUploadProblems())
+        self.assertTrue(build.verifySuccessfulUpload())
+
+    def test_oci_layout_image_without_layers(self):
+        files = self.factory.makeOCILayoutFiles(layer_contents=[])
+        self.assertTrue(files.index.build.verifySuccessfulUpload())
+
+    def test_oci_layout_missing_layer(self):
+        build = self.factory.makeOCIRecipeBuild()
+        files = self.factory.makeOCILayoutFiles(build=build)
+        missing = files.layers[1]
+        IStore(OCIFile).remove(missing)
+        self.assertFalse(build.verifySuccessfulUpload())
+        self.assertEqual(
+            [f"Layer {missing.layer_file_digest} is missing"],
+            build.getUploadProblems(),
+        )
+
+    def test_oci_layout_layer_of_another_build_does_not_count(self):
+        build = self.factory.makeOCIRecipeBuild()
+        files = self.factory.makeOCILayoutFiles(
+            build=build, layer_contents=[b"shared"]
+        )
+        self.factory.makeOCILayoutFiles(layer_contents=[b"shared"])
+        IStore(OCIFile).remove(files.layers[0])
+        self.assertFalse(build.verifySuccessfulUpload())
+
+    def test_oci_layout_missing_config(self):
+        files = self.factory.makeOCILayoutFiles()
+        IStore(OCIFile).remove(files.config)
+        problems = files.index.build.getUploadProblems()
+        self.assertEqual(1, len(problems))
+        self.assertIn("Config of", problems[0])
+
+    def test_oci_layout_missing_manifest(self):
+        files = self.factory.makeOCILayoutFiles()
+        IStore(OCIFile).remove(files.manifest)
+        self.assertEqual(
+            [f"Manifest {files.manifest.layer_file_digest} is missing"],
+            files.index.build.getUploadProblems(),
+        )
+
+    def test_oci_layout_content_not_matching_digest(self):
+        build = self.factory.makeOCIRecipeBuild()
+        files = self.factory.makeOCILayoutFiles(build=build)
+        layer = files.layers[0]
+        IStore(OCIFile).remove(layer)
+        # A file recorded under the layer's digest with other content.
+        self.factory.makeOCIFile(
+            build=build,
+            content=b"impostor",
+            layer_file_digest=layer.layer_file_digest,
+            kind=OCIFileKind.LAYER,
+        )
+        (problem,) = build.getUploadProblems()
+        self.assertIn("has content with sha256", problem)
+
+    def test_oci_layout_corrupt_index(self):
+        build = self.factory.makeOCIRecipeBuild()
+        build.addFile(
+            self.factory.makeLibraryFileAlias(
+                filename="index.json", content=b"{not json"
+            )
+        )
+        (problem,) = build.getUploadProblems()
+        self.assertIn("index.json is not valid JSON", problem)
+
+    def test_oci_layout_skips_attestations(self):
+        build = self.factory.makeOCIRecipeBuild()
+        files = self.factory.makeOCILayoutFiles(build=build)
+        index = files.index.library_file
+        data = json.loads(index.read())
+        index.close()
+        data["manifests"].append(
+            {
+                "mediaType": "application/vnd.in-toto+json",
+                "digest": str(Digest.of_bytes(b"absent")),
+                "size": 6,
+            }
+        )
+        IStore(OCIFile).remove(files.index)
+        build.addFile(
+            self.factory.makeLibraryFileAlias(
+                filename="index.json", content=json.dumps(data).encode()
+            )
+        )
+        self.assertEqual([], build.getUploadProblems())
+
+    def test_legacy_complete(self):
+        files = self.factory.makeLegacyOCIFiles()
+        self.assertEqual([], files.manifest.build.getUploadProblems())
+        self.assertTrue(files.manifest.build.verifySuccessfulUpload())
+
+    def test_legacy_missing_layer(self):
+        files = self.factory.makeLegacyOCIFiles()
+        IStore(OCIFile).remove(files.layers[0])
+        build = files.manifest.build
+        self.assertFalse(build.verifySuccessfulUpload())
+        (problem,) = build.getUploadProblems()
+        self.assertIn(str(files.layers[0].layer_file_digest), problem)
+
+    def test_legacy_missing_digests(self):
+        files = self.factory.makeLegacyOCIFiles()
+        IStore(OCIFile).remove(files.digests)
+        self.assertEqual(
+            ["digests.json is missing"],
+            files.manifest.build.getUploadProblems(),
+        )
+
+    def test_legacy_missing_config(self):
+        files = self.factory.makeLegacyOCIFiles()
+        IStore(OCIFile).remove(files.config)
+        (problem,) = files.manifest.build.getUploadProblems()
+        self.assertIn("Config", problem)
+
+
+class TestVerifySuccessfulUploadSQLite(TestVerifySuccessfulUpload):
+    layer = SQLiteLaunchpadZopelessLayer
+
+
+class TestOCIFile(TestCaseWithFactory):
+    layer = LaunchpadZopelessLayer
+
+    def test_getByLayerDigest_returns_oldest(self):
+        first = self.factory.makeOCIFile(content=b"base layer")
+        self.factory.makeOCIFile(
+            library_file=first.library_file,
+            layer_file_digest=first.layer_file_digest,
+        )
+        file_set = getUtility(IOCIFileSet)
+        digest = Digest.of_bytes(b"base layer")
+        self.assertEqual(first, file_set.getByLayerDigest(digest))
+        self.assertEqual(first, file_set.getByLayerDigest(str(digest)))
+        self.assertEqual(first, file_set.getByLayerDigest(digest.hex))
+
+    def test_getByLayerDigest_unknown_or_malformed(self):
+        file_set = getUtility(IOCIFileSet)
+        self.assertIsNone(file_set.getByLayerDigest(Digest.of_bytes(b"x")))
+        self.assertIsNone(file_set.getByLayerDigest("not a digest"))
+
+    def test_markUsed(self):
+        oci_file = self.factory.makeOCIFile()
+        then = datetime(2020, 1, 1, tzinfo=timezone.utc)
+        oci_file.markUsed(then)
+        transaction.commit()
+        IStore(oci_file).invalidate()
+        self.assertEqual(then, oci_file.date_last_used)
+        before = datetime.now(timezone.utc)
+        oci_file.markUsed()
+        self.assertGreaterEqual(oci_file.date_last_used, before)
+
+    def test_build_and_library_file_must_exist(self):
+        # The database refuses dangling references on both backends.
+        store = IStore(OCIFile)
+        build = self.factory.makeOCIRecipeBuild()
+        oci_file = OCIFile(build, self.factory.makeLibraryFileAlias())
+        store.add(oci_file)
+        store.flush()
+        oci_file.library_file_id = 999999
+        self.assertRaises(IntegrityError, store.flush)
+        transaction.abort()
+
+    def test_backend(self):
+        # Make sure the layers really exercise both backends.
+        self.assertEqual(self.expected_backend, backend_name(IStore(OCIFile)))
+
+    expected_backend = "postgres"
+
+
+class TestOCIFileSQLite(TestOCIFile):
+    layer = SQLiteLaunchpadZopelessLayer
+    expected_backend = "sqlite"
+
+
+class TestRegistryUpload(TestCaseWithFactory):
+    layer = LaunchpadZopelessLayer
+
+    def makeBuild(self, **kwargs):
+        build = self.factory.makeOCIRecipeBuild(
+            status=BuildStatus.FULLYBUILT,
+            registry_url="https://registry.example",
+            image_name="image",
+            **kwargs,
+        )
+        self.factory.makeOCILayoutFiles(build=build)
+        return build
+
+    def test_status_follows_job(self):
+        build = self.makeBuild()
+        self.assertEqual(
+            OCIRecipeBuildRegistryUploadStatus.UNSCHEDULED,
+            build.registry_upload_status,
+        )
+        job = build.scheduleRegistryUpload()
+        self.assertEqual(
+            OCIRecipeBuildRegistryUploadStatus.PENDING,
+            build.registry_upload_status,
+        )
+        self.assertRaises(
+            CannotScheduleRegistryUpload, build.scheduleRegistryUpload
+        )
+        job.job.start()
+        job.errors = [{"code": "DENIED", "message": "no"}]
+        job.error_summary = "Denied"
+        job.job.fail()
+        transaction.commit()
+        self.assertEqual(
+            OCIRecipeBuildRegistryUploadStatus.FAILEDTOUPLOAD,
+            build.registry_upload_status,
+        )
+        self.assertEqual("Denied", build.registry_upload_error_summary)
+        self.assertEqual(
+            [{"code": "DENIED", "message": "no"}],
+            build.registry_upload_errors,
+        )
+        retry = build.scheduleRegistryUpload()
+        self.assertEqual(retry.context, build.last_registry_upload_job.context)
+        self.assertEqual(2, len(build.registry_upload_jobs))
+        retry.job.start()
+        retry.job.complete()
+        self.assertEqual(
+            OCIRecipeBuildRegistryUploadStatus.UPLOADED,
+            build.registry_upload_status,
+        )
+        self.assertRaises(
+            CannotScheduleRegistryUpload, build.scheduleRegistryUpload
+        )
+
+    def test_superseded(self):
+        build = self.makeBuild()
+        build.updateStatus(BuildStatus.SUPERSEDED)
+        self.assertEqual(
+            OCIRecipeBuildRegistryUploadStatus.SUPERSEDED,
+            build.registry_upload_status,
+        )
+
+    def test_cannot_schedule_without_registry(self):
+        build = self.factory.makeOCIRecipeBuild(status=BuildStatus.FULLYBUILT)
+        self.factory.makeOCILayoutFiles(build=build)
+        self.assertRaises(
+            CannotScheduleRegistryUpload, build.scheduleRegistryUpload
+        )
+
+    def test_cannot_schedule_unbuilt(self):
+        build = self.factory.makeOCIRecipeBuild(
+            registry_url="https://registry.example", image_name="image"
+        )
+        self.assertRaises(
+            CannotScheduleRegistryUpload, build.scheduleRegistryUpload
+        )
+
+
+class TestRegistryUploadSQLite(TestRegistryUpload):
+    layer = SQLiteLaunchpadZopelessLayer

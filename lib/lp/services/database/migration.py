@@ -1,0 +1,203 @@
+# Copyright 2026 Canonical Ltd.  This software is licensed under the
+# GNU Affero General Public License version 3 (see the file LICENSE).
+
+"""Versioned schema migrations for every supported backend.
+
+The schema is a series of files ``schema/NNNN-name.sql`` in portable
+SQL, applied in order.  ``LaunchpadDatabaseRevision`` records each one
+that has been applied, so applying the series again is a no-op.  Each
+migration runs in its own transaction with its revision row, so a
+failure leaves the database at the previous revision.
+
+The only dialect difference the files may rely on is translated here:
+``SERIAL PRIMARY KEY`` (PostgreSQL) becomes ``INTEGER PRIMARY KEY
+AUTOINCREMENT`` on SQLite.
+"""
+
+__all__ = [
+    "Migration",
+    "SCHEMA_DIR",
+    "SchemaTooNew",
+    "applied_revisions",
+    "available_migrations",
+    "backend_name",
+    "list_tables",
+    "upgrade_schema",
+]
+
+import re
+import sqlite3
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import NamedTuple
+
+from storm.databases.postgres import Postgres
+from storm.databases.sqlite import SQLite
+
+SCHEMA_DIR = Path(__file__).parent / "schema"
+REVISION_TABLE = "LaunchpadDatabaseRevision"
+
+_FILENAME_RE = re.compile(r"\A(\d{4})-([a-z0-9][a-z0-9-]*)\.sql\Z")
+# Any constant will do; it only has to be the same in every process.
+_PG_MIGRATION_LOCK = 0x4C50_0001
+
+
+class SchemaTooNew(Exception):
+    """The database has migrations this code does not know about."""
+
+
+class Migration(NamedTuple):
+    revision: int
+    name: str
+    path: Path
+
+    def read(self):
+        return self.path.read_text(encoding="utf-8")
+
+
+def available_migrations(schema_dir=SCHEMA_DIR):
+    """The migrations in ``schema_dir``, in the order to apply them."""
+    migrations = {}
+    for path in Path(schema_dir).iterdir():
+        match = _FILENAME_RE.match(path.name)
+        if match is None:
+            continue
+        revision = int(match.group(1))
+        if revision in migrations:
+            raise ValueError(
+                f"Two migrations numbered {revision}: "
+                f"{migrations[revision].path.name} and {path.name}"
+            )
+        migrations[revision] = Migration(revision, match.group(2), path)
+    return [migrations[revision] for revision in sorted(migrations)]
+
+
+def backend_name(store):
+    """``"postgres"`` or ``"sqlite"``, for the database behind ``store``."""
+    database = store.get_database()
+    if isinstance(database, Postgres):
+        return "postgres"
+    if isinstance(database, SQLite):
+        return "sqlite"
+    raise ValueError(f"Unsupported database {database!r}")
+
+
+def translate(sql, backend):
+    """Adapt portable SQL to ``backend``."""
+    if backend == "sqlite":
+        sql = re.sub(
+            r"\bSERIAL\s+PRIMARY\s+KEY\b",
+            "INTEGER PRIMARY KEY AUTOINCREMENT",
+            sql,
+            flags=re.IGNORECASE,
+        )
+    return sql
+
+
+def split_statements(sql):
+    """Split a script into complete statements, dropping comment lines."""
+    statements = []
+    pending = []
+    for line in sql.splitlines():
+        if not pending and (
+            not line.strip() or line.lstrip().startswith("--")
+        ):
+            continue
+        pending.append(line)
+        text = "\n".join(pending)
+        if sqlite3.complete_statement(text):
+            statements.append(text.strip())
+            pending = []
+    if "\n".join(pending).strip():
+        raise ValueError("Unterminated SQL statement: %s" % "\n".join(pending))
+    return statements
+
+
+def list_tables(store):
+    """The names of the tables in the database behind ``store``."""
+    if backend_name(store) == "postgres":
+        rows = store.execute(
+            "SELECT tablename FROM pg_tables "
+            "WHERE schemaname = current_schema()"
+        )
+    else:
+        rows = store.execute(
+            "SELECT name FROM sqlite_master "
+            "WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+        )
+    return sorted(row[0] for row in rows)
+
+
+def _ensure_revision_table(store):
+    store.execute(
+        f"CREATE TABLE IF NOT EXISTS {REVISION_TABLE} ("
+        " revision INTEGER PRIMARY KEY,"
+        " name TEXT NOT NULL,"
+        " date_applied TIMESTAMP WITHOUT TIME ZONE NOT NULL)"
+    )
+    store.commit()
+
+
+def applied_revisions(store):
+    """The revision numbers already applied, in ascending order."""
+    if REVISION_TABLE.lower() not in {t.lower() for t in list_tables(store)}:
+        return []
+    rows = store.execute(f"SELECT revision FROM {REVISION_TABLE}")
+    return sorted(row[0] for row in rows)
+
+
+def _lock(store, backend):
+    """Serialise migrations between processes until the commit."""
+    if backend == "postgres":
+        store.execute("SELECT pg_advisory_xact_lock(%d)" % _PG_MIGRATION_LOCK)
+    else:
+        # Any write takes SQLite's database-wide write lock.
+        store.execute(f"DELETE FROM {REVISION_TABLE} WHERE revision < 0")
+
+
+def upgrade_schema(store, schema_dir=SCHEMA_DIR):
+    """Apply every pending migration; return the revisions applied.
+
+    Commits ``store`` after each migration.  Call it before any other
+    work in the transaction.
+    """
+    backend = backend_name(store)
+    store.commit()
+    _ensure_revision_table(store)
+    migrations = available_migrations(schema_dir)
+    known = {migration.revision for migration in migrations}
+    applied_now = []
+    for migration in migrations:
+        _lock(store, backend)
+        applied = set(applied_revisions(store))
+        unknown = applied - known
+        if unknown:
+            store.rollback()
+            raise SchemaTooNew(
+                "Database has unknown schema revisions %s"
+                % ", ".join(str(r) for r in sorted(unknown))
+            )
+        if migration.revision in applied:
+            store.rollback()
+            continue
+        try:
+            for statement in split_statements(
+                translate(migration.read(), backend)
+            ):
+                store.execute(statement, noresult=True)
+            store.execute(
+                f"INSERT INTO {REVISION_TABLE} "
+                "(revision, name, date_applied) VALUES (?, ?, ?)",
+                (
+                    migration.revision,
+                    migration.name,
+                    datetime.now(timezone.utc).replace(tzinfo=None),
+                ),
+                noresult=True,
+            )
+        except BaseException:
+            store.rollback()
+            raise
+        store.commit()
+        applied_now.append(migration.revision)
+    return applied_now

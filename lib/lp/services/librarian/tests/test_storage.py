@@ -1,0 +1,132 @@
+# Copyright 2026 Canonical Ltd.  This software is licensed under the
+# GNU Affero General Public License version 3 (see the file LICENSE).
+
+"""Tests for the librarian's content-addressed storage."""
+
+__all__ = []
+
+import hashlib
+import io
+import os
+import shutil
+import tempfile
+
+from lp.services.librarian.interfaces import ContentMismatch
+from lp.services.librarian.storage import CHUNK_SIZE, LibrarianStorage
+from lp.testing import TestCase
+
+
+class ChunkCheckingReader:
+    """A stream that fails if asked for everything at once."""
+
+    def __init__(self, data, fail_after=None):
+        self._stream = io.BytesIO(data)
+        self.fail_after = fail_after
+        self.sizes = []
+
+    def read(self, size=-1):
+        if size is None or size < 0 or size > CHUNK_SIZE:
+            raise AssertionError(f"unbounded read({size})")
+        self.sizes.append(size)
+        if self.fail_after is not None and len(self.sizes) > self.fail_after:
+            raise OSError("connection reset")
+        return self._stream.read(size)
+
+
+class TestLibrarianStorage(TestCase):
+    def setUp(self):
+        super().setUp()
+        self.root = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, self.root)
+        self.storage = LibrarianStorage(self.root)
+
+    def allFiles(self):
+        return sorted(
+            os.path.relpath(os.path.join(dirpath, name), self.root)
+            for dirpath, _, names in os.walk(self.root)
+            for name in names
+        )
+
+    def test_store_is_content_addressed(self):
+        stored = self.storage.store(io.BytesIO(b"hello"))
+        sha256 = hashlib.sha256(b"hello").hexdigest()
+        self.assertEqual(sha256, stored.sha256)
+        self.assertEqual(hashlib.sha1(b"hello").hexdigest(), stored.sha1)
+        self.assertEqual(hashlib.md5(b"hello").hexdigest(), stored.md5)
+        self.assertEqual(5, stored.size)
+        self.assertEqual([f"{sha256[:2]}/{sha256}"], self.allFiles())
+        self.assertTrue(self.storage.exists(sha256))
+        with self.storage.open(sha256) as f:
+            self.assertEqual(b"hello", f.read())
+
+    def test_same_content_stored_once(self):
+        self.storage.store(io.BytesIO(b"same"))
+        self.storage.store(io.BytesIO(b"same"))
+        self.assertEqual(1, len(self.allFiles()))
+
+    def test_streams_in_bounded_chunks(self):
+        data = os.urandom(CHUNK_SIZE * 2 + 17)
+        reader = ChunkCheckingReader(data)
+        stored = self.storage.store(reader)
+        self.assertEqual(len(data), stored.size)
+        self.assertEqual(hashlib.sha256(data).hexdigest(), stored.sha256)
+        self.assertEqual([CHUNK_SIZE] * 4, reader.sizes)
+
+    def test_expected_values_accepted(self):
+        sha256 = hashlib.sha256(b"ok").hexdigest()
+        stored = self.storage.store(
+            io.BytesIO(b"ok"), expected_sha256=sha256, expected_size=2
+        )
+        self.assertEqual(sha256, stored.sha256)
+
+    def test_sha256_mismatch_stores_nothing(self):
+        wrong = hashlib.sha256(b"other").hexdigest()
+        self.assertRaises(
+            ContentMismatch,
+            self.storage.store,
+            io.BytesIO(b"data"),
+            expected_sha256=wrong,
+        )
+        self.assertEqual([], self.allFiles())
+
+    def test_short_content_stores_nothing(self):
+        self.assertRaises(
+            ContentMismatch,
+            self.storage.store,
+            io.BytesIO(b"data"),
+            expected_size=5,
+        )
+        self.assertEqual([], self.allFiles())
+
+    def test_long_content_stops_early(self):
+        reader = ChunkCheckingReader(b"x" * (CHUNK_SIZE * 3))
+        self.assertRaises(
+            ContentMismatch, self.storage.store, reader, expected_size=10
+        )
+        self.assertEqual(1, len(reader.sizes))
+        self.assertEqual([], self.allFiles())
+
+    def test_failed_read_stores_nothing(self):
+        reader = ChunkCheckingReader(b"x" * (CHUNK_SIZE * 3), fail_after=1)
+        self.assertRaises(OSError, self.storage.store, reader)
+        self.assertEqual([], self.allFiles())
+
+    def test_text_refused(self):
+        self.assertRaises(TypeError, self.storage.store, io.StringIO("text"))
+        self.assertEqual([], self.allFiles())
+
+    def test_malformed_sha256_refused(self):
+        self.assertRaises(ValueError, self.storage.getPath, "../etc/passwd")
+        self.assertRaises(
+            ValueError,
+            self.storage.store,
+            io.BytesIO(b"x"),
+            expected_sha256="ABC",
+        )
+
+    def test_remove(self):
+        stored = self.storage.store(io.BytesIO(b"gone"))
+        self.storage.remove(stored.sha256)
+        self.assertFalse(self.storage.exists(stored.sha256))
+        # Removing again is harmless.
+        self.storage.remove(stored.sha256)

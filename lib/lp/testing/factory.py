@@ -1,0 +1,294 @@
+# Copyright 2026 Canonical Ltd.  This software is licensed under the
+# GNU Affero General Public License version 3 (see the file LICENSE).
+
+"""Make objects for tests, with sensible defaults for everything."""
+
+__all__ = [
+    "LaunchpadObjectFactory",
+    "OCILayoutFiles",
+    "LegacyOCIFiles",
+]
+
+import gzip
+import hashlib
+import io
+import itertools
+import json
+from typing import Any, NamedTuple
+
+from zope.component import getUtility
+
+from lp.oci.enums import OCIFileKind
+from lp.oci.interfaces.ocirecipe import IOCIRecipeSet
+from lp.oci.interfaces.ocirecipebuild import IOCIRecipeBuildSet
+from lp.services.librarian.interfaces import ILibraryFileAliasSet
+from lpbuildd.ociimage.digest import Digest
+
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
+OCI_LAYER = "application/vnd.oci.image.layer.v1.tar"
+
+
+class OCILayoutFiles(NamedTuple):
+    """The `OCIFile`s of an OCI-layout build made by the factory."""
+
+    index: Any
+    manifest: Any
+    config: Any
+    layers: list
+
+
+class LegacyOCIFiles(NamedTuple):
+    """The `OCIFile`s of a legacy docker-save build made by the factory."""
+
+    manifest: Any
+    digests: Any
+    config: Any
+    layers: list
+
+
+def _json_bytes(value):
+    return json.dumps(value, sort_keys=True).encode("utf-8")
+
+
+class LaunchpadObjectFactory:
+    """Makes model objects; every argument is optional."""
+
+    _unique = itertools.count(1)
+
+    def getUniqueInteger(self):
+        return next(self._unique)
+
+    def getUniqueString(self, prefix="generic-string"):
+        return "%s%d" % (prefix, self.getUniqueInteger())
+
+    def getUniqueUnicode(self, prefix="generic-string"):
+        return self.getUniqueString(prefix)
+
+    def makeLibraryFileAlias(
+        self,
+        filename=None,
+        content=None,
+        content_type="application/octet-stream",
+        expires=None,
+        restricted=False,
+    ):
+        """Store ``content`` (bytes; unique by default) in the librarian."""
+        if filename is None:
+            filename = self.getUniqueString("file") + ".bin"
+        if content is None:
+            content = self.getUniqueString("content").encode("ascii")
+        return getUtility(ILibraryFileAliasSet).create(
+            filename,
+            len(content),
+            io.BytesIO(content),
+            content_type,
+            expires=expires,
+            restricted=restricted,
+            allow_zero_length=True,
+        )
+
+    def makeOCIRecipe(
+        self,
+        name=None,
+        owner_name=None,
+        description=None,
+        registry_url=None,
+        image_name=None,
+    ):
+        return getUtility(IOCIRecipeSet).new(
+            name or self.getUniqueString("recipe"),
+            owner_name or self.getUniqueString("owner"),
+            description=description,
+            registry_url=registry_url,
+            image_name=image_name,
+        )
+
+    def makeOCIRecipeBuild(
+        self,
+        recipe=None,
+        distro_arch_series="amd64",
+        status=None,
+        date_created=None,
+        **recipe_kwargs,
+    ):
+        if recipe is None:
+            recipe = self.makeOCIRecipe(**recipe_kwargs)
+        build = getUtility(IOCIRecipeBuildSet).new(
+            recipe, distro_arch_series, date_created=date_created
+        )
+        if status is not None:
+            build.updateStatus(status)
+        return build
+
+    def makeOCIFile(
+        self,
+        build=None,
+        library_file=None,
+        layer_file_digest=None,
+        content=None,
+        filename=None,
+        **kwargs,
+    ):
+        """Add a file to ``build``.
+
+        Without ``library_file``, ``content`` is stored; without an
+        explicit ``layer_file_digest`` the file gets its content's digest.
+        """
+        if build is None:
+            build = self.makeOCIRecipeBuild()
+        if library_file is None:
+            library_file = self.makeLibraryFileAlias(
+                filename=filename, content=content
+            )
+        if layer_file_digest is None:
+            layer_file_digest = Digest("sha256", library_file.content.sha256)
+        return build.addFile(
+            library_file, layer_file_digest=layer_file_digest, **kwargs
+        )
+
+    def _addBlob(self, build, content, kind, media_type, diff_id=None):
+        digest = Digest.of_bytes(content)
+        lfa = self.makeLibraryFileAlias(filename=digest.hex, content=content)
+        return build.addFile(
+            lfa,
+            layer_file_digest=digest,
+            diff_id=diff_id,
+            media_type=media_type,
+            kind=kind,
+        )
+
+    def makeOCILayoutFiles(self, build=None, layer_contents=None):
+        """Give ``build`` the files of a Docker 25+ OCI-layout image.
+
+        Layers are stored uncompressed, as docker writes them, so each
+        layer's diff_id is its digest.
+        """
+        if build is None:
+            build = self.makeOCIRecipeBuild()
+        if layer_contents is None:
+            layer_contents = [
+                self.getUniqueString("layer").encode("ascii") for _ in range(2)
+            ]
+        layers = [
+            self._addBlob(
+                build,
+                content,
+                OCIFileKind.LAYER,
+                OCI_LAYER,
+                diff_id=Digest.of_bytes(content),
+            )
+            for content in layer_contents
+        ]
+        config_content = _json_bytes(
+            {
+                "architecture": build.arch_tag,
+                "os": "linux",
+                "rootfs": {
+                    "type": "layers",
+                    "diff_ids": [str(layer.diff_id) for layer in layers],
+                },
+            }
+        )
+        config = self._addBlob(
+            build, config_content, OCIFileKind.CONFIG, OCI_CONFIG
+        )
+
+        def descriptor(oci_file):
+            return {
+                "mediaType": oci_file.media_type,
+                "digest": str(oci_file.layer_file_digest),
+                "size": oci_file.size,
+            }
+
+        manifest_content = _json_bytes(
+            {
+                "schemaVersion": 2,
+                "mediaType": OCI_MANIFEST,
+                "config": descriptor(config),
+                "layers": [descriptor(layer) for layer in layers],
+            }
+        )
+        manifest = self._addBlob(
+            build, manifest_content, OCIFileKind.MANIFEST, OCI_MANIFEST
+        )
+        index_content = _json_bytes(
+            {
+                "schemaVersion": 2,
+                "mediaType": OCI_INDEX,
+                "manifests": [descriptor(manifest)],
+            }
+        )
+        index = build.addFile(
+            self.makeLibraryFileAlias(
+                filename="index.json", content=index_content
+            ),
+            media_type=OCI_INDEX,
+            kind=OCIFileKind.INDEX,
+        )
+        return OCILayoutFiles(index, manifest, config, layers)
+
+    def makeLegacyOCIFiles(self, build=None, layer_contents=None):
+        """Give ``build`` the files of a legacy docker-save upload.
+
+        As Launchpad's builders did: gzipped layers named after their
+        layer directory, a config, manifest.json and digests.json whose
+        digests are bare hex.
+        """
+        if build is None:
+            build = self.makeOCIRecipeBuild()
+        if layer_contents is None:
+            layer_contents = [
+                self.getUniqueString("layer").encode("ascii") for _ in range(2)
+            ]
+        config_content = _json_bytes({"architecture": build.arch_tag})
+        config_name = hashlib.sha256(config_content).hexdigest() + ".json"
+        config = build.addFile(
+            self.makeLibraryFileAlias(
+                filename=config_name, content=config_content
+            )
+        )
+        layers = []
+        layer_digests = {}
+        layer_paths = []
+        for content in layer_contents:
+            layer_id = self.getUniqueString("layer")
+            compressed = gzip.compress(content, mtime=0)
+            digest = hashlib.sha256(compressed).hexdigest()
+            layers.append(
+                build.addFile(
+                    self.makeLibraryFileAlias(
+                        filename=layer_id + ".tar.gz", content=compressed
+                    ),
+                    layer_file_digest=digest,
+                    diff_id=Digest.of_bytes(content),
+                )
+            )
+            layer_digests[str(Digest.of_bytes(content))] = {
+                "digest": digest,
+                "source": "",
+                "layer_id": layer_id,
+            }
+            layer_paths.append(layer_id + "/layer.tar")
+        manifest = build.addFile(
+            self.makeLibraryFileAlias(
+                filename="manifest.json",
+                content=_json_bytes(
+                    [
+                        {
+                            "Config": config_name,
+                            "RepoTags": None,
+                            "Layers": layer_paths,
+                        }
+                    ]
+                ),
+            )
+        )
+        digests = build.addFile(
+            self.makeLibraryFileAlias(
+                filename="digests.json",
+                content=_json_bytes([layer_digests]),
+            )
+        )
+        return LegacyOCIFiles(manifest, digests, config, layers)

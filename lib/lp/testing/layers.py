@@ -1,0 +1,252 @@
+# Copyright 2026 Canonical Ltd.  This software is licensed under the
+# GNU Affero General Public License version 3 (see the file LICENSE).
+
+"""zope.testrunner layers.
+
+Each layer sets up only what it adds to its bases; zope.testrunner calls
+the bases' methods itself, so every layer defines all four classmethods.
+
+``BaseLayer``
+    Component registrations from ``lp/configure.zcml``.
+``DatabaseLayer`` (= ``ZopelessDatabaseLayer``, ``DatabaseFunctionalLayer``)
+    A private PostgreSQL cluster, started once per run, holding a
+    migrated database that the main store uses; emptied after each test.
+``SQLiteDatabaseLayer``
+    The same on an SQLite file, to run the same tests on both backends.
+``LibrarianLayer``
+    A librarian in a temporary directory, emptied after each test.
+``LaunchpadZopelessLayer``, ``SQLiteLaunchpadZopelessLayer``
+    A database and a librarian.
+"""
+
+__all__ = [
+    "BaseLayer",
+    "DatabaseFunctionalLayer",
+    "DatabaseLayer",
+    "LaunchpadZopelessLayer",
+    "LibrarianLayer",
+    "SQLiteDatabaseLayer",
+    "SQLiteLaunchpadZopelessLayer",
+    "ZopelessDatabaseLayer",
+    "reset_database",
+]
+
+import os
+import shutil
+import tempfile
+
+import transaction
+
+from lp.services.database.connection import (
+    connect,
+    disconnect,
+    get_main_store,
+)
+from lp.services.database.migration import (
+    REVISION_TABLE,
+    backend_name,
+    list_tables,
+)
+from lp.services.librarian.storage import configure_librarian
+from lp.services.scripts import execute_zcml_for_scripts
+from lp.testing.pgcluster import PgCluster
+
+
+def reset_database(store):
+    """Delete every row except the schema revisions, and commit."""
+    transaction.abort()
+    tables = [
+        table
+        for table in list_tables(store)
+        if table.lower() != REVISION_TABLE.lower()
+    ]
+    if backend_name(store) == "postgres":
+        store.execute(
+            "TRUNCATE %s RESTART IDENTITY CASCADE" % ", ".join(tables),
+            noresult=True,
+        )
+    else:
+        # Check references only at commit, when every table is empty.
+        store.execute("PRAGMA defer_foreign_keys = ON", noresult=True)
+        for table in tables:
+            store.execute(f"DELETE FROM {table}", noresult=True)
+        store.execute("DELETE FROM sqlite_sequence", noresult=True)
+    transaction.commit()
+
+
+class BaseLayer:
+    """Component registrations; every other layer builds on this."""
+
+    @classmethod
+    def setUp(cls):
+        execute_zcml_for_scripts()
+
+    @classmethod
+    def tearDown(cls):
+        pass
+
+    @classmethod
+    def testSetUp(cls):
+        pass
+
+    @classmethod
+    def testTearDown(cls):
+        pass
+
+
+class DatabaseLayer(BaseLayer):
+    """A migrated PostgreSQL database, emptied after each test."""
+
+    cluster = None
+    uri = None
+    dbname = "launchpad_ftest"
+
+    @classmethod
+    def setUp(cls):
+        cls.cluster = PgCluster()
+        cls.cluster.start()
+        try:
+            cls.cluster.createdb(cls.dbname)
+            cls.uri = cls.cluster.uri(cls.dbname)
+            connect(cls.uri)
+        except BaseException:
+            cls.cluster.stop()
+            raise
+
+    @classmethod
+    def tearDown(cls):
+        transaction.abort()
+        disconnect()
+        cls.cluster.stop()
+        cls.cluster = cls.uri = None
+
+    @classmethod
+    def testSetUp(cls):
+        transaction.abort()
+
+    @classmethod
+    def testTearDown(cls):
+        reset_database(get_main_store())
+
+
+class ZopelessDatabaseLayer(DatabaseLayer):
+    """A database for code that runs outside the web application."""
+
+    @classmethod
+    def setUp(cls):
+        pass
+
+    @classmethod
+    def tearDown(cls):
+        pass
+
+    @classmethod
+    def testSetUp(cls):
+        pass
+
+    @classmethod
+    def testTearDown(cls):
+        pass
+
+
+# There is no web application here; tests written for Launchpad's
+# DatabaseFunctionalLayer get the database and registrations they need.
+DatabaseFunctionalLayer = ZopelessDatabaseLayer
+
+
+class SQLiteDatabaseLayer(BaseLayer):
+    """A migrated SQLite database, emptied after each test."""
+
+    directory = None
+    uri = None
+
+    @classmethod
+    def setUp(cls):
+        cls.directory = tempfile.mkdtemp(prefix="lp-sqlite-")
+        cls.uri = "sqlite:" + os.path.join(cls.directory, "launchpad.db")
+        connect(cls.uri)
+
+    @classmethod
+    def tearDown(cls):
+        transaction.abort()
+        disconnect()
+        shutil.rmtree(cls.directory, ignore_errors=True)
+        cls.directory = cls.uri = None
+
+    @classmethod
+    def testSetUp(cls):
+        transaction.abort()
+
+    @classmethod
+    def testTearDown(cls):
+        reset_database(get_main_store())
+
+
+class LibrarianLayer(BaseLayer):
+    """A librarian in a temporary directory, emptied after each test."""
+
+    root = None
+    storage = None
+
+    @classmethod
+    def setUp(cls):
+        cls.root = tempfile.mkdtemp(prefix="lp-librarian-")
+        cls.storage = configure_librarian(cls.root)
+
+    @classmethod
+    def tearDown(cls):
+        shutil.rmtree(cls.root, ignore_errors=True)
+        cls.root = cls.storage = None
+
+    @classmethod
+    def testSetUp(cls):
+        pass
+
+    @classmethod
+    def testTearDown(cls):
+        for name in os.listdir(cls.root):
+            path = os.path.join(cls.root, name)
+            if name != "incoming":
+                shutil.rmtree(path, ignore_errors=True)
+        for name in os.listdir(cls.storage.incoming):
+            os.unlink(os.path.join(cls.storage.incoming, name))
+
+
+class LaunchpadZopelessLayer(ZopelessDatabaseLayer, LibrarianLayer):
+    """A PostgreSQL database and a librarian."""
+
+    @classmethod
+    def setUp(cls):
+        pass
+
+    @classmethod
+    def tearDown(cls):
+        pass
+
+    @classmethod
+    def testSetUp(cls):
+        pass
+
+    @classmethod
+    def testTearDown(cls):
+        pass
+
+
+class SQLiteLaunchpadZopelessLayer(SQLiteDatabaseLayer, LibrarianLayer):
+    """An SQLite database and a librarian."""
+
+    @classmethod
+    def setUp(cls):
+        pass
+
+    @classmethod
+    def tearDown(cls):
+        pass
+
+    @classmethod
+    def testSetUp(cls):
+        pass
+
+    @classmethod
+    def testTearDown(cls):
+        pass
