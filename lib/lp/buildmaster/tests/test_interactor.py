@@ -355,7 +355,11 @@ class TestBuilderWorkerGetFiles(BuilderWorkerTestCase):
         result = worker.getFiles(files, max_concurrency=2)
         self.assertEqual([path for _, path in files], result)
         self.assertEqual(6, len(proxy.requests))
-        self.assertEqual(2, proxy.peak_requests)
+        # The proxy notices a finished connection a moment after the
+        # client has moved on, so its count may overlap by one; the
+        # server's own count (decremented before the last byte leaves)
+        # is the bound that matters.  The proxy shows overlap happened.
+        self.assertThat(proxy.peak_requests, GreaterThan(1))
         self.assertThat(
             BuilderLayer.server.filecache.peak_requests,
             Not(GreaterThan(2)),
@@ -372,7 +376,11 @@ class TestBuilderWorkerGetFiles(BuilderWorkerTestCase):
         proxy = self.makeProxy()
         proxy.delay(0.15, times=None)
         self.makeWorker(proxy.url, max_concurrency=3).getFiles(files)
-        self.assertEqual(3, proxy.peak_requests)
+        self.assertThat(proxy.peak_requests, GreaterThan(2))
+        self.assertThat(
+            BuilderLayer.server.filecache.peak_requests,
+            Not(GreaterThan(3)),
+        )
 
     def test_failure_raised_and_missing_file_absent(self):
         good = self.fileResult(b"good")
