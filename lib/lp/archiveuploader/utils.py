@@ -1,0 +1,17 @@
+# Copyright 2026 Canonical Ltd.  This software is licensed under the
+# GNU Affero General Public License version 3 (see the file LICENSE).
+
+"""Errors and helpers shared by upload processing."""
+
+__all__ = [
+    "UploadError",
+    "UploadWarning",
+]
+
+
+class UploadError(Exception):
+    """An upload cannot be accepted; the message says why."""
+
+
+class UploadWarning(Warning):
+    """Something about an upload is odd but acceptable."""

@@ -1,0 +1,371 @@
+# Copyright 2026 Canonical Ltd.  This software is licensed under the
+# GNU Affero General Public License version 3 (see the file LICENSE).
+
+"""Reading the files an OCI build hands over, in either of its forms.
+
+The *OCI upload* (what `lpbuildd.oci` files since Docker 25): an OCI
+image layout with flat names, ``oci-layout``, ``index.json`` and
+``blobs-<algorithm>-<hex>`` for ``blobs/<algorithm>/<hex>``.  The
+*legacy upload* (older builders): ``manifest.json``, ``digests.json``,
+each ``<config>.json`` and ``<layer_id>.tar.gz``.
+
+The build farm master (`OCIRecipeBuildBehaviour`) and upload processing
+(`OCIRecipeUpload`) read both with the same code, so that what one
+fetched is exactly what the other records.  Everything here treats its
+input as hostile: JSON is size-limited and parsed into value types, and
+blob files are checked against their digest and size.
+"""
+
+__all__ = [
+    "LEGACY_LAYER_MEDIA_TYPE",
+    "LegacyImage",
+    "LegacyLayer",
+    "OCIUploadDocument",
+    "OCIUploadError",
+    "OCIUploadImage",
+    "OCIUploadLayer",
+    "OCI_LAYOUT_VERSION",
+    "blob_file_name",
+    "check_file_name",
+    "check_oci_layout",
+    "digest_from_blob_file_name",
+    "parse_legacy_upload",
+    "read_json_file",
+    "verify_blob_file",
+    "walk_oci_upload",
+]
+
+import json
+import os
+from dataclasses import dataclass
+
+from lp.buildmaster.model.buildfarmjobbehaviour import is_safe_file_name
+from lp.oci.enums import OCIFileKind
+from lp.oci.model.ocirecipebuild import MAX_INDEX_DEPTH, MAX_JSON_SIZE
+from lpbuildd.ociimage.descriptor import Descriptor, MediaType
+from lpbuildd.ociimage.digest import Digest
+from lpbuildd.ociimage.errors import ArchiveError
+
+# Files are hashed in chunks of this size.
+CHUNK_SIZE = 1024 * 1024
+
+LEGACY_LAYER_MEDIA_TYPE = MediaType.DOCKER_LAYER_GZIP
+
+OCI_LAYOUT_VERSION = "1.0.0"
+
+
+class OCIUploadError(Exception):
+    """The files a build handed over are not a valid upload."""
+
+
+def check_file_name(name):
+    """Check that a name from the builder is a plain file name.
+
+    :raises OCIUploadError: for anything that could escape a directory
+        or hide in it (see `is_safe_file_name`).
+    """
+    if not is_safe_file_name(name):
+        raise OCIUploadError(f"Unacceptable file name {name!r}")
+    return name
+
+
+def blob_file_name(digest):
+    """The flat name of the blob ``digest`` in an OCI upload."""
+    return f"blobs-{digest.algorithm}-{digest.hex}"
+
+
+def digest_from_blob_file_name(name):
+    """The `Digest` a ``blobs-<algorithm>-<hex>`` name stands for, or None."""
+    parts = name.split("-")
+    if len(parts) != 3 or parts[0] != "blobs":
+        return None
+    try:
+        return Digest(parts[1], parts[2])
+    except ValueError:
+        return None
+
+
+def read_json_file(path, what=None):
+    """Parse a small JSON file.
+
+    :raises OCIUploadError: if it is missing, too big or not JSON.
+    """
+    what = what or os.path.basename(path)
+    try:
+        with open(path, "rb") as f:
+            data = f.read(MAX_JSON_SIZE + 1)
+    except OSError as e:
+        raise OCIUploadError(f"Cannot read {what}: {e.strerror}") from None
+    if len(data) > MAX_JSON_SIZE:
+        raise OCIUploadError(f"{what} is too big to be JSON metadata")
+    try:
+        return json.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise OCIUploadError(f"{what} is not valid JSON: {e}") from None
+
+
+def verify_blob_file(path, digest, size=None):
+    """Check that the file at ``path`` has this digest (and size).
+
+    :raises OCIUploadError: if it does not.
+    """
+    what = blob_file_name(digest)
+    try:
+        actual_size = os.stat(path).st_size
+    except OSError as e:
+        raise OCIUploadError(f"Cannot read {what}: {e.strerror}") from None
+    if size is not None and actual_size != size:
+        raise OCIUploadError(
+            f"{what} is {actual_size} bytes, its descriptor says {size}"
+        )
+    hasher = digest.hasher()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(CHUNK_SIZE), b""):
+            hasher.update(chunk)
+    if hasher.hexdigest() != digest.hex:
+        raise OCIUploadError(
+            f"{what} has digest {digest.algorithm}:{hasher.hexdigest()}"
+        )
+
+
+@dataclass(frozen=True)
+class OCIUploadDocument:
+    """A JSON blob of an OCI upload: image index, manifest or config."""
+
+    descriptor: Descriptor
+    kind: OCIFileKind
+
+
+@dataclass(frozen=True)
+class OCIUploadLayer:
+    """A layer of an image in an OCI upload."""
+
+    descriptor: Descriptor
+    diff_id: Digest
+
+    @property
+    def digest(self):
+        return self.descriptor.digest
+
+    @property
+    def is_foreign(self):
+        return self.descriptor.is_foreign or bool(self.descriptor.urls)
+
+
+@dataclass(frozen=True)
+class OCIUploadImage:
+    """One image of an OCI upload."""
+
+    manifest: Descriptor
+    config: Descriptor
+    platform: str
+    layers: tuple
+
+
+def _descriptor(value, what):
+    try:
+        return Descriptor.from_json(value, what)
+    except ArchiveError as e:
+        raise OCIUploadError(str(e)) from None
+
+
+def _check_document_size(descriptor, what):
+    if descriptor.size > MAX_JSON_SIZE:
+        raise OCIUploadError(
+            f"{what} {descriptor.digest} is too big to be JSON metadata"
+        )
+
+
+def _platform(config, descriptor):
+    parts = []
+    for key in ("os", "architecture", "variant"):
+        value = config.get(key)
+        if isinstance(value, str) and value:
+            parts.append(value)
+    if len(parts) < 2 and descriptor.platform is not None:
+        return str(descriptor.platform)
+    return "/".join(parts) or "unknown"
+
+
+def _image(manifest_descriptor, manifest, load_json):
+    what = f"Manifest {manifest_descriptor.digest}"
+    if not isinstance(manifest, dict):
+        raise OCIUploadError(f"{what} is not a JSON object")
+    config_descriptor = _descriptor(manifest.get("config"), f"{what} config")
+    _check_document_size(config_descriptor, "Config")
+    config = load_json(config_descriptor)
+    if not isinstance(config, dict):
+        raise OCIUploadError(
+            f"Config {config_descriptor.digest} is not an object"
+        )
+    layers = manifest.get("layers")
+    if not isinstance(layers, list):
+        raise OCIUploadError(f"{what} has no list of layers")
+    rootfs = config.get("rootfs")
+    diff_ids = rootfs.get("diff_ids") if isinstance(rootfs, dict) else None
+    if not isinstance(diff_ids, list) or len(diff_ids) != len(layers):
+        raise OCIUploadError(
+            f"Config {config_descriptor.digest} does not list one diff_id "
+            f"per layer of {manifest_descriptor.digest}"
+        )
+    upload_layers = []
+    for position, (layer, diff_id) in enumerate(zip(layers, diff_ids)):
+        descriptor = _descriptor(layer, f"{what} layer {position}")
+        try:
+            diff_id = Digest.parse(diff_id)
+        except ValueError as e:
+            raise OCIUploadError(
+                f"Config {config_descriptor.digest}: {e}"
+            ) from None
+        upload_layers.append(OCIUploadLayer(descriptor, diff_id))
+    return OCIUploadImage(
+        manifest_descriptor,
+        config_descriptor,
+        _platform(config, manifest_descriptor),
+        tuple(upload_layers),
+    )
+
+
+def walk_oci_upload(index, load_json):
+    """Find the documents and images an OCI upload's index leads to.
+
+    :param index: The parsed ``index.json``.
+    :param load_json: Called with the `Descriptor` of each index,
+        manifest and config blob, in that order of discovery; returns the
+        blob's parsed JSON, having checked its digest and size.
+    :return: ``(documents, images)``: lists of `OCIUploadDocument` (each
+        digest once) and `OCIUploadImage`.
+    :raises OCIUploadError: if the upload is malformed.
+    """
+    documents = []
+    images = []
+    seen = set()
+
+    def walk(index, what, depth):
+        entries = index.get("manifests") if isinstance(index, dict) else None
+        if not isinstance(entries, list):
+            raise OCIUploadError(f"{what} has no list of manifests")
+        for position, entry in enumerate(entries):
+            descriptor = _descriptor(entry, f"{what} entry {position}")
+            media_type = descriptor.media_type
+            if media_type not in MediaType.INDEXES | MediaType.MANIFESTS:
+                # Attestations and other artifacts are not image content.
+                continue
+            if descriptor.digest in seen:
+                continue
+            seen.add(descriptor.digest)
+            _check_document_size(descriptor, "Manifest")
+            document = load_json(descriptor)
+            if media_type in MediaType.INDEXES:
+                if depth >= MAX_INDEX_DEPTH:
+                    raise OCIUploadError(
+                        f"Image index {descriptor.digest} nests too deeply"
+                    )
+                documents.append(
+                    OCIUploadDocument(descriptor, OCIFileKind.INDEX)
+                )
+                walk(document, f"Image index {descriptor.digest}", depth + 1)
+            else:
+                documents.append(
+                    OCIUploadDocument(descriptor, OCIFileKind.MANIFEST)
+                )
+                image = _image(descriptor, document, load_json)
+                if image.config.digest not in seen:
+                    seen.add(image.config.digest)
+                    documents.append(
+                        OCIUploadDocument(image.config, OCIFileKind.CONFIG)
+                    )
+                images.append(image)
+
+    walk(index, "index.json", 0)
+    if not images:
+        raise OCIUploadError("index.json leads to no image manifest")
+    return documents, images
+
+
+def check_oci_layout(value):
+    """Check the parsed ``oci-layout`` file.
+
+    :raises OCIUploadError: if it is not an image layout we read.
+    """
+    version = (
+        value.get("imageLayoutVersion") if isinstance(value, dict) else None
+    )
+    if version != OCI_LAYOUT_VERSION:
+        raise OCIUploadError(
+            f"oci-layout has imageLayoutVersion {version!r}, "
+            f"not {OCI_LAYOUT_VERSION!r}"
+        )
+
+
+@dataclass(frozen=True)
+class LegacyLayer:
+    """A layer of a legacy upload, as digests.json describes it."""
+
+    diff_id: Digest
+    digest: Digest
+    layer_id: str
+
+    @property
+    def file_name(self):
+        return f"{self.layer_id}.tar.gz"
+
+
+@dataclass(frozen=True)
+class LegacyImage:
+    """An image of a legacy upload: its config file and layers."""
+
+    config_name: str
+    layers: tuple
+
+
+def parse_legacy_upload(manifest, digests):
+    """Pair a legacy upload's manifest.json with its digests.json.
+
+    Digests are normalised: digests.json holds bare hex for layers built
+    on the builder and ``sha256:<hex>`` for pulled ones.
+
+    :return: A list of `LegacyImage`, one per manifest.json entry.
+    :raises OCIUploadError: if the two do not describe a valid upload.
+    """
+    if not isinstance(manifest, list) or not manifest:
+        raise OCIUploadError("manifest.json is not a non-empty list")
+    if not isinstance(digests, list) or len(digests) != len(manifest):
+        raise OCIUploadError(
+            "digests.json does not have one entry per manifest.json entry"
+        )
+    images = []
+    for entry, layer_digests in zip(manifest, digests):
+        if not isinstance(entry, dict) or not isinstance(layer_digests, dict):
+            raise OCIUploadError("manifest.json or digests.json is malformed")
+        config_name = entry.get("Config")
+        if not isinstance(config_name, str):
+            raise OCIUploadError("A manifest.json entry has no Config")
+        try:
+            check_file_name(config_name)
+        except OCIUploadError:
+            raise OCIUploadError(
+                f"Config {config_name!r} is not a file name of a legacy "
+                "upload"
+            ) from None
+        layer_paths = entry.get("Layers")
+        if not isinstance(layer_paths, list) or len(layer_paths) != len(
+            layer_digests
+        ):
+            raise OCIUploadError(
+                f"digests.json does not describe every layer of {config_name}"
+            )
+        layers = []
+        for diff_id, details in layer_digests.items():
+            try:
+                diff_id = Digest.from_legacy(diff_id)
+                digest = Digest.from_legacy(details["digest"])
+                layer_id = check_file_name(details["layer_id"])
+            except (TypeError, KeyError, ValueError, OCIUploadError):
+                raise OCIUploadError(
+                    f"digests.json entry for layer {diff_id!s:.80} is "
+                    "malformed"
+                ) from None
+            layers.append(LegacyLayer(diff_id, digest, layer_id))
+        images.append(LegacyImage(config_name, tuple(layers)))
+    return images

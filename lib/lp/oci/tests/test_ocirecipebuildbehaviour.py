@@ -1,0 +1,233 @@
+# Copyright 2026 Canonical Ltd.  This software is licensed under the
+# GNU Affero General Public License version 3 (see the file LICENSE).
+
+"""Tests for `OCIRecipeBuildBehaviour`, against a real builder."""
+
+__all__ = []
+
+import json
+import os
+from datetime import datetime, timezone
+
+import transaction
+from zope.component import getAdapter
+
+from lp.buildmaster.enums import BuildStatus
+from lp.buildmaster.interfaces.buildfarmjobbehaviour import (
+    IBuildFarmJobBehaviour,
+)
+from lp.oci.model.ocirecipebuildbehaviour import OCIRecipeBuildBehaviour
+from lp.oci.tests.buildfarm import (
+    BuildFarmTestMixin,
+    OCIBuildFarmLayer,
+    SQLiteOCIBuildFarmLayer,
+    file_legacy_upload,
+    file_oci_upload,
+    make_test_image,
+    write_archive,
+)
+from lp.testing import TestCaseWithFactory
+from lpbuildd.tests.archivebuilder import make_image, make_layer
+
+LONG_AGO = datetime(2020, 1, 1, tzinfo=timezone.utc)
+
+
+class BehaviourTestMixin(BuildFarmTestMixin):
+    def setUp(self):
+        super().setUp()
+        self.setUpBuildFarm()
+
+    def gather(self, image, build=None, **kwargs):
+        build = build or self.factory.makeOCIRecipeBuild()
+        behaviour = self.makeBehaviour(build, **kwargs)
+        archive = write_archive(self.work_dir, [image])
+        result = file_oci_upload(
+            self.builder, behaviour.build_cookie, archive, self.work_dir
+        )
+        return behaviour, result
+
+    def blobNames(self, result):
+        (image,) = result.images
+        return [
+            f"blobs-sha256-{layer.descriptor.digest.hex}"
+            for layer in image.layers
+        ]
+
+    def test_adapter(self):
+        build = self.factory.makeOCIRecipeBuild()
+        behaviour = getAdapter(build, IBuildFarmJobBehaviour)
+        self.assertIsInstance(behaviour, OCIRecipeBuildBehaviour)
+        self.assertIs(build, behaviour.build)
+
+    def test_extraBuildArgs(self):
+        build = self.factory.makeOCIRecipeBuild(name="app")
+        args = OCIRecipeBuildBehaviour(build).extraBuildArgs()
+        self.assertEqual(
+            {"arch_tag": "amd64", "name": "app", "build_file": "Dockerfile"},
+            args,
+        )
+
+    def test_oci_upload_fetches_everything_once(self):
+        behaviour, result = self.gather(make_test_image())
+        upload_path = self.collect(behaviour)
+        self.assertEqual("oci", behaviour.upload_format)
+        self.assertEqual(BuildStatus.UPLOADING, behaviour.build.status)
+        self.assertEqual(
+            sorted(self.builder_waiting_names),
+            sorted(os.listdir(upload_path)),
+        )
+        sizes = [layer.descriptor.size for layer in result.images[0].layers]
+        self.assertEqual(sum(sizes), behaviour.bytes_fetched)
+        (image,) = behaviour.images
+        self.assertEqual(result.images[0].config_digest, image.config.digest)
+        self.assertEqual("linux/amd64", image.platform)
+        self.assertEqual(
+            [layer.diff_id for layer in result.images[0].layers],
+            [layer.diff_id for layer in image.layers],
+        )
+
+    @property
+    def builder_waiting_names(self):
+        return list(self._waiting)
+
+    def collect(self, behaviour):
+        self._waiting = dict(self.builder.waitingfiles)
+        return super().collect(behaviour)
+
+    def test_layers_in_the_librarian_are_not_fetched(self):
+        behaviour, result = self.gather(make_test_image())
+        # Put the compressed blob gather made in the librarian, as an
+        # earlier build's layer.
+        layer = result.images[0].layers[0]
+        blob_path = self.builder.cachePath(
+            self.builder.waitingfiles[self.blobNames(result)[0]]
+        )
+        with open(blob_path, "rb") as f:
+            earlier = self.factory.makeOCIFile(content=f.read())
+        earlier.markUsed(LONG_AGO)
+        transaction.commit()
+        upload_path = self.collect(behaviour)
+        self.assertNotIn(self.blobNames(result)[0], os.listdir(upload_path))
+        self.assertEqual(
+            ("reused", layer.descriptor.size),
+            behaviour.transfers[layer.descriptor.digest],
+        )
+        self.assertEqual(layer.descriptor.size, behaviour.bytes_reused)
+        self.assertGreater(earlier.date_last_used, LONG_AGO)
+
+    def test_same_digest_different_size_is_fetched(self):
+        behaviour, result = self.gather(make_test_image())
+        name = self.blobNames(result)[0]
+        # Content whose sha256 is not the layer's: nothing to reuse.
+        self.factory.makeOCIFile(
+            content=b"other",
+            layer_file_digest=result.images[0].layers[0].descriptor.digest,
+        )
+        upload_path = self.collect(behaviour)
+        self.assertIn(name, os.listdir(upload_path))
+        self.assertEqual(0, behaviour.bytes_reused)
+
+    def test_bounded_concurrency(self):
+        layers = [make_layer(seed=i, size=64 * 1024) for i in range(6)]
+        behaviour, _ = self.gather(
+            make_image(layers=layers), max_concurrency=2
+        )
+        self.builder_server.filecache.peak_requests = 0
+        self.collect(behaviour)
+        self.assertEqual(BuildStatus.UPLOADING, behaviour.build.status)
+        self.assertLessEqual(self.builder_server.filecache.peak_requests, 2)
+
+    def test_missing_blob_in_filemap(self):
+        behaviour, result = self.gather(make_test_image())
+        del self.builder.waitingfiles[self.blobNames(result)[-1]]
+        self.assertIsNone(self.collect(behaviour))
+        self.assertEqual(BuildStatus.FAILEDTOUPLOAD, behaviour.build.status)
+        self.assertIn(
+            "did not return blobs-sha256-", behaviour.build.failure_reason
+        )
+        self.assertNothingCollected()
+
+    def test_malformed_index(self):
+        behaviour, _ = self.gather(make_test_image())
+        path = os.path.join(self.work_dir, "index.json")
+        with open(path, "w") as f:
+            json.dump({"manifests": [{"digest": "sha256:nope"}]}, f)
+        self.builder.addWaitingFile(path)
+        self.assertIsNone(self.collect(behaviour))
+        self.assertEqual(BuildStatus.FAILEDTOUPLOAD, behaviour.build.status)
+        self.assertIn("index.json entry 0", behaviour.build.failure_reason)
+        self.assertNothingCollected()
+
+    def test_legacy_upload(self):
+        build = self.factory.makeOCIRecipeBuild()
+        behaviour = self.makeBehaviour(build)
+        files = file_legacy_upload(
+            self.builder,
+            behaviour.build_cookie,
+            make_test_image(),
+            self.work_dir,
+        )
+        upload_path = self.collect(behaviour)
+        self.assertEqual("legacy", behaviour.upload_format)
+        self.assertEqual(sorted(files), sorted(os.listdir(upload_path)))
+
+    def test_legacy_upload_reuses_by_normalised_digest(self):
+        image = make_test_image()
+        build = self.factory.makeOCIRecipeBuild()
+        behaviour = self.makeBehaviour(build)
+        files = file_legacy_upload(
+            self.builder,
+            behaviour.build_cookie,
+            image,
+            self.work_dir,
+            pulled=(0,),
+        )
+        digests = json.loads(files["digests.json"])[0]
+        pulled = digests[image.diff_ids[0]]
+        local = digests[image.diff_ids[1]]
+        # Earlier builds recorded the pulled digest bare and the local
+        # one prefixed.
+        self.factory.makeOCIFile(
+            content=b"pulled", layer_file_digest=pulled["digest"][7:]
+        )
+        self.factory.makeOCIFile(
+            content=files[local["layer_id"] + ".tar.gz"],
+            layer_file_digest="sha256:" + local["digest"],
+        )
+        transaction.commit()
+        upload_path = self.collect(behaviour)
+        names = os.listdir(upload_path)
+        self.assertNotIn(pulled["layer_id"] + ".tar.gz", names)
+        self.assertNotIn(local["layer_id"] + ".tar.gz", names)
+        self.assertIn(
+            digests[image.diff_ids[2]]["layer_id"] + ".tar.gz", names
+        )
+
+    def test_legacy_config_path_is_refused(self):
+        build = self.factory.makeOCIRecipeBuild()
+        behaviour = self.makeBehaviour(build)
+        files = file_legacy_upload(
+            self.builder,
+            behaviour.build_cookie,
+            make_test_image(),
+            self.work_dir,
+        )
+        manifest = json.loads(files["manifest.json"])
+        manifest[0]["Config"] = "blobs/sha256/" + "a" * 64
+        path = os.path.join(self.work_dir, "manifest.json")
+        with open(path, "w") as f:
+            json.dump(manifest, f)
+        self.builder.addWaitingFile(path)
+        self.assertIsNone(self.collect(behaviour))
+        self.assertEqual(BuildStatus.FAILEDTOUPLOAD, behaviour.build.status)
+        self.assertIn("is not a file name", behaviour.build.failure_reason)
+
+
+class TestOCIRecipeBuildBehaviour(BehaviourTestMixin, TestCaseWithFactory):
+    layer = OCIBuildFarmLayer
+
+
+class TestOCIRecipeBuildBehaviourSQLite(
+    BehaviourTestMixin, TestCaseWithFactory
+):
+    layer = SQLiteOCIBuildFarmLayer

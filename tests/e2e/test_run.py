@@ -1,0 +1,437 @@
+# Copyright 2026 Canonical Ltd.  This software is licensed under the
+# GNU Affero General Public License version 3 (see the file LICENSE).
+
+"""End to end: a real builder, the build farm behaviour, upload processing.
+
+Archives are made in code; the builder gathers them (or files a legacy
+upload the old way) and serves them over loopback; the behaviour polls
+and collects; `OCIRecipeUpload` records.  Faults come from the real
+builder (a corrupt or missing cache file) or from `FaultProxy` (a
+connection dropped mid-file).
+"""
+
+__all__ = []
+
+import json
+import os
+import subprocess
+import sys
+
+from fixtures import TempDir
+from testtools.matchers import MatchesStructure
+
+from lp.archiveuploader.ocirecipeupload import OCIRecipeUpload
+from lp.archiveuploader.utils import UploadError
+from lp.buildmaster.enums import BuildStatus
+from lp.oci.enums import OCIFileKind
+from lp.oci.model.ocirecipebuild import OCIFile
+from lp.oci.scripts.run import collect_build
+from lp.oci.tests.buildfarm import (
+    BuildFarmTestMixin,
+    OCIBuildFarmLayer,
+    SQLiteOCIBuildFarmLayer,
+    file_legacy_upload,
+    file_oci_upload,
+    librarian_contents,
+    make_test_image,
+    write_archive,
+)
+from lp.services.database.interfaces import IStore
+from lp.testing import TestCase, TestCaseWithFactory
+from lpbuildd.ociimage.digest import Digest
+from lpbuildd.testing.faultproxy import FaultProxy
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
+
+
+class EndToEndMixin(BuildFarmTestMixin):
+    def setUp(self):
+        super().setUp()
+        self.setUpBuildFarm()
+        self.recipe = self.factory.makeOCIRecipe()
+
+    def newBuild(self):
+        return self.factory.makeOCIRecipeBuild(recipe=self.recipe)
+
+    def gather(self, build, image, behaviour=None, url=None):
+        """File ``image`` on the builder; return (behaviour, result)."""
+        behaviour = behaviour or self.makeBehaviour(build, url=url)
+        archive = write_archive(self.work_dir, [image])
+        result = file_oci_upload(
+            self.builder, behaviour.build_cookie, archive, self.work_dir
+        )
+        return behaviour, result
+
+    def buildImage(self, image, url=None):
+        """Take ``image`` through the whole cycle; return the behaviour."""
+        build = self.newBuild()
+        behaviour, _ = self.gather(build, image, url=url)
+        upload_path = collect_build(behaviour, logger=None, timeout=30)
+        self.assertIsNotNone(upload_path, build.failure_reason)
+        OCIRecipeUpload(upload_path).process(build)
+        return behaviour
+
+    def layerSizes(self, image_result):
+        return {
+            layer.descriptor.digest: layer.descriptor.size
+            for image in image_result.images
+            for layer in image.layers
+        }
+
+    def assertFailedCleanly(self, build, status, reason):
+        self.assertEqual(status, build.status)
+        self.assertIn(reason, build.failure_reason)
+        self.assertTrue(IStore(OCIFile).find(OCIFile).is_empty())
+        self.assertEqual(set(), librarian_contents())
+        self.assertNothingCollected()
+
+    def test_oci_upload(self):
+        build = self.newBuild()
+        behaviour, result = self.gather(build, make_test_image())
+        upload_path = collect_build(behaviour, logger=None, timeout=30)
+        self.assertEqual(BuildStatus.UPLOADING, build.status)
+        OCIRecipeUpload(upload_path).process(build)
+        self.assertEqual(BuildStatus.FULLYBUILT, build.status)
+        self.assertTrue(build.verifySuccessfulUpload())
+        sizes = self.layerSizes(result)
+        self.assertEqual(sum(sizes.values()), behaviour.bytes_fetched)
+        self.assertEqual(0, behaviour.bytes_reused)
+        (gathered,) = result.images
+        self.assertEqual(
+            [
+                (layer.descriptor.digest, layer.diff_id)
+                for layer in gathered.layers
+            ],
+            [(layer.digest, layer.diff_id) for layer in build.layers],
+        )
+        manifests = build.image_manifests
+        self.assertEqual(1, len(manifests))
+        kinds = sorted(f.kind.name for f, _, _ in build.getFiles())
+        self.assertEqual(
+            [
+                "CONFIG",
+                "INDEX",
+                "LAYER",
+                "LAYER",
+                "LAYER",
+                "MANIFEST",
+                "OTHER",
+            ],
+            kinds,
+        )
+        # The builder was cleaned.
+        self.assertEqual({}, self.builder.waitingfiles)
+
+    def test_legacy_upload(self):
+        build = self.newBuild()
+        behaviour = self.makeBehaviour(build)
+        image = make_test_image()
+        files = file_legacy_upload(
+            self.builder,
+            behaviour.build_cookie,
+            image,
+            self.work_dir,
+            pulled=(0,),
+        )
+        upload_path = collect_build(behaviour, logger=None, timeout=30)
+        self.assertEqual("legacy", behaviour.upload_format)
+        OCIRecipeUpload(upload_path).process(build)
+        self.assertEqual(BuildStatus.FULLYBUILT, build.status)
+        digests = json.loads(files["digests.json"])[0]
+        for diff_id, details in digests.items():
+            layer = build.getLayerFileByDigest(details["digest"])
+            oci_file = layer[0]
+            self.assertEqual(
+                Digest.from_legacy(details["digest"]),
+                oci_file.layer_file_digest,
+            )
+            self.assertEqual(Digest.parse(diff_id), oci_file.diff_id)
+            self.assertEqual(OCIFileKind.LAYER, oci_file.kind)
+        self.assertEqual(
+            sum(
+                len(data)
+                for name, data in files.items()
+                if name.endswith(".tar.gz")
+            ),
+            behaviour.bytes_fetched,
+        )
+
+    def test_legacy_upload_reuses_known_digests(self):
+        image = make_test_image()
+        first = self.newBuild()
+        behaviour = self.makeBehaviour(first)
+        file_legacy_upload(
+            self.builder,
+            behaviour.build_cookie,
+            image,
+            self.work_dir,
+            pulled=(0,),
+        )
+        OCIRecipeUpload(collect_build(behaviour, None, timeout=30)).process(
+            first
+        )
+        second = self.newBuild()
+        behaviour = self.makeBehaviour(second)
+        file_legacy_upload(
+            self.builder,
+            behaviour.build_cookie,
+            image,
+            self.work_dir,
+            pulled=(0,),
+        )
+        upload_path = collect_build(behaviour, None, timeout=30)
+        self.assertEqual(
+            [], [n for n in os.listdir(upload_path) if n.endswith(".tar.gz")]
+        )
+        OCIRecipeUpload(upload_path).process(second)
+        self.assertEqual(BuildStatus.FULLYBUILT, second.status)
+        self.assertEqual(0, behaviour.bytes_fetched)
+        self.assertEqual(
+            [layer.library_file for layer in first.layers],
+            [layer.library_file for layer in second.layers],
+        )
+
+    def test_second_build_fetches_no_layer(self):
+        image = make_test_image()
+        first = self.buildImage(image)
+        second = self.buildImage(image)
+        self.assertEqual(BuildStatus.FULLYBUILT, second.build.status)
+        self.assertEqual(0, second.bytes_fetched)
+        self.assertEqual(first.bytes_fetched, second.bytes_reused)
+        self.assertEqual(
+            {"reused"}, {how for how, _ in second.transfers.values()}
+        )
+        self.assertEqual(
+            [layer.library_file for layer in first.build.layers],
+            [layer.library_file for layer in second.build.layers],
+        )
+        for layer in second.build.layers:
+            self.assertTrue(second.build.verifySuccessfulUpload())
+            self.assertIsNotNone(layer.diff_id)
+
+    def test_rebuild_fetches_only_the_changed_layer(self):
+        self.buildImage(make_test_image(top_seed=3))
+        build = self.newBuild()
+        behaviour, result = self.gather(build, make_test_image(top_seed=4))
+        OCIRecipeUpload(collect_build(behaviour, None, timeout=30)).process(
+            build
+        )
+        self.assertEqual(BuildStatus.FULLYBUILT, build.status)
+        top = result.images[0].layers[-1].descriptor
+        self.assertEqual(top.size, behaviour.bytes_fetched)
+        self.assertEqual(
+            ("fetched", top.size), behaviour.transfers[top.digest]
+        )
+
+    def test_connection_dropped_mid_file_is_retried(self):
+        proxy = self.useFixture_proxy()
+        build = self.newBuild()
+        behaviour, result = self.gather(
+            build, make_test_image(), url=proxy.url
+        )
+        layer = result.images[0].layers[0].descriptor
+        name = f"blobs-{layer.digest.algorithm}-{layer.digest.hex}"
+        sha1 = self.builder.waitingfiles[name]
+        proxy.dropAfter(1000, sha1=sha1)
+        OCIRecipeUpload(collect_build(behaviour, None, timeout=30)).process(
+            build
+        )
+        self.assertEqual(BuildStatus.FULLYBUILT, build.status)
+        self.assertEqual(
+            2,
+            len([p for p in proxy.requests if p.endswith("/" + sha1)]),
+        )
+
+    def useFixture_proxy(self):
+        proxy = FaultProxy(self.builder_server.url)
+        proxy.start()
+        self.addCleanup(proxy.stop)
+        return proxy
+
+    def cacheFileOfTopLayer(self, result):
+        layer = result.images[0].layers[-1].descriptor
+        sha1 = self.builder.waitingfiles[
+            f"blobs-{layer.digest.algorithm}-{layer.digest.hex}"
+        ]
+        return self.builder.cachePath(sha1)
+
+    def test_corrupt_cache_file_fails_cleanly(self):
+        build = self.newBuild()
+        behaviour, result = self.gather(build, make_test_image())
+        path = self.cacheFileOfTopLayer(result)
+        with open(path, "r+b") as f:
+            data = f.read()
+            f.seek(0)
+            f.write(bytes([data[0] ^ 0xFF]) + data[1:])
+        self.assertIsNone(collect_build(behaviour, None, timeout=30))
+        self.assertFailedCleanly(
+            build, BuildStatus.FAILEDTOUPLOAD, "received content has SHA-1"
+        )
+
+    def test_missing_cache_file_fails_cleanly(self):
+        build = self.newBuild()
+        behaviour, result = self.gather(build, make_test_image())
+        os.unlink(self.cacheFileOfTopLayer(result))
+        self.assertIsNone(collect_build(behaviour, None, timeout=30))
+        self.assertFailedCleanly(
+            build, BuildStatus.FAILEDTOUPLOAD, "builder has no file"
+        )
+
+    def test_blob_with_wrong_digest_fails_cleanly(self):
+        # The builder's file has the SHA-1 it claims, but not the digest
+        # its name and its descriptor give.
+        build = self.newBuild()
+        behaviour, result = self.gather(build, make_test_image())
+        layers = result.images[0].layers
+        names = [
+            f"blobs-sha256-{layer.descriptor.digest.hex}" for layer in layers
+        ]
+        files = self.builder.waitingfiles
+        files[names[0]], files[names[1]] = files[names[1]], files[names[0]]
+        self.assertIsNone(collect_build(behaviour, None, timeout=30))
+        self.assertFailedCleanly(
+            build, BuildStatus.FAILEDTOUPLOAD, "bytes, its descriptor says"
+        )
+
+    def test_hostile_filemap_names_refused(self):
+        # (NUL cannot cross XML-RPC; test_buildfarmjobbehaviour has it.)
+        for name in ("../escape", "a/b", ".hidden", ".."):
+            build = self.newBuild()
+            behaviour, _ = self.gather(build, make_test_image())
+            self.builder.waitingfiles[name] = next(
+                iter(self.builder.waitingfiles.values())
+            )
+            self.assertIsNone(collect_build(behaviour, None, timeout=30))
+            self.assertFailedCleanly(
+                build,
+                BuildStatus.FAILEDTOUPLOAD,
+                "Build returned a file named",
+            )
+            self.assertFalse(
+                os.path.exists(os.path.join(self.upload_root, "escape"))
+            )
+
+    def test_neither_upload_kind_fails(self):
+        build = self.newBuild()
+        behaviour = self.makeBehaviour(build)
+        self.builder.startBuild(behaviour.build_cookie)
+        path = os.path.join(self.work_dir, "something.txt")
+        with open(path, "wb") as f:
+            f.write(b"not an image\n")
+        self.builder.addWaitingFile(path)
+        self.builder.buildComplete("OK")
+        self.assertIsNone(collect_build(behaviour, None, timeout=30))
+        self.assertFailedCleanly(
+            build,
+            BuildStatus.FAILEDTOUPLOAD,
+            "neither an OCI upload (index.json and oci-layout) nor "
+            "digests.json",
+        )
+
+    def test_upload_failure_leaves_nothing(self):
+        # A layer vanishes between collection and upload processing.
+        build = self.newBuild()
+        behaviour, result = self.gather(build, make_test_image())
+        upload_path = collect_build(behaviour, None, timeout=30)
+        layer = result.images[0].layers[1].descriptor
+        os.unlink(
+            os.path.join(upload_path, f"blobs-sha256-{layer.digest.hex}")
+        )
+        self.assertRaises(
+            UploadError, OCIRecipeUpload(upload_path).process, build
+        )
+        self.assertThat(
+            build,
+            MatchesStructure.byEquality(status=BuildStatus.FAILEDTOUPLOAD),
+        )
+        self.assertIn(str(layer.digest), build.failure_reason)
+        self.assertTrue(IStore(OCIFile).find(OCIFile).is_empty())
+        self.assertEqual(set(), librarian_contents())
+
+
+class TestEndToEndPostgreSQL(EndToEndMixin, TestCaseWithFactory):
+    layer = OCIBuildFarmLayer
+
+
+class TestEndToEndSQLite(EndToEndMixin, TestCaseWithFactory):
+    layer = SQLiteOCIBuildFarmLayer
+
+
+class TestRunCommand(TestCase):
+    """``lp-oci run`` in a subprocess, on its own state directory."""
+
+    def run_command(self, *args):
+        env = dict(os.environ)
+        env.pop("LP_DATABASE_URI", None)
+        env.pop("LP_LIBRARIAN_ROOT", None)
+        env["PYTHONPATH"] = os.pathsep.join(
+            filter(None, [os.path.join(ROOT, "lib"), env.get("PYTHONPATH")])
+        )
+        return subprocess.run(
+            [sys.executable, "-m", "lpoci.cli", "run", *args],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+        )
+
+    def setUp(self):
+        super().setUp()
+        self.state = os.path.join(self.useFixture(TempDir()).path, "var")
+
+    def test_sample_twice(self):
+        first = self.run_command("--sample", "--state", self.state, "--json")
+        self.assertEqual(0, first.returncode, first.stderr)
+        first_report = json.loads(first.stdout)
+        second = self.run_command("--sample", "--state", self.state, "--json")
+        self.assertEqual(0, second.returncode, second.stderr)
+        report = json.loads(second.stdout)
+        self.assertEqual(
+            {
+                "format",
+                "build_id",
+                "images",
+                "bytes_fetched",
+                "bytes_reused",
+            },
+            set(report),
+        )
+        self.assertEqual("docker25-classic", report["format"])
+        self.assertEqual(first_report["build_id"] + 1, report["build_id"])
+        (image,) = report["images"]
+        self.assertEqual("linux/amd64", image["platform"])
+        self.assertEqual(3, len(image["layers"]))
+        self.assertEqual(
+            {"fetched"},
+            {
+                layer["transfer"]
+                for layer in first_report["images"][0]["layers"]
+            },
+        )
+        self.assertEqual(
+            {"reused"}, {layer["transfer"] for layer in image["layers"]}
+        )
+        self.assertEqual(0, report["bytes_fetched"])
+        self.assertEqual(first_report["bytes_fetched"], report["bytes_reused"])
+        self.assertEqual(
+            sum(layer["size"] for layer in image["layers"]),
+            report["bytes_reused"],
+        )
+
+    def test_readable_summary(self):
+        result = self.run_command("--sample", "--state", self.state)
+        self.assertEqual(0, result.returncode, result.stderr)
+        self.assertIn("FULLYBUILT", result.stdout)
+        self.assertIn("bytes fetched:", result.stdout)
+
+    def test_bad_archive(self):
+        archive = os.path.join(os.path.dirname(self.state), "bad.tar")
+        with open(archive, "wb") as f:
+            f.write(b"this is not a tar archive" * 40)
+        result = self.run_command(archive, "--state", self.state, "--json")
+        self.assertEqual(1, result.returncode)
+        self.assertEqual("", result.stdout)
+        lines = result.stderr.splitlines()
+        self.assertEqual(1, len(lines), result.stderr)
+        self.assertTrue(lines[0].startswith("lp-oci: error: "), lines[0])
+        self.assertIn("FAILEDTOBUILD", lines[0])
