@@ -1,0 +1,1229 @@
+# Copyright 2026 Canonical Ltd.  This software is licensed under the
+# GNU Affero General Public License version 3 (see the file LICENSE).
+
+"""Benchmark `gather` on a large synthetic image (a report, not a test).
+
+``python -m lpbuildd.ociimage.bench`` (``make bench``) builds, once, a
+synthetic image of about 1.2 GB in four uncompressed layers (630, 420,
+162 MB and 20 KB), each mostly real files read from /usr plus about 20%
+seeded random data, and saves it in four archive formats:
+
+* ``docker24``: legacy ``docker save`` (Docker 1.10-24);
+* ``docker25``: Docker 25+ ``docker save``, classic store
+  (uncompressed ``blobs/sha256/<diff_id>`` layers, index.json,
+  manifest.json with LayerSources);
+* ``skopeo``: podman/skopeo ``docker-archive:``;
+* ``oci-gzip``: an OCI archive with gzip layers (containerd style; the
+  layers are kept byte-exact by `gather`).
+
+Everything is written streaming (tarfile into a file, hashing as it
+goes) and cached under ``.bench/`` at the top of the tree; it is rebuilt
+only if missing.  It then measures, with the input in the page cache and
+taking the median of ``--runs`` runs:
+
+* `gather` from each file (in a subprocess: wall time, input MB/s, peak
+  RSS from ``wait4``) and, for the Docker 25 archive, from a pipe;
+* ``skopeo copy docker-archive:X oci:Y`` on the same archives (and
+  ``oci-archive:`` for the OCI one);
+* launchpad-buildd's current gather loop (gzip level 9 with file name
+  and mtime, ``read(1)`` per byte) on a slice of the largest layer,
+  extrapolated to the whole image.
+
+Targets are marked PASS or FAIL; the exit status is 0 unless something
+crashed or `gather` produced a wrong image.  Results go to
+``.bench/results.json`` (``.bench/results-quick.json`` for ``--quick``
+and ``--check``).
+
+``--quick`` uses a ~300 MB image and one run; ``--check`` is a smoke
+test of the whole thing that takes well under a minute.
+"""
+
+__all__ = [
+    "main",
+]
+
+import argparse
+import gzip
+import hashlib
+import io
+import json
+import os
+import platform
+import random
+import shutil
+import stat
+import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+CHUNK = 1 << 20
+MB = 1000 * 1000
+SPEC_VERSION = 2
+
+# Layer sizes (bytes of the uncompressed layer tar, roughly).
+VARIANTS = {
+    "full": (630 * MB, 420 * MB, 162 * MB, 20 * 1000),
+    "quick": (158 * MB, 105 * MB, 40 * MB, 20 * 1000),
+}
+RANDOM_SHARE = 0.2
+RANDOM_SEED = 20260101
+SOURCE_ROOTS = (
+    "/usr/lib",
+    "/usr/share",
+    "/usr/bin",
+    "/usr/include",
+    "/usr/libexec",
+    "/usr/sbin",
+)
+MAX_SOURCE_FILE = 32 << 20
+OCI_GZIP_LEVEL = 6
+
+FORMATS = ("docker24", "docker25", "skopeo", "oci-gzip")
+FORMAT_TITLES = {
+    "docker24": "Docker 24 legacy docker-save",
+    "docker25": "Docker 25 classic (OCI layout)",
+    "skopeo": "skopeo docker-archive",
+    "oci-gzip": "OCI archive, gzip layers",
+}
+EXPECTED_FORMATS = {
+    "docker24": "docker-save",
+    "docker25": "docker25-classic",
+    "skopeo": "docker-archive",
+    "oci-gzip": "oci",
+}
+
+TAG = "example.com/bench:latest"
+REPOSITORY, TAG_NAME = TAG.rsplit(":", 1)
+CREATED = "2026-01-01T00:00:00Z"
+CREATED_EPOCH = 1767225600
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
+OCI_LAYER = "application/vnd.oci.image.layer.v1.tar"
+OCI_LAYER_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
+OCI_LAYOUT = b'{"imageLayoutVersion":"1.0.0"}'
+
+TARGET_SKOPEO_RATIO = 2.0
+TARGET_OLD_LOOP_RATIO = 500.0
+TARGET_PEAK_RSS = 100 * MB
+TARGET_PIPE_MBPS = 150.0
+
+
+def _default_bench_dir():
+    here = os.path.dirname(os.path.abspath(__file__))
+    return os.path.join(
+        os.path.dirname(os.path.dirname(os.path.dirname(here))), ".bench"
+    )
+
+
+def _json_bytes(obj):
+    return json.dumps(obj, separators=(",", ":")).encode()
+
+
+def _canonical(obj):
+    return json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()
+
+
+def _sha256(data):
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def _hex(digest):
+    return digest.split(":", 1)[1]
+
+
+def _log(message):
+    print(message, file=sys.stderr, flush=True)
+
+
+# ------------------------------------------------------------ layers
+
+
+class _HashingWriter:
+    """A write-only file that hashes and counts what goes through."""
+
+    def __init__(self, fileobj):
+        self._fileobj = fileobj
+        self.hash = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data):
+        self.hash.update(data)
+        self.size += len(data)
+        return self._fileobj.write(data)
+
+    def tell(self):
+        return self.size
+
+    def flush(self):
+        self._fileobj.flush()
+
+    @property
+    def digest(self):
+        return "sha256:" + self.hash.hexdigest()
+
+
+class _RandomReader:
+    """`size` seeded random bytes, read in chunks."""
+
+    def __init__(self, rng, size):
+        self._rng = rng
+        self._remaining = size
+
+    def read(self, n=-1):
+        if n < 0 or n > self._remaining:
+            n = self._remaining
+        self._remaining -= n
+        return self._rng.randbytes(n)
+
+
+def _source_files():
+    """Readable regular files under /usr, in a fixed order."""
+    for root in SOURCE_ROOTS:
+        for dirpath, dirnames, filenames in os.walk(root):
+            dirnames[:] = sorted(d for d in dirnames if d != "__pycache__")
+            for name in sorted(filenames):
+                path = os.path.join(dirpath, name)
+                try:
+                    st = os.lstat(path)
+                except OSError:
+                    continue
+                if (
+                    stat.S_ISREG(st.st_mode)
+                    and 0 < st.st_size <= MAX_SOURCE_FILE
+                    and os.access(path, os.R_OK)
+                ):
+                    yield path
+
+
+def _tarinfo(name, size=0, kind=tarfile.REGTYPE, mode=0o644, mtime=0):
+    info = tarfile.TarInfo(name)
+    info.type = kind
+    info.size = size
+    info.mode = mode
+    info.mtime = mtime
+    info.uid = info.gid = 0
+    info.uname = info.gname = ""
+    return info
+
+
+class _LayerWriter:
+    """Write one layer tar, adding parent directories as needed."""
+
+    def __init__(self, tar):
+        self.tar = tar
+        self._dirs = set()
+
+    def _parents(self, name):
+        parts = name.split("/")[:-1]
+        for i in range(1, len(parts) + 1):
+            parent = "/".join(parts[:i])
+            if parent not in self._dirs:
+                self._dirs.add(parent)
+                self.tar.addfile(
+                    _tarinfo(parent, kind=tarfile.DIRTYPE, mode=0o755)
+                )
+
+    def add(self, name, size, fileobj, mode=0o644):
+        self._parents(name)
+        self.tar.addfile(_tarinfo(name, size, mode=mode), fileobj)
+
+
+def _write_layer(path, index, target, sources, rng):
+    """Write a layer of about `target` bytes; return (diff_id, size)."""
+    tmp = path + ".tmp"
+    real = randoms = 0
+    count = 0
+    with open(tmp, "wb") as raw:
+        out = _HashingWriter(raw)
+        with tarfile.open(
+            fileobj=out,
+            mode="w",
+            format=tarfile.PAX_FORMAT,
+            copybufsize=CHUNK,
+        ) as tar:
+            layer = _LayerWriter(tar)
+            while out.size < target:
+                remaining = target - out.size
+                if randoms < RANDOM_SHARE * (real + randoms):
+                    size = min(
+                        rng.randint(256 << 10, 4 << 20),
+                        remaining,
+                        max(4096, target // 10),  # small layers too
+                    )
+                    name = f"var/lib/bench/layer{index}/random-{count:05d}"
+                    layer.add(name, size, _RandomReader(rng, size))
+                    randoms += size
+                    count += 1
+                    continue
+                for source in sources:
+                    try:
+                        f = open(source, "rb")
+                    except OSError:
+                        continue
+                    with f:
+                        st = os.fstat(f.fileno())
+                        if st.st_size > remaining:
+                            continue
+                        layer.add(
+                            source.lstrip("/"),
+                            st.st_size,
+                            f,
+                            mode=stat.S_IMODE(st.st_mode),
+                        )
+                        real += st.st_size
+                        break
+                else:
+                    raise RuntimeError(
+                        "ran out of files under /usr to build the image"
+                    )
+    os.replace(tmp, path)
+    return out.digest, out.size, real, randoms
+
+
+def _gzip_layer(src, dst):
+    """Gzip a layer (zlib level 6, no name, mtime 0); return digest, size."""
+    tmp = dst + ".tmp"
+    with open(src, "rb") as fin, open(tmp, "wb") as raw:
+        out = _HashingWriter(raw)
+        with gzip.GzipFile(
+            filename="",
+            mode="wb",
+            compresslevel=OCI_GZIP_LEVEL,
+            fileobj=out,
+            mtime=0,
+        ) as gz:
+            shutil.copyfileobj(fin, gz, CHUNK)
+    os.replace(tmp, dst)
+    return out.digest, out.size
+
+
+def _chain_ids(diff_ids):
+    chain = []
+    for diff_id in diff_ids:
+        if chain:
+            diff_id = _sha256(f"{chain[-1]} {diff_id}".encode())
+        chain.append(diff_id)
+    return chain
+
+
+class SyntheticImage:
+    """The layers of the benchmark image and every document about them."""
+
+    def __init__(self, workdir, layers):
+        self.workdir = workdir
+        # dicts: path, diff_id, size, real, random, gz_path, gz_digest,
+        # gz_size
+        self.layers = layers
+        self.diff_ids = [layer["diff_id"] for layer in layers]
+        self.config = _canonical(
+            {
+                "architecture": "amd64",
+                "config": {
+                    "Cmd": ["/bin/sh"],
+                    "Env": [
+                        "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin"
+                        ":/usr/bin:/sbin:/bin"
+                    ],
+                    "WorkingDir": "/",
+                },
+                "created": CREATED,
+                "history": [
+                    {"created": CREATED, "created_by": f"layer {i} # bench"}
+                    for i in range(len(layers))
+                ],
+                "os": "linux",
+                "rootfs": {"type": "layers", "diff_ids": self.diff_ids},
+            }
+        )
+        self.config_digest = _sha256(self.config)
+
+    @property
+    def size(self):
+        return sum(layer["size"] for layer in self.layers)
+
+    def v1_documents(self):
+        """Legacy v1 ids and JSON documents, one per layer (like moby)."""
+        ids, docs = [], []
+        parent = ""
+        top = len(self.diff_ids) - 1
+        for i, chain_id in enumerate(_chain_ids(self.diff_ids)):
+            seed = {"layer_id": chain_id, "parent": parent}
+            if i == top:
+                seed["config"] = self.config_digest
+            v1id = hashlib.sha256(_canonical(seed)).hexdigest()
+            doc = {"id": v1id}
+            if parent:
+                doc["parent"] = parent
+            doc["created"] = CREATED
+            doc["container_config"] = {"Cmd": None, "Env": None}
+            doc["os"] = "linux"
+            ids.append(v1id)
+            docs.append(_json_bytes(doc))
+            parent = v1id
+        return ids, docs
+
+    def oci_manifest(self, gzip_layers=False):
+        layers = []
+        for layer in self.layers:
+            if gzip_layers:
+                desc = (OCI_LAYER_GZIP, layer["gz_digest"], layer["gz_size"])
+            else:
+                desc = (OCI_LAYER, layer["diff_id"], layer["size"])
+            layers.append(dict(zip(("mediaType", "digest", "size"), desc)))
+        return _json_bytes(
+            {
+                "schemaVersion": 2,
+                "mediaType": OCI_MANIFEST,
+                "config": {
+                    "mediaType": OCI_CONFIG,
+                    "digest": self.config_digest,
+                    "size": len(self.config),
+                },
+                "layers": layers,
+            }
+        )
+
+
+# ----------------------------------------------------------- archives
+
+
+class _ArchiveWriter:
+    """Stream an archive to `path` (via a temporary name)."""
+
+    def __init__(self, path):
+        self.path = path
+        self.tmp = path + ".tmp"
+        self.tar = tarfile.open(
+            self.tmp, "w", format=tarfile.PAX_FORMAT, copybufsize=CHUNK
+        )
+
+    def add(self, name, kind, payload=None, mode=0o644, mtime=0):
+        if kind == "dir":
+            self.tar.addfile(
+                _tarinfo(name, kind=tarfile.DIRTYPE, mode=0o755, mtime=mtime)
+            )
+        elif kind == "symlink":
+            info = _tarinfo(name, kind=tarfile.SYMTYPE, mode=0o777)
+            info.linkname = payload
+            self.tar.addfile(info)
+        elif kind == "layer":
+            size = os.path.getsize(payload)
+            with open(payload, "rb") as f:
+                self.tar.addfile(
+                    _tarinfo(name, size, mode=mode, mtime=mtime), f
+                )
+        else:
+            self.tar.addfile(
+                _tarinfo(name, len(payload), mode=mode, mtime=mtime),
+                io.BytesIO(payload),
+            )
+
+    def add_sorted(self, files):
+        """Add {name: (kind, payload)} in Go filepath.Walk order."""
+        for name in sorted(files, key=lambda n: n.split("/")):
+            kind, payload = files[name]
+            self.add(name, kind, payload, mtime=CREATED_EPOCH)
+
+    def close(self):
+        self.tar.close()
+        os.replace(self.tmp, self.path)
+
+
+def _write_docker24(image, path):
+    ids, docs = image.v1_documents()
+    cfg = _hex(image.config_digest)
+    files = {cfg + ".json": ("file", image.config)}
+    for v1id, doc, layer in zip(ids, docs, image.layers):
+        files[v1id] = ("dir", None)
+        files[v1id + "/VERSION"] = ("file", b"1.0")
+        files[v1id + "/json"] = ("file", doc)
+        files[v1id + "/layer.tar"] = ("layer", layer["path"])
+    manifest = [
+        {
+            "Config": cfg + ".json",
+            "RepoTags": [TAG],
+            "Layers": [v1id + "/layer.tar" for v1id in ids],
+        }
+    ]
+    files["manifest.json"] = ("file", _json_bytes(manifest))
+    files["repositories"] = (
+        "file",
+        _json_bytes({REPOSITORY: {TAG_NAME: ids[-1]}}),
+    )
+    writer = _ArchiveWriter(path)
+    writer.add_sorted(files)
+    writer.close()
+
+
+def _write_docker25(image, path):
+    files = {"blobs": ("dir", None), "blobs/sha256": ("dir", None)}
+    sources = {}
+    for layer in image.layers:
+        files["blobs/sha256/" + _hex(layer["diff_id"])] = (
+            "layer",
+            layer["path"],
+        )
+        sources[layer["diff_id"]] = {
+            "mediaType": OCI_LAYER,
+            "size": layer["size"],
+            "digest": layer["diff_id"],
+        }
+    manifest = image.oci_manifest()
+    for doc in [image.config, manifest] + image.v1_documents()[1]:
+        files["blobs/sha256/" + _hex(_sha256(doc))] = ("file", doc)
+    index = {
+        "schemaVersion": 2,
+        "mediaType": OCI_INDEX,
+        "manifests": [
+            {
+                "mediaType": OCI_MANIFEST,
+                "digest": _sha256(manifest),
+                "size": len(manifest),
+                "annotations": {
+                    "io.containerd.image.name": TAG,
+                    "org.opencontainers.image.ref.name": TAG_NAME,
+                },
+            }
+        ],
+    }
+    docker_manifest = [
+        {
+            "Config": "blobs/sha256/" + _hex(image.config_digest),
+            "RepoTags": [TAG],
+            "Layers": ["blobs/sha256/" + _hex(d) for d in image.diff_ids],
+            "LayerSources": sources,
+        }
+    ]
+    files["index.json"] = ("file", _json_bytes(index))
+    files["manifest.json"] = ("file", _json_bytes(docker_manifest))
+    files["oci-layout"] = ("file", OCI_LAYOUT)
+    files["repositories"] = (
+        "file",
+        _json_bytes({REPOSITORY: {TAG_NAME: _hex(image.diff_ids[-1])}}),
+    )
+    writer = _ArchiveWriter(path)
+    writer.add_sorted(files)
+    writer.close()
+
+
+def _write_skopeo(image, path):
+    writer = _ArchiveWriter(path)
+    for layer in image.layers:
+        name = _hex(layer["diff_id"]) + ".tar"
+        writer.add(name, "layer", layer["path"], mode=0o444)
+    cfg = _hex(image.config_digest) + ".json"
+    writer.add(cfg, "file", image.config, mode=0o444)
+    ids = [_hex(c) for c in _chain_ids(image.diff_ids)]
+    parent = None
+    for v1id, diff_id in zip(ids, image.diff_ids):
+        writer.add(v1id + "/layer.tar", "symlink", f"../{_hex(diff_id)}.tar")
+        writer.add(v1id + "/VERSION", "file", b"1.0", mode=0o444)
+        doc = {"id": v1id}
+        if parent:
+            doc["parent"] = parent
+        doc.update({"created": CREATED, "os": "linux"})
+        writer.add(v1id + "/json", "file", _json_bytes(doc), mode=0o444)
+        parent = v1id
+    repositories = {REPOSITORY: {TAG_NAME: ids[-1]}}
+    writer.add("repositories", "file", _json_bytes(repositories), mode=0o444)
+    manifest = [
+        {
+            "Config": cfg,
+            "RepoTags": [TAG],
+            "Layers": [_hex(d) + ".tar" for d in image.diff_ids],
+        }
+    ]
+    writer.add("manifest.json", "file", _json_bytes(manifest), mode=0o444)
+    writer.close()
+
+
+def _write_oci_gzip(image, path):
+    files = {"blobs": ("dir", None), "blobs/sha256": ("dir", None)}
+    for layer in image.layers:
+        files["blobs/sha256/" + _hex(layer["gz_digest"])] = (
+            "layer",
+            layer["gz_path"],
+        )
+    manifest = image.oci_manifest(gzip_layers=True)
+    for doc in (image.config, manifest):
+        files["blobs/sha256/" + _hex(_sha256(doc))] = ("file", doc)
+    index = {
+        "schemaVersion": 2,
+        "mediaType": OCI_INDEX,
+        "manifests": [
+            {
+                "mediaType": OCI_MANIFEST,
+                "digest": _sha256(manifest),
+                "size": len(manifest),
+                "annotations": {"org.opencontainers.image.ref.name": TAG},
+                "platform": {"architecture": "amd64", "os": "linux"},
+            }
+        ],
+    }
+    files["index.json"] = ("file", _json_bytes(index))
+    files["oci-layout"] = ("file", OCI_LAYOUT)
+    writer = _ArchiveWriter(path)
+    for name in sorted(files):
+        kind, payload = files[name]
+        writer.add(name, kind, payload)
+    writer.close()
+
+
+ARCHIVE_WRITERS = {
+    "docker24": _write_docker24,
+    "docker25": _write_docker25,
+    "skopeo": _write_skopeo,
+    "oci-gzip": _write_oci_gzip,
+}
+
+
+def archive_path(workdir, fmt):
+    return os.path.join(workdir, f"{fmt}.tar")
+
+
+def build_image(workdir, variant):
+    """Build (or reuse) the layers and archives; return the image."""
+    os.makedirs(workdir, exist_ok=True)
+    meta_path = os.path.join(workdir, "image.json")
+    sizes = VARIANTS[variant]
+    meta = None
+    if os.path.exists(meta_path):
+        with open(meta_path) as f:
+            meta = json.load(f)
+        if meta.get("spec") != SPEC_VERSION or meta.get("sizes") != list(
+            sizes
+        ):
+            meta = None
+    if meta is not None and not all(
+        os.path.exists(layer["path"]) and os.path.exists(layer["gz_path"])
+        for layer in meta["layers"]
+    ):
+        meta = None
+    if meta is None:
+        started = time.monotonic()
+        _log(f"building the {variant} image layers in {workdir} ...")
+        rng = random.Random(RANDOM_SEED)
+        sources = _source_files()
+        layers = []
+        for i, target in enumerate(sizes):
+            path = os.path.join(workdir, f"layer{i}.tar")
+            diff_id, size, real, randoms = _write_layer(
+                path, i, target, sources, rng
+            )
+            layers.append(
+                {
+                    "path": path,
+                    "diff_id": diff_id,
+                    "size": size,
+                    "real": real,
+                    "random": randoms,
+                }
+            )
+            _log(
+                f"  layer {i}: {size / MB:.1f} MB "
+                f"({randoms / max(real + randoms, 1):.0%} random)"
+            )
+        _log("gzipping the layers for the OCI archive ...")
+        with ThreadPoolExecutor(max(1, os.cpu_count() or 1)) as pool:
+            futures = []
+            for layer in layers:
+                layer["gz_path"] = layer["path"] + ".gz"
+                futures.append(
+                    pool.submit(_gzip_layer, layer["path"], layer["gz_path"])
+                )
+            for layer, future in zip(layers, futures):
+                layer["gz_digest"], layer["gz_size"] = future.result()
+        for fmt in FORMATS:
+            # Archives from an older set of layers are stale.
+            if os.path.exists(archive_path(workdir, fmt)):
+                os.unlink(archive_path(workdir, fmt))
+        meta = {"spec": SPEC_VERSION, "sizes": list(sizes), "layers": layers}
+        with open(meta_path + ".tmp", "w") as f:
+            json.dump(meta, f, indent=1)
+        os.replace(meta_path + ".tmp", meta_path)
+        _log(f"layers built in {time.monotonic() - started:.1f} s")
+    image = SyntheticImage(workdir, meta["layers"])
+    for fmt in FORMATS:
+        path = archive_path(workdir, fmt)
+        if not os.path.exists(path):
+            started = time.monotonic()
+            ARCHIVE_WRITERS[fmt](image, path)
+            _log(
+                f"wrote {path} ({os.path.getsize(path) / MB:.0f} MB) in "
+                f"{time.monotonic() - started:.1f} s"
+            )
+    return image
+
+
+# -------------------------------------------------------- measurements
+
+
+def _warm(path):
+    """Read a file once so that it sits in the page cache."""
+    with open(path, "rb", buffering=0) as f:
+        buffer = bytearray(8 * CHUNK)
+        while f.readinto(buffer):
+            pass
+
+
+TIME = "/usr/bin/time"
+
+
+def _run_measured(cmd, feed=None):
+    """Run `cmd`; return (wall seconds, peak RSS bytes, stdout).
+
+    The peak RSS comes from GNU time (``%M``, its own ``wait4``): a
+    child forked straight from this process would inherit this
+    process's RSS high-water mark through ``vfork`` + ``exec``.  Without
+    /usr/bin/time, ``wait4`` is used, and the figure is a floor.
+
+    :param feed: a file to pipe into the command through ``cat``.
+    """
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        with tempfile.NamedTemporaryFile("r") as rss_file:
+            use_time = os.access(TIME, os.X_OK)
+            if use_time:
+                cmd = [TIME, "-f", "%M", "-o", rss_file.name] + list(cmd)
+            started = time.monotonic()
+            cat = None
+            stdin = subprocess.DEVNULL
+            if feed is not None:
+                cat = subprocess.Popen(["cat", feed], stdout=subprocess.PIPE)
+                stdin = cat.stdout
+            proc = subprocess.Popen(cmd, stdin=stdin, stdout=out, stderr=err)
+            if cat is not None:
+                cat.stdout.close()
+            _, status, usage = os.wait4(proc.pid, 0)
+            wall = time.monotonic() - started
+            proc.returncode = os.waitstatus_to_exitcode(status)
+            if cat is not None:
+                cat.wait()
+            rss = usage.ru_maxrss * 1024
+            if use_time:
+                lines = rss_file.read().split()
+                if proc.returncode == 0:
+                    rss = int(lines[-1]) * 1024
+        out.seek(0)
+        err.seek(0)
+        output = out.read().decode(errors="replace")
+        errors = err.read().decode(errors="replace")
+    if proc.returncode != 0:
+        raise RuntimeError(
+            f"{' '.join(cmd)} exited with {proc.returncode}:\n"
+            f"{errors[-2000:]}"
+        )
+    return wall, rss, output
+
+
+def _gather_once(source, outdir, jobs, pipe=False):
+    os.sync()  # no writeback of earlier output during the run
+    cmd = [
+        sys.executable,
+        "-m",
+        "lpbuildd.ociimage.bench",
+        "--gather-child",
+        "-" if pipe else source,
+        outdir,
+    ]
+    if jobs:
+        cmd += ["--jobs", str(jobs)]
+    try:
+        wall, rss, output = _run_measured(cmd, feed=source if pipe else None)
+        result = json.loads(output)
+    finally:
+        shutil.rmtree(outdir, ignore_errors=True)
+    result.update(wall=wall, rss=rss)
+    return result
+
+
+def _check_gather(fmt, image, result):
+    """Raise if `gather` got the image wrong; warn about the format name."""
+    if result["diff_ids"] != image.diff_ids:
+        raise RuntimeError(
+            f"gather read {fmt} wrongly: diff_ids {result['diff_ids']}"
+        )
+    if result["format"] != EXPECTED_FORMATS[fmt]:
+        _log(
+            f"warning: gather called {fmt} {result['format']!r}, "
+            f"expected {EXPECTED_FORMATS[fmt]!r}"
+        )
+
+
+def _skopeo_once(transport, source, outdir):
+    os.sync()
+    cmd = [
+        "skopeo",
+        "--insecure-policy",
+        "copy",
+        "--quiet",
+        f"{transport}:{source}",
+        f"oci:{outdir}",
+    ]
+    try:
+        wall, rss, _ = _run_measured(cmd)
+        out_size = sum(
+            os.path.getsize(os.path.join(root, name))
+            for root, _, names in os.walk(outdir)
+            for name in names
+        )
+    finally:
+        shutil.rmtree(outdir, ignore_errors=True)
+    return {"wall": wall, "rss": rss, "bytes_out": out_size}
+
+
+def _summarise(runs, size):
+    walls = [r["wall"] for r in runs]
+    wall = statistics.median(walls)
+    summary = {
+        "runs": len(runs),
+        "wall": wall,
+        "walls": walls,
+        "mbps": size / MB / wall,
+        "peak_rss": max(r["rss"] for r in runs),
+        "bytes_out": runs[-1].get("bytes_out"),
+    }
+    if "seconds" in runs[0]:
+        summary["gather_seconds"] = statistics.median(
+            r["seconds"] for r in runs
+        )
+        summary["gather_mbps"] = size / MB / summary["gather_seconds"]
+        summary["vm_hwm"] = max(r["vm_hwm"] or 0 for r in runs)
+    return summary
+
+
+def _old_loop(path, slice_bytes, workdir):
+    """Time launchpad-buildd's gather loop on a slice of one layer.
+
+    The loop as in lpbuildd/oci.py: the archive streamed with tarfile
+    ``r|``, each ``layer.tar`` copied one byte at a time into a
+    `gzip.GzipFile` (level 9, file name and mtime in the header).  Only
+    the first `slice_bytes` of the first big enough layer are copied.
+    :return: (seconds, bytes copied).
+    """
+    with tarfile.open(path, "r|") as tar:
+        for member in tar:
+            if not member.name.endswith("layer.tar"):
+                continue
+            if member.size < slice_bytes:
+                continue
+            member.size = slice_bytes  # extractfile stops here
+            fileobj = tar.extractfile(member)
+            name = os.path.join(
+                workdir, "{}.tar.gz".format(member.name.split("/")[0])
+            )
+            started = time.monotonic()
+            with gzip.GzipFile(name, "wb") as gzip_layer:
+                byte = fileobj.read(1)
+                while len(byte) > 0:
+                    gzip_layer.write(byte)
+                    byte = fileobj.read(1)
+            seconds = time.monotonic() - started
+            os.unlink(name)
+            return seconds, slice_bytes
+    raise RuntimeError(f"no layer.tar of {slice_bytes} bytes in {path}")
+
+
+def _machine():
+    model = ""
+    flags = ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name") and not model:
+                    model = line.split(":", 1)[1].strip()
+                elif line.startswith("flags") and not flags:
+                    flags = line
+    except OSError:
+        pass
+    try:
+        skopeo = subprocess.run(
+            ["skopeo", "--version"], capture_output=True, text=True
+        ).stdout.strip()
+    except OSError:
+        skopeo = None
+    try:
+        from isal import __version__ as isal_version
+    except ImportError:
+        isal_version = None
+    return {
+        "cpus": os.cpu_count(),
+        "cpu_model": model,
+        "sha_ni": " sha_ni" in flags,
+        "python": platform.python_version(),
+        "skopeo": skopeo,
+        "isal": isal_version,
+        "load_average": os.getloadavg(),
+    }
+
+
+def run_benchmark(args):
+    bench_dir = os.path.abspath(args.dir)
+    variant = "quick" if args.quick else "full"
+    workdir = os.path.join(bench_dir, variant)
+    image = build_image(workdir, variant)
+    outroot = os.path.join(bench_dir, "out")
+    shutil.rmtree(outroot, ignore_errors=True)
+    os.makedirs(outroot)
+    jobs = args.jobs or os.cpu_count() or 1
+    results = {
+        "variant": variant,
+        "machine": _machine(),
+        "jobs": jobs,
+        "image": {
+            "layers": [
+                {
+                    "diff_id": layer["diff_id"],
+                    "size": layer["size"],
+                    "random_share": layer["random"]
+                    / max(layer["real"] + layer["random"], 1),
+                    "gzip_size": layer["gz_size"],
+                }
+                for layer in image.layers
+            ],
+            "size": image.size,
+        },
+        "formats": {},
+    }
+    skopeo_transports = {
+        "docker24": "docker-archive",
+        "docker25": "docker-archive",
+        "skopeo": "docker-archive",
+        "oci-gzip": "oci-archive",
+    }
+    have_skopeo = shutil.which("skopeo") is not None and not args.no_skopeo
+    for fmt in FORMATS:
+        path = archive_path(workdir, fmt)
+        size = os.path.getsize(path)
+        _warm(path)
+        entry = {"archive": path, "size": size}
+        transport = skopeo_transports[fmt]
+        tools = ["gather"]
+        if fmt == "docker25":
+            tools.append("gather_pipe")
+        if have_skopeo:
+            tools.append("skopeo")
+        _log(f"{fmt}: {', '.join(tools)}, interleaved, x{args.runs} ...")
+        # Interleaved, so that the load of a shared machine hits every
+        # tool alike; ratios are medians of per-round ratios.
+        runs = {tool: [] for tool in tools}
+        for i in range(args.runs):
+            for tool in tools:
+                outdir = os.path.join(outroot, f"{tool}-{fmt}-{i}")
+                if tool == "skopeo":
+                    result = _skopeo_once(transport, path, outdir)
+                else:
+                    result = _gather_once(
+                        path, outdir, args.jobs, pipe=tool == "gather_pipe"
+                    )
+                    _check_gather(fmt, image, result)
+                runs[tool].append(result)
+        for tool in tools:
+            entry[tool] = _summarise(runs[tool], size)
+        entry["gather"]["format"] = runs["gather"][0]["format"]
+        entry["gather"]["layer_count"] = runs["gather"][0]["layer_count"]
+        if have_skopeo:
+            entry["skopeo"]["transport"] = transport
+            for tool in tools[:-1]:
+                entry[tool]["skopeo_ratio"] = statistics.median(
+                    s["wall"] / g["wall"]
+                    for g, s in zip(runs[tool], runs["skopeo"])
+                )
+            entry["skopeo_ratio"] = entry["gather"]["skopeo_ratio"]
+        results["formats"][fmt] = entry
+    _log(f"old gather loop on a {args.slice_mb} MB slice ...")
+    seconds, copied = _old_loop(
+        archive_path(workdir, "docker24"), int(args.slice_mb * MB), outroot
+    )
+    rate = copied / seconds
+    layer_bytes = image.size
+    old = {
+        "slice_bytes": copied,
+        "slice_seconds": seconds,
+        "mbps": rate / MB,
+        "extrapolated_seconds": layer_bytes / rate,
+        "extrapolated_to_bytes": layer_bytes,
+        "compared_with": "gather on docker24 (the format the loop reads)",
+    }
+    old["ratio"] = (
+        old["extrapolated_seconds"]
+        / results["formats"]["docker24"]["gather"]["wall"]
+    )
+    results["old_loop"] = old
+    shutil.rmtree(outroot, ignore_errors=True)
+    results["targets"] = _targets(results)
+    results["machine"]["load_average_end"] = os.getloadavg()
+    return results
+
+
+def _targets(results):
+    formats = results["formats"]
+    targets = []
+
+    def target(name, value, goal, ok, unit=""):
+        targets.append(
+            {
+                "name": name,
+                "value": value,
+                "goal": goal,
+                "unit": unit,
+                "pass": bool(ok),
+            }
+        )
+
+    if "skopeo_ratio" in formats["docker25"]:
+        ratio = formats["docker25"]["skopeo_ratio"]
+        target(
+            "gather vs skopeo, Docker 25 archive (x faster)",
+            ratio,
+            f">= {TARGET_SKOPEO_RATIO:g}",
+            ratio >= TARGET_SKOPEO_RATIO,
+            "x",
+        )
+    ratio = results["old_loop"]["ratio"]
+    target(
+        "gather vs old read(1) loop, extrapolated (x faster)",
+        ratio,
+        f">= {TARGET_OLD_LOOP_RATIO:g}",
+        ratio >= TARGET_OLD_LOOP_RATIO,
+        "x",
+    )
+    peak = max(
+        entry[key]["peak_rss"]
+        for entry in formats.values()
+        for key in ("gather", "gather_pipe")
+        if key in entry
+    )
+    target(
+        "gather peak RSS, any format, file or pipe (MB)",
+        peak / MB,
+        f"< {TARGET_PEAK_RSS / MB:g}",
+        peak < TARGET_PEAK_RSS,
+        "MB",
+    )
+    mbps = formats["docker25"]["gather_pipe"]["mbps"]
+    target(
+        "gather from a pipe, Docker 25 archive (MB/s)",
+        mbps,
+        f">= {TARGET_PIPE_MBPS:g}",
+        mbps >= TARGET_PIPE_MBPS,
+        "MB/s",
+    )
+    return targets
+
+
+def _format_report(results):
+    lines = []
+    image = results["image"]
+    machine = results["machine"]
+    layers = ", ".join(
+        f"{layer['size'] / MB:.1f}" for layer in image["layers"]
+    )
+    lines.append(
+        f"Image ({results['variant']}): {image['size'] / MB:.0f} MB in "
+        f"{len(image['layers'])} uncompressed layers ({layers} MB), "
+        "real /usr files + ~20% seeded random data."
+    )
+    lines.append(
+        f"Machine: {machine['cpus']} CPUs ({machine['cpu_model']}, "
+        f"SHA-NI {'yes' if machine['sha_ni'] else 'no'}), Python "
+        f"{machine['python']}, {machine['skopeo']}, isal {machine['isal']}; "
+        f"gather jobs={results['jobs']}; load average at start "
+        f"{machine['load_average'][0]:.2f}, at the end "
+        f"{machine['load_average_end'][0]:.2f} (2 = both CPUs busy: "
+        "compare ratios, not absolute times)."
+    )
+    first = next(iter(results["formats"].values()))
+    lines.append(
+        f"Medians of {first['gather']['runs']} run(s), input in the page "
+        "cache; tools interleaved per round; wall and MB/s = whole "
+        "process (startup included); vs skopeo = median of per-round "
+        "ratios; "
+        "in-proc = gather's own GatherResult.seconds; RSS = peak "
+        "(max over runs, GNU time %M)."
+    )
+    lines.append("")
+    header = (
+        "format",
+        "in MB",
+        "tool",
+        "wall s",
+        "MB/s",
+        "in-proc s",
+        "peak RSS MB",
+        "out MB",
+        "vs skopeo",
+    )
+    rows = []
+    for fmt, entry in results["formats"].items():
+        size = entry["size"] / MB
+        for key, tool in (
+            ("gather", "gather (file)"),
+            ("gather_pipe", "gather (pipe)"),
+            (
+                "skopeo",
+                "skopeo " + entry.get("skopeo", {}).get("transport", ""),
+            ),
+        ):
+            if key not in entry:
+                continue
+            m = entry[key]
+            ratio = ""
+            if "skopeo_ratio" in m:
+                ratio = f"{m['skopeo_ratio']:.2f}x"
+            rows.append(
+                (
+                    fmt,
+                    f"{size:.0f}",
+                    tool,
+                    f"{m['wall']:.2f}",
+                    f"{m['mbps']:.0f}",
+                    (
+                        f"{m['gather_seconds']:.2f}"
+                        if "gather_seconds" in m
+                        else ""
+                    ),
+                    f"{m['peak_rss'] / MB:.1f}",
+                    f"{(m['bytes_out'] or 0) / MB:.0f}",
+                    ratio,
+                )
+            )
+    widths = [
+        max(len(str(row[i])) for row in rows + [header])
+        for i in range(len(header))
+    ]
+    for row in [header, tuple("-" * w for w in widths)] + rows:
+        lines.append(
+            "  ".join(
+                str(cell).ljust(w) if i < 3 else str(cell).rjust(w)
+                for i, (cell, w) in enumerate(zip(row, widths))
+            )
+        )
+    lines.append(
+        "Formats: "
+        + "; ".join(f"{k} = {v}" for k, v in FORMAT_TITLES.items())
+        + "."
+    )
+    old = results["old_loop"]
+    lines.append("")
+    lines.append(
+        f"Old launchpad-buildd loop (read(1) per byte into gzip level 9): "
+        f"{old['slice_bytes'] / MB:.0f} MB slice in "
+        f"{old['slice_seconds']:.1f} s = {old['mbps']:.2f} MB/s; "
+        f"EXTRAPOLATED to the {old['extrapolated_to_bytes'] / MB:.0f} MB "
+        f"of layers: {old['extrapolated_seconds']:.0f} s "
+        f"({old['ratio']:.0f}x gather's time on docker24)."
+    )
+    lines.append("")
+    lines.append("Targets:")
+    for t in results["targets"]:
+        lines.append(
+            f"  [{'PASS' if t['pass'] else 'FAIL'}] {t['name']}: "
+            f"{t['value']:.2f} (target {t['goal']})"
+        )
+    return "\n".join(lines)
+
+
+def _gather_child(source, outdir, jobs):
+    """Run `gather` once and print what it did as JSON (for the parent)."""
+    from lpbuildd.ociimage.gather import gather
+
+    if source == "-":
+        source = os.fdopen(sys.stdin.fileno(), "rb", buffering=0)
+    result = gather(source, outdir, jobs=jobs)
+    hwm = None
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    hwm = int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    json.dump(
+        {
+            "format": result.format,
+            "layer_count": result.layer_count,
+            "bytes_in": result.bytes_in,
+            "bytes_out": result.bytes_out,
+            "seconds": result.seconds,
+            "vm_hwm": hwm,
+            "diff_ids": [
+                str(layer.diff_id)
+                for image in result.images
+                for layer in image.layers
+            ],
+        },
+        sys.stdout,
+    )
+    return 0
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(
+        prog="python -m lpbuildd.ociimage.bench",
+        description=__doc__.split("\n\n")[0],
+    )
+    parser.add_argument(
+        "--runs", type=int, default=None, help="runs per measurement (3)"
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="a ~300 MB image and one run, for smoke-testing",
+    )
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="the quick variant end to end, as fast as possible",
+    )
+    parser.add_argument(
+        "--jobs", type=int, default=None, help="gather jobs (CPU count)"
+    )
+    parser.add_argument(
+        "--slice-mb",
+        type=float,
+        default=None,
+        help="MB for the old loop's timed slice (20; 5 quick; 2 check)",
+    )
+    parser.add_argument(
+        "--no-skopeo", action="store_true", help="skip the skopeo baseline"
+    )
+    parser.add_argument(
+        "--dir", default=_default_bench_dir(), help="cache directory"
+    )
+    parser.add_argument("--json", default=None, help="results file")
+    parser.add_argument(
+        "--gather-child",
+        nargs=2,
+        metavar=("SOURCE", "OUTDIR"),
+        help=argparse.SUPPRESS,
+    )
+    args = parser.parse_args(argv)
+    if args.gather_child:
+        return _gather_child(*args.gather_child, args.jobs)
+    if args.check:
+        args.quick = True
+    if args.runs is None:
+        args.runs = 1 if args.quick else 3
+    if args.slice_mb is None:
+        args.slice_mb = 2 if args.check else 5 if args.quick else 20
+    if args.json is None:
+        name = "results-quick.json" if args.quick else "results.json"
+        args.json = os.path.join(args.dir, name)
+    started = time.monotonic()
+    results = run_benchmark(args)
+    results["total_seconds"] = time.monotonic() - started
+    with open(args.json + ".tmp", "w") as f:
+        json.dump(results, f, indent=1)
+    os.replace(args.json + ".tmp", args.json)
+    print(_format_report(results))
+    print(f"\nResults written to {args.json}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
