@@ -19,6 +19,8 @@ __all__ = [
 
 import hashlib
 import os
+import queue
+import threading
 from dataclasses import dataclass
 
 from lpbuildd.ociimage.compression import (
@@ -136,19 +138,22 @@ class BlobStore:
 
     def _keep(self, member, kind, head, chunks, raw_hash):
         path, f = self._tempfile()
-        hasher = DiffIDHasher(kind, f"layer {member.name!r}")
-        with f:
-            for data in _chain(head, chunks):
-                raw_hash.update(data)
-                hasher.update(data)
-                f.write(data)
+        hasher = _Background(DiffIDHasher(kind, f"layer {member.name!r}"))
+        try:
+            with f:
+                for data in _chain(head, chunks):
+                    hasher.update(data)
+                    raw_hash.update(data)
+                    f.write(data)
+        finally:
+            diff_id = hasher.finish()
         digest = Digest("sha256", raw_hash.hexdigest())
         return Blob(
             member.name,
             member.size,
             digest,
             kind,
-            diff_id=hasher.finish(),
+            diff_id=diff_id,
             path=path,
             out_digest=digest,
             out_size=member.size,
@@ -192,6 +197,45 @@ class BlobStore:
             seen.append(name)
             name = self.links[name]
         return self.blobs.get(name)
+
+
+class _Background:
+    """Run a `DiffIDHasher` in its own thread, fed through a short queue.
+
+    Decompressing and hashing release the GIL, so a compressed layer's
+    diff_id is computed on the other core while this thread reads,
+    hashes and writes the raw bytes.
+    """
+
+    def __init__(self, hasher):
+        self._hasher = hasher
+        self._queue = queue.Queue(maxsize=4)
+        self._error = None
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self):
+        while True:
+            data = self._queue.get()
+            if data is None:
+                return
+            if self._error is None:
+                try:
+                    self._hasher.update(data)
+                except BaseException as e:
+                    self._error = e
+
+    def update(self, data):
+        if self._error is not None:
+            raise self._error
+        self._queue.put(data)
+
+    def finish(self):
+        self._queue.put(None)
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._hasher.finish()
 
 
 def _chain(head, chunks):

@@ -13,8 +13,10 @@ __all__ = [
     "gather",
 ]
 
+import fcntl
 import io
 import os
+import stat
 import time
 from dataclasses import dataclass, field
 
@@ -56,6 +58,23 @@ class _CountingStream(io.RawIOBase):
         n = self._stream.readinto(buffer)
         self.count += n or 0
         return n
+
+
+F_SETPIPE_SZ = 1031  # from <linux/fcntl.h>
+PIPE_SIZE = 1 << 20
+
+
+def _enlarge_pipe(source):
+    """Ask for a 1 MiB pipe buffer: 64 KiB reads cost a third of the time.
+
+    Best effort; anything that is not a Linux pipe is left alone.
+    """
+    try:
+        fd = source.fileno()
+        if stat.S_ISFIFO(os.fstat(fd).st_mode):
+            fcntl.fcntl(fd, F_SETPIPE_SZ, PIPE_SIZE)
+    except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
+        pass
 
 
 def _read_head(stream, n=1024):
@@ -101,6 +120,7 @@ def gather(
     writer = LayoutWriter(outdir)
     store = BlobStore(writer.workdir, compression, threads)
     try:
+        _enlarge_pipe(source)
         counted = _CountingStream(source)
         head, stream = _read_head(counted)
         if not head:
