@@ -49,6 +49,7 @@ run: install
 
 bench: install
 	$(VENV)/bin/python -m lpbuildd.ociimage.bench
+	$(VENV)/bin/python -m lp.oci.bench
 
 format: install
 	$(VENV)/bin/isort $(FORMAT_PATHS)

@@ -20,6 +20,10 @@ The legacy upload (the directory holding ``digests.json``):
     ``<layer_id>.tar.gz`` reuses the librarian file of the `OCIFile`
     with its digest, as in Launchpad.
 
+Files go into the librarian by hard link when the upload directory is
+on the same file system (`ILibraryFileAliasSet.createFromPath`): each is
+read once to be hashed and verified, and never copied.
+
 Everything happens in one transaction.  On any error it is aborted,
 content this upload put in the librarian that no row refers to is
 removed from storage, the build is marked FAILEDTOUPLOAD with the reason
@@ -139,15 +143,15 @@ class OCIRecipeUpload:
             verify_blob_file(path, digest, size)
         if size is None:
             size = os.path.getsize(path)
-        with open(path, "rb") as f:
-            lfa = self.librarian.create(
-                name,
-                size,
-                f,
-                content_type,
-                allow_zero_length=True,
-                expected_sha256=expected,
-            )
+        # Linked, not copied: the upload is ours and not written again.
+        lfa = self.librarian.createFromPath(
+            name,
+            size,
+            path,
+            content_type,
+            allow_zero_length=True,
+            expected_sha256=expected,
+        )
         self._stored.add(lfa.content.sha256)
         return lfa
 

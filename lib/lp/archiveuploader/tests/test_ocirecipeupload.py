@@ -23,6 +23,7 @@ from lp.oci.tests.buildfarm import (
     make_test_image,
 )
 from lp.services.database.interfaces import IStore
+from lp.services.librarian.storage import get_librarian_storage
 from lp.testing import TestCaseWithFactory
 from lp.testing.layers import (
     LaunchpadZopelessLayer,
@@ -113,6 +114,26 @@ class UploadTestMixin:
             kinds,
         )
         self.assertEqual(1, len(build.image_manifests))
+
+    def test_layers_taken_by_hard_link(self):
+        # The upload's files are linked into the librarian, not copied,
+        # and stay in the upload directory.
+        upload = self.ociUpload()
+        storage = get_librarian_storage()
+        if os.stat(upload).st_dev != os.stat(storage.root).st_dev:
+            self.skipTest("the upload and the librarian are on two devices")
+        build = self.makeBuild()
+        OCIRecipeUpload(upload).process(build)
+        self.assertEqual(BuildStatus.FULLYBUILT, build.status)
+        paths = self.blobPaths(upload)
+        self.assertEqual(len(build.layers), len(paths))
+        for layer, path in zip(build.layers, paths):
+            self.assertTrue(
+                os.path.samefile(
+                    path, storage.getPath(layer.library_file.content.sha256)
+                )
+            )
+        self.assertEqual([], os.listdir(storage.incoming))
 
     def test_reused_layer_points_at_existing_file(self):
         upload = self.ociUpload()

@@ -99,6 +99,23 @@ class ILibraryFileAliasSet(Interface):
         :return: The new `ILibraryFileAlias`.
         """
 
+    def createFromPath(
+        name,
+        size,
+        path,
+        contentType,
+        expires=None,
+        restricted=False,
+        allow_zero_length=False,
+        expected_sha256=None,
+    ):
+        """Like `create`, for a file on disk taken by hard link.
+
+        See `ILibrarianStorage.storePath`: the file at ``path`` is not
+        copied when it can be linked, and must not be modified in place
+        afterwards.
+        """
+
     def __getitem__(key):
         """The `ILibraryFileAlias` with this id; `NotFoundError` if none."""
 
@@ -126,6 +143,20 @@ class ILibrarianStorage(Interface):
 
         :raises ContentMismatch: if the content does not match the
             expectations; nothing is left behind.
+        :return: A `StoredContent` (sha256, sha1, md5, size).
+        """
+
+    def storePath(path, expected_sha256=None, expected_size=None):
+        """Store the file at ``path``, atomically and verified, by hard link.
+
+        Like `store`, but the file is hard-linked into storage rather
+        than copied when it is on the same file system (copied
+        otherwise), so its content is read once and never written again.
+        ``path`` itself is left in place; the caller must not modify that
+        file in place afterwards (replacing or deleting it is fine).
+
+        :raises ContentMismatch: if the content does not match the
+            expectations; nothing is left in storage.
         :return: A `StoredContent` (sha256, sha1, md5, size).
         """
 

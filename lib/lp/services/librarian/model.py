@@ -127,6 +127,13 @@ class LibraryFileAlias(StormBase):
         return self.getURL()
 
 
+def _check_new_file(name, size, allow_zero_length):
+    if not name or "/" in name or name in (".", ".."):
+        raise UploadFailed(f"Invalid file name {name!r}")
+    if size == 0 and not allow_zero_length:
+        raise UploadFailed("Cannot store a zero-length file")
+
+
 @implementer(ILibraryFileAliasSet)
 class LibraryFileAliasSet:
     """See `ILibraryFileAliasSet`."""
@@ -143,13 +150,37 @@ class LibraryFileAliasSet:
         expected_sha256=None,
     ):
         """See `ILibraryFileAliasSet`."""
-        if not name or "/" in name or name in (".", ".."):
-            raise UploadFailed(f"Invalid file name {name!r}")
-        if size == 0 and not allow_zero_length:
-            raise UploadFailed("Cannot store a zero-length file")
+        _check_new_file(name, size, allow_zero_length)
         stored = get_librarian_storage().store(
             file, expected_sha256=expected_sha256, expected_size=size
         )
+        return self._addAlias(
+            stored, name, contentType, expires, restricted, allow_zero_length
+        )
+
+    def createFromPath(
+        self,
+        name,
+        size,
+        path,
+        contentType,
+        expires=None,
+        restricted=False,
+        allow_zero_length=False,
+        expected_sha256=None,
+    ):
+        """See `ILibraryFileAliasSet`."""
+        _check_new_file(name, size, allow_zero_length)
+        stored = get_librarian_storage().storePath(
+            path, expected_sha256=expected_sha256, expected_size=size
+        )
+        return self._addAlias(
+            stored, name, contentType, expires, restricted, allow_zero_length
+        )
+
+    def _addAlias(
+        self, stored, name, contentType, expires, restricted, allow_zero_length
+    ):
         if stored.size == 0 and not allow_zero_length:
             raise UploadFailed("Cannot store a zero-length file")
         store = IPrimaryStore(LibraryFileContent)

@@ -8,6 +8,13 @@ the input in 1 MiB chunks to a temporary file under ``<root>/incoming``,
 fsync it, check it against what the caller expected, and only then
 rename it into place, so a reader never sees a partial file and a
 failed write leaves nothing behind.
+
+`LibrarianStorage.storePath` takes a file that is already on disk by
+hard-linking it under ``incoming`` instead of copying it (when it is on
+the same file system), then hashes, checks and renames it the same way:
+one read of the content and no second copy to write back.  Of the three
+hashes, md5 (the slowest) runs in a helper thread for content larger
+than a chunk.
 """
 
 __all__ = [
@@ -18,10 +25,12 @@ __all__ = [
     "get_librarian_storage",
 ]
 
+import errno
 import hashlib
 import os
 import re
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple
 
 from zope.component import getUtility, provideUtility
@@ -38,6 +47,60 @@ class StoredContent(NamedTuple):
     sha1: str
     md5: str
     size: int
+
+
+class _Hashes:
+    """sha256, sha1 and md5 of a stream of chunks, and its size.
+
+    From the second chunk on, md5 is computed in a helper thread (hashlib
+    releases the GIL on large buffers) while the caller computes the
+    others, so hashing takes about as long as md5 alone.
+    """
+
+    def __init__(self):
+        self.sha256 = hashlib.sha256()
+        self.sha1 = hashlib.sha1()
+        self.md5 = hashlib.md5()
+        self.size = 0
+        self._executor = None
+        self._pending = None
+
+    def update(self, chunk):
+        self.size += len(chunk)
+        if self._executor is None and self.size == len(chunk):
+            # The first chunk: small content never needs a thread.
+            self.md5.update(chunk)
+        else:
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(
+                    1, thread_name_prefix="librarian-md5"
+                )
+            self._wait()
+            self._pending = self._executor.submit(self.md5.update, chunk)
+        self.sha256.update(chunk)
+        self.sha1.update(chunk)
+
+    def _wait(self):
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            pending.result()
+
+    def close(self):
+        try:
+            self._wait()
+        finally:
+            if self._executor is not None:
+                self._executor.shutdown()
+                self._executor = None
+
+    def result(self):
+        self.close()
+        return StoredContent(
+            self.sha256.hexdigest(),
+            self.sha1.hexdigest(),
+            self.md5.hexdigest(),
+            self.size,
+        )
 
 
 def _fsync_directory(path):
@@ -80,24 +143,29 @@ class LibrarianStorage:
             pass
 
     def _copy(self, file, out, expected_size):
-        hashes = (hashlib.sha256(), hashlib.sha1(), hashlib.md5())
-        size = 0
-        while True:
-            chunk = file.read(CHUNK_SIZE)
-            if not chunk:
-                break
-            if not isinstance(chunk, bytes):
-                raise TypeError("The librarian stores bytes, not text")
-            size += len(chunk)
-            if expected_size is not None and size > expected_size:
-                raise ContentMismatch(
-                    f"Content is longer than the expected {expected_size} "
-                    "bytes"
-                )
-            for hash in hashes:
-                hash.update(chunk)
-            out.write(chunk)
-        return StoredContent(*(hash.hexdigest() for hash in hashes), size)
+        """Hash ``file`` to its end, writing it to ``out`` unless None."""
+        hashes = _Hashes()
+        try:
+            while True:
+                chunk = file.read(CHUNK_SIZE)
+                if not chunk:
+                    break
+                if not isinstance(chunk, bytes):
+                    raise TypeError("The librarian stores bytes, not text")
+                if (
+                    expected_size is not None
+                    and hashes.size + len(chunk) > expected_size
+                ):
+                    raise ContentMismatch(
+                        f"Content is longer than the expected "
+                        f"{expected_size} bytes"
+                    )
+                hashes.update(chunk)
+                if out is not None:
+                    out.write(chunk)
+        finally:
+            hashes.close()
+        return hashes.result()
 
     def store(self, file, expected_sha256=None, expected_size=None):
         """See `ILibrarianStorage`."""
@@ -110,32 +178,69 @@ class LibrarianStorage:
                 stored = self._copy(file, out, expected_size)
                 out.flush()
                 os.fsync(out.fileno())
-            if expected_size is not None and stored.size != expected_size:
-                raise ContentMismatch(
-                    f"Content is {stored.size} bytes, expected "
-                    f"{expected_size}"
-                )
-            if (
-                expected_sha256 is not None
-                and stored.sha256 != expected_sha256
-            ):
-                raise ContentMismatch(
-                    f"Content has sha256 {stored.sha256}, expected "
-                    f"{expected_sha256}"
-                )
-            final_path = self.getPath(stored.sha256)
-            directory = os.path.dirname(final_path)
-            os.makedirs(directory, exist_ok=True)
-            # Identical content may already be there; replacing it with
-            # the same bytes is harmless and keeps this free of races.
-            os.replace(temp_path, final_path)
-            _fsync_directory(directory)
+            return self._commit(
+                temp_path, stored, expected_sha256, expected_size
+            )
         except BaseException:
             try:
                 os.unlink(temp_path)
             except FileNotFoundError:
                 pass
             raise
+
+    def storePath(self, path, expected_sha256=None, expected_size=None):
+        """See `ILibrarianStorage`."""
+        if expected_sha256 is not None:
+            self.getPath(expected_sha256)
+        fd, temp_path = tempfile.mkstemp(dir=self.incoming, prefix=".tmp-")
+        os.close(fd)
+        os.unlink(temp_path)
+        try:
+            os.link(path, temp_path)
+        except OSError as e:
+            if e.errno not in (
+                errno.EXDEV,
+                errno.EPERM,
+                errno.EMLINK,
+                errno.EOPNOTSUPP,
+            ):
+                raise
+            with open(path, "rb") as f:
+                return self.store(f, expected_sha256, expected_size)
+        try:
+            # Hash through our own name: the inode cannot be swapped.
+            with open(temp_path, "rb") as f:
+                stored = self._copy(f, None, expected_size)
+                os.fsync(f.fileno())
+            return self._commit(
+                temp_path, stored, expected_sha256, expected_size
+            )
+        finally:
+            # rename(2) does nothing when both names are links to the
+            # same inode (``path`` already in storage): tidy up.
+            try:
+                os.unlink(temp_path)
+            except FileNotFoundError:
+                pass
+
+    def _commit(self, temp_path, stored, expected_sha256, expected_size):
+        """Check ``stored`` and move ``temp_path`` into place."""
+        if expected_size is not None and stored.size != expected_size:
+            raise ContentMismatch(
+                f"Content is {stored.size} bytes, expected {expected_size}"
+            )
+        if expected_sha256 is not None and stored.sha256 != expected_sha256:
+            raise ContentMismatch(
+                f"Content has sha256 {stored.sha256}, expected "
+                f"{expected_sha256}"
+            )
+        final_path = self.getPath(stored.sha256)
+        directory = os.path.dirname(final_path)
+        os.makedirs(directory, exist_ok=True)
+        # Identical content may already be there; replacing it with
+        # the same bytes is harmless and keeps this free of races.
+        os.replace(temp_path, final_path)
+        _fsync_directory(directory)
         return stored
 
 

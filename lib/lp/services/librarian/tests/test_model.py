@@ -10,6 +10,7 @@ import io
 import os
 
 import transaction
+from fixtures import TempDir
 from testtools.matchers import MatchesStructure, StartsWith
 from zope.component import getUtility
 
@@ -85,6 +86,50 @@ class TestLibraryFileAliasSet(TestCaseWithFactory):
         storage = get_librarian_storage()
         self.assertFalse(storage.exists(hashlib.sha256(b"data").hexdigest()))
         self.assertEqual([], os.listdir(storage.incoming))
+
+    def test_createFromPath_links(self):
+        path = os.path.join(self.useFixture(TempDir()).path, "upload")
+        with open(path, "wb") as f:
+            f.write(b"linked")
+        sha256 = hashlib.sha256(b"linked").hexdigest()
+        lfa = getUtility(ILibraryFileAliasSet).createFromPath(
+            "linked.bin",
+            6,
+            path,
+            "application/octet-stream",
+            expected_sha256=sha256,
+        )
+        transaction.commit()
+        self.assertThat(
+            lfa.content,
+            MatchesStructure.byEquality(
+                filesize=6,
+                sha256=sha256,
+                sha1=hashlib.sha1(b"linked").hexdigest(),
+                md5=hashlib.md5(b"linked").hexdigest(),
+            ),
+        )
+        self.assertEqual("linked.bin", lfa.filename)
+        self.assertEqual(b"linked", lfa.read())
+        lfa.close()
+        storage = get_librarian_storage()
+        if os.stat(path).st_dev == os.stat(storage.root).st_dev:
+            self.assertTrue(os.path.samefile(path, storage.getPath(sha256)))
+
+    def test_createFromPath_mismatch_stores_nothing(self):
+        path = os.path.join(self.useFixture(TempDir()).path, "upload")
+        with open(path, "wb") as f:
+            f.write(b"data")
+        self.assertRaises(
+            ContentMismatch,
+            getUtility(ILibraryFileAliasSet).createFromPath,
+            "x",
+            5,
+            path,
+            "application/octet-stream",
+        )
+        self.assertEqual((0, 0), self.countRows())
+        self.assertEqual([], os.listdir(get_librarian_storage().incoming))
 
     def test_zero_length_refused_unless_allowed(self):
         self.assertRaises(UploadFailed, self.create, b"")

@@ -5,11 +5,13 @@
 
 __all__ = []
 
+import errno
 import hashlib
 import io
 import os
 import shutil
 import tempfile
+from unittest import mock
 
 from lp.services.librarian.interfaces import ContentMismatch
 from lp.services.librarian.storage import CHUNK_SIZE, LibrarianStorage
@@ -130,3 +132,103 @@ class TestLibrarianStorage(TestCase):
         self.assertFalse(self.storage.exists(stored.sha256))
         # Removing again is harmless.
         self.storage.remove(stored.sha256)
+
+    def test_multi_chunk_hashes(self):
+        # md5 runs in a helper thread past the first chunk.
+        data = os.urandom(CHUNK_SIZE * 3 + 5)
+        stored = self.storage.store(io.BytesIO(data))
+        self.assertEqual(
+            (
+                hashlib.sha256(data).hexdigest(),
+                hashlib.sha1(data).hexdigest(),
+                hashlib.md5(data).hexdigest(),
+                len(data),
+            ),
+            tuple(stored),
+        )
+
+
+class TestLibrarianStorageStorePath(TestCase):
+    """`LibrarianStorage.storePath` takes a file by hard link."""
+
+    def setUp(self):
+        super().setUp()
+        self.top = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, self.top)
+        self.storage = LibrarianStorage(os.path.join(self.top, "librarian"))
+
+    def writeFile(self, data, name="upload"):
+        path = os.path.join(self.top, name)
+        with open(path, "wb") as f:
+            f.write(data)
+        return path
+
+    def test_links_without_copying(self):
+        data = os.urandom(CHUNK_SIZE * 2 + 3)
+        path = self.writeFile(data)
+        stored = self.storage.storePath(
+            path,
+            expected_sha256=hashlib.sha256(data).hexdigest(),
+            expected_size=len(data),
+        )
+        self.assertEqual(
+            (
+                hashlib.sha256(data).hexdigest(),
+                hashlib.sha1(data).hexdigest(),
+                hashlib.md5(data).hexdigest(),
+                len(data),
+            ),
+            tuple(stored),
+        )
+        # The same inode, under both names; the source stays.
+        self.assertTrue(
+            os.path.samefile(path, self.storage.getPath(stored.sha256))
+        )
+        self.assertEqual(2, os.stat(path).st_nlink)
+        self.assertEqual([], os.listdir(self.storage.incoming))
+
+    def test_mismatch_stores_nothing(self):
+        path = self.writeFile(b"data")
+        wrong = hashlib.sha256(b"other").hexdigest()
+        self.assertRaises(
+            ContentMismatch,
+            self.storage.storePath,
+            path,
+            expected_sha256=wrong,
+        )
+        self.assertRaises(
+            ContentMismatch, self.storage.storePath, path, expected_size=3
+        )
+        self.assertFalse(
+            self.storage.exists(hashlib.sha256(b"data").hexdigest())
+        )
+        self.assertEqual([], os.listdir(self.storage.incoming))
+        self.assertEqual(1, os.stat(path).st_nlink)
+
+    def test_copies_across_file_systems(self):
+        path = self.writeFile(b"elsewhere")
+
+        def no_link(src, dst, **kwargs):
+            raise OSError(errno.EXDEV, "Invalid cross-device link")
+
+        with mock.patch("os.link", no_link):
+            stored = self.storage.storePath(path, expected_size=9)
+        stored_path = self.storage.getPath(stored.sha256)
+        self.assertFalse(os.path.samefile(path, stored_path))
+        with open(stored_path, "rb") as f:
+            self.assertEqual(b"elsewhere", f.read())
+        self.assertEqual([], os.listdir(self.storage.incoming))
+
+    def test_same_content_twice(self):
+        first = self.writeFile(b"twice", name="first")
+        second = self.writeFile(b"twice", name="second")
+        self.storage.storePath(first)
+        stored = self.storage.storePath(second)
+        self.assertTrue(
+            os.path.samefile(second, self.storage.getPath(stored.sha256))
+        )
+        # Storing the stored file itself is harmless.
+        self.storage.storePath(self.storage.getPath(stored.sha256))
+        self.assertEqual([], os.listdir(self.storage.incoming))
+        with self.storage.open(stored.sha256) as f:
+            self.assertEqual(b"twice", f.read())

@@ -1,0 +1,634 @@
+# Copyright 2026 Canonical Ltd.  This software is licensed under the
+# GNU Affero General Public License version 3 (see the file LICENSE).
+
+"""Benchmark Launchpad's ingest of an OCI upload (a report, not a test).
+
+``python -m lp.oci.bench`` (the second half of ``make bench``) takes the
+cached synthetic Docker 25 archive of `lpbuildd.ociimage.bench` (about
+1.2 GB in four layers; built if missing) and runs two builds on
+loopback, each with three processes:
+
+* a builder: a real `BuilderServer` whose `OCIBuildManager` replays the
+  archive as ``docker save`` output and gathers it into its file cache
+  (timed: the *gather* time), then serves it;
+* the Launchpad side, a separate process so that its peak RSS is its
+  own: `BuilderWorker` polls the builder, `OCIRecipeBuildBehaviour`
+  fetches everything over HTTP and verifies it, `OCIRecipeUpload`
+  stores it in the librarian and records the `OCIFile` rows (timed: the
+  *ingest* time, from the first ``status()`` to FULLYBUILT), with a
+  SQLite database and a local librarian in a fresh state directory
+  under ``.bench/ingest/``;
+* this process, which only coordinates.
+
+The first build starts from an empty librarian.  The second is a
+rebuild whose base layers did not change (the tiny top layer is
+replaced by one with other content), ingested into the same state
+directory: only the changed layer may be fetched.
+
+Targets (``issues show 3``): ingest takes under 2x the gather time;
+the Launchpad side's peak RSS stays under 100 MB and flat (it grows by
+less than `TARGET_RSS_GROWTH` while ingesting); the rebuild's
+``bytes_fetched`` equals the compressed size of the changed layer(s).
+They are marked PASS or FAIL; the exit status is 0 unless something
+crashed.  Results go to ``.bench/results-ingest.json``
+(``results-ingest-quick.json`` for ``--quick`` and ``--check``, which
+use the ~300 MB image; ``--check`` takes well under a minute).
+
+``--profile`` runs the Launchpad side under py-spy and writes
+collapsed stacks beside the state directory.
+"""
+
+__all__ = [
+    "main",
+]
+
+import argparse
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+import time
+
+from lpbuildd.ociimage import bench as gather_bench
+
+MB = gather_bench.MB
+TARGET_INGEST_RATIO = 2.0
+TARGET_PEAK_RSS = 100 * MB
+# "Memory stays flat": what the Launchpad side may grow by while
+# ingesting the image, whatever its size (a few 1 MiB buffers per
+# download thread).
+TARGET_RSS_GROWTH = 32 * MB
+# The replacement top layer of the rebuild.
+REBUILD_SEED = gather_bench.RANDOM_SEED + 1
+REBUILD_SPEC = 1
+IMAGE_NAME = gather_bench.TAG
+
+
+def _log(message):
+    print(message, file=sys.stderr, flush=True)
+
+
+def _memory():
+    """This process's (VmRSS, VmHWM) in bytes, from /proc."""
+    values = {}
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                key, _, rest = line.partition(":")
+                if key in ("VmRSS", "VmHWM"):
+                    values[key] = int(rest.split()[0]) * 1024
+    except OSError:
+        pass
+    return values.get("VmRSS"), values.get("VmHWM")
+
+
+def _emit(obj):
+    sys.stdout.write(json.dumps(obj) + "\n")
+    sys.stdout.flush()
+
+
+# ------------------------------------------------------------ the image
+
+
+def build_rebuild_archive(workdir, image):
+    """Write (or reuse) a Docker 25 archive of `image` with a new top layer.
+
+    The base layers are the very files of `image`; the top layer has the
+    same size and paths but other random bytes.
+    :return: (archive path, the rebuilt `SyntheticImage`).
+    """
+    meta_path = os.path.join(workdir, "rebuild.json")
+    archive = os.path.join(workdir, "docker25-rebuild.tar")
+    base = image.layers[:-1]
+    meta = None
+    if os.path.exists(meta_path) and os.path.exists(archive):
+        with open(meta_path) as f:
+            meta = json.load(f)
+        if (
+            meta.get("spec") != REBUILD_SPEC
+            or meta.get("base") != [layer["diff_id"] for layer in base]
+            or not os.path.exists(meta["top"]["path"])
+        ):
+            meta = None
+    if meta is None:
+        started = time.monotonic()
+        _log(f"building the rebuild archive {archive} ...")
+        top = image.layers[-1]
+        path = os.path.join(workdir, "layer-rebuild-top.tar")
+        diff_id, size, real, randoms = gather_bench._write_layer(
+            path,
+            len(base),
+            top["size"],
+            gather_bench._source_files(),
+            random.Random(REBUILD_SEED),
+        )
+        if diff_id == top["diff_id"]:
+            raise RuntimeError("the rebuilt top layer did not change")
+        new_top = {
+            "path": path,
+            "diff_id": diff_id,
+            "size": size,
+            "real": real,
+            "random": randoms,
+        }
+        rebuilt = gather_bench.SyntheticImage(workdir, base + [new_top])
+        gather_bench._write_docker25(rebuilt, archive)
+        meta = {
+            "spec": REBUILD_SPEC,
+            "base": [layer["diff_id"] for layer in base],
+            "top": new_top,
+        }
+        with open(meta_path + ".tmp", "w") as f:
+            json.dump(meta, f, indent=1)
+        os.replace(meta_path + ".tmp", meta_path)
+        _log(f"rebuild archive written in {time.monotonic() - started:.1f} s")
+    rebuilt = gather_bench.SyntheticImage(workdir, base + [meta["top"]])
+    return archive, rebuilt
+
+
+# -------------------------------------------------------- the processes
+
+
+def _builder_child(archive, work_dir, build_cookie):
+    """The builder: gather `archive`, serve it until stdin closes.
+
+    Prints one JSON line once the build is WAITING (URL, gather time and
+    the layers written) and another (peak RSS) when it stops.
+    """
+    from lp.oci.scripts.run import build_on_builder
+    from lpbuildd.builder import BuilderServer
+
+    cache_dir = os.path.join(work_dir, "cache")
+    build_dir = os.path.join(work_dir, "build")
+    os.makedirs(cache_dir)
+    os.makedirs(build_dir)
+    server = BuilderServer(cache_dir)
+    url = server.start()
+    try:
+        started = time.monotonic()
+        result = build_on_builder(
+            server.builder, build_cookie, archive, build_dir, IMAGE_NAME
+        )
+        seconds = time.monotonic() - started
+        if result is None:
+            raise RuntimeError(
+                "gathering failed: "
+                + server.builder.getLogTail().decode(errors="replace")
+            )
+        _emit(
+            {
+                "url": url,
+                "gather_seconds": seconds,
+                "gather_inproc_seconds": result.seconds,
+                "format": result.format,
+                "bytes_in": result.bytes_in,
+                "bytes_out": result.bytes_out,
+                "files": len(server.builder.waitingfiles),
+                "layers": [
+                    {
+                        "diff_id": str(layer.diff_id),
+                        "digest": str(layer.descriptor.digest),
+                        "size": layer.descriptor.size,
+                    }
+                    for image in result.images
+                    for layer in image.layers
+                ],
+                "vm_hwm": _memory()[1],
+            }
+        )
+        sys.stdin.read()
+    finally:
+        server.stop()
+    _emit({"vm_hwm": _memory()[1]})
+    return 0
+
+
+def _ingest_child(state_dir, upload_root):
+    """The Launchpad side: create a build, then ingest it from a builder.
+
+    Prints the build cookie, reads the builder's URL from stdin, then
+    prints what the ingest did as one JSON line.
+    """
+    import transaction
+    from zope.component import getUtility
+
+    from lp.archiveuploader.ocirecipeupload import OCIRecipeUpload
+    from lp.buildmaster.enums import BuildStatus
+    from lp.buildmaster.interactor import BuilderWorker
+    from lp.oci.interfaces.ocirecipe import IOCIRecipeSet
+    from lp.oci.interfaces.ocirecipebuild import IOCIRecipeBuildSet
+    from lp.oci.model.ocirecipebuildbehaviour import OCIRecipeBuildBehaviour
+    from lp.oci.scripts.run import OWNER_NAME, _quiet_logger, collect_build
+    from lp.services.scripts import setup_services
+
+    logger = _quiet_logger()
+    setup_services(state_dir)
+    recipes = getUtility(IOCIRecipeSet)
+    recipe = recipes.getByName(OWNER_NAME, "bench") or recipes.new(
+        "bench", OWNER_NAME, image_name=IMAGE_NAME
+    )
+    build = getUtility(IOCIRecipeBuildSet).new(recipe, "amd64")
+    transaction.commit()
+    behaviour = OCIRecipeBuildBehaviour(build, upload_root=upload_root)
+    _emit({"build_cookie": behaviour.build_cookie})
+    url = sys.stdin.readline().strip()
+    worker = BuilderWorker(url)
+    behaviour.setBuilder(None, worker)
+    rss_before, hwm_before = _memory()
+    started = time.monotonic()
+    try:
+        upload_path = collect_build(behaviour, logger)
+        collected = time.monotonic()
+        if upload_path is None:
+            raise RuntimeError(
+                f"collecting failed: {build.status.name}: "
+                f"{build.failure_reason}"
+            )
+        OCIRecipeUpload(upload_path, logger).process(build)
+        finished = time.monotonic()
+    finally:
+        worker.close()
+    rss_after, hwm_after = _memory()
+    if build.status != BuildStatus.FULLYBUILT:
+        raise RuntimeError(f"build is {build.status.name}")
+    files = build.getFiles()
+    _emit(
+        {
+            "build_id": build.id,
+            "status": build.status.name,
+            "ingest_seconds": finished - started,
+            "fetch_seconds": collected - started,
+            "upload_seconds": finished - collected,
+            "bytes_fetched": behaviour.bytes_fetched,
+            "bytes_reused": behaviour.bytes_reused,
+            "transfers": {
+                str(digest): list(transfer)
+                for digest, transfer in behaviour.transfers.items()
+            },
+            "oci_files": len(list(files)),
+            "rss_before": rss_before,
+            "hwm_before": hwm_before,
+            "rss_after": rss_after,
+            "vm_hwm": hwm_after,
+        }
+    )
+    return 0
+
+
+def _start(args, profile=None):
+    cmd = [sys.executable, "-m", "lp.oci.bench"] + args
+    if profile is not None:
+        cmd = [
+            os.path.join(os.path.dirname(sys.executable), "py-spy"),
+            "record",
+            "--format",
+            "raw",
+            "--rate",
+            "200",
+            "--output",
+            profile,
+            "--",
+        ] + cmd
+    return subprocess.Popen(
+        cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+
+
+def _read_line(proc, what):
+    """The next JSON line from a child (py-spy may print other lines)."""
+    while True:
+        line = proc.stdout.readline()
+        if not line:
+            proc.wait()
+            raise RuntimeError(f"the {what} exited with {proc.returncode}")
+        if line.startswith("{"):
+            return json.loads(line)
+
+
+def _finish(proc, what):
+    proc.stdin.close()
+    rest = proc.stdout.read()
+    if proc.wait() != 0:
+        raise RuntimeError(f"the {what} exited with {proc.returncode}")
+    return rest
+
+
+def _one_build(archive, state_dir, work_dir, label, profile=None):
+    """Gather `archive` on a builder and ingest it into `state_dir`."""
+    os.sync()  # no writeback of earlier output during the run
+    upload_root = os.path.join(work_dir, "uploads")
+    builder_dir = os.path.join(work_dir, f"builder-{label}")
+    shutil.rmtree(builder_dir, ignore_errors=True)
+    ingest = _start(
+        ["--ingest-child", state_dir, upload_root],
+        profile=profile and f"{profile}-{label}.txt",
+    )
+    builder = None
+    try:
+        cookie = _read_line(ingest, "Launchpad side")["build_cookie"]
+        _log(f"{label}: builder gathering {os.path.basename(archive)} ...")
+        builder = _start(["--builder-child", archive, builder_dir, cookie])
+        built = _read_line(builder, "builder")
+        _log(
+            f"{label}: gathered in {built['gather_seconds']:.2f} s; "
+            "Launchpad side ingesting ..."
+        )
+        ingest.stdin.write(built["url"] + "\n")
+        ingest.stdin.flush()
+        ingested = _read_line(ingest, "Launchpad side")
+        _finish(ingest, "Launchpad side")
+        builder_end = json.loads(_finish(builder, "builder"))
+    finally:
+        for proc in (ingest, builder):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        shutil.rmtree(builder_dir, ignore_errors=True)
+        shutil.rmtree(upload_root, ignore_errors=True)
+    built["vm_hwm"] = builder_end["vm_hwm"]
+    ratio = ingested["ingest_seconds"] / built["gather_seconds"]
+    return {"builder": built, "ingest": ingested, "ratio": ratio}
+
+
+def _expected_fetch(first, rebuild):
+    """Compressed bytes of the rebuild's layers whose diff_id changed."""
+    old = {layer["diff_id"] for layer in first["builder"]["layers"]}
+    changed = [
+        layer
+        for layer in rebuild["builder"]["layers"]
+        if layer["diff_id"] not in old
+    ]
+    old_digests = {
+        layer["diff_id"]: layer["digest"]
+        for layer in first["builder"]["layers"]
+    }
+    unstable = [
+        layer["diff_id"]
+        for layer in rebuild["builder"]["layers"]
+        if layer["diff_id"] in old_digests
+        and old_digests[layer["diff_id"]] != layer["digest"]
+    ]
+    return changed, unstable
+
+
+def run_benchmark(args):
+    bench_dir = os.path.abspath(args.dir)
+    variant = "quick" if args.quick else "full"
+    workdir = os.path.join(bench_dir, variant)
+    image = gather_bench.build_image(workdir, variant)
+    archive = gather_bench.archive_path(workdir, "docker25")
+    rebuild_archive, rebuilt = build_rebuild_archive(workdir, image)
+    for path in (archive, rebuild_archive):
+        gather_bench._warm(path)
+    ingest_dir = os.path.join(bench_dir, "ingest")
+    state_dir = os.path.join(ingest_dir, "state")
+    shutil.rmtree(ingest_dir, ignore_errors=True)
+    os.makedirs(ingest_dir)
+    profile = os.path.join(ingest_dir, "profile") if args.profile else None
+    results = {
+        "variant": variant,
+        "machine": gather_bench._machine(),
+        "image": {
+            "archive": archive,
+            "size": image.size,
+            "diff_ids": image.diff_ids,
+        },
+        "rebuild": {"archive": rebuild_archive, "diff_ids": rebuilt.diff_ids},
+        "state_dir": state_dir,
+    }
+    results["first"] = _one_build(
+        archive, state_dir, ingest_dir, "first", profile
+    )
+    results["second"] = _one_build(
+        rebuild_archive, state_dir, ingest_dir, "rebuild", profile
+    )
+    changed, unstable = _expected_fetch(results["first"], results["second"])
+    results["rebuild"].update(
+        {
+            "changed_layers": changed,
+            "expected_bytes_fetched": sum(l["size"] for l in changed),
+            "bytes_fetched": results["second"]["ingest"]["bytes_fetched"],
+            "base_digests_changed": unstable,
+        }
+    )
+    if not args.keep:
+        shutil.rmtree(state_dir, ignore_errors=True)
+    results["targets"] = _targets(results)
+    results["machine"]["load_average_end"] = os.getloadavg()
+    return results
+
+
+def _targets(results):
+    targets = []
+
+    def target(name, value, goal, ok, unit=""):
+        targets.append(
+            {
+                "name": name,
+                "value": value,
+                "goal": goal,
+                "unit": unit,
+                "pass": bool(ok),
+            }
+        )
+
+    first = results["first"]
+    ratio = first["ratio"]
+    target(
+        "ingest time / gather time, first build (x)",
+        ratio,
+        f"< {TARGET_INGEST_RATIO:g}",
+        ratio < TARGET_INGEST_RATIO,
+        "x",
+    )
+    peak = max(results[k]["ingest"]["vm_hwm"] for k in ("first", "second"))
+    target(
+        "Launchpad side peak RSS, either build (MB)",
+        peak / MB,
+        f"< {TARGET_PEAK_RSS / MB:g}",
+        peak < TARGET_PEAK_RSS,
+        "MB",
+    )
+    growth = first["ingest"]["vm_hwm"] - first["ingest"]["rss_before"]
+    target(
+        "Launchpad side RSS growth while ingesting, first build (MB)",
+        growth / MB,
+        f"< {TARGET_RSS_GROWTH / MB:g}",
+        growth < TARGET_RSS_GROWTH,
+        "MB",
+    )
+    rebuild = results["rebuild"]
+    target(
+        "rebuild bytes_fetched - changed layers' compressed size (bytes)",
+        rebuild["bytes_fetched"] - rebuild["expected_bytes_fetched"],
+        "== 0",
+        rebuild["bytes_fetched"] == rebuild["expected_bytes_fetched"],
+        "bytes",
+    )
+    return targets
+
+
+def _format_report(results):
+    lines = []
+    machine = results["machine"]
+    image = results["image"]
+    lines.append(
+        f"Image ({results['variant']}): Docker 25 archive of "
+        f"{image['size'] / MB:.0f} MB in {len(image['diff_ids'])} layers; "
+        "the rebuild replaces the top layer only."
+    )
+    lines.append(
+        f"Machine: {machine['cpus']} CPUs ({machine['cpu_model']}), Python "
+        f"{machine['python']}; load average at start "
+        f"{machine['load_average'][0]:.2f}, at the end "
+        f"{machine['load_average_end'][0]:.2f} (compare ratios, not "
+        "absolute times)."
+    )
+    lines.append(
+        "One run each.  gather = OCIBuildManager.gatherResults in the "
+        "builder process (docker save replayed through a pipe, into the "
+        "file cache); ingest = Launchpad side, another process, from the "
+        "first status() to FULLYBUILT: fetch = BuilderWorker downloads + "
+        "verification (handleStatus), upload = OCIRecipeUpload.process "
+        "(librarian + OCIFile rows).  RSS = VmHWM of that process; "
+        "growth = VmHWM at the end - VmRSS before ingesting."
+    )
+    lines.append("")
+    header = (
+        "build",
+        "gather s",
+        "out MB",
+        "ingest s",
+        "fetch s",
+        "upload s",
+        "ingest/gather",
+        "fetched MB",
+        "reused MB",
+        "LP RSS MB",
+        "growth MB",
+        "builder RSS MB",
+    )
+    rows = []
+    for key, title in (("first", "first (empty)"), ("second", "rebuild")):
+        built = results[key]["builder"]
+        ingested = results[key]["ingest"]
+        rows.append(
+            (
+                title,
+                f"{built['gather_seconds']:.2f}",
+                f"{built['bytes_out'] / MB:.0f}",
+                f"{ingested['ingest_seconds']:.2f}",
+                f"{ingested['fetch_seconds']:.2f}",
+                f"{ingested['upload_seconds']:.2f}",
+                f"{results[key]['ratio']:.2f}x",
+                f"{ingested['bytes_fetched'] / MB:.3f}",
+                f"{ingested['bytes_reused'] / MB:.0f}",
+                f"{ingested['vm_hwm'] / MB:.1f}",
+                f"{(ingested['vm_hwm'] - ingested['rss_before']) / MB:.1f}",
+                f"{built['vm_hwm'] / MB:.1f}",
+            )
+        )
+    widths = [
+        max(len(row[i]) for row in rows + [header]) for i in range(len(header))
+    ]
+    for row in [header, tuple("-" * w for w in widths)] + rows:
+        lines.append(
+            "  ".join(
+                cell.ljust(w) if i == 0 else cell.rjust(w)
+                for i, (cell, w) in enumerate(zip(row, widths))
+            )
+        )
+    rebuild = results["rebuild"]
+    lines.append("")
+    lines.append(
+        f"Rebuild: bytes_fetched {rebuild['bytes_fetched']}, compressed "
+        f"size of the changed layer(s) {rebuild['expected_bytes_fetched']} "
+        f"({len(rebuild['changed_layers'])} layer(s) with a new diff_id)."
+    )
+    if rebuild["base_digests_changed"]:
+        lines.append(
+            "  Unchanged layers compressed to other bytes: "
+            + ", ".join(rebuild["base_digests_changed"])
+        )
+    lines.append("")
+    lines.append("Targets:")
+    for t in results["targets"]:
+        value = t["value"]
+        shown = str(value) if isinstance(value, int) else f"{value:.2f}"
+        lines.append(
+            f"  [{'PASS' if t['pass'] else 'FAIL'}] {t['name']}: "
+            f"{shown} (target {t['goal']})"
+        )
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(
+        prog="python -m lp.oci.bench",
+        description=__doc__.split("\n\n")[0],
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="the ~300 MB image"
+    )
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="the quick variant end to end, as a smoke test",
+    )
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="run the Launchpad side under py-spy",
+    )
+    parser.add_argument(
+        "--keep",
+        action="store_true",
+        help="keep the state directory (database and librarian)",
+    )
+    parser.add_argument(
+        "--dir",
+        default=gather_bench._default_bench_dir(),
+        help="cache directory",
+    )
+    parser.add_argument("--json", default=None, help="results file")
+    parser.add_argument(
+        "--builder-child",
+        nargs=3,
+        metavar=("ARCHIVE", "WORKDIR", "COOKIE"),
+        help=argparse.SUPPRESS,
+    )
+    parser.add_argument(
+        "--ingest-child",
+        nargs=2,
+        metavar=("STATE", "UPLOADS"),
+        help=argparse.SUPPRESS,
+    )
+    args = parser.parse_args(argv)
+    if args.builder_child:
+        return _builder_child(*args.builder_child)
+    if args.ingest_child:
+        return _ingest_child(*args.ingest_child)
+    if args.check:
+        args.quick = True
+    if args.json is None:
+        name = (
+            "results-ingest-quick.json"
+            if args.quick
+            else "results-ingest.json"
+        )
+        args.json = os.path.join(args.dir, name)
+    started = time.monotonic()
+    results = run_benchmark(args)
+    results["total_seconds"] = time.monotonic() - started
+    with open(args.json + ".tmp", "w") as f:
+        json.dump(results, f, indent=1)
+    os.replace(args.json + ".tmp", args.json)
+    print(_format_report(results))
+    print(f"\nResults written to {args.json}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
