@@ -27,7 +27,7 @@ import io
 import lzma
 
 import zstandard
-from isal import igzip_threaded, isal_zlib
+from isal import igzip, igzip_threaded, isal_zlib
 
 from lpbuildd.ociimage.digest import Digest
 from lpbuildd.ociimage.errors import (
@@ -43,8 +43,12 @@ ZSTD_LEVEL = 3
 
 # Decompression bomb bounds: a decompressed stream may grow to
 # BOMB_RATIO times its compressed size (plus BOMB_FLOOR).  Real layers
-# rarely exceed 20:1; deflate's maximum is about 1032:1.
-BOMB_RATIO = 1000
+# rarely exceed 20:1; deflate's maximum is about 1032:1.  The ratio must
+# stay well below that maximum: a bomb only trips the guard once its
+# excess over the ratio has used up the floor, i.e. after about
+# BOMB_FLOOR * 1032 / (1032 - BOMB_RATIO) bytes (80 MiB here, but 2 GiB
+# and seconds of CPU with a ratio of 1000).
+BOMB_RATIO = 200
 BOMB_FLOOR = 64 * 1024 * 1024
 
 
@@ -122,6 +126,11 @@ class _GuardedReader(io.RawIOBase):
         except (EOFError, OSError, lzma.LZMAError, zstandard.ZstdError) as e:
             raise CorruptArchive(f"{self._error}: {e}")
         n = len(data)
+        if not n and not self._guard.expanded:
+            # zstd does not report a cut frame: it just gives nothing.
+            raise CorruptArchive(
+                f"{self._error}: it decompresses to nothing (truncated?)"
+            )
         buffer[:n] = data
         self._guard.expanded += n
         self._guard.check()
@@ -143,7 +152,10 @@ def open_outer(stream, head):
     guard = ExpansionGuard("the archive's outer " + kind)
     counted = io.BufferedReader(_CountingReader(stream, guard), CHUNK)
     if kind == "gzip":
-        inner = igzip_threaded.open(counted, "rb", threads=1)
+        # Not igzip_threaded: its worker thread reads 8 MiB ahead (which
+        # the guard would count as consumed) and, if we stop reading
+        # early, stays blocked on its queue.
+        inner = igzip.IGzipFile(fileobj=counted, mode="rb")
     elif kind == "xz":
         inner = lzma.LZMAFile(counted)
     else:

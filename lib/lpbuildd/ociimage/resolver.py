@@ -257,9 +257,10 @@ class Resolver:
         config, diff_ids, platform = self._config(
             config_blob, f"config {_short(config_desc.digest)}"
         )
-        self._check_layer_count(len(layer_descs), diff_ids, what)
+        expanded = self._expand_distinct_layers(layer_descs, diff_ids, what)
+        self._check_layer_count(len(expanded), diff_ids, what)
         layers = []
-        for i, ldesc in enumerate(layer_descs):
+        for i, ldesc in enumerate(expanded):
             lwhat = f"{what} layer {i}"
             if ldesc.is_foreign:
                 layers.append(Layer(diff_ids[i], ldesc))
@@ -277,21 +278,30 @@ class Resolver:
             names=names,
         )
         # Keep the source manifest byte-exact (and so its digest) when
-        # every layer blob is output as it came and nothing was added.
-        keep = in_order and all(
-            layer.is_foreign
-            or (
-                not layer.recompressed
-                and not layer.descriptor.annotations
-                and _compression_of(ldesc.media_type) == layer.blob.kind
+        # it is an OCI manifest and every layer blob is output as it came
+        # with nothing added.  Docker schema 2 manifests (what the
+        # containerd store keeps for images pulled from Docker Hub) are
+        # rewritten as OCI manifests over the same blobs: an OCI layout's
+        # readers (skopeo's oci: transport among them) skip index
+        # entries of other media types.
+        manifest_type = desc.media_type or doc.get("mediaType")
+        keep = (
+            manifest_type == MediaType.OCI_MANIFEST
+            and in_order
+            and expanded is layer_descs
+            and all(
+                layer.is_foreign
+                or (
+                    not layer.recompressed
+                    and not layer.descriptor.annotations
+                    and _compression_of(ldesc.media_type) == layer.blob.kind
+                )
+                for layer, ldesc in zip(layers, layer_descs)
             )
-            for layer, ldesc in zip(layers, layer_descs)
         )
         if keep:
             image.manifest = raw
-            image.manifest_media_type = desc.media_type or doc.get(
-                "mediaType", MediaType.OCI_MANIFEST
-            )
+            image.manifest_media_type = manifest_type
             image.layers = [
                 (
                     layer
@@ -301,6 +311,30 @@ class Resolver:
                 for layer, ldesc in zip(layers, layer_descs)
             ]
         return image
+
+    def _expand_distinct_layers(self, layer_descs, diff_ids, what):
+        """Undo Docker 25.0.0's listing of each distinct layer once.
+
+        Its OCI manifest was built from a map, so a layer repeated in
+        the image appears once there.  If the manifest lists exactly
+        the config's distinct diff_ids, return the descriptors in the
+        config's order; otherwise return `layer_descs` unchanged.
+        """
+        distinct = set(diff_ids)
+        if len(layer_descs) == len(diff_ids) or len(layer_descs) != len(
+            distinct
+        ):
+            return layer_descs
+        by_diff_id = {}
+        for i, ldesc in enumerate(layer_descs):
+            lwhat = f"{what} layer {i}"
+            lblob = None if ldesc.is_foreign else self._blob(ldesc, lwhat)
+            if lblob is None:
+                return layer_descs
+            by_diff_id[lblob.diff_id] = ldesc
+        if set(by_diff_id) != distinct:
+            return layer_descs
+        return [by_diff_id[diff_id] for diff_id in diff_ids]
 
     def _match_layers(self, pairs, diff_ids, what):
         """Check layers against diff_ids, in the config's order.
@@ -405,20 +439,24 @@ class Resolver:
             raise CorruptArchive(
                 "not an image archive: no manifest.json or index.json"
             )
-        images = []
+        found = []
         if index is not None:
-            images = self._images_from_index(index)
+            found.extend(self._images_from_index(index))
         if docker is not None:
-            by_key = {image.key: image for image in images}
-            for image in self._images_from_docker_manifest(docker):
-                found = by_key.get(image.key)
-                if found is None:
-                    images.append(image)
-                    by_key[image.key] = image
-                else:
-                    found.names.extend(
-                        n for n in image.names if n not in found.names
-                    )
+            found.extend(self._images_from_docker_manifest(docker))
+        # One image per key: index.json has an entry per tag, and the
+        # two lists overlap.  Merge their names.
+        images = []
+        by_key = {}
+        for image in found:
+            same = by_key.get(image.key)
+            if same is None:
+                images.append(image)
+                by_key[image.key] = image
+            else:
+                same.names.extend(
+                    n for n in image.names if n not in same.names
+                )
         if not images:
             raise CorruptArchive("the archive holds no complete image")
         self.format = self._detect_format(index, docker, images)

@@ -1,0 +1,254 @@
+# Copyright 2026 Canonical Ltd.  This software is licensed under the
+# GNU Affero General Public License version 3 (see the file LICENSE).
+
+"""Tests for sniffing, deterministic compression and bounded
+decompression, including decompression bombs end to end."""
+
+__all__ = []
+
+import gzip
+import hashlib
+import io
+import lzma
+import resource
+import time
+
+import zstandard
+from testtools import TestCase
+
+from lpbuildd.ociimage.compression import (
+    BOMB_FLOOR,
+    DiffIDHasher,
+    ExpansionGuard,
+    LayerCompressor,
+    open_outer,
+    sniff,
+)
+from lpbuildd.ociimage.errors import (
+    CorruptArchive,
+    UnsafeArchive,
+    UnsupportedArchive,
+)
+from lpbuildd.ociimage.tests.helpers import GatherTestCase
+from lpbuildd.tests.archivebuilder import (
+    estargz_compress,
+    gzip_bomb,
+    make_image,
+    make_layer,
+    oci_archive,
+    replace_blob,
+    zstd_bomb,
+)
+
+# Bombs expand to this much; a guard that lets them through would take
+# many seconds, so the time limit below catches a weak guard.
+BOMB_SIZE = 10 << 30
+BOMB_SECONDS = 3.0
+BOMB_MEMORY = 100 * 1024  # KiB, as ru_maxrss counts on Linux
+
+
+def sha256(data):
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def maxrss():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+class TestSniff(TestCase):
+    def test_kinds(self):
+        layer = make_layer()
+        self.assertEqual("tar", sniff(layer))
+        self.assertEqual("tar", sniff(bytes(1024)))
+        self.assertEqual("gzip", sniff(gzip.compress(layer)))
+        self.assertEqual(
+            "zstd", sniff(zstandard.ZstdCompressor().compress(layer))
+        )
+        self.assertEqual("xz", sniff(lzma.compress(layer)))
+        self.assertEqual("bzip2", sniff(b"BZh91AY&SY"))
+        self.assertIsNone(sniff(b'{"json": true}'))
+        self.assertIsNone(sniff(b""))
+        self.assertIsNone(sniff(layer[:511]))
+
+
+class TestExpansionGuard(TestCase):
+    def test_within_bounds(self):
+        guard = ExpansionGuard("x", ratio=10, floor=100)
+        guard.compressed = 10
+        guard.expanded = 200
+        guard.check()
+
+    def test_beyond_bounds(self):
+        guard = ExpansionGuard("the thing", ratio=10, floor=100)
+        guard.compressed = 10
+        guard.expanded = 201
+        e = self.assertRaises(UnsafeArchive, guard.check)
+        self.assertIn("the thing expands more than 10:1", str(e))
+        self.assertIn("decompression bomb", str(e))
+
+
+class TestDiffIDHasher(TestCase):
+    def feed(self, kind, data, chunk=1000):
+        hasher = DiffIDHasher(kind, "layer 'x'")
+        for i in range(0, len(data), chunk):
+            hasher.update(data[i : i + chunk])
+        return str(hasher.finish())
+
+    def test_gzip(self):
+        layer = make_layer(size=100000)
+        self.assertEqual(
+            sha256(layer), self.feed("gzip", gzip.compress(layer))
+        )
+
+    def test_gzip_concatenated_members_and_padding(self):
+        layer = make_layer(size=100000)
+        data = gzip.compress(layer[:5000]) + gzip.compress(layer[5000:])
+        self.assertEqual(sha256(layer), self.feed("gzip", data))
+        self.assertEqual(sha256(layer), self.feed("gzip", data + bytes(700)))
+
+    def test_estargz(self):
+        blob, raw, _ = estargz_compress(make_layer(size=50000))
+        self.assertEqual(sha256(raw), self.feed("gzip", blob))
+
+    def test_zstd_frames(self):
+        layer = make_layer(size=100000)
+        c = zstandard.ZstdCompressor()
+        data = c.compress(layer[:7000]) + c.compress(layer[7000:])
+        self.assertEqual(sha256(layer), self.feed("zstd", data))
+
+    def test_truncated_gzip(self):
+        data = gzip.compress(make_layer(size=100000))
+        e = self.assertRaises(
+            CorruptArchive, self.feed, "gzip", data[: len(data) // 2]
+        )
+        self.assertEqual("layer 'x': truncated gzip stream", str(e))
+
+    def test_invalid(self):
+        data = bytearray(gzip.compress(make_layer(size=10000)))
+        data[len(data) // 2] ^= 0xFF
+        e = self.assertRaises(CorruptArchive, self.feed, "gzip", bytes(data))
+        self.assertIn("layer 'x' is not valid gzip", str(e))
+
+    def test_truncated_zstd_changes_the_diff_id(self):
+        # zstd cannot tell a cut frame from one still arriving: the
+        # diff_id differs, which the resolver reports as a mismatch.
+        layer = make_layer(size=100000)
+        data = zstandard.ZstdCompressor().compress(layer)
+        self.assertNotEqual(
+            sha256(layer), self.feed("zstd", data[: len(data) // 2])
+        )
+
+    def test_bounded(self):
+        e = self.assertRaises(
+            UnsafeArchive,
+            self.feed,
+            "zstd",
+            zstd_bomb(BOMB_FLOOR * 4),
+            1 << 20,
+        )
+        self.assertIn("decompression bomb", str(e))
+
+
+class TestLayerCompressor(TestCase):
+    def compress(self, data, compression, threads):
+        out = io.BytesIO()
+        compressor = LayerCompressor(out, compression, threads)
+        for i in range(0, len(data), 300000):
+            compressor.write(data[i : i + 300000])
+        digest, size = compressor.finish()
+        blob = out.getvalue()
+        self.assertEqual(sha256(blob), str(digest))
+        self.assertEqual(len(blob), size)
+        return blob
+
+    def test_gzip_round_trip_and_deterministic(self):
+        layer = make_layer(size=3 << 20, seed=3)
+        blobs = [self.compress(layer, "gzip", t) for t in (1, 2, 4, 1)]
+        self.assertEqual(layer, gzip.decompress(blobs[0]))
+        self.assertEqual({blobs[0]}, set(blobs))
+        # No mtime and no file name in the header.
+        self.assertEqual(b"\0\0\0\0", blobs[0][4:8])
+        self.assertFalse(blobs[0][3] & 0x08)
+
+    def test_zstd_round_trip_and_deterministic(self):
+        layer = make_layer(size=3 << 20, seed=4)
+        blobs = [self.compress(layer, "zstd", t) for t in (1, 2, 1)]
+        reader = zstandard.ZstdDecompressor().stream_reader(
+            io.BytesIO(blobs[0]), read_across_frames=True
+        )
+        self.assertEqual(layer, reader.read())
+        self.assertEqual({blobs[0]}, set(blobs))
+
+    def test_unknown(self):
+        self.assertRaises(ValueError, LayerCompressor, io.BytesIO(), "lz4")
+
+
+class TestOpenOuter(TestCase):
+    def test_kinds(self):
+        data = make_layer(size=50000)
+        for kind, compressed in (
+            ("gzip", gzip.compress(data)),
+            ("xz", lzma.compress(data)),
+            ("zstd", zstandard.ZstdCompressor().compress(data)),
+        ):
+            name, stream = open_outer(io.BytesIO(compressed), compressed[:512])
+            self.assertEqual(kind, name)
+            self.assertEqual(data, stream.read())
+        raw = io.BytesIO(data)
+        self.assertEqual((None, raw), open_outer(raw, data[:512]))
+
+    def test_bzip2(self):
+        e = self.assertRaises(
+            UnsupportedArchive, open_outer, io.BytesIO(), b"BZh9"
+        )
+        self.assertIn("bzip2", str(e))
+
+
+class TestBombs(GatherTestCase):
+    """Bombs are refused quickly, with bounded memory, leaving nothing.
+
+    Each bomb is built (cheaply) before measuring, so that only what
+    `gather` does is timed and counted.
+    """
+
+    def assertBombRefused(self, data, fragment):
+        before = maxrss()
+        started = time.monotonic()
+        error = self.assertRefused(data, UnsafeArchive, fragment)
+        elapsed = time.monotonic() - started
+        self.assertIn("decompression bomb", str(error))
+        self.assertLess(elapsed, BOMB_SECONDS, str(error))
+        self.assertLess(maxrss() - before, BOMB_MEMORY)
+
+    def layer_bomb_archive(self, bomb, layer_compression):
+        builder = oci_archive(
+            make_image(), layer_compression=layer_compression
+        )
+        replace_blob(builder, builder.images[0].layer_digests[0], bomb)
+        return builder.to_bytes()
+
+    def test_gzip_layer(self):
+        data = self.layer_bomb_archive(gzip_bomb(BOMB_SIZE), "gzip")
+        self.assertBombRefused(data, "layer 'blobs/sha256/")
+
+    def test_zstd_layer(self):
+        data = self.layer_bomb_archive(zstd_bomb(BOMB_SIZE), "zstd")
+        self.assertBombRefused(data, "layer 'blobs/sha256/")
+
+    def test_gzip_outer(self):
+        self.assertBombRefused(
+            gzip_bomb(BOMB_SIZE, as_tar=True), "the archive's outer gzip"
+        )
+
+    def test_zstd_outer(self):
+        self.assertBombRefused(
+            zstd_bomb(BOMB_SIZE, as_tar=True), "the archive's outer zstd"
+        )
+
+    def test_gzip_outer_from_a_pipe(self):
+        bomb = gzip_bomb(BOMB_SIZE, as_tar=True)
+        before = maxrss()
+        self.assertRefused(
+            bomb, UnsafeArchive, "decompression bomb", via="pipe"
+        )
+        self.assertLess(maxrss() - before, BOMB_MEMORY)

@@ -1,0 +1,104 @@
+# Copyright 2026 Canonical Ltd.  This software is licensed under the
+# GNU Affero General Public License version 3 (see the file LICENSE).
+
+"""Tests for `Descriptor`, `MediaType` and `Platform`."""
+
+__all__ = []
+
+from testtools import TestCase
+
+from lpbuildd.ociimage.descriptor import Descriptor, MediaType, Platform
+from lpbuildd.ociimage.digest import Digest
+from lpbuildd.ociimage.errors import CorruptArchive
+from lpbuildd.tests.archivebuilder import MALFORMED_DIGESTS
+
+DIGEST = "sha256:" + "a" * 64
+
+
+def descriptor(**overrides):
+    value = {"mediaType": MediaType.OCI_MANIFEST, "digest": DIGEST, "size": 3}
+    value.update(overrides)
+    return value
+
+
+class TestDescriptor(TestCase):
+    def test_round_trip(self):
+        value = descriptor(
+            annotations={"b": "2", "a": "1"},
+            platform={"os": "linux", "architecture": "arm", "variant": "v7"},
+            urls=["https://example.com/x"],
+        )
+        desc = Descriptor.from_json(value)
+        self.assertEqual(Digest.parse(DIGEST), desc.digest)
+        self.assertEqual(Platform("linux", "arm", "v7"), desc.platform)
+        self.assertEqual(value, desc.to_json())
+        self.assertEqual(["a", "b"], list(desc.to_json()["annotations"]))
+
+    def test_missing_media_type_allowed(self):
+        value = descriptor()
+        del value["mediaType"]
+        self.assertEqual("", Descriptor.from_json(value).media_type)
+
+    def test_invalid(self):
+        cases = [
+            ([], "is not an object"),
+            (descriptor(mediaType=1), "mediaType is not a reasonable string"),
+            (descriptor(mediaType="x" * 2000), "not a reasonable string"),
+            (descriptor(size=-1), "invalid size -1"),
+            (descriptor(size="3"), "invalid size '3'"),
+            (descriptor(size=1.5), "invalid size 1.5"),
+            (descriptor(size=False), "invalid size False"),
+            (descriptor(size=1 << 60), "invalid size"),
+            (descriptor(annotations={"a": 1}), "not a string map"),
+            (descriptor(urls="x"), "urls is not a list"),
+            (descriptor(urls=[1]), "urls is not a reasonable string"),
+            (descriptor(platform=[]), "platform is not an object"),
+            (descriptor(platform={"os": 1}), "platform.os"),
+        ]
+        for value, fragment in cases:
+            e = self.assertRaises(
+                CorruptArchive, Descriptor.from_json, value, "thing"
+            )
+            self.assertIn(fragment, str(e))
+            self.assertTrue(str(e).startswith("thing"), str(e))
+
+    def test_malformed_digests(self):
+        for digest in MALFORMED_DIGESTS + (None,):
+            self.assertRaises(
+                CorruptArchive, Descriptor.from_json, descriptor(digest=digest)
+            )
+
+    def test_foreign(self):
+        for media_type in MediaType.FOREIGN_LAYERS:
+            desc = Descriptor.from_json(descriptor(mediaType=media_type))
+            self.assertTrue(desc.is_foreign)
+        desc = Descriptor.from_json(descriptor(mediaType=MediaType.OCI_LAYER))
+        self.assertFalse(desc.is_foreign)
+
+    def test_equality_ignores_annotations(self):
+        self.assertEqual(
+            Descriptor.from_json(descriptor(annotations={"a": "b"})),
+            Descriptor.from_json(descriptor()),
+        )
+
+
+class TestMediaType(TestCase):
+    def test_layer_for(self):
+        self.assertEqual(MediaType.OCI_LAYER, MediaType.layer_for(None))
+        self.assertEqual(MediaType.OCI_LAYER_GZIP, MediaType.layer_for("gzip"))
+        self.assertEqual(MediaType.OCI_LAYER_ZSTD, MediaType.layer_for("zstd"))
+        self.assertRaises(KeyError, MediaType.layer_for, "xz")
+
+
+class TestPlatform(TestCase):
+    def test_from_json(self):
+        platform = Platform.from_json({"os": "linux", "architecture": "amd64"})
+        self.assertEqual("linux/amd64", str(platform))
+        self.assertFalse(platform.is_unknown)
+        self.assertEqual(
+            {"os": "linux", "architecture": "amd64"}, platform.to_json()
+        )
+
+    def test_unknown(self):
+        for value in ({}, {"os": "unknown", "architecture": "unknown"}):
+            self.assertTrue(Platform.from_json(value).is_unknown)
