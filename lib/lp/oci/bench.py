@@ -619,15 +619,7 @@ def main(argv=None):
             else "results-ingest.json"
         )
         args.json = os.path.join(args.dir, name)
-    started = time.monotonic()
-    results = run_benchmark(args)
-    results["total_seconds"] = time.monotonic() - started
-    with open(args.json + ".tmp", "w") as f:
-        json.dump(results, f, indent=1)
-    os.replace(args.json + ".tmp", args.json)
-    print(_format_report(results))
-    print(f"\nResults written to {args.json}", flush=True)
-    return 0
+    return gather_bench.run_and_report(run_benchmark, _format_report, args)
 
 
 if __name__ == "__main__":

@@ -40,6 +40,7 @@ test of the whole thing that takes well under a minute.
 
 __all__ = [
     "main",
+    "run_and_report",
 ]
 
 import argparse
@@ -1162,6 +1163,19 @@ def _gather_child(source, outdir, jobs):
     return 0
 
 
+def run_and_report(run_benchmark, format_report, args):
+    """Run a benchmark, write its JSON atomically and print the report."""
+    started = time.monotonic()
+    results = run_benchmark(args)
+    results["total_seconds"] = time.monotonic() - started
+    with open(args.json + ".tmp", "w") as f:
+        json.dump(results, f, indent=1)
+    os.replace(args.json + ".tmp", args.json)
+    print(format_report(results))
+    print(f"\nResults written to {args.json}", flush=True)
+    return 0
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(
         prog="python -m lpbuildd.ociimage.bench",
@@ -1214,15 +1228,7 @@ def main(argv=None):
     if args.json is None:
         name = "results-quick.json" if args.quick else "results.json"
         args.json = os.path.join(args.dir, name)
-    started = time.monotonic()
-    results = run_benchmark(args)
-    results["total_seconds"] = time.monotonic() - started
-    with open(args.json + ".tmp", "w") as f:
-        json.dump(results, f, indent=1)
-    os.replace(args.json + ".tmp", args.json)
-    print(_format_report(results))
-    print(f"\nResults written to {args.json}", flush=True)
-    return 0
+    return run_and_report(run_benchmark, _format_report, args)
 
 
 if __name__ == "__main__":
