@@ -43,6 +43,8 @@ from lp.services.database.stormbase import StormBase
 from lp.services.job.interfaces.job import JobStatus
 from lp.services.librarian.model import LibraryFileAlias, LibraryFileContent
 from lpbuildd.ociimage.digest import Digest
+from lpbuildd.ociimage.errors import ArchiveError
+from lpbuildd.ociimage.safejson import load_json
 
 # JSON documents (index, manifests, digests) bigger than this are refused
 # rather than read into memory.
@@ -106,7 +108,7 @@ def _guess_kind(filename, layer_file_digest):
 def _read_json(lfa):
     """Parse a small JSON file from the librarian.
 
-    :raises ValueError: if it is too big or not valid JSON.
+    :raises ValueError: if it is too big, too deep or not valid JSON.
     """
     if lfa.content is not None and lfa.content.filesize > MAX_JSON_SIZE:
         raise ValueError(f"{lfa.filename} is too big to be JSON metadata")
@@ -115,12 +117,10 @@ def _read_json(lfa):
         data = stream.read(MAX_JSON_SIZE + 1)
     finally:
         lfa.close()
-    if len(data) > MAX_JSON_SIZE:
-        raise ValueError(f"{lfa.filename} is too big to be JSON metadata")
     try:
-        return json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ValueError(f"{lfa.filename} is not valid JSON: {e}") from None
+        return load_json(data, lfa.filename)
+    except ArchiveError as e:
+        raise ValueError(str(e)) from None
 
 
 class OCILayer(NamedTuple):

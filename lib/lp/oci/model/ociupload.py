@@ -45,6 +45,7 @@ from lp.oci.model.ocirecipebuild import MAX_INDEX_DEPTH, MAX_JSON_SIZE
 from lpbuildd.ociimage.descriptor import Descriptor, MediaType
 from lpbuildd.ociimage.digest import Digest
 from lpbuildd.ociimage.errors import ArchiveError
+from lpbuildd.ociimage.safejson import load_json
 
 # Files are hashed in chunks of this size.
 CHUNK_SIZE = 1024 * 1024
@@ -86,9 +87,10 @@ def digest_from_blob_file_name(name):
 
 
 def read_json_file(path, what=None):
-    """Parse a small JSON file.
+    """Parse a small JSON file, bounded in size and depth.
 
-    :raises OCIUploadError: if it is missing, too big or not JSON.
+    :raises OCIUploadError: if it is missing, too big, too deep or not
+        JSON.
     """
     what = what or os.path.basename(path)
     try:
@@ -96,12 +98,10 @@ def read_json_file(path, what=None):
             data = f.read(MAX_JSON_SIZE + 1)
     except OSError as e:
         raise OCIUploadError(f"Cannot read {what}: {e.strerror}") from None
-    if len(data) > MAX_JSON_SIZE:
-        raise OCIUploadError(f"{what} is too big to be JSON metadata")
     try:
-        return json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise OCIUploadError(f"{what} is not valid JSON: {e}") from None
+        return load_json(data, what)
+    except ArchiveError as e:
+        raise OCIUploadError(str(e)) from None
 
 
 def verify_blob_file(path, digest, size=None):

@@ -374,6 +374,18 @@ class TestVerifySuccessfulUpload(TestCaseWithFactory):
         (problem,) = build.getUploadProblems()
         self.assertIn("index.json is not valid JSON", problem)
 
+    def test_oci_layout_deeply_nested_index(self):
+        # Used to escape as a RecursionError from the JSON parser.
+        build = self.factory.makeOCIRecipeBuild()
+        build.addFile(
+            self.factory.makeLibraryFileAlias(
+                filename="index.json",
+                content=b"[" * 100000 + b"]" * 100000,
+            )
+        )
+        (problem,) = build.getUploadProblems()
+        self.assertIn("index.json is too deeply nested", problem)
+
     def test_oci_layout_skips_attestations(self):
         build = self.factory.makeOCIRecipeBuild()
         files = self.factory.makeOCILayoutFiles(build=build)
