@@ -22,6 +22,7 @@ it against the content.  The upload replaces launchpad-buildd's
 __all__ = [
     "OCIBuildManager",
     "OCIGatherError",
+    "parse_containerd_sources",
     "read_distribution_sources",
     "upload_file_name",
 ]
@@ -29,6 +30,7 @@ __all__ = [
 import json
 import os
 import shutil
+import subprocess
 
 from lpbuildd.ociimage.digest import Digest
 from lpbuildd.ociimage.errors import ArchiveError
@@ -84,6 +86,43 @@ def read_distribution_sources(docker_root):
     return sources
 
 
+SOURCE_LABEL = "containerd.io/distribution.source."
+
+
+def parse_containerd_sources(listing):
+    """Map blob digests to the repository containerd pulled them from.
+
+    :param listing: the output of ``ctr content ls``: tab-separated
+        columns DIGEST, SIZE, AGE, LABELS, the labels joined by ",", and
+        a `containerd.io/distribution.source.<registry>` label's value
+        itself a ","-joined list of repositories.
+    """
+    sources = {}
+    for line in listing.splitlines()[1:]:
+        fields = line.split("\t")
+        if len(fields) < 2:
+            continue
+        try:
+            digest = Digest.parse(fields[0].strip())
+        except ValueError:
+            continue
+        labels = {}
+        key = None
+        for token in fields[-1].strip().split(","):
+            if "=" in token:
+                key, value = token.split("=", 1)
+                labels[key] = [value]
+            elif key is not None:
+                labels[key].append(token)
+        for key in sorted(labels):
+            repositories = [r for r in labels[key] if r]
+            if key.startswith(SOURCE_LABEL) and repositories:
+                registry = key[len(SOURCE_LABEL) :]
+                sources[digest] = f"{registry}/{repositories[0]}"
+                break
+    return sources
+
+
 class OCIBuildManager:
     """Gathers an OCI build's results for Launchpad.
 
@@ -103,6 +142,7 @@ class OCIBuildManager:
         compression="gzip",
         jobs=None,
         docker_root=None,
+        containerd_namespace="moby",
     ):
         self._builder = builder
         self.backend = backend
@@ -111,6 +151,36 @@ class OCIBuildManager:
         self.compression = compression
         self.jobs = jobs
         self.docker_root = docker_root
+        self.containerd_namespace = containerd_namespace
+
+    def _getLayerSources(self):
+        """Where the image's pulled layers came from, as far as known.
+
+        Docker's classic store keeps that per diff_id on disk; with the
+        containerd image store it is a label on each blob, read with
+        ``ctr``.  Neither is required: a failure means no hints.
+        """
+        sources = {}
+        if self.docker_root:
+            sources.update(read_distribution_sources(self.docker_root))
+        if self.containerd_namespace:
+            try:
+                listing = self.backend.run(
+                    [
+                        "ctr",
+                        "--namespace",
+                        self.containerd_namespace,
+                        "content",
+                        "ls",
+                    ],
+                    get_output=True,
+                )
+            except (OSError, subprocess.CalledProcessError):
+                listing = b""
+            sources.update(
+                parse_containerd_sources(listing.decode("UTF-8", "replace"))
+            )
+        return sources
 
     def gatherResults(self):
         """Save the image, write the OCI upload and file every part.
@@ -120,11 +190,7 @@ class OCIBuildManager:
             and no upload directory is left behind.
         """
         upload = os.path.join(self.build_dir, UPLOAD_DIR)
-        sources = (
-            read_distribution_sources(self.docker_root)
-            if self.docker_root
-            else {}
-        )
+        sources = self._getLayerSources()
         proc = self.backend.run(
             ["docker", "save", self.name],
             get_output=True,

@@ -9,8 +9,12 @@ we output (compressed) and its diff_id.
 """
 
 __all__ = [
+    "IMAGE_NAME",
     "Image",
+    "LAYER_SOURCE",
+    "LAYER_SOURCES",
     "Layer",
+    "REF_NAME",
     "normalise_repository",
     "split_reference",
 ]
@@ -25,6 +29,9 @@ from lpbuildd.ociimage.digest import Digest
 REF_NAME = "org.opencontainers.image.ref.name"
 IMAGE_NAME = "io.containerd.image.name"
 LAYER_SOURCE = "com.canonical.launchpad.oci.source-repository"
+# On an index entry whose manifest is kept byte-exact (so its layers
+# cannot be annotated): a JSON object {layer digest: repository}.
+LAYER_SOURCES = "com.canonical.launchpad.oci.layer-source-repositories"
 
 
 @dataclass
@@ -53,6 +60,8 @@ class Image:
     # The source manifest, when it can be kept byte-exact.
     manifest: bytes = None
     manifest_media_type: str = None
+    # {layer Digest: repository} for a kept manifest's layers.
+    layer_sources: dict = field(default_factory=dict)
 
     @property
     def key(self):

@@ -19,7 +19,7 @@ import tempfile
 from lpbuildd.ociimage.descriptor import Descriptor, MediaType
 from lpbuildd.ociimage.digest import Digest
 from lpbuildd.ociimage.errors import ArchiveError
-from lpbuildd.ociimage.image import IMAGE_NAME, REF_NAME
+from lpbuildd.ociimage.image import IMAGE_NAME, LAYER_SOURCES, REF_NAME
 from lpbuildd.ociimage.safejson import canonical_json
 
 
@@ -103,6 +103,10 @@ class LayoutWriter:
         entries = []
         for repository, tag in image.names or [(None, None)]:
             annotations = {}
+            if image.layer_sources:
+                annotations[LAYER_SOURCES] = canonical_json(
+                    {str(d): r for d, r in image.layer_sources.items()}
+                ).decode("utf-8")
             if tag:
                 annotations[REF_NAME] = tag
             if repository:

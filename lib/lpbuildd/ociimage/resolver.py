@@ -148,7 +148,9 @@ class Resolver:
             )
         compression = self.compression if blob.kind == "tar" else blob.kind
         annotations = {}
-        source = self.sources.get(diff_id)
+        # Docker's metadata names layers by diff_id, containerd's labels
+        # by the (compressed) blob digest.
+        source = self.sources.get(diff_id) or self.sources.get(blob.digest)
         if source:
             annotations[LAYER_SOURCE] = source
         descriptor = Descriptor(
@@ -278,8 +280,8 @@ class Resolver:
             names=names,
         )
         # Keep the source manifest byte-exact (and so its digest) when
-        # it is an OCI manifest and every layer blob is output as it came
-        # with nothing added.  Docker schema 2 manifests (what the
+        # it is an OCI manifest and every layer blob is output as it came;
+        # layer sources then go on the index entry (see `Image`).  Docker schema 2 manifests (what the
         # containerd store keeps for images pulled from Docker Hub) are
         # rewritten as OCI manifests over the same blobs: an OCI layout's
         # readers (skopeo's oci: transport among them) skip index
@@ -293,7 +295,6 @@ class Resolver:
                 layer.is_foreign
                 or (
                     not layer.recompressed
-                    and not layer.descriptor.annotations
                     and _compression_of(ldesc.media_type) == layer.blob.kind
                 )
                 for layer, ldesc in zip(layers, layer_descs)
@@ -302,6 +303,13 @@ class Resolver:
         if keep:
             image.manifest = raw
             image.manifest_media_type = manifest_type
+            image.layer_sources = {
+                layer.descriptor.digest: layer.descriptor.annotations[
+                    LAYER_SOURCE
+                ]
+                for layer in layers
+                if LAYER_SOURCE in layer.descriptor.annotations
+            }
             image.layers = [
                 (
                     layer

@@ -15,16 +15,23 @@ class ReplayBackend:
 
     The archive is streamed by a real subprocess through a pipe, as
     ``docker save`` would stream it; `exit_status` makes that process
-    fail after writing everything.
+    fail after writing everything.  ``ctr ... content ls`` answers
+    `content_listing` if given, and fails as a missing command would
+    otherwise.
     """
 
-    def __init__(self, archive_path, exit_status=0):
+    def __init__(self, archive_path, exit_status=0, content_listing=None):
         self.archive_path = archive_path
         self.exit_status = exit_status
+        self.content_listing = content_listing
         self.commands = []
 
     def run(self, args, get_output=False, return_process=False, **kwargs):
         self.commands.append(list(args))
+        if args[:1] == ["ctr"] and args[-2:] == ["content", "ls"]:
+            if self.content_listing is None:
+                raise subprocess.CalledProcessError(127, args)
+            return self.content_listing.encode("UTF-8")
         if args[:2] != ["docker", "save"]:
             raise AssertionError(f"unexpected command {args!r}")
         script = 'cat -- "$1"; exit "$2"'

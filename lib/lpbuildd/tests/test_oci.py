@@ -17,16 +17,18 @@ from lpbuildd.builder import Builder
 from lpbuildd.oci import (
     OCIBuildManager,
     OCIGatherError,
+    parse_containerd_sources,
     read_distribution_sources,
     upload_file_name,
 )
 from lpbuildd.ociimage.digest import Digest
-from lpbuildd.ociimage.image import LAYER_SOURCE
+from lpbuildd.ociimage.image import LAYER_SOURCE, LAYER_SOURCES
 from lpbuildd.testing.backend import ReplayBackend
 from lpbuildd.testing.layers import BuilderLayer
 from lpbuildd.tests.archivebuilder import (
     corrupt_member,
     docker25_classic,
+    docker25_containerd,
     legacy_docker_save,
     make_image,
     make_layer,
@@ -73,10 +75,12 @@ class TestGatherResults(TestCase):
         builder.write(path)
         return path
 
-    def makeManager(self, archive, exit_status=0, docker_root=None):
+    def makeManager(
+        self, archive, exit_status=0, docker_root=None, content_listing=None
+    ):
         return OCIBuildManager(
             self.builder,
-            ReplayBackend(archive, exit_status),
+            ReplayBackend(archive, exit_status, content_listing),
             "example.com/app:latest",
             self.build_dir,
             docker_root=docker_root,
@@ -88,7 +92,10 @@ class TestGatherResults(TestCase):
         result = manager.gatherResults()
         self.assertEqual("docker25-classic", result.format)
         self.assertEqual(
-            [["docker", "save", "example.com/app:latest"]],
+            [
+                ["ctr", "--namespace", "moby", "content", "ls"],
+                ["docker", "save", "example.com/app:latest"],
+            ],
             manager.backend.commands,
         )
         filemap = self.builder.waitingfiles
@@ -178,6 +185,59 @@ class TestGatherResults(TestCase):
             layers[0].descriptor.annotations[LAYER_SOURCE],
         )
         self.assertNotIn(LAYER_SOURCE, layers[1].descriptor.annotations)
+
+    def test_containerd_labels_record_sources(self):
+        image = make_image(layers=[make_layer(seed=5), make_layer(seed=6)])
+        archive = docker25_containerd(
+            image, media_types="oci", other_platforms=(), attestation=False
+        )
+        first, second = archive.images[0].layer_digests
+        listing = (
+            "DIGEST\tSIZE\tAGE\tLABELS\n"
+            f"{first}\t2.1kB\t2 days\t"
+            "containerd.io/distribution.source.docker.io=library/ubuntu,"
+            "library/debian,containerd.io/uncompressed=sha256:"
+            + "c" * 64
+            + "\n"
+            f"{second}\t1.0kB\t2 days\t\n"
+        )
+        manager = self.makeManager(
+            self.makeArchive(archive), content_listing=listing
+        )
+        result = manager.gatherResults()
+        # The OCI manifest is kept byte-exact, so the sources are on the
+        # index entry rather than on its layers.
+        (entry,) = result.index
+        self.assertEqual(archive.info["manifest_digest"], str(entry.digest))
+        self.assertEqual(
+            {first: "docker.io/library/ubuntu"},
+            json.loads(entry.annotations[LAYER_SOURCES]),
+        )
+
+
+class TestParseContainerdSources(TestCase):
+    def test_parse(self):
+        a, b, c = ("sha256:" + x * 64 for x in "abc")
+        listing = (
+            "DIGEST\tSIZE\tAGE\tLABELS\n"
+            f"{a}\t1kB\t1 day\tcontainerd.io/gc.ref.content.l.0={b},"
+            "containerd.io/distribution.source.ghcr.io=org/app\n"
+            f"{b}\t1kB\t1 day\t\n"
+            f"{c}\t1kB\t1 day\tcontainerd.io/distribution.source."
+            "docker.io=library/ubuntu,library/debian\n"
+            "not-a-digest\t1kB\t1 day\t"
+            "containerd.io/distribution.source.x.io=y\n"
+        )
+        self.assertEqual(
+            {
+                Digest.parse(a): "ghcr.io/org/app",
+                Digest.parse(c): "docker.io/library/ubuntu",
+            },
+            parse_containerd_sources(listing),
+        )
+
+    def test_empty(self):
+        self.assertEqual({}, parse_containerd_sources(""))
 
 
 class TestGatherResultsThroughBuilder(TestCase):
