@@ -321,6 +321,15 @@ class BuilderWorker:
                     file_url, f"HTTP {response.status_code}", sha1=sha1
                 )
             length = response.headers.get("Content-Length")
+            if length is not None:
+                try:
+                    length = int(length)
+                except ValueError:
+                    raise CannotFetchFile(
+                        file_url,
+                        f"bad Content-Length {length[:40]!r}",
+                        sha1=sha1,
+                    ) from None
             digest = hashlib.sha1()
             received = 0
             try:
@@ -336,7 +345,7 @@ class BuilderWorker:
                 if _isReadTimeout(e):
                     raise BuilderTimeout(file_url, str(e)) from e
                 raise BuilderConnectionError(file_url, str(e)) from e
-        if length is not None and received != int(length):
+        if length is not None and received != length:
             raise BuilderFileIncomplete(
                 file_url,
                 f"received {received} of {length} bytes",

@@ -6,7 +6,7 @@
 Only for faults that a real builder cannot be made to produce: a
 connection cut in the middle of a body whose Content-Length was already
 promised, a response that is late (to trigger client timeouts), a body
-that stalls part way, and 5xx responses.  Wrong content and 404s come
+that stalls part way, 5xx responses and malformed response headers.  Wrong content and 404s come
 from the real builder (corrupt a cache file; ask for an unknown SHA-1).
 
 Usage::
@@ -59,11 +59,12 @@ class FaultRule:
         close the connection; with `reset`, abort it with a TCP RST),
         "delay" (wait `seconds` before answering at all), "stall" (send
         headers and `after_bytes` of the body, wait `seconds`, then send
-        the rest) or "status" (answer `status` without asking the
-        builder).
+        the rest), "status" (answer `status` without asking the
+        builder) or "header" (forward the response with the value of
+        its `header` replaced by `value`).
     """
 
-    KINDS = ("drop", "delay", "stall", "status")
+    KINDS = ("drop", "delay", "stall", "status", "header")
 
     def __init__(
         self,
@@ -75,6 +76,8 @@ class FaultRule:
         status=503,
         reset=False,
         path_prefix="/filecache/",
+        header=None,
+        value=None,
     ):
         if kind not in self.KINDS:
             raise ValueError(f"Unknown fault kind {kind!r}")
@@ -86,6 +89,8 @@ class FaultRule:
         self.status = status
         self.reset = reset
         self.path_prefix = path_prefix
+        self.header = header
+        self.value = value
         self.applied = 0
 
     def matches(self, path):
@@ -189,6 +194,12 @@ class _Handler(BaseHTTPRequestHandler):
                     "server",
                     "date",
                 ):
+                    if (
+                        rule is not None
+                        and rule.kind == "header"
+                        and name.lower() == rule.header.lower()
+                    ):
+                        value = rule.value
                     self.send_header(name, value)
             self.send_header("Connection", "close")
             self.end_headers()
@@ -322,6 +333,14 @@ class FaultProxy:
         """Answer with HTTP `status` instead of forwarding."""
         return self.addRule(
             FaultRule("status", sha1=sha1, times=times, status=status)
+        )
+
+    def replaceHeader(self, header, value, sha1=None, times=1):
+        """Forward the response with `header` set to `value`."""
+        return self.addRule(
+            FaultRule(
+                "header", sha1=sha1, times=times, header=header, value=value
+            )
         )
 
     def _takeRule(self, path):

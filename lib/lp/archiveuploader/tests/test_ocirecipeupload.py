@@ -29,7 +29,13 @@ from lp.testing.layers import (
     LaunchpadZopelessLayer,
     SQLiteLaunchpadZopelessLayer,
 )
+from lpbuildd.ociimage.descriptor import MediaType
 from lpbuildd.ociimage.digest import Digest
+from lpbuildd.tests.archivebuilder import (
+    legacy_docker_save,
+    make_image,
+    make_layer,
+)
 
 
 def _load(path):
@@ -146,6 +152,33 @@ class UploadTestMixin:
         OCIRecipeUpload(upload).process(build)
         self.assertEqual(BuildStatus.FULLYBUILT, build.status)
         self.assertEqual(earlier.library_file, build.layers[0].library_file)
+
+    def test_nondistributable_layer_without_urls(self):
+        # gather keeps a foreign layer's descriptor and has no blob for
+        # it; its descriptor need not have urls.  Upload processing
+        # skipped it but verifySuccessfulUpload reported it missing.
+        image = make_image(
+            layers=[make_layer(seed=1), make_layer(seed=2)],
+            layer_compression=None,
+        )
+        foreign = {
+            "mediaType": MediaType.OCI_LAYER_ND_GZIP,
+            "digest": image.layer_digests[0],
+            "size": image.layer_sizes[0],
+        }
+        archive = os.path.join(self.work_dir, "foreign.tar")
+        legacy_docker_save(
+            image, layer_sources={image.diff_ids[0]: foreign}
+        ).write(archive)
+        upload = make_oci_upload_dir([], self.work_dir, archive=archive)
+        build = self.makeBuild()
+        OCIRecipeUpload(upload).process(build)
+        self.assertEqual(BuildStatus.FULLYBUILT, build.status)
+        self.assertEqual([], build.getUploadProblems())
+        self.assertEqual(
+            [Digest.parse(image.diff_ids[1])],
+            [layer.diff_id for layer in build.layers],
+        )
 
     def test_missing_layer_fails_cleanly(self):
         upload = self.ociUpload()

@@ -31,6 +31,7 @@ __all__ = [
 
 import logging
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -52,6 +53,13 @@ from lp.buildmaster.interfaces.buildfarmjobbehaviour import (
 
 # How much of the builder's log tail goes into a failure reason.
 MAX_REASON_LOG = 500
+
+# The longest file name (in UTF-8 bytes) taken from a builder: well
+# within NAME_MAX (255) even with the prefix and suffix a download's
+# temporary name adds, and far longer than any name builders file.
+MAX_FILE_NAME_LENGTH = 200
+
+_SHA1_RE = re.compile(r"[0-9a-f]{40}")
 
 # Final builder verdicts other than OK: the build status they lead to
 # and the failure reason recorded.
@@ -79,11 +87,13 @@ def is_safe_file_name(name):
     """Whether a name from a builder is a plain file name.
 
     Refused: anything but a non-empty string, a path separator, a
-    leading dot (``.``, ``..``, hidden files), NUL.
+    leading dot (``.``, ``..``, hidden files), NUL, a name longer than
+    `MAX_FILE_NAME_LENGTH` bytes.
     """
     return (
         isinstance(name, str)
         and bool(name)
+        and len(name.encode("utf-8", "surrogatepass")) <= MAX_FILE_NAME_LENGTH
         and "/" not in name
         and "\\" not in name
         and "\0" not in name
@@ -265,7 +275,7 @@ class BuildFarmJobBehaviourBase:
                 raise BuildDaemonError("Builder returned no filemap")
             for name, sha1 in filemap.items():
                 check_builder_file_name(name, grab_dir)
-                if not isinstance(sha1, str):
+                if not isinstance(sha1, str) or not _SHA1_RE.fullmatch(sha1):
                     raise BuildDaemonError(
                         f"Builder returned a bad SHA-1 for {name!r}"
                     )

@@ -6,6 +6,7 @@
 __all__ = []
 
 import os
+import re
 from xmlrpc.client import Binary
 
 from fixtures import TempDir
@@ -18,6 +19,7 @@ from lp.buildmaster.enums import (
 from lp.buildmaster.interactor import BuilderFileNotFound
 from lp.buildmaster.interfaces.builder import BuildDaemonError
 from lp.buildmaster.model.buildfarmjobbehaviour import (
+    MAX_FILE_NAME_LENGTH,
     BuildFarmJobBehaviourBase,
     check_builder_file_name,
 )
@@ -31,7 +33,10 @@ SHA1 = "a" * 40
 
 
 class FakeWorker:
-    """Records what the behaviour asks of the builder."""
+    """Records what the behaviour asks of the builder.
+
+    Like `BuilderWorker`, it refuses to fetch a malformed SHA-1.
+    """
 
     def __init__(self, contents=None, missing=()):
         self.contents = contents or {}
@@ -44,6 +49,8 @@ class FakeWorker:
             self.getFile(sha1, path)
 
     def getFile(self, sha1, path, logger=None):
+        if not re.fullmatch(r"[0-9a-f]{40}", sha1):
+            raise ValueError(f"Not a SHA-1: {sha1!r}")
         if sha1 in self.missing:
             raise BuilderFileNotFound(sha1, "builder has no file", sha1=sha1)
         self.fetched.append(sha1)
@@ -57,7 +64,12 @@ class FakeWorker:
 class TestCheckBuilderFileName(TestCase):
     def test_accepts_plain_names(self):
         directory = self.useFixture(TempDir()).path
-        for name in ("index.json", "blobs-sha256-" + "a" * 64, "a..b"):
+        for name in (
+            "index.json",
+            "blobs-sha256-" + "a" * 64,
+            "a..b",
+            "a" * MAX_FILE_NAME_LENGTH,
+        ):
             self.assertEqual(
                 os.path.join(os.path.realpath(directory), name),
                 check_builder_file_name(name, directory),
@@ -77,6 +89,9 @@ class TestCheckBuilderFileName(TestCase):
             "a\\b",
             None,
             7,
+            # Too long for a download's temporary name beside it.
+            "a" * (MAX_FILE_NAME_LENGTH + 1),
+            "\u00e9" * (MAX_FILE_NAME_LENGTH // 2 + 1),
         ):
             self.assertRaises(
                 BuildDaemonError, check_builder_file_name, name, directory
@@ -235,6 +250,29 @@ class BehaviourTestMixin:
             self.assertFalse(
                 os.path.exists(os.path.join(self.upload_root, "escape"))
             )
+
+    def test_malformed_sha1_fails_the_build(self):
+        # Used to escape from the worker as a ValueError, leaving the
+        # build GATHERING.
+        for sha1 in ("not-a-sha1", "A" * 40, "a" * 41, "../" + "a" * 37):
+            behaviour = self.makeBehaviour()
+            upload_path = behaviour.handleStatus(
+                self.status(
+                    behaviour,
+                    WorkerBuildStatus.OK,
+                    filemap={"one.txt": "1" * 40, "two.txt": sha1},
+                )
+            )
+            self.assertIsNone(upload_path)
+            self.assertEqual(
+                BuildStatus.FAILEDTOUPLOAD, behaviour.build.status
+            )
+            self.assertIn(
+                "Builder returned a bad SHA-1 for 'two.txt'",
+                behaviour.build.failure_reason,
+            )
+            self.assertEqual([], self.worker.fetched)
+            self.assertNothingCollected()
 
     def test_missing_filemap(self):
         behaviour = self.makeBehaviour()

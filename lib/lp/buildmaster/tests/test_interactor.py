@@ -331,6 +331,21 @@ class TestBuilderWorkerGetFile(BuilderWorkerTestCase):
         self.assertEqual(500, e.status)
         self.assertDownloadDirEmpty()
 
+    def test_bad_content_length_fails_cleanly(self):
+        # Used to escape as a ValueError from int().
+        content = os.urandom(1000)
+        sha1 = self.fileResult(content)
+        proxy = self.makeProxy()
+        rule = proxy.replaceHeader("Content-Length", "nope", sha1=sha1)
+        worker = self.makeWorker(proxy.url)
+        e = self.assertRaises(
+            CannotFetchFile, worker.getFile, sha1, self.target()
+        )
+        self.assertIn("bad Content-Length 'nope'", str(e))
+        self.assertEqual(1, rule.applied)
+        self.assertEqual(sha1, e.sha1)
+        self.assertDownloadDirEmpty()
+
     def test_existing_target_untouched_on_failure(self):
         with open(self.target(), "wb") as f:
             f.write(b"old")

@@ -42,6 +42,7 @@ from lp.services.database.interfaces import IPrimaryStore, IStore
 from lp.services.database.stormbase import StormBase
 from lp.services.job.interfaces.job import JobStatus
 from lp.services.librarian.model import LibraryFileAlias, LibraryFileContent
+from lpbuildd.ociimage.descriptor import MediaType
 from lpbuildd.ociimage.digest import Digest
 from lpbuildd.ociimage.errors import ArchiveError
 from lpbuildd.ociimage.safejson import load_json
@@ -575,8 +576,12 @@ class OCIRecipeBuild(StormBase):
                 problems.append(f"Manifest {digest} has no list of layers")
                 continue
             for layer in layers:
-                if isinstance(layer, dict) and layer.get("urls"):
-                    # Foreign layers are fetched from elsewhere.
+                if isinstance(layer, dict) and (
+                    layer.get("urls")
+                    or str(layer.get("mediaType")) in MediaType.FOREIGN_LAYERS
+                ):
+                    # Foreign layers have no blob in the upload (see
+                    # `OCIUploadLayer.is_foreign`).
                     continue
                 self._checkBlob(layer, problems, "Layer")
 

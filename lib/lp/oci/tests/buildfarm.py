@@ -75,9 +75,14 @@ def file_oci_upload(builder, build_cookie, archive, work_dir):
     )
 
 
-def make_oci_upload_dir(images, work_dir):
-    """An upload directory as the build farm collects it (flat names)."""
-    archive = write_archive(work_dir, images, name="upload.tar")
+def make_oci_upload_dir(images, work_dir, archive=None):
+    """An upload directory as the build farm collects it (flat names).
+
+    :param archive: The path of an archive to gather instead of a Docker
+        25+ save of ``images``.
+    """
+    if archive is None:
+        archive = write_archive(work_dir, images, name="upload.tar")
     layout = os.path.join(work_dir, "layout")
     gather(archive, layout, jobs=1)
     upload = os.path.join(work_dir, "upload")

@@ -203,6 +203,47 @@ class BehaviourTestMixin(BuildFarmTestMixin):
             digests[image.diff_ids[2]]["layer_id"] + ".tar.gz", names
         )
 
+    def test_malformed_sha1_in_filemap(self):
+        # Used to escape from the worker as a ValueError traceback,
+        # leaving the build GATHERING.
+        behaviour, _ = self.gather(make_test_image())
+        status = behaviour._worker.status()
+        status["filemap"]["index.json"] = "not-a-sha1"
+        self.assertIsNone(behaviour.handleStatus(status))
+        self.assertEqual(BuildStatus.FAILEDTOUPLOAD, behaviour.build.status)
+        self.assertIn(
+            "bad SHA-1 for 'index.json'", behaviour.build.failure_reason
+        )
+        self.assertNothingCollected()
+
+    def test_legacy_layer_name_too_long(self):
+        # A name that fits NAME_MAX but not with the temporary name a
+        # download adds used to escape as an OSError traceback.
+        build = self.factory.makeOCIRecipeBuild()
+        behaviour = self.makeBehaviour(build)
+        image = make_test_image()
+        files = file_legacy_upload(
+            self.builder, behaviour.build_cookie, image, self.work_dir
+        )
+        digests = json.loads(files["digests.json"])
+        details = digests[0][image.diff_ids[0]]
+        layer = files[details["layer_id"] + ".tar.gz"]
+        details["layer_id"] = "a" * 245
+        for name, data in (
+            ("digests.json", json.dumps(digests).encode()),
+            (details["layer_id"] + ".tar.gz", layer),
+        ):
+            path = os.path.join(self.work_dir, name)
+            with open(path, "wb") as f:
+                f.write(data)
+            self.builder.addWaitingFile(path)
+        self.assertIsNone(self.collect(behaviour))
+        self.assertEqual(BuildStatus.FAILEDTOUPLOAD, behaviour.build.status)
+        self.assertIn(
+            "Build returned a file named 'aaa", behaviour.build.failure_reason
+        )
+        self.assertNothingCollected()
+
     def test_legacy_config_path_is_refused(self):
         build = self.factory.makeOCIRecipeBuild()
         behaviour = self.makeBehaviour(build)
