@@ -52,6 +52,17 @@ BOMB_RATIO = 200
 BOMB_FLOOR = 64 * 1024 * 1024
 
 
+# A zstd frame declares the window its decoder must hold in memory, up
+# to 2 GiB with --long.  Registries' and builders' layers use the
+# default levels (windows of 8 MiB at most); anything needing more than
+# this is refused rather than allowed to set our memory use.
+ZSTD_MAX_WINDOW = 32 * 1024 * 1024
+
+
+def _zstd_decompressor():
+    return zstandard.ZstdDecompressor(max_window_size=ZSTD_MAX_WINDOW)
+
+
 def sniff(head):
     """Name the format of a stream from its first bytes.
 
@@ -159,7 +170,7 @@ def open_outer(stream, head):
     elif kind == "xz":
         inner = lzma.LZMAFile(counted)
     else:
-        inner = zstandard.ZstdDecompressor().stream_reader(
+        inner = _zstd_decompressor().stream_reader(
             counted, read_across_frames=True, read_size=CHUNK
         )
     reader = _GuardedReader(inner, guard, f"corrupt outer {kind} stream")
@@ -196,7 +207,7 @@ class DiffIDHasher:
             self._gz = isal_zlib.decompressobj(31)
             self._finished_member = False
         elif kind == "zstd":
-            self._zstd = zstandard.ZstdDecompressor().stream_writer(
+            self._zstd = _zstd_decompressor().stream_writer(
                 self._sink, write_size=CHUNK, write_return_read=True
             )
         else:
