@@ -1,0 +1,169 @@
+# Copyright 2026 Canonical Ltd.  This software is licensed under the
+# GNU Affero General Public License version 3 (see the file LICENSE).
+
+"""Tests for the `lp-oci` command line, run as a real process."""
+
+__all__ = []
+
+import io
+import json
+import os
+import subprocess
+import sys
+
+from fixtures import TempDir
+from testtools import TestCase
+
+from lpbuildd.ociimage.descriptor import MediaType
+from lpbuildd.tests.archivebuilder import (
+    corrupt_member,
+    docker25_classic,
+    make_image,
+    make_layer,
+)
+from lpoci.cli import Progress
+
+
+def lp_oci(*args, stdin=None):
+    proc = subprocess.run(
+        [sys.executable, "-m", "lpoci.cli", *args],
+        input=stdin,
+        capture_output=True,
+    )
+    return (
+        proc.returncode,
+        proc.stdout.decode("UTF-8"),
+        proc.stderr.decode("UTF-8"),
+    )
+
+
+class TestGatherCommand(TestCase):
+    def setUp(self):
+        super().setUp()
+        self.tmp = self.useFixture(TempDir()).path
+        self.image = make_image(
+            layers=[make_layer(seed=1), make_layer(seed=2)],
+            tags=("example.com/app:1.0",),
+        )
+        self.archive = docker25_classic([self.image])
+        self.path = os.path.join(self.tmp, "save.tar")
+        self.archive.write(self.path)
+        self.out = os.path.join(self.tmp, "out")
+
+    def assertFailedCleanly(self, status, stderr, fragment):
+        self.assertEqual(1, status, stderr)
+        (line,) = stderr.splitlines()
+        self.assertTrue(line.startswith("lp-oci: error: "), line)
+        self.assertIn(fragment, line)
+        self.assertEqual(["save.tar"], sorted(os.listdir(self.tmp)))
+
+    def test_summary(self):
+        status, stdout, stderr = lp_oci("gather", self.path, "-o", self.out)
+        self.assertEqual(0, status, stderr)
+        self.assertEqual("", stderr)
+        fields = dict(
+            line.split(": ", 1)
+            for line in stdout.splitlines()
+            if not line.startswith(" ")
+        )
+        self.assertEqual("docker25-classic", fields["format"])
+        self.assertEqual("1", fields["images"])
+        self.assertEqual("2", fields["layers"])
+        self.assertEqual(str(os.path.getsize(self.path)), fields["bytes in"])
+        blobs = os.path.join(self.out, "blobs", "sha256")
+        self.assertEqual(
+            str(
+                sum(
+                    os.path.getsize(os.path.join(blobs, name))
+                    for name in os.listdir(blobs)
+                )
+            ),
+            fields["bytes out"],
+        )
+        self.assertGreaterEqual(float(fields["seconds"]), 0)
+        self.assertIn("example.com/app:1.0", stdout)
+
+    def test_stdin_and_zstd(self):
+        with open(self.path, "rb") as f:
+            data = f.read()
+        status, _, stderr = lp_oci(
+            "gather",
+            "-",
+            "-o",
+            self.out,
+            "--compression",
+            "zstd",
+            "--jobs",
+            "1",
+            stdin=data,
+        )
+        self.assertEqual(0, status, stderr)
+        with open(os.path.join(self.out, "index.json")) as f:
+            digest = json.load(f)["manifests"][0]["digest"]
+        with open(os.path.join(self.out, "blobs", "sha256", digest[7:])) as f:
+            manifest = json.load(f)
+        self.assertEqual(
+            [MediaType.OCI_LAYER_ZSTD] * 2,
+            [layer["mediaType"] for layer in manifest["layers"]],
+        )
+
+    def test_corrupt_archive(self):
+        corrupt_member(
+            self.archive, "blobs/sha256/" + self.image.diff_ids[0][7:]
+        )
+        self.archive.write(self.path)
+        status, stdout, stderr = lp_oci("gather", self.path, "-o", self.out)
+        self.assertFailedCleanly(status, stderr, "does not match")
+        self.assertEqual("", stdout)
+
+    def test_truncated_archive_from_stdin(self):
+        data = self.archive.truncated(5000)
+        status, _, stderr = lp_oci("gather", "-", "-o", self.out, stdin=data)
+        self.assertFailedCleanly(status, stderr, "truncated")
+
+    def test_missing_archive(self):
+        status, _, stderr = lp_oci(
+            "gather", os.path.join(self.tmp, "nope.tar"), "-o", self.out
+        )
+        self.assertFailedCleanly(status, stderr, "nope.tar")
+
+    def test_output_not_empty(self):
+        os.mkdir(self.out)
+        with open(os.path.join(self.out, "keep"), "w") as f:
+            f.write("mine")
+        status, _, stderr = lp_oci("gather", self.path, "-o", self.out)
+        self.assertEqual(1, status)
+        self.assertIn("not an empty directory", stderr)
+        self.assertEqual(["keep"], os.listdir(self.out))
+
+    def test_usage_error(self):
+        status, _, stderr = lp_oci("gather", self.path)
+        self.assertEqual(2, status)
+        self.assertNotIn("Traceback", stderr)
+
+
+class FakeTerminal(io.StringIO):
+    def __init__(self, tty):
+        super().__init__()
+        self.tty = tty
+
+    def isatty(self):
+        return self.tty
+
+
+class TestProgress(TestCase):
+    def test_terminal(self):
+        stream = FakeTerminal(True)
+        progress = Progress(stream, total=1000)
+        progress.last = -1.0  # due at once
+        progress(500)
+        self.assertIn(" 50% of 0.0 MB", stream.getvalue())
+        progress.clear()
+        self.assertTrue(stream.getvalue().endswith("\r\033[K"))
+
+    def test_not_a_terminal(self):
+        stream = FakeTerminal(False)
+        progress = Progress(stream, total=1000)
+        progress(500)
+        progress.clear()
+        self.assertEqual("", stream.getvalue())
