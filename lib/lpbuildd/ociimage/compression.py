@@ -42,14 +42,17 @@ GZIP_BLOCK_SIZE = 1024 * 1024
 ZSTD_LEVEL = 3
 
 # Decompression bomb bounds: a decompressed stream may grow to
-# BOMB_RATIO times its compressed size (plus BOMB_FLOOR).  Real layers
+# BOMB_RATIO times its compressed size, plus BOMB_FLOOR.  Real layers
 # rarely exceed 20:1; deflate's maximum is about 1032:1.  The ratio must
 # stay well below that maximum: a bomb only trips the guard once its
 # excess over the ratio has used up the floor, i.e. after about
-# BOMB_FLOOR * 1032 / (1032 - BOMB_RATIO) bytes (80 MiB here, but 2 GiB
-# and seconds of CPU with a ratio of 1000).
+# BOMB_FLOOR * 1032 / (1032 - BOMB_RATIO) bytes (1.24 GiB here, about a
+# second of work; 2 GiB per 64 MiB of floor with a ratio of 1000).  The
+# floor is generous so that a layer holding a long run of zeros (a
+# non-sparse copy of a sparse file such as /var/log/lastlog, which
+# compresses about 1000:1) still passes up to about 1.2 GiB.
 BOMB_RATIO = 200
-BOMB_FLOOR = 64 * 1024 * 1024
+BOMB_FLOOR = 1024 * 1024 * 1024
 
 
 # A zstd frame declares the window its decoder must hold in memory, up
