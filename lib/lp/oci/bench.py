@@ -422,17 +422,7 @@ def run_benchmark(args):
 
 def _targets(results):
     targets = []
-
-    def target(name, value, goal, ok, unit=""):
-        targets.append(
-            {
-                "name": name,
-                "value": value,
-                "goal": goal,
-                "unit": unit,
-                "pass": bool(ok),
-            }
-        )
+    target = gather_bench.target_recorder(targets)
 
     first = results["first"]
     ratio = first["ratio"]

@@ -41,6 +41,7 @@ test of the whole thing that takes well under a minute.
 __all__ = [
     "main",
     "run_and_report",
+    "target_recorder",
 ]
 
 import argparse
@@ -964,17 +965,7 @@ def run_benchmark(args):
 def _targets(results):
     formats = results["formats"]
     targets = []
-
-    def target(name, value, goal, ok, unit=""):
-        targets.append(
-            {
-                "name": name,
-                "value": value,
-                "goal": goal,
-                "unit": unit,
-                "pass": bool(ok),
-            }
-        )
+    target = target_recorder(targets)
 
     if "skopeo_ratio" in formats["docker25"]:
         ratio = formats["docker25"]["skopeo_ratio"]
@@ -1161,6 +1152,23 @@ def _gather_child(source, outdir, jobs):
         sys.stdout,
     )
     return 0
+
+
+def target_recorder(targets):
+    """A function that appends one PASS/FAIL target to `targets`."""
+
+    def target(name, value, goal, ok, unit=""):
+        targets.append(
+            {
+                "name": name,
+                "value": value,
+                "goal": goal,
+                "unit": unit,
+                "pass": bool(ok),
+            }
+        )
+
+    return target
 
 
 def run_and_report(run_benchmark, format_report, args):

@@ -23,7 +23,6 @@ from lpbuildd.ociimage.errors import CorruptArchive
 class MediaType:
     """The media types we recognise (anything else is carried opaquely)."""
 
-    OCI_LAYOUT_INDEX = "application/vnd.oci.image.index.v1+json"
     OCI_INDEX = "application/vnd.oci.image.index.v1+json"
     OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
     OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
@@ -54,7 +53,6 @@ class MediaType:
             DOCKER_FOREIGN_LAYER_GZIP,
         }
     )
-    UNCOMPRESSED_LAYERS = frozenset({OCI_LAYER, DOCKER_LAYER, OCI_LAYER_ND})
 
     @classmethod
     def layer_for(cls, compression):

@@ -11,8 +11,6 @@ case hex of the right length (OCI image-spec, "Digests").
 
 __all__ = [
     "Digest",
-    "DigestingReader",
-    "sha256_digest",
 ]
 
 import hashlib
@@ -86,28 +84,3 @@ class Digest:
 
     def __reduce__(self):
         return (Digest, (self.algorithm, self.hex))
-
-
-def sha256_digest(data):
-    """The sha256 `Digest` of some bytes."""
-    return Digest.of_bytes(data)
-
-
-class DigestingReader:
-    """Wrap a readable stream, counting and hashing what is read."""
-
-    def __init__(self, stream, algorithm="sha256"):
-        self._stream = stream
-        self._hash = hashlib.new(algorithm)
-        self._algorithm = algorithm
-        self.size = 0
-
-    def read(self, n=-1):
-        data = self._stream.read(n)
-        self._hash.update(data)
-        self.size += len(data)
-        return data
-
-    @property
-    def digest(self):
-        return Digest(self._algorithm, self._hash.hexdigest())

@@ -11,7 +11,6 @@ __all__ = [
     "OCIRecipeBuildSet",
 ]
 
-import json
 from datetime import timezone
 from typing import Any, NamedTuple
 

@@ -35,7 +35,6 @@ __all__ = [
     "walk_oci_upload",
 ]
 
-import json
 import os
 from dataclasses import dataclass
 

@@ -6,12 +6,11 @@
 __all__ = []
 
 import hashlib
-import io
 import pickle
 
 from testtools import TestCase
 
-from lpbuildd.ociimage.digest import Digest, DigestingReader, sha256_digest
+from lpbuildd.ociimage.digest import Digest
 from lpbuildd.tests.archivebuilder import MALFORMED_DIGESTS
 
 HEX = hashlib.sha256(b"x").hexdigest()
@@ -63,12 +62,4 @@ class TestDigest(TestCase):
 
     def test_of_bytes(self):
         self.assertEqual(Digest("sha256", HEX), Digest.of_bytes(b"x"))
-        self.assertEqual(Digest("sha256", HEX), sha256_digest(b"x"))
         self.assertEqual("sha256", Digest.of_bytes(b"").hasher().name)
-
-    def test_digesting_reader(self):
-        reader = DigestingReader(io.BytesIO(b"xy"))
-        self.assertEqual(b"x", reader.read(1))
-        self.assertEqual(b"y", reader.read())
-        self.assertEqual(2, reader.size)
-        self.assertEqual(Digest.of_bytes(b"xy"), reader.digest)
