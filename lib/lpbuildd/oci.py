@@ -24,7 +24,6 @@ __all__ = [
     "OCIGatherError",
     "parse_containerd_sources",
     "read_distribution_sources",
-    "upload_file_name",
 ]
 
 import json
@@ -32,25 +31,16 @@ import os
 import shutil
 import subprocess
 
-from lpbuildd.ociimage.digest import Digest
-from lpbuildd.ociimage.errors import ArchiveError
 from lpbuildd.ociimage.gather import gather
+from ocitypes.digest import Digest
+from ocitypes.errors import OCIContentError
+from ocitypes.filenames import upload_file_name
 
 UPLOAD_DIR = "oci-upload"
 
 
 class OCIGatherError(Exception):
     """Gathering the build's results failed; the build fails."""
-
-
-def upload_file_name(relpath):
-    """The flat file-cache name of a file in the OCI upload."""
-    parts = relpath.split(os.sep)
-    if parts[0] == "blobs" and len(parts) == 3:
-        return "-".join(parts)
-    if len(parts) == 1 and parts[0] in ("oci-layout", "index.json"):
-        return parts[0]
-    raise ValueError(f"unexpected file {relpath!r} in an OCI upload")
 
 
 def read_distribution_sources(docker_root):
@@ -204,7 +194,7 @@ class OCIBuildManager:
                 jobs=self.jobs,
                 sources=sources,
             )
-        except ArchiveError as e:
+        except OCIContentError as e:
             proc.kill()
             proc.wait()
             raise OCIGatherError(f"cannot gather 'docker save' output: {e}")
@@ -226,7 +216,7 @@ class OCIBuildManager:
             dirnames.sort()
             for filename in sorted(filenames):
                 path = os.path.join(dirpath, filename)
-                relpath = os.path.relpath(path, upload)
+                relpath = os.path.relpath(path, upload).replace(os.sep, "/")
                 files.append((path, upload_file_name(relpath)))
         for path, name in files:
             self._builder.addWaitingFile(path, name=name)

@@ -18,7 +18,7 @@ import os
 import sys
 import time
 
-from lpbuildd.ociimage.errors import ArchiveError
+from ocitypes.errors import OCIContentError
 
 EXIT_BAD_INPUT = 1
 EXIT_USAGE = 2
@@ -184,7 +184,7 @@ def main(argv=None, stdout=None, stderr=None):
     args = parser.parse_args(argv)
     try:
         return args.func(args, stdout, stderr)
-    except ArchiveError as e:
+    except OCIContentError as e:
         stderr.write(f"lp-oci: error: {e}\n")
         return EXIT_BAD_INPUT
     except OSError as e:

@@ -38,8 +38,8 @@ from lp.oci.tests.buildfarm import (
 )
 from lp.services.database.interfaces import IStore
 from lp.testing import TestCase, TestCaseWithFactory
-from lpbuildd.ociimage.digest import Digest
 from lpbuildd.testing.faultproxy import FaultProxy
+from ocitypes.digest import Digest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
 

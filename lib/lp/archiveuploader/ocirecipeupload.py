@@ -59,8 +59,8 @@ from lp.services.database.interfaces import IStore
 from lp.services.librarian.interfaces import ILibraryFileAliasSet, UploadFailed
 from lp.services.librarian.model import LibraryFileContent
 from lp.services.librarian.storage import get_librarian_storage
-from lpbuildd.ociimage.descriptor import MediaType
-from lpbuildd.ociimage.digest import Digest
+from ocitypes.descriptor import MediaType
+from ocitypes.digest import Digest
 
 JSON_TYPE = "application/json"
 OCTET_STREAM = "application/octet-stream"

@@ -22,7 +22,7 @@ from lp.oci.enums import OCIFileKind
 from lp.oci.interfaces.ocirecipe import IOCIRecipeSet
 from lp.oci.interfaces.ocirecipebuild import IOCIRecipeBuildSet
 from lp.services.librarian.interfaces import ILibraryFileAliasSet
-from lpbuildd.ociimage.digest import Digest
+from ocitypes.digest import Digest
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"

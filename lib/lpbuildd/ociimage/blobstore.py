@@ -29,9 +29,9 @@ from lpbuildd.ociimage.compression import (
     LayerCompressor,
     sniff,
 )
-from lpbuildd.ociimage.digest import Digest
 from lpbuildd.ociimage.errors import CorruptArchive, UnsafeArchive
-from lpbuildd.ociimage.safejson import MAX_JSON_SIZE
+from ocitypes.digest import Digest
+from ocitypes.safejson import MAX_JSON_SIZE
 
 # Small documents are held in memory up to this total, then spooled.
 MEMORY_BUDGET = 32 * 1024 * 1024

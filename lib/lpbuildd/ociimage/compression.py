@@ -29,12 +29,12 @@ import lzma
 import zstandard
 from isal import igzip, igzip_threaded, isal_zlib
 
-from lpbuildd.ociimage.digest import Digest
 from lpbuildd.ociimage.errors import (
     CorruptArchive,
     UnsafeArchive,
     UnsupportedArchive,
 )
+from ocitypes.digest import Digest
 
 CHUNK = 1024 * 1024
 GZIP_LEVEL = 1

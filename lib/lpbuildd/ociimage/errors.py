@@ -3,6 +3,8 @@
 
 """Errors raised while reading an image archive.
 
+The builder's hierarchy, below the shared `OCIContentError` (documents and
+descriptors that are not well formed raise the shared `MalformedContent`).
 Every error carries a one-line message that names what is wrong, so that
 the command line can print it without a traceback.
 """
@@ -15,18 +17,11 @@ __all__ = [
     "UnsupportedArchive",
 ]
 
+from ocitypes.errors import OCIContentError
 
-class ArchiveError(Exception):
+
+class ArchiveError(OCIContentError):
     """An image archive cannot be ingested."""
-
-    def __init__(self, message):
-        # Keep the message on one line whatever the archive put in it.
-        message = " ".join(str(message).split())
-        super().__init__(message)
-        self.message = message
-
-    def __str__(self):
-        return self.message
 
 
 class UnsupportedArchive(ArchiveError):

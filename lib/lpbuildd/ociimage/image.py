@@ -21,8 +21,8 @@ __all__ = [
 
 from dataclasses import dataclass, field
 
-from lpbuildd.ociimage.descriptor import Descriptor, MediaType, Platform
-from lpbuildd.ociimage.digest import Digest
+from ocitypes.descriptor import Descriptor, MediaType, Platform
+from ocitypes.digest import Digest
 
 # Annotations we write on index descriptors (as Docker 25+ does) and on
 # layers whose source repository the builder knows.

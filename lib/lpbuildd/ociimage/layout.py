@@ -16,11 +16,11 @@ import os
 import shutil
 import tempfile
 
-from lpbuildd.ociimage.descriptor import Descriptor, MediaType
-from lpbuildd.ociimage.digest import Digest
 from lpbuildd.ociimage.errors import ArchiveError
 from lpbuildd.ociimage.image import IMAGE_NAME, LAYER_SOURCES, REF_NAME
-from lpbuildd.ociimage.safejson import canonical_json
+from ocitypes.descriptor import Descriptor, MediaType
+from ocitypes.digest import Digest
+from ocitypes.safejson import canonical_json
 
 
 class OutputError(ArchiveError):

@@ -18,8 +18,6 @@ __all__ = [
 
 import re
 
-from lpbuildd.ociimage.descriptor import Descriptor, MediaType, Platform
-from lpbuildd.ociimage.digest import Digest
 from lpbuildd.ociimage.errors import (
     CorruptArchive,
     DigestMismatch,
@@ -35,8 +33,10 @@ from lpbuildd.ociimage.image import (
     normalise_repository,
     split_reference,
 )
-from lpbuildd.ociimage.safejson import load_json
 from lpbuildd.ociimage.tarstream import normalise_name
+from ocitypes.descriptor import Descriptor, MediaType, Platform
+from ocitypes.digest import Digest
+from ocitypes.safejson import load_json
 
 MAX_INDEX_DEPTH = 8
 ATTESTATION = "attestation-manifest"

@@ -115,6 +115,8 @@ from datetime import datetime, timezone
 
 import zstandard
 
+from ocitypes.testing import MALFORMED_DIGESTS, big_json, deep_json
+
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
@@ -146,23 +148,6 @@ EMPTY_LAYER = b"\0" * 1024
 EMPTY_LAYER_DIFF_ID = (
     "sha256:5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef"
 )
-
-_HEX = hashlib.sha256(b"x").hexdigest()
-MALFORMED_DIGESTS = (
-    "sha256:XYZ",
-    "md5:d41d8cd98f00b204e9800998ecf8427e",
-    "sha256:" + _HEX.upper(),
-    "sha256:" + _HEX[:-1],
-    "sha256:" + _HEX + "0",
-    "sha256:../../../etc/passwd",
-    "sha256:" + _HEX[:32] + "/" + _HEX[33:],
-    "SHA256:" + _HEX,
-    "sha256" + _HEX,
-    "sha256:",
-    ":" + _HEX,
-    "",
-)
-"""Digest strings a reader must refuse (OCI image-spec "Digests")."""
 
 
 def sha256_digest(data):
@@ -1351,29 +1336,6 @@ def pre_1_10_save(image):
 
 
 # ---------------------------------------------------------------- hostile
-
-
-def deep_json(depth):
-    """``[[[...]]]`` nested `depth` deep (valid JSON)."""
-    return b"[" * depth + b"]" * depth
-
-
-def big_json(nbytes, base=None, key="padding"):
-    """A valid JSON document of exactly `nbytes` bytes.
-
-    `base` (default ``{}``) is padded with a string under `key`; if it is
-    a list, its first element (a dict) gets the padding, so
-    ``big_json(n, base=[{"Config": "x.json", "Layers": []}])`` still
-    looks like a manifest.json.
-    """
-    base = copy.deepcopy({} if base is None else base)
-    target = base[0] if isinstance(base, list) else base
-    target[key] = ""
-    overhead = len(_json(base))
-    if nbytes < overhead:
-        raise ValueError("%d bytes is too small" % nbytes)
-    target[key] = "a" * (nbytes - overhead)
-    return _json(base)
 
 
 _BOMB_CHUNK = 64 << 20

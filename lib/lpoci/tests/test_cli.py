@@ -14,7 +14,6 @@ import sys
 from fixtures import TempDir
 from testtools import TestCase
 
-from lpbuildd.ociimage.descriptor import MediaType
 from lpbuildd.tests.archivebuilder import (
     corrupt_member,
     docker25_classic,
@@ -22,6 +21,7 @@ from lpbuildd.tests.archivebuilder import (
     make_layer,
 )
 from lpoci.cli import Progress
+from ocitypes.descriptor import MediaType
 
 
 def lp_oci(*args, stdin=None):

@@ -29,13 +29,13 @@ from lp.testing.layers import (
     LaunchpadZopelessLayer,
     SQLiteLaunchpadZopelessLayer,
 )
-from lpbuildd.ociimage.descriptor import MediaType
-from lpbuildd.ociimage.digest import Digest
 from lpbuildd.tests.archivebuilder import (
     legacy_docker_save,
     make_image,
     make_layer,
 )
+from ocitypes.descriptor import MediaType
+from ocitypes.digest import Digest
 
 
 def _load(path):

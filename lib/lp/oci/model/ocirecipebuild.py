@@ -41,10 +41,10 @@ from lp.services.database.interfaces import IPrimaryStore, IStore
 from lp.services.database.stormbase import StormBase
 from lp.services.job.interfaces.job import JobStatus
 from lp.services.librarian.model import LibraryFileAlias, LibraryFileContent
-from lpbuildd.ociimage.descriptor import MediaType
-from lpbuildd.ociimage.digest import Digest
-from lpbuildd.ociimage.errors import ArchiveError
-from lpbuildd.ociimage.safejson import load_json
+from ocitypes.descriptor import MediaType
+from ocitypes.digest import Digest
+from ocitypes.errors import MalformedContent
+from ocitypes.safejson import load_json
 
 # JSON documents (index, manifests, digests) bigger than this are refused
 # rather than read into memory.
@@ -119,7 +119,7 @@ def _read_json(lfa):
         lfa.close()
     try:
         return load_json(data, lfa.filename)
-    except ArchiveError as e:
+    except MalformedContent as e:
         raise ValueError(str(e)) from None
 
 

@@ -41,10 +41,10 @@ from dataclasses import dataclass
 from lp.buildmaster.model.buildfarmjobbehaviour import is_safe_file_name
 from lp.oci.enums import OCIFileKind
 from lp.oci.model.ocirecipebuild import MAX_INDEX_DEPTH, MAX_JSON_SIZE
-from lpbuildd.ociimage.descriptor import Descriptor, MediaType
-from lpbuildd.ociimage.digest import Digest
-from lpbuildd.ociimage.errors import ArchiveError
-from lpbuildd.ociimage.safejson import load_json
+from ocitypes.descriptor import Descriptor, MediaType
+from ocitypes.digest import Digest
+from ocitypes.errors import MalformedContent
+from ocitypes.safejson import load_json
 
 # Files are hashed in chunks of this size.
 CHUNK_SIZE = 1024 * 1024
@@ -99,7 +99,7 @@ def read_json_file(path, what=None):
         raise OCIUploadError(f"Cannot read {what}: {e.strerror}") from None
     try:
         return load_json(data, what)
-    except ArchiveError as e:
+    except MalformedContent as e:
         raise OCIUploadError(str(e)) from None
 
 
@@ -164,7 +164,7 @@ class OCIUploadImage:
 def _descriptor(value, what):
     try:
         return Descriptor.from_json(value, what)
-    except ArchiveError as e:
+    except MalformedContent as e:
         raise OCIUploadError(str(e)) from None
 
 

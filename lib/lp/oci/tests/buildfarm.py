@@ -38,7 +38,6 @@ from lp.testing.layers import (
     LaunchpadZopelessLayer,
     SQLiteLaunchpadZopelessLayer,
 )
-from lpbuildd.oci import upload_file_name
 from lpbuildd.ociimage.gather import gather
 from lpbuildd.testing.layers import BuilderLayer
 from lpbuildd.tests.archivebuilder import (
@@ -46,6 +45,7 @@ from lpbuildd.tests.archivebuilder import (
     make_image,
     make_layer,
 )
+from ocitypes.filenames import upload_file_name
 
 
 def make_test_image(top_seed=3, base_size=32 * 1024):

@@ -31,7 +31,7 @@ from lp.testing.layers import (
     LaunchpadZopelessLayer,
     SQLiteLaunchpadZopelessLayer,
 )
-from lpbuildd.ociimage.digest import Digest
+from ocitypes.digest import Digest
 
 
 class TestOCIRecipeBuild(TestCaseWithFactory):

@@ -11,7 +11,7 @@ from fixtures import TempDir
 from testtools import TestCase
 
 from lp.oci.model.ociupload import OCIUploadError, read_json_file
-from lpbuildd.ociimage.safejson import MAX_JSON_DEPTH
+from ocitypes.safejson import MAX_JSON_DEPTH
 
 
 class TestReadJSONFile(TestCase):

@@ -16,7 +16,7 @@ __all__ = [
 from storm.properties import SimpleProperty
 from storm.variables import UnicodeVariable, Variable
 
-from lpbuildd.ociimage.digest import Digest
+from ocitypes.digest import Digest
 
 
 def _to_digest(value):

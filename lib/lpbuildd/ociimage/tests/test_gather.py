@@ -14,7 +14,6 @@ __all__ = []
 import json
 import os
 
-from lpbuildd.ociimage.digest import Digest
 from lpbuildd.ociimage.gather import gather
 from lpbuildd.ociimage.tests.helpers import GatherTestCase, tree_digests
 from lpbuildd.tests.archivebuilder import (
@@ -34,6 +33,7 @@ from lpbuildd.tests.archivebuilder import (
     oci_archive,
     podman_docker_archive,
 )
+from ocitypes.digest import Digest
 
 LAYER_SOURCE = "com.canonical.launchpad.oci.source-repository"
 

@@ -10,7 +10,6 @@ import os
 from fixtures import TempDir
 from testtools import TestCase
 
-from lpbuildd.ociimage.digest import Digest
 from lpbuildd.ociimage.errors import (
     ArchiveError,
     CorruptArchive,
@@ -24,6 +23,7 @@ from lpbuildd.tests.archivebuilder import (
     legacy_docker_save,
     make_image,
 )
+from ocitypes.digest import Digest
 
 
 class TestLayoutWriter(TestCase):

@@ -19,7 +19,6 @@ from lpbuildd.ociimage.errors import (
     UnsafeArchive,
     UnsupportedArchive,
 )
-from lpbuildd.ociimage.safejson import MAX_JSON_DEPTH
 from lpbuildd.ociimage.tests.helpers import GatherTestCase
 from lpbuildd.tests.archivebuilder import (
     MALFORMED_DIGESTS,
@@ -43,6 +42,8 @@ from lpbuildd.tests.archivebuilder import (
     tamper_json,
     traversal_manifest_archive,
 )
+from ocitypes.errors import MalformedContent
+from ocitypes.safejson import MAX_JSON_DEPTH
 
 
 def _hex(digest):
@@ -297,7 +298,7 @@ class TestJSON(GatherTestCase):
             for data in (b"{not json", b"\xff\xfe", b'{"a": NaN}', b""):
                 builder.replace(name, data)
                 self.assertRefused(
-                    builder.to_bytes(), CorruptArchive, name + " is not"
+                    builder.to_bytes(), MalformedContent, name + " is not"
                 )
 
     def test_oversized_json(self):
@@ -320,7 +321,7 @@ class TestJSON(GatherTestCase):
             builder.replace("index.json", deep_json(depth))
             self.assertRefused(
                 builder.to_bytes(),
-                CorruptArchive,
+                MalformedContent,
                 "index.json is too deeply nested",
             )
 
@@ -328,7 +329,7 @@ class TestJSON(GatherTestCase):
         image = make_image(config_overrides={"x": json.loads(deep_json(80))})
         self.assertRefused(
             legacy_docker_save(image).to_bytes(),
-            CorruptArchive,
+            MalformedContent,
             "config is too deeply nested",
         )
 
@@ -354,29 +355,37 @@ class TestJSON(GatherTestCase):
 
     def test_wrong_index_types(self):
         cases = [
-            (lambda i: [], "index.json is not a JSON object"),
-            (lambda i: i.__setitem__("manifests", {}), "is not a list"),
+            (lambda i: [], "index.json is not a JSON object", CorruptArchive),
+            (
+                lambda i: i.__setitem__("manifests", {}),
+                "is not a list",
+                CorruptArchive,
+            ),
             (
                 lambda i: i["manifests"][0].__setitem__("size", -1),
                 "invalid size -1",
+                MalformedContent,
             ),
             (
                 lambda i: i["manifests"][0].__setitem__("size", True),
                 "invalid size True",
+                MalformedContent,
             ),
             (
                 lambda i: i["manifests"][0].__setitem__("annotations", [1]),
                 "annotations is not a string map",
+                MalformedContent,
             ),
             (
                 lambda i: i["manifests"][0].__setitem__("platform", "x"),
                 "platform is not an object",
+                MalformedContent,
             ),
         ]
-        for mutate, fragment in cases:
+        for mutate, fragment, error in cases:
             builder = oci_archive(make_image())
             tamper_json(builder, "index.json", mutate)
-            self.assertRefused(builder.to_bytes(), CorruptArchive, fragment)
+            self.assertRefused(builder.to_bytes(), error, fragment)
 
     def test_config_without_diff_ids(self):
         image = make_image(config_overrides={"rootfs": {"type": "layers"}})
@@ -443,7 +452,7 @@ class TestMalformedDigests(GatherTestCase):
             for where in ("manifest", "layer"):
                 builder = malformed_digest_archive(digest, where=where)
                 error = self.assertRefused(
-                    builder.to_bytes(), CorruptArchive, "digest"
+                    builder.to_bytes(), MalformedContent, "digest"
                 )
                 self.assertTrue(
                     "malformed" in str(error) or "unsupported" in str(error),

@@ -16,8 +16,8 @@ __all__ = [
 
 from dataclasses import dataclass, field
 
-from lpbuildd.ociimage.digest import Digest
-from lpbuildd.ociimage.errors import CorruptArchive
+from ocitypes.digest import Digest
+from ocitypes.errors import MalformedContent
 
 
 class MediaType:
@@ -66,7 +66,7 @@ class MediaType:
 
 def _check_str(value, what):
     if not isinstance(value, str) or len(value) > 1024:
-        raise CorruptArchive(f"{what} is not a reasonable string")
+        raise MalformedContent(f"{what} is not a reasonable string")
     return value
 
 
@@ -81,7 +81,7 @@ class Platform:
     @classmethod
     def from_json(cls, value, what="platform"):
         if not isinstance(value, dict):
-            raise CorruptArchive(f"{what} is not an object")
+            raise MalformedContent(f"{what} is not an object")
         return cls(
             os=_check_str(value.get("os", ""), f"{what}.os"),
             architecture=_check_str(
@@ -127,15 +127,15 @@ class Descriptor:
 
     @classmethod
     def from_json(cls, value, what="descriptor"):
-        """Build from untrusted JSON; raise `CorruptArchive` if invalid."""
+        """Build from untrusted JSON; raise `MalformedContent` if invalid."""
         if not isinstance(value, dict):
-            raise CorruptArchive(f"{what} is not an object")
+            raise MalformedContent(f"{what} is not an object")
         media_type = value.get("mediaType", "")
         _check_str(media_type, f"{what}.mediaType")
         try:
             digest = Digest.parse(value.get("digest"))
         except ValueError as e:
-            raise CorruptArchive(f"{what}: {e}")
+            raise MalformedContent(f"{what}: {e}")
         size = value.get("size")
         if (
             not isinstance(size, int)
@@ -143,19 +143,19 @@ class Descriptor:
             or size < 0
             or size >= 1 << 53
         ):
-            raise CorruptArchive(f"{what} has an invalid size {size!r}")
+            raise MalformedContent(f"{what} has an invalid size {size!r}")
         annotations = value.get("annotations") or {}
         if not isinstance(annotations, dict) or not all(
             isinstance(k, str) and isinstance(v, str)
             for k, v in annotations.items()
         ):
-            raise CorruptArchive(f"{what}.annotations is not a string map")
+            raise MalformedContent(f"{what}.annotations is not a string map")
         platform = value.get("platform")
         if platform is not None:
             platform = Platform.from_json(platform, f"{what}.platform")
         urls = value.get("urls") or []
         if not isinstance(urls, list):
-            raise CorruptArchive(f"{what}.urls is not a list")
+            raise MalformedContent(f"{what}.urls is not a list")
         urls = tuple(_check_str(u, f"{what}.urls") for u in urls)
         return cls(media_type, digest, size, annotations, platform, urls)
 

@@ -12,7 +12,7 @@ __all__ = [
 
 import json
 
-from lpbuildd.ociimage.errors import CorruptArchive
+from ocitypes.errors import MalformedContent
 
 # Registries must accept manifests of at least 4 MiB and distribution
 # refuses larger ones; configs with long histories stay far below this.
@@ -46,11 +46,11 @@ def _refuse_constant(name):
 def load_json(data, what):
     """Parse `data` (bytes) as JSON, naming `what` in any error.
 
-    :raises CorruptArchive: if the document is too large, too deep, not
+    :raises MalformedContent: if the document is too large, too deep, not
         UTF-8 or not valid JSON.
     """
     if len(data) > MAX_JSON_SIZE:
-        raise CorruptArchive(
+        raise MalformedContent(
             f"{what} is too large ({len(data)} bytes; the limit is "
             f"{MAX_JSON_SIZE})"
         )
@@ -59,11 +59,11 @@ def load_json(data, what):
             data.decode("utf-8"), parse_constant=_refuse_constant
         )
     except RecursionError:
-        raise CorruptArchive(f"{what} is too deeply nested")
+        raise MalformedContent(f"{what} is too deeply nested")
     except (UnicodeDecodeError, ValueError) as e:
-        raise CorruptArchive(f"{what} is not valid JSON: {e}")
+        raise MalformedContent(f"{what} is not valid JSON: {e}")
     if _depth(value) > MAX_JSON_DEPTH:
-        raise CorruptArchive(
+        raise MalformedContent(
             f"{what} is too deeply nested (more than {MAX_JSON_DEPTH} "
             f"levels)"
         )

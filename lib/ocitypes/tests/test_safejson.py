@@ -7,14 +7,14 @@ __all__ = []
 
 from testtools import TestCase
 
-from lpbuildd.ociimage.errors import CorruptArchive
-from lpbuildd.ociimage.safejson import (
+from ocitypes.errors import MalformedContent
+from ocitypes.safejson import (
     MAX_JSON_DEPTH,
     MAX_JSON_SIZE,
     canonical_json,
     load_json,
 )
-from lpbuildd.tests.archivebuilder import big_json, deep_json
+from ocitypes.testing import big_json, deep_json
 
 
 class TestLoadJSON(TestCase):
@@ -25,31 +25,31 @@ class TestLoadJSON(TestCase):
     def test_depth_limit(self):
         load_json(deep_json(MAX_JSON_DEPTH), "doc")
         e = self.assertRaises(
-            CorruptArchive, load_json, deep_json(MAX_JSON_DEPTH + 1), "doc"
+            MalformedContent, load_json, deep_json(MAX_JSON_DEPTH + 1), "doc"
         )
         self.assertEqual(
             "doc is too deeply nested (more than %d levels)" % MAX_JSON_DEPTH,
             str(e),
         )
         deep_objects = b'{"a":' * 100 + b"1" + b"}" * 100
-        self.assertRaises(CorruptArchive, load_json, deep_objects, "doc")
+        self.assertRaises(MalformedContent, load_json, deep_objects, "doc")
 
     def test_recursion_bomb(self):
         e = self.assertRaises(
-            CorruptArchive, load_json, deep_json(200000), "doc"
+            MalformedContent, load_json, deep_json(200000), "doc"
         )
         self.assertIn("doc is too deeply nested", str(e))
 
     def test_size_limit(self):
         load_json(big_json(MAX_JSON_SIZE), "doc")
         e = self.assertRaises(
-            CorruptArchive, load_json, big_json(MAX_JSON_SIZE + 1), "doc"
+            MalformedContent, load_json, big_json(MAX_JSON_SIZE + 1), "doc"
         )
         self.assertIn("doc is too large", str(e))
 
     def test_invalid(self):
         for data in (b"{", b"\xff", b"NaN", b"[Infinity]", b"", b"{'a': 1}"):
-            e = self.assertRaises(CorruptArchive, load_json, data, "doc")
+            e = self.assertRaises(MalformedContent, load_json, data, "doc")
             self.assertIn("doc is not valid JSON", str(e))
 
 

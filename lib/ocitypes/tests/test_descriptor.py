@@ -7,10 +7,10 @@ __all__ = []
 
 from testtools import TestCase
 
-from lpbuildd.ociimage.descriptor import Descriptor, MediaType, Platform
-from lpbuildd.ociimage.digest import Digest
-from lpbuildd.ociimage.errors import CorruptArchive
-from lpbuildd.tests.archivebuilder import MALFORMED_DIGESTS
+from ocitypes.descriptor import Descriptor, MediaType, Platform
+from ocitypes.digest import Digest
+from ocitypes.errors import MalformedContent
+from ocitypes.testing import MALFORMED_DIGESTS
 
 DIGEST = "sha256:" + "a" * 64
 
@@ -57,7 +57,7 @@ class TestDescriptor(TestCase):
         ]
         for value, fragment in cases:
             e = self.assertRaises(
-                CorruptArchive, Descriptor.from_json, value, "thing"
+                MalformedContent, Descriptor.from_json, value, "thing"
             )
             self.assertIn(fragment, str(e))
             self.assertTrue(str(e).startswith("thing"), str(e))
@@ -65,7 +65,9 @@ class TestDescriptor(TestCase):
     def test_malformed_digests(self):
         for digest in MALFORMED_DIGESTS + (None,):
             self.assertRaises(
-                CorruptArchive, Descriptor.from_json, descriptor(digest=digest)
+                MalformedContent,
+                Descriptor.from_json,
+                descriptor(digest=digest),
             )
 
     def test_foreign(self):

@@ -10,8 +10,8 @@ import pickle
 
 from testtools import TestCase
 
-from lpbuildd.ociimage.digest import Digest
-from lpbuildd.tests.archivebuilder import MALFORMED_DIGESTS
+from ocitypes.digest import Digest
+from ocitypes.testing import MALFORMED_DIGESTS
 
 HEX = hashlib.sha256(b"x").hexdigest()
 
