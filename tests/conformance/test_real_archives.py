@@ -5,7 +5,9 @@
 
 The corpus (see its README.md) lives outside the repository:
 ``$LP_OCI_REAL_FIXTURES`` or ``../shared/fixtures/real`` beside the
-repository root.  Each file has a written expectation below, judged on
+repository root.  Where it is absent the suite is skipped with a message,
+unless ``$LP_OCI_REQUIRE_REAL_FIXTURES`` is ``1`` (CI sets it when the
+corpus is there), in which case the absence is a failure.  Each file has a written expectation below, judged on
 its merits: sound archives are accepted (several images, links and
 foreign layers included, where skopeo gives up), damaged ones refused
 with a message that says what is wrong.  A file without an expectation
@@ -32,6 +34,7 @@ FIXTURES = os.environ.get("LP_OCI_REAL_FIXTURES") or os.path.join(
     ROOT, os.pardir, "shared", "fixtures", "real"
 )
 NOT_ARCHIVES = ("README.md", "SOURCES.tsv")
+REQUIRED = os.environ.get("LP_OCI_REQUIRE_REAL_FIXTURES") == "1"
 
 
 @dataclass(frozen=True)
@@ -134,10 +137,13 @@ class TestRealArchives(GatherTestCase):
     def setUp(self):
         super().setUp()
         if not os.path.isdir(FIXTURES):
-            self.skipTest(
+            message = (
                 f"real archive corpus not found at {FIXTURES} (set "
                 f"LP_OCI_REAL_FIXTURES to its directory)"
             )
+            if REQUIRED:
+                self.fail(message + " and LP_OCI_REQUIRE_REAL_FIXTURES=1")
+            self.skipTest(message)
 
     def check(self, name):
         expected = EXPECTATIONS[name]
