@@ -3,9 +3,9 @@
 #
 # "make" (or "make install") sets everything up: missing Debian packages
 # (when run as root), the virtualenv in .venv, the project installed in
-# editable mode with its dev extras, bin/test and bin/lp-oci.  Repeated runs
-# only re-check the Debian packages; the virtualenv is rebuilt when
-# setup.cfg or pyproject.toml change.
+# editable mode with its dev and test extras, bin/test and bin/lp-oci.
+# Repeated runs only re-check the Debian packages; the virtualenv is
+# rebuilt when setup.cfg or pyproject.toml change.
 
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -28,7 +28,7 @@ system-deps:
 # The stamp lives inside the virtualenv so that removing .venv starts over.
 $(STAMP): setup.cfg pyproject.toml | system-deps
 	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/python -m pip install $(PIP_FLAGS) -e '.[dev]'
+	$(VENV)/bin/python -m pip install $(PIP_FLAGS) -e '.[dev,test]'
 	@touch $@
 
 bin/test: configs/bin-test.in $(STAMP)
