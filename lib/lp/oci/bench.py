@@ -158,7 +158,7 @@ def _builder_child(archive, work_dir, build_cookie):
     the layers written) and another (peak RSS) when it stops.
     """
     from lp.oci.scripts.run import build_on_builder
-    from lpbuildd.builder import BuilderServer
+    from lpbuildd.server import BuilderServer
 
     cache_dir = os.path.join(work_dir, "cache")
     build_dir = os.path.join(work_dir, "build")
