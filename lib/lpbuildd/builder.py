@@ -29,6 +29,7 @@ __all__ = [
 ]
 
 import hashlib
+import http.client
 import os
 import threading
 import urllib.request
@@ -165,7 +166,9 @@ class Builder:
             else:
                 self.cache.commitTemporaryFile(tmppath, sha1sum)
                 info = "Download"
-        except Exception as e:
+        except (OSError, http.client.HTTPException, ValueError) as e:
+            # OSError covers urllib's URLError and HTTPError, timeouts
+            # and the cache's own I/O; HTTPException a broken response.
             info = f"Error accessing Librarian: {e}"
         finally:
             if os.path.exists(tmppath):

@@ -145,10 +145,9 @@ def gather(
             entries.extend(writer.write_image(image))
         bytes_out = sum(os.path.getsize(p) for p in writer.written.values())
         writer.commit(entries)
-    except BaseException:
-        writer.abort()
-        raise
     finally:
+        # Removes the partial layout unless `commit` put it in place.
+        writer.abort()
         if opened is not None:
             opened.close()
     fmt = resolver.format if outer is None else f"{resolver.format}+{outer}"

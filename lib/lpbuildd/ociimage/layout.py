@@ -141,6 +141,7 @@ class LayoutWriter:
         self.tmpdir = None
 
     def abort(self):
+        """Remove the temporary layout, unless `commit` moved it."""
         if self.tmpdir is not None:
             shutil.rmtree(self.tmpdir, ignore_errors=True)
             self.tmpdir = None
