@@ -193,23 +193,27 @@ class BuilderServer:
         """The `FileCacheResource` (for its request counters)."""
         return self.site.resource.filecache
 
-    def _listen(self, reactor):
-        self._factory = WrappingFactory(self.site)
-        return reactor.listenTCP(self.port, self._factory, interface=self.host)
+    def listen(self, reactor):
+        """Start listening on `reactor`, from its own thread; return the URL.
 
-    def start(self):
-        """Start listening; return the URL."""
+        `start` does this from any other thread.
+        """
         if self._listening is not None:
             raise RuntimeError("BuilderServer already started")
-        reactor = ensureReactorThread()
-        self._listening = blockingCallFromThread(
-            reactor, self._listen, reactor
+        self._factory = WrappingFactory(self.site)
+        self._listening = reactor.listenTCP(
+            self.port, self._factory, interface=self.host
         )
         self.url = "http://%s:%d" % (
             self.host,
             self._listening.getHost().port,
         )
         return self.url
+
+    def start(self):
+        """Start listening; return the URL."""
+        reactor = ensureReactorThread()
+        return blockingCallFromThread(reactor, self.listen, reactor)
 
     def _stopListening(self):
         d = maybeDeferred(self._listening.stopListening)
@@ -276,13 +280,8 @@ def main(argv=None):
         builder.buildComplete(args.build_status)
     if args.verbose:
         log.startLogging(sys.stderr)
-    listening = builder_server._listen(reactor)
-    builder_server._listening = listening
-    builder_server.url = "http://%s:%d" % (
-        args.host,
-        listening.getHost().port,
-    )
-    print(f"LISTENING {builder_server.url}", flush=True)
+    url = builder_server.listen(reactor)
+    print(f"LISTENING {url}", flush=True)
     reactor.run()
     return 0
 
