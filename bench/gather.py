@@ -3,10 +3,11 @@
 
 """Benchmark `gather` on a large synthetic image (a report, not a test).
 
-``python -m bench.gather`` (``make bench``) builds, once, a
-synthetic image of about 1.2 GB in four uncompressed layers (630, 420,
-162 MB and 20 KB), each mostly real files read from /usr plus about 20%
-seeded random data, and saves it in four archive formats:
+``python -m bench.gather`` (``make bench``; run from the top of the
+tree) builds, once, a synthetic image of about 1.2 GB in four
+uncompressed layers (630, 420, 162 MB and 20 KB), each mostly real
+files read from /usr plus about 20% seeded random data, and saves it
+in four archive formats:
 
 * ``docker24``: legacy ``docker save`` (Docker 1.10-24);
 * ``docker25``: Docker 25+ ``docker save``, classic store
@@ -16,11 +17,12 @@ seeded random data, and saves it in four archive formats:
 * ``oci-gzip``: an OCI archive with gzip layers (containerd style; the
   layers are kept byte-exact by `gather`).
 
-Layers are written streaming (tarfile into a file, hashing as it goes),
-the archives by the tests' archive builder
-(`lpbuildd.tests.archivebuilder`) from the layer files; all is cached
-under ``.bench/`` at the top of the tree and rebuilt only if missing.  It then measures, with the input in the page cache and
-taking the median of ``--runs`` runs:
+Layers are written streaming (tarfile into a file, hashing as it goes)
+and the archives by the tests' archive builder
+(`lpbuildd.tests.archivebuilder`), which streams the layer files into
+them; all is cached under ``.bench/`` at the top of the tree and
+rebuilt only if missing.  It then measures, with the input in the page
+cache and taking the median of ``--runs`` runs:
 
 * `gather` from each file (in a subprocess: wall time, input MB/s, peak
   RSS from ``wait4``) and, for the Docker 25 archive, from a pipe;
