@@ -3,9 +3,9 @@
 #
 # "make" (or "make install") sets everything up: missing Debian packages
 # (when run as root), the virtualenv in .venv, the project installed in
-# editable mode with its dev extras, bin/test and bin/lp-oci.  Repeated runs
-# only re-check the Debian packages; the virtualenv is rebuilt when
-# setup.cfg or pyproject.toml change.
+# editable mode with its dev and test extras, bin/test and bin/lp-oci.
+# Repeated runs only re-check the Debian packages; the virtualenv is
+# rebuilt when setup.cfg or pyproject.toml change.
 
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -15,7 +15,7 @@ STAMP := $(VENV)/.lp-oci-installed
 PIP_FLAGS := --quiet --disable-pip-version-check --no-input
 # Extra arguments for bin/test, e.g. make test TESTOPTS='-vv -t digest'.
 TESTOPTS ?=
-FORMAT_PATHS := lib tests
+FORMAT_PATHS := lib tests bench
 
 .DEFAULT_GOAL := install
 .PHONY: install system-deps test run bench format lint clean distclean
@@ -28,7 +28,7 @@ system-deps:
 # The stamp lives inside the virtualenv so that removing .venv starts over.
 $(STAMP): setup.cfg pyproject.toml | system-deps
 	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/python -m pip install $(PIP_FLAGS) -e '.[dev]'
+	$(VENV)/bin/python -m pip install $(PIP_FLAGS) -e '.[dev,test]'
 	@touch $@
 
 bin/test: configs/bin-test.in $(STAMP)
@@ -47,9 +47,10 @@ test: install
 run: install
 	bin/lp-oci run --sample
 
+# The benchmarks are not installed: run as modules from the top of the tree.
 bench: install
-	$(VENV)/bin/python -m lpbuildd.ociimage.bench
-	$(VENV)/bin/python -m lp.oci.bench
+	$(VENV)/bin/python -m bench.gather
+	$(VENV)/bin/python -m bench.ingest
 
 format: install
 	$(VENV)/bin/isort $(FORMAT_PATHS)
@@ -61,7 +62,7 @@ lint: install
 
 clean:
 	rm -rf bin build var lib/*.egg-info
-	find lib tests -name __pycache__ -type d -prune -exec rm -rf {} +
+	find lib tests bench -name __pycache__ -type d -prune -exec rm -rf {} +
 
 distclean: clean
 	rm -rf $(VENV)

@@ -31,6 +31,7 @@ import os
 import shutil
 import subprocess
 
+from lpbuildd.ociimage.errors import ArchiveError
 from lpbuildd.ociimage.gather import gather
 from ocitypes.digest import Digest
 from ocitypes.errors import OCIContentError
@@ -39,8 +40,12 @@ from ocitypes.filenames import upload_file_name
 UPLOAD_DIR = "oci-upload"
 
 
-class OCIGatherError(Exception):
-    """Gathering the build's results failed; the build fails."""
+class OCIGatherError(ArchiveError):
+    """Gathering the build's results failed; the build fails.
+
+    Either ``docker save`` failed or what it wrote was refused; the
+    message says which, on one line.
+    """
 
 
 def read_distribution_sources(docker_root):
@@ -197,7 +202,9 @@ class OCIBuildManager:
         except OCIContentError as e:
             proc.kill()
             proc.wait()
-            raise OCIGatherError(f"cannot gather 'docker save' output: {e}")
+            raise OCIGatherError(
+                f"cannot gather 'docker save' output: {e}"
+            ) from e
         finally:
             proc.stdout.close()
         if proc.wait() != 0:

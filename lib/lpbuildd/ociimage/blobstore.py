@@ -13,8 +13,9 @@ checked against the digest that names it.
 """
 
 __all__ = [
-    "Blob",
     "BlobStore",
+    "DocumentBlob",
+    "LayerBlob",
 ]
 
 import hashlib
@@ -36,41 +37,73 @@ from ocitypes.safejson import MAX_JSON_SIZE
 # Small documents are held in memory up to this total, then spooled.
 MEMORY_BUDGET = 32 * 1024 * 1024
 MAX_LINK_DEPTH = 40
+LAYER_COMPRESSIONS = ("gzip", "zstd")
 
 
-@dataclass
-class Blob:
-    """What we learnt about one regular archive member."""
+@dataclass(frozen=True)
+class DocumentBlob:
+    """A member that is not a layer: a JSON document, or anything else.
+
+    Its bytes are held in memory (`data`) or, past the memory budget or
+    the JSON size limit, spooled to a file (`path`): exactly one of them.
+    """
 
     name: str
     size: int
-    digest: Digest  # sha256 of the member's bytes, as stored
-    kind: str  # "tar", "gzip", "zstd" or "data"
-    diff_id: Digest = None  # sha256 of the uncompressed tar, for layers
-    path: str = None  # file holding the output bytes (see below)
-    out_digest: Digest = None  # digest of the bytes at `path`
-    out_size: int = None
-    data: bytes = None  # small documents kept in memory
+    digest: Digest  # sha256 of the member's bytes
+    data: bytes = None
+    path: str = None
 
-    @property
-    def is_layer(self):
-        return self.kind in ("tar", "gzip", "zstd")
-
-    @property
-    def compression(self):
-        """The compression of the layer blob we output."""
-        return None if self.kind == "data" else self.kind
+    def __post_init__(self):
+        if (self.data is None) == (self.path is None):
+            raise ValueError(f"{self.name!r}: give either data or a path")
+        if self.data is not None and len(self.data) != self.size:
+            raise ValueError(f"{self.name!r}: data is not {self.size} bytes")
 
     def read_bytes(self):
-        """The member's own bytes, for documents (size-checked)."""
+        """The member's bytes, if small enough to be a JSON document."""
         if self.data is not None:
             return self.data
-        if self.kind != "data" or self.size > MAX_JSON_SIZE:
+        if self.size > MAX_JSON_SIZE:
             raise CorruptArchive(
                 f"{self.name!r} is not a JSON document ({self.size} bytes)"
             )
         with open(self.path, "rb") as f:
             return f.read()
+
+
+@dataclass(frozen=True)
+class LayerBlob:
+    """A layer member: a tar archive, or one compressed with gzip or zstd.
+
+    `path` holds the layer blob we output, compressed with `compression`
+    (until the layout writer moves it into place): the member itself
+    when it arrived compressed, else the member compressed by us
+    (`recompressed`), whose diff_id is then its digest.
+    """
+
+    name: str
+    size: int
+    digest: Digest  # sha256 of the member's bytes, as stored
+    diff_id: Digest  # sha256 of the uncompressed tar
+    compression: str  # of the output blob: "gzip" or "zstd"
+    recompressed: bool
+    path: str
+    out_digest: Digest  # digest of the bytes at `path`
+    out_size: int
+
+    def __post_init__(self):
+        if self.compression not in LAYER_COMPRESSIONS:
+            raise ValueError(
+                f"{self.name!r}: unknown compression {self.compression!r}"
+            )
+        if self.recompressed:
+            if self.diff_id != self.digest:
+                raise ValueError(
+                    f"{self.name!r}: a tar's diff_id is its digest"
+                )
+        elif (self.out_digest, self.out_size) != (self.digest, self.size):
+            raise ValueError(f"{self.name!r}: a kept layer is output as is")
 
 
 class BlobStore:
@@ -100,7 +133,10 @@ class BlobStore:
             raise CorruptArchive(f"archive member {name!r} appears twice")
 
     def add(self, member):
-        """Consume a file member's data and record a `Blob`."""
+        """Consume a file member's data; record and return its blob.
+
+        :return: a `LayerBlob` or a `DocumentBlob`.
+        """
         self._check_new(member.name)
         chunks = member.read_chunks(CHUNK)
         head = next(chunks, b"")
@@ -108,7 +144,7 @@ class BlobStore:
         raw_hash = hashlib.sha256()
         if kind == "tar":
             blob = self._compress(member, head, chunks, raw_hash)
-        elif kind in ("gzip", "zstd"):
+        elif kind in LAYER_COMPRESSIONS:
             blob = self._keep(member, kind, head, chunks, raw_hash)
         else:
             blob = self._document(member, head, chunks, raw_hash)
@@ -125,12 +161,13 @@ class BlobStore:
                 compressor.write(data)
             out_digest, out_size = compressor.finish()
         digest = Digest("sha256", raw_hash.hexdigest())
-        return Blob(
+        return LayerBlob(
             member.name,
             member.size,
             digest,
-            "tar",
             diff_id=digest,
+            compression=self.compression,
+            recompressed=True,
             path=path,
             out_digest=out_digest,
             out_size=out_size,
@@ -148,12 +185,13 @@ class BlobStore:
         finally:
             diff_id = hasher.finish()
         digest = Digest("sha256", raw_hash.hexdigest())
-        return Blob(
+        return LayerBlob(
             member.name,
             member.size,
             digest,
-            kind,
             diff_id=diff_id,
+            compression=kind,
+            recompressed=False,
             path=path,
             out_digest=digest,
             out_size=member.size,
@@ -177,19 +215,12 @@ class BlobStore:
                     raw_hash.update(chunk)
                     f.write(chunk)
         digest = Digest("sha256", raw_hash.hexdigest())
-        return Blob(
-            member.name,
-            member.size,
-            digest,
-            "data",
-            path=path,
-            out_digest=digest,
-            out_size=member.size,
-            data=data,
+        return DocumentBlob(
+            member.name, member.size, digest, data=data, path=path
         )
 
     def lookup(self, name):
-        """The `Blob` at an archive name, following links; or None."""
+        """The blob at an archive name, following links; or None."""
         seen = []
         while name in self.links:
             if name in seen or len(seen) > MAX_LINK_DEPTH:
@@ -222,7 +253,11 @@ class _Background:
             if self._error is None:
                 try:
                     self._hasher.update(data)
-                except BaseException as e:
+                except Exception as e:
+                    # Whatever stops the hasher (a corrupt or hostile
+                    # stream, MemoryError) is raised again in the
+                    # reading thread, by `update` or `finish`; this
+                    # thread only carries on draining the queue.
                     self._error = e
 
     def update(self, data):

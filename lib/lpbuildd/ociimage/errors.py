@@ -13,6 +13,7 @@ __all__ = [
     "ArchiveError",
     "CorruptArchive",
     "DigestMismatch",
+    "OutputError",
     "UnsafeArchive",
     "UnsupportedArchive",
 ]
@@ -34,6 +35,10 @@ class CorruptArchive(ArchiveError):
 
 class DigestMismatch(CorruptArchive):
     """Content does not match the digest, size or diff_id it claims."""
+
+
+class OutputError(ArchiveError):
+    """The output directory cannot be written."""
 
 
 class UnsafeArchive(ArchiveError):

@@ -18,7 +18,7 @@ import io
 import os
 import stat
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from lpbuildd.ociimage.blobstore import BlobStore
 from lpbuildd.ociimage.compression import CHUNK, open_outer
@@ -28,18 +28,18 @@ from lpbuildd.ociimage.resolver import Resolver
 from lpbuildd.ociimage.tarstream import iter_members
 
 
-@dataclass
+@dataclass(frozen=True)
 class GatherResult:
     """What `gather` did, for the summary and for callers."""
 
     format: str
-    images: list
-    index: list  # the index.json descriptors written
+    images: tuple  # the `Image` values written
+    index: tuple  # the index.json descriptors written
     outdir: str
     bytes_in: int = 0
     bytes_out: int = 0
     seconds: float = 0.0
-    dropped: list = field(default_factory=list)
+    dropped: tuple = ()  # why index entries were skipped, one line each
 
     @property
     def layer_count(self):
@@ -133,32 +133,31 @@ def gather(
                     progress(counted.count)
             elif member.kind in ("symlink", "hardlink"):
                 store.add_link(member.name, member.target)
-        resolver = Resolver(store, compression, sources)
+        resolver = Resolver(store, sources)
         images = resolver.resolve()
         entries = []
         for image in images:
             for layer in image.layers:
-                if layer.blob is not None:
-                    layer.blob.path = writer.add_blob_file(
+                if not layer.is_foreign:
+                    writer.add_blob_file(
                         layer.blob.path, layer.descriptor.digest
                     )
             entries.extend(writer.write_image(image))
         bytes_out = sum(os.path.getsize(p) for p in writer.written.values())
         writer.commit(entries)
-    except BaseException:
-        writer.abort()
-        raise
     finally:
+        # Removes the partial layout unless `commit` put it in place.
+        writer.abort()
         if opened is not None:
             opened.close()
     fmt = resolver.format if outer is None else f"{resolver.format}+{outer}"
     return GatherResult(
         format=fmt,
         images=images,
-        index=entries,
+        index=tuple(entries),
         outdir=writer.outdir,
         bytes_in=counted.count,
         bytes_out=bytes_out,
         seconds=time.monotonic() - started,
-        dropped=resolver.dropped,
+        dropped=tuple(resolver.dropped),
     )

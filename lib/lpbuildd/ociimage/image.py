@@ -1,26 +1,31 @@
 # Copyright 2026 Canonical Ltd.  This software is licensed under the
 # GNU Affero General Public License version 3 (see the file LICENSE).
 
-"""The images found in an archive, as value objects.
+"""The images found in an archive, as immutable value objects.
 
 These are what the resolver hands to the layout writer: each image has
 a verified config and verified layers, each layer knows both the blob
-we output (compressed) and its diff_id.
+we output (compressed) and its diff_id.  They check their own
+consistency when made, so nothing downstream checks it again.
 """
 
 __all__ = [
+    "ForeignLayer",
     "IMAGE_NAME",
     "Image",
     "LAYER_SOURCE",
     "LAYER_SOURCES",
     "Layer",
     "REF_NAME",
+    "SourceManifest",
     "normalise_repository",
     "split_reference",
 ]
 
+import dataclasses
 from dataclasses import dataclass, field
 
+from lpbuildd.ociimage.blobstore import LayerBlob
 from ocitypes.descriptor import Descriptor, MediaType, Platform
 from ocitypes.digest import Digest
 
@@ -34,34 +39,81 @@ LAYER_SOURCE = "com.canonical.launchpad.oci.source-repository"
 LAYER_SOURCES = "com.canonical.launchpad.oci.layer-source-repositories"
 
 
-@dataclass
+@dataclass(frozen=True)
 class Layer:
-    """One verified layer of an image."""
+    """One verified layer of an image, with the blob that holds it."""
 
     diff_id: Digest
     descriptor: Descriptor  # what the output manifest says
-    blob: object = None  # the `Blob` holding it; None for foreign layers
-    recompressed: bool = False  # True if we compressed it ourselves
+    blob: LayerBlob
+
+    is_foreign = False
+
+    def __post_init__(self):
+        if self.blob.diff_id != self.diff_id:
+            raise ValueError(f"{self.blob.name!r} is not layer {self.diff_id}")
+        if (self.descriptor.digest, self.descriptor.size) != (
+            self.blob.out_digest,
+            self.blob.out_size,
+        ):
+            raise ValueError(
+                f"descriptor of {self.descriptor.digest} does not describe "
+                f"the blob {self.blob.out_digest} we output"
+            )
 
     @property
-    def is_foreign(self):
-        return self.blob is None
+    def recompressed(self):
+        """Did we compress this layer ourselves?"""
+        return self.blob.recompressed
 
 
-@dataclass
+@dataclass(frozen=True)
+class ForeignLayer:
+    """A non-distributable layer: its descriptor only, no blob."""
+
+    diff_id: Digest
+    descriptor: Descriptor
+
+    is_foreign = True
+    blob = None
+    recompressed = False
+
+    def __post_init__(self):
+        if not self.descriptor.is_foreign:
+            raise ValueError(f"layer {self.diff_id} is not foreign")
+
+
+@dataclass(frozen=True)
+class SourceManifest:
+    """An image's source manifest, kept byte-exact (and so its digest).
+
+    `layer_sources` maps its layers' digests to the repository each was
+    pulled from, where known; they go on the index entry (see
+    `LAYER_SOURCES`), since the manifest's own layers cannot be
+    annotated.
+    """
+
+    data: bytes
+    media_type: str
+    layer_sources: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class Image:
     """One verified image."""
 
     config: bytes
     config_digest: Digest
     platform: Platform
-    layers: list
-    names: list = field(default_factory=list)
-    # The source manifest, when it can be kept byte-exact.
-    manifest: bytes = None
-    manifest_media_type: str = None
-    # {layer Digest: repository} for a kept manifest's layers.
-    layer_sources: dict = field(default_factory=dict)
+    layers: tuple  # of `Layer` and `ForeignLayer`, in the config's order
+    names: tuple = ()  # of (repository or None, tag or None)
+    source_manifest: SourceManifest = None
+
+    def __post_init__(self):
+        if Digest.of_bytes(self.config) != self.config_digest:
+            raise ValueError(f"config is not {self.config_digest}")
+        object.__setattr__(self, "layers", tuple(self.layers))
+        object.__setattr__(self, "names", tuple(self.names))
 
     @property
     def key(self):
@@ -71,6 +123,14 @@ class Image:
         return Descriptor(
             MediaType.OCI_CONFIG, self.config_digest, len(self.config)
         )
+
+    def with_names(self, names):
+        """This image, also known by `names` (duplicates are ignored)."""
+        merged = list(self.names)
+        merged.extend(n for n in names if n not in merged)
+        if len(merged) == len(self.names):
+            return self
+        return dataclasses.replace(self, names=merged)
 
 
 def split_reference(reference):

@@ -16,15 +16,11 @@ import os
 import shutil
 import tempfile
 
-from lpbuildd.ociimage.errors import ArchiveError
+from lpbuildd.ociimage.errors import OutputError
 from lpbuildd.ociimage.image import IMAGE_NAME, LAYER_SOURCES, REF_NAME
 from ocitypes.descriptor import Descriptor, MediaType
 from ocitypes.digest import Digest
 from ocitypes.safejson import canonical_json
-
-
-class OutputError(ArchiveError):
-    """The output directory cannot be written."""
 
 
 class LayoutWriter:
@@ -79,11 +75,13 @@ class LayoutWriter:
 
     def write_image(self, image):
         """Write an image's config and manifest; return index entries."""
-        config_digest = self.add_blob_bytes(image.config)
-        assert config_digest == image.config_digest
-        if image.manifest is not None:
-            manifest = image.manifest
-            media_type = image.manifest_media_type
+        # An `Image`'s config matches its digest: see `Image`.
+        self.add_blob_bytes(image.config)
+        source = image.source_manifest
+        layer_sources = {} if source is None else source.layer_sources
+        if source is not None:
+            manifest = source.data
+            media_type = source.media_type
         else:
             media_type = MediaType.OCI_MANIFEST
             manifest = canonical_json(
@@ -103,9 +101,9 @@ class LayoutWriter:
         entries = []
         for repository, tag in image.names or [(None, None)]:
             annotations = {}
-            if image.layer_sources:
+            if layer_sources:
                 annotations[LAYER_SOURCES] = canonical_json(
-                    {str(d): r for d, r in image.layer_sources.items()}
+                    {str(d): r for d, r in layer_sources.items()}
                 ).decode("utf-8")
             if tag:
                 annotations[REF_NAME] = tag
@@ -143,6 +141,7 @@ class LayoutWriter:
         self.tmpdir = None
 
     def abort(self):
+        """Remove the temporary layout, unless `commit` moved it."""
         if self.tmpdir is not None:
             shutil.rmtree(self.tmpdir, ignore_errors=True)
             self.tmpdir = None

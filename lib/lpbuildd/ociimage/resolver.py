@@ -17,7 +17,9 @@ __all__ = [
 ]
 
 import re
+from dataclasses import dataclass
 
+from lpbuildd.ociimage.blobstore import DocumentBlob, LayerBlob
 from lpbuildd.ociimage.errors import (
     CorruptArchive,
     DigestMismatch,
@@ -28,8 +30,10 @@ from lpbuildd.ociimage.image import (
     IMAGE_NAME,
     LAYER_SOURCE,
     REF_NAME,
+    ForeignLayer,
     Image,
     Layer,
+    SourceManifest,
     normalise_repository,
     split_reference,
 )
@@ -50,12 +54,29 @@ def _short(digest):
     return str(digest)[:19]
 
 
-class Resolver:
-    """Turn a filled `BlobStore` into verified `Image` objects."""
+def _document_bytes(blob):
+    """The bytes of a blob that must be a JSON document."""
+    if isinstance(blob, LayerBlob):
+        raise CorruptArchive(
+            f"{blob.name!r} is not a JSON document ({blob.size} bytes)"
+        )
+    return blob.read_bytes()
 
-    def __init__(self, store, compression="gzip", sources=None):
+
+@dataclass(frozen=True)
+class _Config:
+    """What the resolver needs of an image's config."""
+
+    data: bytes
+    diff_ids: tuple
+    platform: Platform
+
+
+class Resolver:
+    """Turn a filled `BlobStore` into verified `Image` values."""
+
+    def __init__(self, store, sources=None):
         self.store = store
-        self.compression = compression
         # diff_id -> repository the layer was pulled from, if known.
         self.sources = sources or {}
         self.dropped = []
@@ -105,7 +126,7 @@ class Resolver:
                 raise CorruptArchive(f"{what} {name!r}: {e}")
         else:
             match = _NAMED_DIGEST.search(name)
-            if not match or blob.kind != "data":
+            if not match or not isinstance(blob, DocumentBlob):
                 return
             named = Digest("sha256", match.group(1))
         if named.algorithm != "sha256":
@@ -119,7 +140,7 @@ class Resolver:
     # -- configs and layers ---------------------------------------------
 
     def _config(self, blob, what):
-        data = blob.read_bytes()
+        data = _document_bytes(blob)
         doc = load_json(data, what)
         if not isinstance(doc, dict):
             raise CorruptArchive(f"{what} is not a JSON object")
@@ -132,10 +153,10 @@ class Resolver:
         except ValueError as e:
             raise CorruptArchive(f"{what} rootfs.diff_ids: {e}")
         platform = Platform.from_json(doc, what)
-        return data, diff_ids, platform
+        return _Config(data, tuple(diff_ids), platform)
 
     def _layer(self, blob, diff_id, what):
-        if not blob.is_layer:
+        if not isinstance(blob, LayerBlob):
             raise CorruptArchive(
                 f"{what} {blob.name!r} is neither a tar archive nor gzip "
                 f"or zstd compressed"
@@ -146,7 +167,6 @@ class Resolver:
                 f"uncompressed content is {blob.diff_id}, the config says "
                 f"{diff_id}"
             )
-        compression = self.compression if blob.kind == "tar" else blob.kind
         annotations = {}
         # Docker's metadata names layers by diff_id, containerd's labels
         # by the (compressed) blob digest.
@@ -154,12 +174,12 @@ class Resolver:
         if source:
             annotations[LAYER_SOURCE] = source
         descriptor = Descriptor(
-            MediaType.layer_for(compression),
+            MediaType.layer_for(blob.compression),
             blob.out_digest,
             blob.out_size,
             annotations,
         )
-        return Layer(diff_id, descriptor, blob, blob.kind == "tar")
+        return Layer(diff_id, descriptor, blob)
 
     def _check_layer_count(self, count, diff_ids, what):
         if count != len(diff_ids):
@@ -178,7 +198,7 @@ class Resolver:
             raise UnsafeArchive(
                 f"{what} nests indexes more than {MAX_INDEX_DEPTH} deep"
             )
-        doc = load_json(blob.read_bytes(), what)
+        doc = load_json(_document_bytes(blob), what)
         if not isinstance(doc, dict):
             raise CorruptArchive(f"{what} is not a JSON object")
         entries = doc.get("manifests")
@@ -239,7 +259,7 @@ class Resolver:
 
     def _image_from_manifest(self, blob, desc, names):
         what = f"manifest {_short(desc.digest)}"
-        raw = blob.read_bytes()
+        raw = _document_bytes(blob)
         doc = load_json(raw, what)
         if not isinstance(doc, dict) or doc.get("schemaVersion") != 2:
             raise CorruptArchive(f"{what} is not a schema 2 image manifest")
@@ -256,36 +276,30 @@ class Resolver:
             raise CorruptArchive(
                 f"config {config_desc.digest} of {what} is missing"
             )
-        config, diff_ids, platform = self._config(
+        config = self._config(
             config_blob, f"config {_short(config_desc.digest)}"
         )
+        diff_ids = config.diff_ids
         expanded = self._expand_distinct_layers(layer_descs, diff_ids, what)
         self._check_layer_count(len(expanded), diff_ids, what)
-        layers = []
+        blobs = {}
         for i, ldesc in enumerate(expanded):
-            lwhat = f"{what} layer {i}"
             if ldesc.is_foreign:
-                layers.append(Layer(diff_ids[i], ldesc))
                 continue
+            lwhat = f"{what} layer {i}"
             lblob = self._blob(ldesc, lwhat)
             if lblob is None:
                 raise CorruptArchive(f"{lwhat} ({ldesc.digest}) is missing")
-            layers.append((ldesc, lblob))
-        layers, in_order = self._match_layers(layers, diff_ids, what)
-        image = Image(
-            config=config,
-            config_digest=config_desc.digest,
-            platform=desc.platform or platform,
-            layers=layers,
-            names=names,
-        )
+            blobs[i] = lblob
+        layers, in_order = self._match_layers(expanded, blobs, diff_ids, what)
         # Keep the source manifest byte-exact (and so its digest) when
-        # it is an OCI manifest and every layer blob is output as it came;
-        # layer sources then go on the index entry (see `Image`).  Docker schema 2 manifests (what the
+        # it is an OCI manifest and every layer blob is output as it
+        # came; layer sources then go on the index entry (see
+        # `SourceManifest`).  Docker schema 2 manifests (what the
         # containerd store keeps for images pulled from Docker Hub) are
-        # rewritten as OCI manifests over the same blobs: an OCI layout's
-        # readers (skopeo's oci: transport among them) skip index
-        # entries of other media types.
+        # rewritten as OCI manifests over the same blobs: an OCI
+        # layout's readers (skopeo's oci: transport among them) skip
+        # index entries of other media types.
         manifest_type = desc.media_type or doc.get("mediaType")
         keep = (
             manifest_type == MediaType.OCI_MANIFEST
@@ -295,30 +309,41 @@ class Resolver:
                 layer.is_foreign
                 or (
                     not layer.recompressed
-                    and _compression_of(ldesc.media_type) == layer.blob.kind
+                    and _compression_of(ldesc.media_type)
+                    == layer.blob.compression
                 )
                 for layer, ldesc in zip(layers, layer_descs)
             )
         )
+        source_manifest = None
         if keep:
-            image.manifest = raw
-            image.manifest_media_type = manifest_type
-            image.layer_sources = {
-                layer.descriptor.digest: layer.descriptor.annotations[
-                    LAYER_SOURCE
-                ]
-                for layer in layers
-                if LAYER_SOURCE in layer.descriptor.annotations
-            }
-            image.layers = [
+            source_manifest = SourceManifest(
+                raw,
+                manifest_type,
+                {
+                    layer.descriptor.digest: layer.descriptor.annotations[
+                        LAYER_SOURCE
+                    ]
+                    for layer in layers
+                    if LAYER_SOURCE in layer.descriptor.annotations
+                },
+            )
+            layers = [
                 (
                     layer
                     if layer.is_foreign
-                    else Layer(layer.diff_id, ldesc, layer.blob, False)
+                    else Layer(layer.diff_id, ldesc, layer.blob)
                 )
                 for layer, ldesc in zip(layers, layer_descs)
             ]
-        return image
+        return Image(
+            config=config.data,
+            config_digest=config_desc.digest,
+            platform=desc.platform or config.platform,
+            layers=layers,
+            names=names,
+            source_manifest=source_manifest,
+        )
 
     def _expand_distinct_layers(self, layer_descs, diff_ids, what):
         """Undo Docker 25.0.0's listing of each distinct layer once.
@@ -334,37 +359,46 @@ class Resolver:
         ):
             return layer_descs
         by_diff_id = {}
+        all_layers = True
         for i, ldesc in enumerate(layer_descs):
             lwhat = f"{what} layer {i}"
             lblob = None if ldesc.is_foreign else self._blob(ldesc, lwhat)
             if lblob is None:
                 return layer_descs
-            by_diff_id[lblob.diff_id] = ldesc
-        if set(by_diff_id) != distinct:
+            if isinstance(lblob, LayerBlob):
+                by_diff_id[lblob.diff_id] = ldesc
+            else:
+                all_layers = False
+        if not all_layers or set(by_diff_id) != distinct:
             return layer_descs
         return [by_diff_id[diff_id] for diff_id in diff_ids]
 
-    def _match_layers(self, pairs, diff_ids, what):
+    def _match_layers(self, layer_descs, blobs, diff_ids, what):
         """Check layers against diff_ids, in the config's order.
+
+        :param blobs: {position: blob} for the layers that are not
+            foreign.
+        :return: the `Layer` and `ForeignLayer` values, and whether the
+            layers were listed in the config's order.
 
         Docker 25.0.0 wrote an OCI manifest's layers in random order;
         the config (whose digest is the image ID) is authoritative, so a
         permutation is put back in order rather than refused.
         """
         by_diff_id = {}
-        for item in pairs:
-            if isinstance(item, Layer):
-                continue
-            by_diff_id.setdefault(item[1].diff_id, item)
+        for blob in blobs.values():
+            if isinstance(blob, LayerBlob):
+                by_diff_id.setdefault(blob.diff_id, blob)
         ordered = []
         in_order = True
-        for i, item in enumerate(pairs):
-            if isinstance(item, Layer):
-                ordered.append(item)
+        for i, ldesc in enumerate(layer_descs):
+            if ldesc.is_foreign:
+                ordered.append(ForeignLayer(diff_ids[i], ldesc))
                 continue
-            ldesc, lblob = item
-            if lblob.diff_id != diff_ids[i] and diff_ids[i] in by_diff_id:
-                ldesc, lblob = by_diff_id[diff_ids[i]]
+            lblob = blobs[i]
+            listed = lblob.diff_id if isinstance(lblob, LayerBlob) else None
+            if listed != diff_ids[i] and diff_ids[i] in by_diff_id:
+                lblob = by_diff_id[diff_ids[i]]
                 in_order = False
             ordered.append(
                 self._layer(lblob, diff_ids[i], f"{what} layer {i}")
@@ -374,7 +408,7 @@ class Resolver:
     # -- manifest.json --------------------------------------------------
 
     def _images_from_docker_manifest(self, blob):
-        doc = load_json(blob.read_bytes(), "manifest.json")
+        doc = load_json(_document_bytes(blob), "manifest.json")
         if doc is None:
             raise CorruptArchive("manifest.json is null: it lists no images")
         if not isinstance(doc, list):
@@ -391,9 +425,8 @@ class Resolver:
                 raise CorruptArchive(
                     f"{what} Config {entry.get('Config')!r} is missing"
                 )
-            config, diff_ids, platform = self._config(
-                config_blob, f"{what} config"
-            )
+            config = self._config(config_blob, f"{what} config")
+            diff_ids = config.diff_ids
             paths = entry.get("Layers")
             if not isinstance(paths, list):
                 raise CorruptArchive(f"{what} Layers is not a list")
@@ -412,7 +445,7 @@ class Resolver:
                             source, f"{what} LayerSources"
                         )
                         if ldesc.is_foreign:
-                            layers.append(Layer(diff_ids[j], ldesc))
+                            layers.append(ForeignLayer(diff_ids[j], ldesc))
                             continue
                     raise CorruptArchive(f"{lwhat} {path!r} is missing")
                 layers.append(self._layer(lblob, diff_ids[j], lwhat))
@@ -423,9 +456,9 @@ class Resolver:
                 raise CorruptArchive(f"{what} RepoTags is not a string list")
             images.append(
                 Image(
-                    config=config,
+                    config=config.data,
                     config_digest=config_blob.digest,
-                    platform=platform,
+                    platform=config.platform,
                     layers=layers,
                     names=[_parse_name(t) for t in tags],
                 )
@@ -435,7 +468,7 @@ class Resolver:
     # -- the whole archive ------------------------------------------------
 
     def resolve(self):
-        """Return the verified images; set `format` and `dropped`."""
+        """Return the verified `Image` values; set `format` and `dropped`."""
         index = self.store.lookup("index.json")
         docker = self.store.lookup("manifest.json")
         if index is None and docker is None:
@@ -455,23 +488,23 @@ class Resolver:
         # One image per key: index.json has an entry per tag, and the
         # two lists overlap.  Merge their names.
         images = []
-        by_key = {}
+        positions = {}
         for image in found:
-            same = by_key.get(image.key)
-            if same is None:
+            i = positions.get(image.key)
+            if i is None:
+                positions[image.key] = len(images)
                 images.append(image)
-                by_key[image.key] = image
             else:
-                same.names.extend(
-                    n for n in image.names if n not in same.names
-                )
+                images[i] = images[i].with_names(image.names)
         if not images:
             raise CorruptArchive("the archive holds no complete image")
         self.format = self._detect_format(index, docker, images)
-        return images
+        return tuple(images)
 
     def _detect_format(self, index, docker, images):
-        layers = [l for image in images for l in image.layers if l.blob]
+        layers = [
+            l for image in images for l in image.layers if not l.is_foreign
+        ]
         compressed = any(not l.recompressed for l in layers)
         if index is not None and docker is None:
             return "oci"
@@ -512,7 +545,7 @@ def _compression_of(media_type):
 
 
 def _sniff_media_type(blob, what):
-    doc = load_json(blob.read_bytes(), what)
+    doc = load_json(_document_bytes(blob), what)
     if isinstance(doc, dict):
         if doc.get("mediaType"):
             return doc["mediaType"]

@@ -17,7 +17,7 @@ import tempfile
 import fixtures
 
 import lpbuildd
-from lpbuildd.builder import BuilderServer
+from lpbuildd.server import BuilderServer
 
 # The directory that holds the lpbuildd package.
 _LIB_DIR = os.path.dirname(os.path.dirname(os.path.abspath(lpbuildd.__file__)))
@@ -43,7 +43,7 @@ class BuilderServerFixture(fixtures.Fixture):
 
 
 class BuilderProcess(fixtures.Fixture):
-    """A builder in a subprocess: ``python -m lpbuildd.builder``.
+    """A builder in a subprocess: ``python -m lpbuildd.server``.
 
     :param cache_dir: the file cache (default: a temporary directory).
     :param waiting_files: paths to report as results; the builder then
@@ -75,7 +75,7 @@ class BuilderProcess(fixtures.Fixture):
         command = [
             sys.executable,
             "-m",
-            "lpbuildd.builder",
+            "lpbuildd.server",
             "--host",
             "127.0.0.1",
             "--port",

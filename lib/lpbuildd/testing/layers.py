@@ -10,7 +10,7 @@ __all__ = [
 import shutil
 import tempfile
 
-from lpbuildd.builder import BuilderServer
+from lpbuildd.server import BuilderServer
 
 
 class BuilderLayer:

@@ -10,6 +10,10 @@ tamper with the resulting `ArchiveBuilder` before serialising it.
 
 Every builder is deterministic: the same arguments give the same bytes.
 
+Layers too big for memory (benchmarks) can be given as `LayerFile`
+values wherever a layer's bytes go: the format builders use their
+digest and size as given, and `ArchiveBuilder.write` streams them.
+
 Formats (see the format builders' docstrings for the exact layouts):
 
 * `legacy_docker_save`: Docker 1.10-24 `docker save`.
@@ -64,6 +68,7 @@ __all__ = [
     "ESTARGZ_TOC_DIGEST",
     "ESTARGZ_UNCOMPRESSED_SIZE",
     "Image",
+    "LayerFile",
     "MALFORMED_DIGESTS",
     "OCI_CONFIG",
     "OCI_INDEX",
@@ -108,6 +113,7 @@ import io
 import json
 import lzma
 import random
+import shutil
 import struct
 import tarfile
 import zlib
@@ -159,6 +165,54 @@ def _hex(digest):
     return digest.split(":", 1)[1]
 
 
+class LayerFile:
+    """Member content held in a file, for archives too big for memory.
+
+    `digest` (``"sha256:<hex>"``) and `size` are taken as given, e.g.
+    computed while the file was written; they are not checked.
+    """
+
+    def __init__(self, path, digest, size):
+        self.path = path
+        self.digest = digest
+        self.size = size
+
+    def __len__(self):
+        return self.size
+
+    def read_bytes(self):
+        with open(self.path, "rb") as f:
+            return f.read()
+
+    def copy_to(self, fileobj, chunk_size=1 << 20):
+        with open(self.path, "rb") as f:
+            shutil.copyfileobj(f, fileobj, chunk_size)
+
+    def __repr__(self):
+        return "<LayerFile %s %s %d bytes>" % (
+            self.path,
+            self.digest[:19],
+            self.size,
+        )
+
+
+def _content(data):
+    """Member content as stored: a `LayerFile`, or bytes."""
+    return data if isinstance(data, LayerFile) else bytes(data)
+
+
+def _content_bytes(data):
+    """The bytes of member content (read from its file if need be)."""
+    return data.read_bytes() if isinstance(data, LayerFile) else data
+
+
+def _content_digest(data):
+    """``"sha256:<hex>"`` of member content (a `LayerFile` or bytes)."""
+    if isinstance(data, LayerFile):
+        return data.digest
+    return sha256_digest(data)
+
+
 def canonical_json(obj):
     """Compact JSON with sorted keys, as bytes."""
     return json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()
@@ -186,11 +240,17 @@ _WORDS = (
 ).split()
 
 
+def _tar_header(info):
+    return info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
+
+
+def _tar_padding(size):
+    return b"\0" * (-size % tarfile.BLOCKSIZE)
+
+
 def _tar_entry(info, data=b""):
     """Serialise one member like Go's archive/tar (no record padding)."""
-    header = info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
-    padding = -len(data) % tarfile.BLOCKSIZE
-    return header + data + b"\0" * padding
+    return _tar_header(info) + data + _tar_padding(len(data))
 
 
 def _tarinfo(name, type=tarfile.REGTYPE, size=0, mode=0o644, mtime=0):
@@ -361,7 +421,8 @@ class Image:
       `source_layers`: the layers as given (before eStargz conversion).
       `diff_ids`: ``sha256:<hex>`` of each of `layers`.
       `compressed_layers`: the stored layer blobs (`layers` itself when
-        `layer_compression` is None).
+        `layer_compression` is None; may be given, e.g. as `LayerFile`
+        values, else made from `layers`).
       `layer_digests`, `layer_sizes`: of `compressed_layers`.
       `layer_annotations`: per-layer dicts (eStargz TOC annotations).
       `config`, `config_digest`, `config_dict`; `id` = `config_digest`.
@@ -378,6 +439,7 @@ class Image:
         created=DEFAULT_CREATED,
         layer_compression=None,
         config_overrides=None,
+        compressed_layers=None,
     ):
         self.source_layers = list(layers)
         self.architecture = architecture
@@ -399,13 +461,18 @@ class Image:
                     ESTARGZ_TOC_DIGEST: toc_digest,
                     ESTARGZ_UNCOMPRESSED_SIZE: str(len(raw)),
                 }
+        elif compressed_layers is not None:
+            self.layers = list(self.source_layers)
+            self.compressed_layers = list(compressed_layers)
         else:
             self.layers = list(self.source_layers)
             self.compressed_layers = [
                 _compress(layer, layer_compression) for layer in self.layers
             ]
-        self.diff_ids = [sha256_digest(layer) for layer in self.layers]
-        self.layer_digests = [sha256_digest(b) for b in self.compressed_layers]
+        self.diff_ids = [_content_digest(layer) for layer in self.layers]
+        self.layer_digests = [
+            _content_digest(b) for b in self.compressed_layers
+        ]
         self.layer_sizes = [len(b) for b in self.compressed_layers]
         self.platform = {"architecture": architecture, "os": os}
         if variant:
@@ -481,6 +548,8 @@ class Image:
         """The same image with its layers stored another way."""
         if layer_compression == self.layer_compression:
             return self
+        if any(isinstance(layer, LayerFile) for layer in self.source_layers):
+            raise ValueError("cannot recompress layers held in files")
         return Image(
             self.source_layers,
             architecture=self.architecture,
@@ -606,7 +675,7 @@ class ArchiveBuilder:
     def add_file(self, name, data, mode=0o644, mtime=None):
         info = _tarinfo(name, size=len(data), mode=mode)
         info.mtime = self._mtime(mtime)
-        self._members.append((info, bytes(data)))
+        self._members.append((info, _content(data)))
         return info
 
     def add_dir(self, name, mode=0o755, mtime=None):
@@ -643,7 +712,7 @@ class ArchiveBuilder:
         i = self._index(name)
         info = copy.copy(self._members[i][0])
         info.size = len(data)
-        self._members[i] = (info, bytes(data))
+        self._members[i] = (info, _content(data))
 
     def rename(self, old, new):
         i = self._index(old)
@@ -666,7 +735,7 @@ class ArchiveBuilder:
 
     def get(self, name):
         """The content of member `name` (b"" for links and dirs)."""
-        return self._members[self._index(name)][1]
+        return _content_bytes(self._members[self._index(name)][1])
 
     def get_info(self, name):
         return self._members[self._index(name)][0]
@@ -687,13 +756,30 @@ class ArchiveBuilder:
     def to_bytes(self, compression=None):
         """Serialise: None, "gzip", "xz" or "zstd" for the whole stream."""
         data = b"".join(
-            _tar_entry(info, content) for info, content in self._members
+            _tar_entry(info, _content_bytes(content))
+            for info, content in self._members
         )
         return _compress(data + b"\0" * 1024, compression)
 
     def write(self, path, compression=None):
+        """Write the archive to `path`.
+
+        Uncompressed, it is streamed: `LayerFile` members are copied in
+        chunks, never held in memory.
+        """
+        if compression is not None:
+            with open(path, "wb") as f:
+                f.write(self.to_bytes(compression))
+            return path
         with open(path, "wb") as f:
-            f.write(self.to_bytes(compression))
+            for info, content in self._members:
+                if isinstance(content, LayerFile):
+                    f.write(_tar_header(info))
+                    content.copy_to(f)
+                    f.write(_tar_padding(content.size))
+                else:
+                    f.write(_tar_entry(info, content))
+            f.write(b"\0" * 1024)
         return path
 
     def truncated(self, nbytes, compression=None):
@@ -994,7 +1080,7 @@ def docker25_classic(images, version="27.0"):
     manifest_digests = []
 
     def blob(data, mtime):
-        files["blobs/sha256/" + _hex(sha256_digest(data))] = (
+        files["blobs/sha256/" + _hex(_content_digest(data))] = (
             "file",
             data,
             mtime,
@@ -1161,7 +1247,7 @@ def docker25_containerd(
     manifest = manifest_for(image)
     manifest_digest = sha256_digest(manifest)
     for data in [manifest, image.config] + image.compressed_layers:
-        blobs[sha256_digest(data)] = data
+        blobs[_content_digest(data)] = data
     manifest_type = DOCKER_MANIFEST if docker else OCI_MANIFEST
     entries = [
         _descriptor(
@@ -1291,7 +1377,7 @@ def oci_archive(
         digest = sha256_digest(manifest)
         manifest_digests.append(digest)
         for data in [manifest, image.config] + image.compressed_layers:
-            files["blobs/sha256/" + _hex(sha256_digest(data))] = (
+            files["blobs/sha256/" + _hex(_content_digest(data))] = (
                 "file",
                 data,
                 0,

@@ -21,6 +21,7 @@ import tarfile
 import tempfile
 
 import zstandard
+from fixtures import TempDir
 from testtools import TestCase
 
 from lpbuildd.tests.archivebuilder import (
@@ -38,6 +39,8 @@ from lpbuildd.tests.archivebuilder import (
     OCI_LAYER_ZSTD,
     OCI_MANIFEST,
     ArchiveBuilder,
+    Image,
+    LayerFile,
     big_json,
     corrupt_member,
     deep_json,
@@ -237,6 +240,53 @@ class TestArchiveBuilder(TestCase):
         data = builder.truncated(1028)
         with tarfile.open(fileobj=io.BytesIO(data)) as tar:
             self.assertRaises(tarfile.ReadError, tar.getmembers)
+
+
+class TestLayerFiles(TestCase):
+    """Layers held in files give the same archives as layers in memory."""
+
+    def layerFile(self, directory, name, data):
+        path = os.path.join(directory, name)
+        with open(path, "wb") as f:
+            f.write(data)
+        return LayerFile(path, sha256_digest(data), len(data))
+
+    def test_every_format_the_same_bytes(self):
+        directory = self.useFixture(TempDir()).path
+        layers = [make_layer(seed=1), make_layer(seed=2, size=200000)]
+        in_memory = make_image(layers)
+        gzipped = in_memory.with_compression("gzip")
+        files = [
+            self.layerFile(directory, "layer%d" % i, layer)
+            for i, layer in enumerate(layers)
+        ]
+        gzip_files = [
+            self.layerFile(directory, "layer%d.gz" % i, blob)
+            for i, blob in enumerate(gzipped.compressed_layers)
+        ]
+        in_files = Image(files)
+        gzip_in_files = Image(
+            files, layer_compression="gzip", compressed_layers=gzip_files
+        )
+        self.assertEqual(in_memory.config, in_files.config)
+        self.assertEqual(gzipped.layer_digests, gzip_in_files.layer_digests)
+        for make_archive, memory, on_disk in (
+            (legacy_docker_save, in_memory, in_files),
+            (docker25_classic, in_memory, in_files),
+            (podman_docker_archive, in_memory, in_files),
+            (oci_archive, gzipped, gzip_in_files),
+        ):
+            expected = make_archive([memory]).to_bytes()
+            archive = make_archive([on_disk])
+            self.assertEqual(expected, archive.to_bytes())
+            path = archive.write(os.path.join(directory, "archive.tar"))
+            with open(path, "rb") as f:
+                self.assertEqual(expected, f.read(), make_archive.__name__)
+
+    def test_cannot_recompress(self):
+        directory = self.useFixture(TempDir()).path
+        image = Image([self.layerFile(directory, "layer", make_layer())])
+        self.assertRaises(ValueError, image.with_compression, "gzip")
 
 
 class TestFormats(TestCase):

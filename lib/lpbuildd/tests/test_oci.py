@@ -21,6 +21,7 @@ from lpbuildd.oci import (
     parse_containerd_sources,
     read_distribution_sources,
 )
+from lpbuildd.ociimage.errors import ArchiveError, DigestMismatch
 from lpbuildd.ociimage.image import LAYER_SOURCE, LAYER_SOURCES
 from lpbuildd.testing.backend import ReplayBackend
 from lpbuildd.testing.layers import BuilderLayer
@@ -128,6 +129,9 @@ class TestGatherResults(TestCase):
         manager = self.makeManager(self.makeArchive(archive))
         error = self.assertRaises(OCIGatherError, manager.gatherResults)
         self.assertIn("does not match", str(error))
+        self.assertIsInstance(error, ArchiveError)
+        self.assertIsInstance(error.__cause__, DigestMismatch)
+        self.assertNotIn("\n", str(error))
         self.assertEqual({}, self.builder.waitingfiles)
         self.assertEqual([], os.listdir(self.build_dir))
 

@@ -34,7 +34,7 @@ from lp.buildmaster.interactor import (
     CannotFetchFile,
     RetryPolicy,
 )
-from lpbuildd.builder import BuilderServer
+from lpbuildd.server import BuilderServer
 from lpbuildd.testing.faultproxy import FaultProxy, FaultRule
 from lpbuildd.testing.layers import BuilderLayer
 

@@ -47,8 +47,8 @@ from lp.oci.interfaces.ocirecipe import IOCIRecipeSet
 from lp.oci.interfaces.ocirecipebuild import IOCIRecipeBuildSet
 from lp.oci.model.ocirecipebuildbehaviour import OCIRecipeBuildBehaviour
 from lp.services.scripts import setup_services
-from lpbuildd.builder import BuilderServer
 from lpbuildd.oci import OCIBuildManager, OCIGatherError
+from lpbuildd.server import BuilderServer
 from lpbuildd.testing.backend import ReplayBackend
 
 OWNER_NAME = "lp-oci"

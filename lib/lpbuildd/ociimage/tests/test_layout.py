@@ -14,9 +14,10 @@ from lpbuildd.ociimage.errors import (
     ArchiveError,
     CorruptArchive,
     DigestMismatch,
+    OutputError,
 )
 from lpbuildd.ociimage.gather import gather
-from lpbuildd.ociimage.layout import LayoutWriter, OutputError
+from lpbuildd.ociimage.layout import LayoutWriter
 from lpbuildd.ociimage.tests.helpers import GatherTestCase
 from lpbuildd.tests.archivebuilder import (
     diff_id_mismatch_archive,

@@ -3,10 +3,11 @@
 
 """Benchmark `gather` on a large synthetic image (a report, not a test).
 
-``python -m lpbuildd.ociimage.bench`` (``make bench``) builds, once, a
-synthetic image of about 1.2 GB in four uncompressed layers (630, 420,
-162 MB and 20 KB), each mostly real files read from /usr plus about 20%
-seeded random data, and saves it in four archive formats:
+``python -m bench.gather`` (``make bench``; run from the top of the
+tree) builds, once, a synthetic image of about 1.2 GB in four
+uncompressed layers (630, 420, 162 MB and 20 KB), each mostly real
+files read from /usr plus about 20% seeded random data, and saves it
+in four archive formats:
 
 * ``docker24``: legacy ``docker save`` (Docker 1.10-24);
 * ``docker25``: Docker 25+ ``docker save``, classic store
@@ -16,10 +17,12 @@ seeded random data, and saves it in four archive formats:
 * ``oci-gzip``: an OCI archive with gzip layers (containerd style; the
   layers are kept byte-exact by `gather`).
 
-Everything is written streaming (tarfile into a file, hashing as it
-goes) and cached under ``.bench/`` at the top of the tree; it is rebuilt
-only if missing.  It then measures, with the input in the page cache and
-taking the median of ``--runs`` runs:
+Layers are written streaming (tarfile into a file, hashing as it goes)
+and the archives by the tests' archive builder
+(`lpbuildd.tests.archivebuilder`), which streams the layer files into
+them; all is cached under ``.bench/`` at the top of the tree and
+rebuilt only if missing.  It then measures, with the input in the page
+cache and taking the median of ``--runs`` runs:
 
 * `gather` from each file (in a subprocess: wall time, input MB/s, peak
   RSS from ``wait4``) and, for the Docker 25 archive, from a pipe;
@@ -39,18 +42,17 @@ test of the whole thing that takes well under a minute.
 """
 
 __all__ = [
+    "SyntheticImage",
+    "archive_path",
+    "build_image",
     "main",
-    "run_and_report",
-    "target_recorder",
 ]
 
 import argparse
 import gzip
 import hashlib
-import io
 import json
 import os
-import platform
 import random
 import shutil
 import stat
@@ -62,9 +64,28 @@ import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+from bench.common import (
+    MB,
+    default_bench_dir,
+    log,
+    machine,
+    run_and_report,
+    target_recorder,
+    warm,
+)
+from lpbuildd.tests.archivebuilder import (
+    Image,
+    LayerFile,
+    docker25_classic,
+    legacy_docker_save,
+    oci_archive,
+    podman_docker_archive,
+)
+
 CHUNK = 1 << 20
-MB = 1000 * 1000
+# Of the layers; the archives have their own (see `build_image`).
 SPEC_VERSION = 2
+ARCHIVE_SPEC = 2
 
 # Layer sizes (bytes of the uncompressed layer tar, roughly).
 VARIANTS = {
@@ -99,47 +120,12 @@ EXPECTED_FORMATS = {
 }
 
 TAG = "example.com/bench:latest"
-REPOSITORY, TAG_NAME = TAG.rsplit(":", 1)
 CREATED = "2026-01-01T00:00:00Z"
-CREATED_EPOCH = 1767225600
-OCI_INDEX = "application/vnd.oci.image.index.v1+json"
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
-OCI_LAYER = "application/vnd.oci.image.layer.v1.tar"
-OCI_LAYER_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
-OCI_LAYOUT = b'{"imageLayoutVersion":"1.0.0"}'
 
 TARGET_SKOPEO_RATIO = 2.0
 TARGET_OLD_LOOP_RATIO = 500.0
 TARGET_PEAK_RSS = 100 * MB
 TARGET_PIPE_MBPS = 150.0
-
-
-def _default_bench_dir():
-    here = os.path.dirname(os.path.abspath(__file__))
-    return os.path.join(
-        os.path.dirname(os.path.dirname(os.path.dirname(here))), ".bench"
-    )
-
-
-def _json_bytes(obj):
-    return json.dumps(obj, separators=(",", ":")).encode()
-
-
-def _canonical(obj):
-    return json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()
-
-
-def _sha256(data):
-    return "sha256:" + hashlib.sha256(data).hexdigest()
-
-
-def _hex(digest):
-    return digest.split(":", 1)[1]
-
-
-def _log(message):
-    print(message, file=sys.stderr, flush=True)
 
 
 # ------------------------------------------------------------ layers
@@ -304,276 +290,73 @@ def _gzip_layer(src, dst):
     return out.digest, out.size
 
 
-def _chain_ids(diff_ids):
-    chain = []
-    for diff_id in diff_ids:
-        if chain:
-            diff_id = _sha256(f"{chain[-1]} {diff_id}".encode())
-        chain.append(diff_id)
-    return chain
-
-
 class SyntheticImage:
-    """The layers of the benchmark image and every document about them."""
+    """The layers of the benchmark image, as files.
+
+    :param layers: dicts: path, diff_id, size, real, random and, for
+        the gzip form, gz_path, gz_digest, gz_size.
+    """
 
     def __init__(self, workdir, layers):
         self.workdir = workdir
-        # dicts: path, diff_id, size, real, random, gz_path, gz_digest,
-        # gz_size
         self.layers = layers
         self.diff_ids = [layer["diff_id"] for layer in layers]
-        self.config = _canonical(
-            {
-                "architecture": "amd64",
-                "config": {
-                    "Cmd": ["/bin/sh"],
-                    "Env": [
-                        "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin"
-                        ":/usr/bin:/sbin:/bin"
-                    ],
-                    "WorkingDir": "/",
-                },
-                "created": CREATED,
-                "history": [
-                    {"created": CREATED, "created_by": f"layer {i} # bench"}
-                    for i in range(len(layers))
-                ],
-                "os": "linux",
-                "rootfs": {"type": "layers", "diff_ids": self.diff_ids},
-            }
-        )
-        self.config_digest = _sha256(self.config)
 
     @property
     def size(self):
         return sum(layer["size"] for layer in self.layers)
 
-    def v1_documents(self):
-        """Legacy v1 ids and JSON documents, one per layer (like moby)."""
-        ids, docs = [], []
-        parent = ""
-        top = len(self.diff_ids) - 1
-        for i, chain_id in enumerate(_chain_ids(self.diff_ids)):
-            seed = {"layer_id": chain_id, "parent": parent}
-            if i == top:
-                seed["config"] = self.config_digest
-            v1id = hashlib.sha256(_canonical(seed)).hexdigest()
-            doc = {"id": v1id}
-            if parent:
-                doc["parent"] = parent
-            doc["created"] = CREATED
-            doc["container_config"] = {"Cmd": None, "Env": None}
-            doc["os"] = "linux"
-            ids.append(v1id)
-            docs.append(_json_bytes(doc))
-            parent = v1id
-        return ids, docs
-
-    def oci_manifest(self, gzip_layers=False):
-        layers = []
-        for layer in self.layers:
-            if gzip_layers:
-                desc = (OCI_LAYER_GZIP, layer["gz_digest"], layer["gz_size"])
-            else:
-                desc = (OCI_LAYER, layer["diff_id"], layer["size"])
-            layers.append(dict(zip(("mediaType", "digest", "size"), desc)))
-        return _json_bytes(
-            {
-                "schemaVersion": 2,
-                "mediaType": OCI_MANIFEST,
-                "config": {
-                    "mediaType": OCI_CONFIG,
-                    "digest": self.config_digest,
-                    "size": len(self.config),
-                },
-                "layers": layers,
-            }
+    def archive_image(self, gzip_layers=False):
+        """The archive builder's `Image`, its layers read from files."""
+        layers = [
+            LayerFile(layer["path"], layer["diff_id"], layer["size"])
+            for layer in self.layers
+        ]
+        compressed = None
+        if gzip_layers:
+            compressed = [
+                LayerFile(
+                    layer["gz_path"], layer["gz_digest"], layer["gz_size"]
+                )
+                for layer in self.layers
+            ]
+        return Image(
+            layers,
+            tags=(TAG,),
+            created=CREATED,
+            layer_compression="gzip" if gzip_layers else None,
+            compressed_layers=compressed,
         )
 
 
 # ----------------------------------------------------------- archives
 
 
-class _ArchiveWriter:
-    """Stream an archive to `path` (via a temporary name)."""
-
-    def __init__(self, path):
-        self.path = path
-        self.tmp = path + ".tmp"
-        self.tar = tarfile.open(
-            self.tmp, "w", format=tarfile.PAX_FORMAT, copybufsize=CHUNK
-        )
-
-    def add(self, name, kind, payload=None, mode=0o644, mtime=0):
-        if kind == "dir":
-            self.tar.addfile(
-                _tarinfo(name, kind=tarfile.DIRTYPE, mode=0o755, mtime=mtime)
-            )
-        elif kind == "symlink":
-            info = _tarinfo(name, kind=tarfile.SYMTYPE, mode=0o777)
-            info.linkname = payload
-            self.tar.addfile(info)
-        elif kind == "layer":
-            size = os.path.getsize(payload)
-            with open(payload, "rb") as f:
-                self.tar.addfile(
-                    _tarinfo(name, size, mode=mode, mtime=mtime), f
-                )
-        else:
-            self.tar.addfile(
-                _tarinfo(name, len(payload), mode=mode, mtime=mtime),
-                io.BytesIO(payload),
-            )
-
-    def add_sorted(self, files):
-        """Add {name: (kind, payload)} in Go filepath.Walk order."""
-        for name in sorted(files, key=lambda n: n.split("/")):
-            kind, payload = files[name]
-            self.add(name, kind, payload, mtime=CREATED_EPOCH)
-
-    def close(self):
-        self.tar.close()
-        os.replace(self.tmp, self.path)
+def _write_archive(builder, path):
+    """Stream an `ArchiveBuilder` to `path` (via a temporary name)."""
+    builder.write(path + ".tmp")
+    os.replace(path + ".tmp", path)
 
 
 def _write_docker24(image, path):
-    ids, docs = image.v1_documents()
-    cfg = _hex(image.config_digest)
-    files = {cfg + ".json": ("file", image.config)}
-    for v1id, doc, layer in zip(ids, docs, image.layers):
-        files[v1id] = ("dir", None)
-        files[v1id + "/VERSION"] = ("file", b"1.0")
-        files[v1id + "/json"] = ("file", doc)
-        files[v1id + "/layer.tar"] = ("layer", layer["path"])
-    manifest = [
-        {
-            "Config": cfg + ".json",
-            "RepoTags": [TAG],
-            "Layers": [v1id + "/layer.tar" for v1id in ids],
-        }
-    ]
-    files["manifest.json"] = ("file", _json_bytes(manifest))
-    files["repositories"] = (
-        "file",
-        _json_bytes({REPOSITORY: {TAG_NAME: ids[-1]}}),
-    )
-    writer = _ArchiveWriter(path)
-    writer.add_sorted(files)
-    writer.close()
+    _write_archive(legacy_docker_save([image.archive_image()]), path)
 
 
 def _write_docker25(image, path):
-    files = {"blobs": ("dir", None), "blobs/sha256": ("dir", None)}
-    sources = {}
-    for layer in image.layers:
-        files["blobs/sha256/" + _hex(layer["diff_id"])] = (
-            "layer",
-            layer["path"],
-        )
-        sources[layer["diff_id"]] = {
-            "mediaType": OCI_LAYER,
-            "size": layer["size"],
-            "digest": layer["diff_id"],
-        }
-    manifest = image.oci_manifest()
-    for doc in [image.config, manifest] + image.v1_documents()[1]:
-        files["blobs/sha256/" + _hex(_sha256(doc))] = ("file", doc)
-    index = {
-        "schemaVersion": 2,
-        "mediaType": OCI_INDEX,
-        "manifests": [
-            {
-                "mediaType": OCI_MANIFEST,
-                "digest": _sha256(manifest),
-                "size": len(manifest),
-                "annotations": {
-                    "io.containerd.image.name": TAG,
-                    "org.opencontainers.image.ref.name": TAG_NAME,
-                },
-            }
-        ],
-    }
-    docker_manifest = [
-        {
-            "Config": "blobs/sha256/" + _hex(image.config_digest),
-            "RepoTags": [TAG],
-            "Layers": ["blobs/sha256/" + _hex(d) for d in image.diff_ids],
-            "LayerSources": sources,
-        }
-    ]
-    files["index.json"] = ("file", _json_bytes(index))
-    files["manifest.json"] = ("file", _json_bytes(docker_manifest))
-    files["oci-layout"] = ("file", OCI_LAYOUT)
-    files["repositories"] = (
-        "file",
-        _json_bytes({REPOSITORY: {TAG_NAME: _hex(image.diff_ids[-1])}}),
-    )
-    writer = _ArchiveWriter(path)
-    writer.add_sorted(files)
-    writer.close()
+    _write_archive(docker25_classic([image.archive_image()]), path)
 
 
 def _write_skopeo(image, path):
-    writer = _ArchiveWriter(path)
-    for layer in image.layers:
-        name = _hex(layer["diff_id"]) + ".tar"
-        writer.add(name, "layer", layer["path"], mode=0o444)
-    cfg = _hex(image.config_digest) + ".json"
-    writer.add(cfg, "file", image.config, mode=0o444)
-    ids = [_hex(c) for c in _chain_ids(image.diff_ids)]
-    parent = None
-    for v1id, diff_id in zip(ids, image.diff_ids):
-        writer.add(v1id + "/layer.tar", "symlink", f"../{_hex(diff_id)}.tar")
-        writer.add(v1id + "/VERSION", "file", b"1.0", mode=0o444)
-        doc = {"id": v1id}
-        if parent:
-            doc["parent"] = parent
-        doc.update({"created": CREATED, "os": "linux"})
-        writer.add(v1id + "/json", "file", _json_bytes(doc), mode=0o444)
-        parent = v1id
-    repositories = {REPOSITORY: {TAG_NAME: ids[-1]}}
-    writer.add("repositories", "file", _json_bytes(repositories), mode=0o444)
-    manifest = [
-        {
-            "Config": cfg,
-            "RepoTags": [TAG],
-            "Layers": [_hex(d) + ".tar" for d in image.diff_ids],
-        }
-    ]
-    writer.add("manifest.json", "file", _json_bytes(manifest), mode=0o444)
-    writer.close()
+    _write_archive(podman_docker_archive([image.archive_image()]), path)
 
 
 def _write_oci_gzip(image, path):
-    files = {"blobs": ("dir", None), "blobs/sha256": ("dir", None)}
-    for layer in image.layers:
-        files["blobs/sha256/" + _hex(layer["gz_digest"])] = (
-            "layer",
-            layer["gz_path"],
-        )
-    manifest = image.oci_manifest(gzip_layers=True)
-    for doc in (image.config, manifest):
-        files["blobs/sha256/" + _hex(_sha256(doc))] = ("file", doc)
-    index = {
-        "schemaVersion": 2,
-        "mediaType": OCI_INDEX,
-        "manifests": [
-            {
-                "mediaType": OCI_MANIFEST,
-                "digest": _sha256(manifest),
-                "size": len(manifest),
-                "annotations": {"org.opencontainers.image.ref.name": TAG},
-                "platform": {"architecture": "amd64", "os": "linux"},
-            }
-        ],
-    }
-    files["index.json"] = ("file", _json_bytes(index))
-    files["oci-layout"] = ("file", OCI_LAYOUT)
-    writer = _ArchiveWriter(path)
-    for name in sorted(files):
-        kind, payload = files[name]
-        writer.add(name, kind, payload)
-    writer.close()
+    archive = oci_archive(
+        [image.archive_image(gzip_layers=True)],
+        layer_compression="gzip",
+        ref_name=TAG,
+    )
+    _write_archive(archive, path)
 
 
 ARCHIVE_WRITERS = {
@@ -608,7 +391,7 @@ def build_image(workdir, variant):
         meta = None
     if meta is None:
         started = time.monotonic()
-        _log(f"building the {variant} image layers in {workdir} ...")
+        log(f"building the {variant} image layers in {workdir} ...")
         rng = random.Random(RANDOM_SEED)
         sources = _source_files()
         layers = []
@@ -626,11 +409,11 @@ def build_image(workdir, variant):
                     "random": randoms,
                 }
             )
-            _log(
+            log(
                 f"  layer {i}: {size / MB:.1f} MB "
                 f"({randoms / max(real + randoms, 1):.0%} random)"
             )
-        _log("gzipping the layers for the OCI archive ...")
+        log("gzipping the layers for the OCI archive ...")
         with ThreadPoolExecutor(max(1, os.cpu_count() or 1)) as pool:
             futures = []
             for layer in layers:
@@ -648,14 +431,23 @@ def build_image(workdir, variant):
         with open(meta_path + ".tmp", "w") as f:
             json.dump(meta, f, indent=1)
         os.replace(meta_path + ".tmp", meta_path)
-        _log(f"layers built in {time.monotonic() - started:.1f} s")
+        log(f"layers built in {time.monotonic() - started:.1f} s")
+    if meta.get("archives") != ARCHIVE_SPEC:
+        # Archives written by an older archive builder are stale.
+        for fmt in FORMATS:
+            if os.path.exists(archive_path(workdir, fmt)):
+                os.unlink(archive_path(workdir, fmt))
+        meta["archives"] = ARCHIVE_SPEC
+        with open(meta_path + ".tmp", "w") as f:
+            json.dump(meta, f, indent=1)
+        os.replace(meta_path + ".tmp", meta_path)
     image = SyntheticImage(workdir, meta["layers"])
     for fmt in FORMATS:
         path = archive_path(workdir, fmt)
         if not os.path.exists(path):
             started = time.monotonic()
             ARCHIVE_WRITERS[fmt](image, path)
-            _log(
+            log(
                 f"wrote {path} ({os.path.getsize(path) / MB:.0f} MB) in "
                 f"{time.monotonic() - started:.1f} s"
             )
@@ -663,14 +455,6 @@ def build_image(workdir, variant):
 
 
 # -------------------------------------------------------- measurements
-
-
-def _warm(path):
-    """Read a file once so that it sits in the page cache."""
-    with open(path, "rb", buffering=0) as f:
-        buffer = bytearray(8 * CHUNK)
-        while f.readinto(buffer):
-            pass
 
 
 TIME = "/usr/bin/time"
@@ -727,7 +511,7 @@ def _gather_once(source, outdir, jobs, pipe=False):
     cmd = [
         sys.executable,
         "-m",
-        "lpbuildd.ociimage.bench",
+        "bench.gather",
         "--gather-child",
         "-" if pipe else source,
         outdir,
@@ -750,7 +534,7 @@ def _check_gather(fmt, image, result):
             f"gather read {fmt} wrongly: diff_ids {result['diff_ids']}"
         )
     if result["format"] != EXPECTED_FORMATS[fmt]:
-        _log(
+        log(
             f"warning: gather called {fmt} {result['format']!r}, "
             f"expected {EXPECTED_FORMATS[fmt]!r}"
         )
@@ -830,39 +614,6 @@ def _old_loop(path, slice_bytes, workdir):
     raise RuntimeError(f"no layer.tar of {slice_bytes} bytes in {path}")
 
 
-def _machine():
-    model = ""
-    flags = ""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name") and not model:
-                    model = line.split(":", 1)[1].strip()
-                elif line.startswith("flags") and not flags:
-                    flags = line
-    except OSError:
-        pass
-    try:
-        skopeo = subprocess.run(
-            ["skopeo", "--version"], capture_output=True, text=True
-        ).stdout.strip()
-    except OSError:
-        skopeo = None
-    try:
-        from isal import __version__ as isal_version
-    except ImportError:
-        isal_version = None
-    return {
-        "cpus": os.cpu_count(),
-        "cpu_model": model,
-        "sha_ni": " sha_ni" in flags,
-        "python": platform.python_version(),
-        "skopeo": skopeo,
-        "isal": isal_version,
-        "load_average": os.getloadavg(),
-    }
-
-
 def run_benchmark(args):
     bench_dir = os.path.abspath(args.dir)
     variant = "quick" if args.quick else "full"
@@ -874,7 +625,7 @@ def run_benchmark(args):
     jobs = args.jobs or os.cpu_count() or 1
     results = {
         "variant": variant,
-        "machine": _machine(),
+        "machine": machine(),
         "jobs": jobs,
         "image": {
             "layers": [
@@ -901,7 +652,7 @@ def run_benchmark(args):
     for fmt in FORMATS:
         path = archive_path(workdir, fmt)
         size = os.path.getsize(path)
-        _warm(path)
+        warm(path)
         entry = {"archive": path, "size": size}
         transport = skopeo_transports[fmt]
         tools = ["gather"]
@@ -909,7 +660,7 @@ def run_benchmark(args):
             tools.append("gather_pipe")
         if have_skopeo:
             tools.append("skopeo")
-        _log(f"{fmt}: {', '.join(tools)}, interleaved, x{args.runs} ...")
+        log(f"{fmt}: {', '.join(tools)}, interleaved, x{args.runs} ...")
         # Interleaved, so that the load of a shared machine hits every
         # tool alike; ratios are medians of per-round ratios.
         runs = {tool: [] for tool in tools}
@@ -937,7 +688,7 @@ def run_benchmark(args):
                 )
             entry["skopeo_ratio"] = entry["gather"]["skopeo_ratio"]
         results["formats"][fmt] = entry
-    _log(f"old gather loop on a {args.slice_mb} MB slice ...")
+    log(f"old gather loop on a {args.slice_mb} MB slice ...")
     seconds, copied = _old_loop(
         archive_path(workdir, "docker24"), int(args.slice_mb * MB), outroot
     )
@@ -1154,39 +905,9 @@ def _gather_child(source, outdir, jobs):
     return 0
 
 
-def target_recorder(targets):
-    """A function that appends one PASS/FAIL target to `targets`."""
-
-    def target(name, value, goal, ok, unit=""):
-        targets.append(
-            {
-                "name": name,
-                "value": value,
-                "goal": goal,
-                "unit": unit,
-                "pass": bool(ok),
-            }
-        )
-
-    return target
-
-
-def run_and_report(run_benchmark, format_report, args):
-    """Run a benchmark, write its JSON atomically and print the report."""
-    started = time.monotonic()
-    results = run_benchmark(args)
-    results["total_seconds"] = time.monotonic() - started
-    with open(args.json + ".tmp", "w") as f:
-        json.dump(results, f, indent=1)
-    os.replace(args.json + ".tmp", args.json)
-    print(format_report(results))
-    print(f"\nResults written to {args.json}", flush=True)
-    return 0
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(
-        prog="python -m lpbuildd.ociimage.bench",
+        prog="python -m bench.gather",
         description=__doc__.split("\n\n")[0],
     )
     parser.add_argument(
@@ -1215,7 +936,7 @@ def main(argv=None):
         "--no-skopeo", action="store_true", help="skip the skopeo baseline"
     )
     parser.add_argument(
-        "--dir", default=_default_bench_dir(), help="cache directory"
+        "--dir", default=default_bench_dir(), help="cache directory"
     )
     parser.add_argument("--json", default=None, help="results file")
     parser.add_argument(

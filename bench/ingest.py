@@ -3,8 +3,8 @@
 
 """Benchmark Launchpad's ingest of an OCI upload (a report, not a test).
 
-``python -m lp.oci.bench`` (the second half of ``make bench``) takes the
-cached synthetic Docker 25 archive of `lpbuildd.ociimage.bench` (about
+``python -m bench.ingest`` (the second half of ``make bench``) takes the
+cached synthetic Docker 25 archive of `bench.gather` (about
 1.2 GB in four layers; built if missing) and runs two builds on
 loopback, each with three processes:
 
@@ -51,9 +51,10 @@ import subprocess
 import sys
 import time
 
-from lpbuildd.ociimage import bench as gather_bench
+from bench import common
+from bench import gather as gather_bench
 
-MB = gather_bench.MB
+MB = common.MB
 TARGET_INGEST_RATIO = 2.0
 TARGET_PEAK_RSS = 100 * MB
 # "Memory stays flat": what the Launchpad side may grow by while
@@ -158,7 +159,7 @@ def _builder_child(archive, work_dir, build_cookie):
     the layers written) and another (peak RSS) when it stops.
     """
     from lp.oci.scripts.run import build_on_builder
-    from lpbuildd.builder import BuilderServer
+    from lpbuildd.server import BuilderServer
 
     cache_dir = os.path.join(work_dir, "cache")
     build_dir = os.path.join(work_dir, "build")
@@ -278,7 +279,7 @@ def _ingest_child(state_dir, upload_root):
 
 
 def _start(args, profile=None):
-    cmd = [sys.executable, "-m", "lp.oci.bench"] + args
+    cmd = [sys.executable, "-m", "bench.ingest"] + args
     if profile is not None:
         cmd = [
             os.path.join(os.path.dirname(sys.executable), "py-spy"),
@@ -381,7 +382,7 @@ def run_benchmark(args):
     archive = gather_bench.archive_path(workdir, "docker25")
     rebuild_archive, rebuilt = build_rebuild_archive(workdir, image)
     for path in (archive, rebuild_archive):
-        gather_bench._warm(path)
+        common.warm(path)
     ingest_dir = os.path.join(bench_dir, "ingest")
     state_dir = os.path.join(ingest_dir, "state")
     shutil.rmtree(ingest_dir, ignore_errors=True)
@@ -389,7 +390,7 @@ def run_benchmark(args):
     profile = os.path.join(ingest_dir, "profile") if args.profile else None
     results = {
         "variant": variant,
-        "machine": gather_bench._machine(),
+        "machine": common.machine(),
         "image": {
             "archive": archive,
             "size": image.size,
@@ -422,7 +423,7 @@ def run_benchmark(args):
 
 def _targets(results):
     targets = []
-    target = gather_bench.target_recorder(targets)
+    target = common.target_recorder(targets)
 
     first = results["first"]
     ratio = first["ratio"]
@@ -556,7 +557,7 @@ def _format_report(results):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(
-        prog="python -m lp.oci.bench",
+        prog="python -m bench.ingest",
         description=__doc__.split("\n\n")[0],
     )
     parser.add_argument(
@@ -579,7 +580,7 @@ def main(argv=None):
     )
     parser.add_argument(
         "--dir",
-        default=gather_bench._default_bench_dir(),
+        default=common.default_bench_dir(),
         help="cache directory",
     )
     parser.add_argument("--json", default=None, help="results file")
@@ -609,7 +610,7 @@ def main(argv=None):
             else "results-ingest.json"
         )
         args.json = os.path.join(args.dir, name)
-    return gather_bench.run_and_report(run_benchmark, _format_report, args)
+    return common.run_and_report(run_benchmark, _format_report, args)
 
 
 if __name__ == "__main__":
