@@ -24,6 +24,7 @@ __all__ = [
     "build_on_builder",
     "collect_build",
     "make_sample_archive",
+    "new_build",
     "run_main",
 ]
 
@@ -38,20 +39,31 @@ import time
 import transaction
 from zope.component import getUtility
 
+from lp.app.errors import NotFoundError
 from lp.archiveuploader.ocirecipeupload import OCIRecipeUpload
 from lp.archiveuploader.utils import UploadError
 from lp.buildmaster.enums import BuildStatus, WorkerBuilderStatus
 from lp.buildmaster.interactor import BuilderWorker, BuilderWorkerError
 from lp.buildmaster.interfaces.builder import BuildDaemonError
+from lp.buildmaster.interfaces.processor import (
+    IProcessorSet,
+    ProcessorNotFound,
+)
 from lp.oci.interfaces.ocirecipe import IOCIRecipeSet
 from lp.oci.interfaces.ocirecipebuild import IOCIRecipeBuildSet
 from lp.oci.model.ocirecipebuildbehaviour import OCIRecipeBuildBehaviour
+from lp.registry.interfaces.distribution import IDistributionSet
+from lp.registry.interfaces.distroseries import NoSuchDistroSeries
+from lp.registry.interfaces.person import IPersonSet
 from lp.services.scripts import setup_services
 from lpbuildd.builder import BuilderServer
 from lpbuildd.oci import OCIBuildManager, OCIGatherError
 from lpbuildd.testing.backend import ReplayBackend
 
 OWNER_NAME = "lp-oci"
+DISTRIBUTION_NAME = "ubuntu"
+SERIES_NAME = "noble"
+ARCH_TAG = "amd64"
 IMAGE_NAME = "lp-oci/run:latest"
 SAMPLE_IMAGE_NAME = "lp-oci/sample:latest"
 
@@ -201,6 +213,38 @@ def _write_summary(report, build, stdout):
     )
 
 
+def _get_distro_arch_series():
+    """ubuntu/noble/amd64, made on first use (as 0002-build-farm.sql does)."""
+    distribution = getUtility(IDistributionSet).getByName(DISTRIBUTION_NAME)
+    if distribution is None:
+        distribution = getUtility(IDistributionSet).new(
+            DISTRIBUTION_NAME, DISTRIBUTION_NAME.capitalize()
+        )
+    try:
+        series = distribution.getSeries(SERIES_NAME)
+    except NoSuchDistroSeries:
+        series = distribution.newSeries(SERIES_NAME)
+    try:
+        return series.getDistroArchSeries(ARCH_TAG)
+    except NotFoundError:
+        pass
+    try:
+        processor = getUtility(IProcessorSet).getByName(ARCH_TAG)
+    except ProcessorNotFound:
+        processor = getUtility(IProcessorSet).new(ARCH_TAG, ARCH_TAG)
+    return series.newArch(ARCH_TAG, processor)
+
+
+def new_build(recipe):
+    """A new build of ``recipe``, requested by its owner."""
+    requester = getUtility(IPersonSet).getByName(recipe.owner_name)
+    if requester is None:
+        requester = getUtility(IPersonSet).new(recipe.owner_name)
+    return getUtility(IOCIRecipeBuildSet).new(
+        requester, recipe, _get_distro_arch_series()
+    )
+
+
 def _get_recipe(name):
     recipe_set = getUtility(IOCIRecipeSet)
     recipe = recipe_set.getByName(OWNER_NAME, name)
@@ -210,9 +254,7 @@ def _get_recipe(name):
 
 
 def _run(archive, recipe_name, image_name, work_dir, logger, progress):
-    build = getUtility(IOCIRecipeBuildSet).new(
-        _get_recipe(recipe_name), "amd64"
-    )
+    build = new_build(_get_recipe(recipe_name))
     transaction.commit()
     progress(f"launchpad: created build {build.id}")
     behaviour = OCIRecipeBuildBehaviour(
@@ -251,9 +293,8 @@ def _run(archive, recipe_name, image_name, work_dir, logger, progress):
             upload_path = collect_build(behaviour, logger, progress)
         except (BuilderWorkerError, BuildDaemonError) as e:
             transaction.abort()
-            build.updateStatus(
-                BuildStatus.FAILEDTOBUILD, failure_reason=str(e)
-            )
+            build.failure_reason = str(e)
+            build.updateStatus(BuildStatus.FAILEDTOBUILD)
             transaction.commit()
             raise RunError(f"build {build.id} FAILEDTOBUILD: {e}") from None
         finally:
