@@ -106,9 +106,8 @@ class OCIRecipeUpload:
                 self.logger.exception("Processing %s failed", build)
                 reason = f"{type(e).__name__}: {e}"
             self.logger.warning("Upload of %s failed: %s", build, reason)
-            build.updateStatus(
-                BuildStatus.FAILEDTOUPLOAD, failure_reason=reason
-            )
+            build.failure_reason = reason
+            build.updateStatus(BuildStatus.FAILEDTOUPLOAD)
             transaction.commit()
             if isinstance(e, UploadError):
                 raise

@@ -218,9 +218,13 @@ def _ingest_child(state_dir, upload_root):
     from lp.buildmaster.enums import BuildStatus
     from lp.buildmaster.interactor import BuilderWorker
     from lp.oci.interfaces.ocirecipe import IOCIRecipeSet
-    from lp.oci.interfaces.ocirecipebuild import IOCIRecipeBuildSet
     from lp.oci.model.ocirecipebuildbehaviour import OCIRecipeBuildBehaviour
-    from lp.oci.scripts.run import OWNER_NAME, _quiet_logger, collect_build
+    from lp.oci.scripts.run import (
+        OWNER_NAME,
+        _quiet_logger,
+        collect_build,
+        new_build,
+    )
     from lp.services.scripts import setup_services
 
     logger = _quiet_logger()
@@ -229,7 +233,7 @@ def _ingest_child(state_dir, upload_root):
     recipe = recipes.getByName(OWNER_NAME, "bench") or recipes.new(
         "bench", OWNER_NAME, image_name=IMAGE_NAME
     )
-    build = getUtility(IOCIRecipeBuildSet).new(recipe, "amd64")
+    build = new_build(recipe)
     transaction.commit()
     behaviour = OCIRecipeBuildBehaviour(build, upload_root=upload_root)
     _emit({"build_cookie": behaviour.build_cookie})

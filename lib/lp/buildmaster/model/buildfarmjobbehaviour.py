@@ -249,7 +249,8 @@ class BuildFarmJobBehaviourBase:
 
     def _failBuild(self, status, reason, logger):
         logger.warning("%s: %s: %s", self.build_cookie, status.name, reason)
-        self.build.updateStatus(status, failure_reason=reason)
+        self.build.failure_reason = reason
+        self.build.updateStatus(status)
 
     def getUploadDirLeaf(self):
         """A directory name unique to this attempt at collecting files."""

@@ -20,7 +20,12 @@ from zope.component import getUtility
 from zope.interface import implementer
 
 from lp.app.errors import NotFoundError
-from lp.buildmaster.enums import BuildStatus
+from lp.buildmaster.enums import BuildFarmJobType, BuildStatus
+from lp.buildmaster.interfaces.buildfarmjob import (
+    IBuildFarmJobSource,
+    ISpecificBuildFarmJobSource,
+)
+from lp.buildmaster.model.packagebuild import PackageBuildMixin
 from lp.oci.enums import OCIFileKind
 from lp.oci.interfaces.ocirecipebuild import (
     CannotScheduleRegistryUpload,
@@ -41,6 +46,7 @@ from lp.services.database.interfaces import IPrimaryStore, IStore
 from lp.services.database.stormbase import StormBase
 from lp.services.job.interfaces.job import JobStatus
 from lp.services.librarian.model import LibraryFileAlias, LibraryFileContent
+from lp.services.librarian.storage import get_librarian_storage
 from ocitypes.descriptor import MediaType
 from ocitypes.digest import Digest
 from ocitypes.errors import MalformedContent
@@ -62,19 +68,6 @@ MANIFEST_MEDIA_TYPES = frozenset(
     {
         "application/vnd.oci.image.manifest.v1+json",
         "application/vnd.docker.distribution.manifest.v2+json",
-    }
-)
-
-_FINISHED_STATUSES = frozenset(
-    {
-        BuildStatus.FULLYBUILT,
-        BuildStatus.FAILEDTOBUILD,
-        BuildStatus.MANUALDEPWAIT,
-        BuildStatus.CHROOTWAIT,
-        BuildStatus.SUPERSEDED,
-        BuildStatus.FAILEDTOUPLOAD,
-        BuildStatus.CANCELLED,
-        BuildStatus.UPLOADING,
     }
 )
 
@@ -196,6 +189,39 @@ class OCIFile(StormBase):
 class OCIFileSet:
     """See `IOCIFileSet`."""
 
+    def getReusableLayerFile(self, layer_file_digest, size=None):
+        """See `IOCIFileSet`."""
+        try:
+            digest = _as_digest(layer_file_digest)
+        except ValueError:
+            return None
+        if digest.algorithm != "sha256":
+            # The librarian knows its content by sha256 only.
+            return None
+        conditions = [
+            _digest_matches(OCIFile.layer_file_digest, digest),
+            LibraryFileAlias.id == OCIFile.library_file_id,
+            LibraryFileContent.id == LibraryFileAlias.contentID,
+            LibraryFileContent.sha256 == digest.hex,
+            LibraryFileAlias.restricted == False,  # noqa: E712
+            LibraryFileAlias.expires == None,  # noqa: E711
+        ]
+        if size is not None:
+            conditions.append(LibraryFileContent.filesize == size)
+        found = (
+            IStore(OCIFile)
+            .find((OCIFile, LibraryFileAlias), *conditions)
+            .order_by(OCIFile.id)
+            .first()
+        )
+        if found is None:
+            return None
+        oci_file, lfa = found
+        if not get_librarian_storage().exists(digest.hex):
+            return None
+        oci_file.markUsed()
+        return lfa
+
     def getByLayerDigest(self, layer_file_digest):
         """See `IOCIFileSet`."""
         try:
@@ -211,17 +237,32 @@ class OCIFileSet:
 
 
 @implementer(IOCIRecipeBuild)
-class OCIRecipeBuild(StormBase):
+class OCIRecipeBuild(PackageBuildMixin, StormBase):
     """See `IOCIRecipeBuild`."""
 
     __storm_table__ = "OCIRecipeBuild"
 
+    job_type = BuildFarmJobType.OCIRECIPEBUILD
+
     id = Int(name="id", primary=True)
+
+    build_farm_job_id = Int(name="build_farm_job", allow_none=False)
+    build_farm_job = Reference(build_farm_job_id, "BuildFarmJob.id")
+
+    requester_id = Int(name="requester", allow_none=False)
+    requester = Reference(requester_id, "Person.id")
 
     recipe_id = Int(name="recipe", allow_none=False)
     recipe = Reference(recipe_id, "OCIRecipe.id")
 
-    arch_tag = Unicode(name="arch_tag", allow_none=False)
+    processor_id = Int(name="processor", allow_none=False)
+    processor = Reference(processor_id, "Processor.id")
+
+    distro_arch_series_id = Int(name="distro_arch_series", allow_none=True)
+    distro_arch_series = Reference(
+        distro_arch_series_id, "DistroArchSeries.id"
+    )
+
     virtualized = Bool(name="virtualized", allow_none=False)
 
     status = DBEnum(name="status", enum=BuildStatus, allow_none=False)
@@ -235,23 +276,42 @@ class OCIRecipeBuild(StormBase):
         name="date_first_dispatched", tzinfo=timezone.utc
     )
 
+    builder_id = Int(name="builder")
+    builder = Reference(builder_id, "Builder.id")
+
     log_id = Int(name="log")
     log = Reference(log_id, "LibraryFileAlias.id")
 
     upload_log_id = Int(name="upload_log")
     upload_log = Reference(upload_log_id, "LibraryFileAlias.id")
 
+    dependencies = Unicode(name="dependencies")
+
     failure_count = Int(name="failure_count", allow_none=False)
+
+    # Not Launchpad's: see `IOCIRecipeBuildView.failure_reason`.
     failure_reason = Unicode(name="failure_reason")
 
-    def __init__(self, recipe, arch_tag, date_created=None, virtualized=True):
+    def __init__(
+        self,
+        build_farm_job,
+        requester,
+        recipe,
+        distro_arch_series,
+        processor,
+        virtualized,
+        date_created,
+    ):
         """Construct an `OCIRecipeBuild`."""
         super().__init__()
+        self.build_farm_job = build_farm_job
+        self.requester = requester
         self.recipe = recipe
-        self.arch_tag = arch_tag
+        self.distro_arch_series = distro_arch_series
+        self.processor = processor
         self.virtualized = virtualized
+        self.date_created = date_created
         self.status = BuildStatus.NEEDSBUILD
-        self.date_created = date_created or utc_now()
         self.failure_count = 0
 
     def __repr__(self):
@@ -271,43 +331,36 @@ class OCIRecipeBuild(StormBase):
         )
 
     @property
-    def was_built(self):
+    def arch_tag(self):
         """See `IOCIRecipeBuild`."""
-        return self.status not in (
-            BuildStatus.NEEDSBUILD,
-            BuildStatus.BUILDING,
-            BuildStatus.GATHERING,
-            BuildStatus.CANCELLED,
-            BuildStatus.CANCELLING,
-            BuildStatus.UPLOADING,
-            BuildStatus.SUPERSEDED,
-        )
+        return self.distro_arch_series.architecturetag
 
-    def updateStatus(
-        self,
-        status,
-        date_started=None,
-        date_finished=None,
-        failure_reason=None,
-    ):
+    @property
+    def distro_series(self):
         """See `IOCIRecipeBuild`."""
-        now = utc_now()
-        if status in (BuildStatus.BUILDING, BuildStatus.GATHERING):
-            if self.date_started is None or date_started is not None:
-                self.date_started = date_started or now
-            if self.date_first_dispatched is None:
-                self.date_first_dispatched = self.date_started
-        if status in _FINISHED_STATUSES:
-            if self.date_started is None and date_started is not None:
-                self.date_started = date_started
-            if date_finished is not None or self.date_finished is None:
-                self.date_finished = date_finished or now
-        elif status == BuildStatus.NEEDSBUILD:
-            self.date_started = None
-            self.date_finished = None
-        if failure_reason is not None:
-            self.failure_reason = failure_reason
-        self.status = status
+        return self.distro_arch_series.distroseries
+
+    @property
+    def distribution(self):
+        """See `IOCIRecipeBuild`."""
+        return self.distro_series.distribution
+
+    @property
+    def archive(self):
+        """See `IOCIRecipeBuild`."""
+        return self.distribution.main_archive
+
+    @property
+    def is_private(self):
+        """See `IBuildFarmJob`."""
+        return bool(self.recipe.private or self.archive.private)
+
+    private = is_private
+
+    def calculateScore(self):
+        """See `BuildFarmJobMixin`."""
+        # Launchpad's fixed score for OCI recipe builds.
+        return 2510
 
     def getFiles(self):
         """See `IOCIRecipeBuild`."""
@@ -728,7 +781,7 @@ class OCIRecipeBuild(StormBase):
             .find(
                 OCIRecipeBuild,
                 OCIRecipeBuild.recipe_id == self.recipe_id,
-                OCIRecipeBuild.arch_tag == self.arch_tag,
+                OCIRecipeBuild.processor_id == self.processor_id,
                 OCIRecipeBuild.status == BuildStatus.FULLYBUILT,
                 OCIRecipeBuild.date_created > self.date_created,
             )
@@ -736,22 +789,33 @@ class OCIRecipeBuild(StormBase):
         )
 
 
-@implementer(IOCIRecipeBuildSet)
+@implementer(IOCIRecipeBuildSet, ISpecificBuildFarmJobSource)
 class OCIRecipeBuildSet:
     """See `IOCIRecipeBuildSet`."""
 
     def new(
-        self, recipe, distro_arch_series, date_created=None, virtualized=True
+        self,
+        requester,
+        recipe,
+        distro_arch_series,
+        date_created=None,
+        build_request=None,
     ):
         """See `IOCIRecipeBuildSet`."""
-        arch_tag = getattr(
-            distro_arch_series, "architecturetag", distro_arch_series
+        date_created = date_created or utc_now()
+        build_farm_job = getUtility(IBuildFarmJobSource).new(
+            OCIRecipeBuild.job_type,
+            date_created=date_created,
+            archive=distro_arch_series.distroseries.distribution.main_archive,
         )
         build = OCIRecipeBuild(
+            build_farm_job,
+            requester,
             recipe,
-            arch_tag,
-            date_created=date_created,
-            virtualized=virtualized,
+            distro_arch_series,
+            distro_arch_series.processor,
+            True,
+            date_created,
         )
         IPrimaryStore(OCIRecipeBuild).add(build)
         return build
@@ -759,3 +823,14 @@ class OCIRecipeBuildSet:
     def getByID(self, build_id):
         """See `IOCIRecipeBuildSet`."""
         return IStore(OCIRecipeBuild).get(OCIRecipeBuild, build_id)
+
+    def getByBuildFarmJob(self, build_farm_job):
+        """See `ISpecificBuildFarmJobSource`."""
+        return (
+            IStore(OCIRecipeBuild)
+            .find(
+                OCIRecipeBuild,
+                OCIRecipeBuild.build_farm_job == build_farm_job,
+            )
+            .one()
+        )
