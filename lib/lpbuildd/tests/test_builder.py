@@ -29,7 +29,7 @@ from twisted.protocols.basic import FileSender
 from lpbuildd.builder import Builder, BuilderServer, BuilderStatus, BuildStatus
 from lpbuildd.filecache import FileCache, is_valid_sha1
 from lpbuildd.testing.fixtures import BuilderProcess
-from lpbuildd.testing.layers import BuilderLayer
+from lpbuildd.testing.layers import BuilderLayer, ReactorThreadLayer
 
 
 def make_file(directory, name, content):
@@ -252,6 +252,9 @@ class TestBuilderState(TestCase):
 
 
 class TestBuilderServerLifecycle(TestCase):
+    # In-process servers leave the reactor running in a thread.
+    layer = ReactorThreadLayer
+
     def test_start_stop_start_again(self):
         cache_dir = self.useFixture(TempDir()).path
         for _ in range(3):
