@@ -20,8 +20,8 @@ Differences from Launchpad's `DownloadCommand`:
   bodies, SHA-1 mismatches) from those that are not (404, other
   statuses, local write errors); Launchpad maps every `RequestException`
   to one error;
-- nothing is left beside the target on failure (the temporary file is
-  removed for every error, not only streaming ones).
+- the target directory must exist (Launchpad creates it), and the file
+  is made world-readable (0644) before it is renamed into place.
 """
 
 __all__ = [

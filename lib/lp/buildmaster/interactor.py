@@ -25,9 +25,8 @@ Differences from Launchpad's `BuilderWorker`:
   a failure, starts no new download (Launchpad starts them all at once
   and only the process pool bounds them);
 - a file is written to a temporary name beside its target and renamed
-  into place once verified, and nothing is left on failure (as
-  Launchpad's downloader, which however keeps partial files on errors
-  other than streaming ones);
+  into place only once verified (Launchpad renames whatever arrived),
+  and nothing is left on failure;
 - errors are typed, all `BuilderWorkerError`s with one-line messages
   (Launchpad lets Twisted's and requests' errors through); XML-RPC
   faults raised by the builder itself (e.g. ``clean`` when not WAITING)
