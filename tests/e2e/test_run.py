@@ -5,9 +5,9 @@
 
 Archives are made in code; the builder gathers them (or files a legacy
 upload the old way) and serves them over loopback; the behaviour polls
-and collects; `OCIRecipeUpload` records.  Faults come from the real
-builder (a corrupt or missing cache file) or from `FaultProxy` (a
-connection dropped mid-file).
+and collects; `UploadProcessor` runs `OCIRecipeUpload`, which records.
+Faults come from the real builder (a corrupt or missing cache file) or
+from `FaultProxy` (a connection dropped mid-file).
 """
 
 __all__ = []
@@ -20,8 +20,7 @@ import sys
 from fixtures import TempDir
 from testtools.matchers import MatchesStructure
 
-from lp.archiveuploader.ocirecipeupload import OCIRecipeUpload
-from lp.archiveuploader.utils import UploadError
+from lp.archiveuploader.uploadprocessor import UploadStatusEnum
 from lp.buildmaster.enums import BuildStatus
 from lp.oci.enums import OCIFileKind
 from lp.oci.model.ocirecipebuild import OCIFile
@@ -34,6 +33,8 @@ from lp.oci.tests.buildfarm import (
     file_oci_upload,
     librarian_contents,
     make_test_image,
+    process_build_upload,
+    upload_files_dir,
     write_archive,
 )
 from lp.services.database.interfaces import IStore
@@ -68,7 +69,7 @@ class EndToEndMixin(BuildFarmTestMixin):
         behaviour, _ = self.gather(build, image, url=url)
         upload_path = collect_build(behaviour, logger=None, timeout=30)
         self.assertIsNotNone(upload_path, build.failure_reason)
-        OCIRecipeUpload(upload_path).process(build)
+        process_build_upload(upload_path)
         return behaviour
 
     def layerSizes(self, image_result):
@@ -90,7 +91,7 @@ class EndToEndMixin(BuildFarmTestMixin):
         behaviour, result = self.gather(build, make_test_image())
         upload_path = collect_build(behaviour, logger=None, timeout=30)
         self.assertEqual(BuildStatus.UPLOADING, build.status)
-        OCIRecipeUpload(upload_path).process(build)
+        process_build_upload(upload_path)
         self.assertEqual(BuildStatus.FULLYBUILT, build.status)
         self.assertTrue(build.verifySuccessfulUpload())
         sizes = self.layerSizes(result)
@@ -135,7 +136,7 @@ class EndToEndMixin(BuildFarmTestMixin):
         )
         upload_path = collect_build(behaviour, logger=None, timeout=30)
         self.assertEqual("legacy", behaviour.upload_format)
-        OCIRecipeUpload(upload_path).process(build)
+        process_build_upload(upload_path)
         self.assertEqual(BuildStatus.FULLYBUILT, build.status)
         digests = json.loads(files["digests.json"])[0]
         for diff_id, details in digests.items():
@@ -167,12 +168,10 @@ class EndToEndMixin(BuildFarmTestMixin):
             self.work_dir,
             pulled=(0,),
         )
-        OCIRecipeUpload(collect_build(behaviour, None, timeout=30)).process(
-            first
-        )
+        process_build_upload(collect_build(behaviour, None, timeout=30))
         second = self.newBuild()
         behaviour = self.makeBehaviour(second)
-        file_legacy_upload(
+        files = file_legacy_upload(
             self.builder,
             behaviour.build_cookie,
             image,
@@ -180,15 +179,28 @@ class EndToEndMixin(BuildFarmTestMixin):
             pulled=(0,),
         )
         upload_path = collect_build(behaviour, None, timeout=30)
+        # Only the pulled layer is fetched again: its file does not have
+        # the registry digest it is recorded under, so it is not reused.
+        pulled = json.loads(files["digests.json"])[0][image.diff_ids[0]]
+        pulled_name = pulled["layer_id"] + ".tar.gz"
         self.assertEqual(
-            [], [n for n in os.listdir(upload_path) if n.endswith(".tar.gz")]
+            [pulled_name],
+            [
+                n
+                for n in os.listdir(upload_files_dir(second, upload_path))
+                if n.endswith(".tar.gz")
+            ],
         )
-        OCIRecipeUpload(upload_path).process(second)
+        process_build_upload(upload_path)
         self.assertEqual(BuildStatus.FULLYBUILT, second.status)
-        self.assertEqual(0, behaviour.bytes_fetched)
+        self.assertEqual(len(files[pulled_name]), behaviour.bytes_fetched)
         self.assertEqual(
-            [layer.library_file for layer in first.layers],
-            [layer.library_file for layer in second.layers],
+            [layer.library_file for layer in first.layers[1:]],
+            [layer.library_file for layer in second.layers[1:]],
+        )
+        self.assertEqual(
+            [layer.library_file.content for layer in first.layers],
+            [layer.library_file.content for layer in second.layers],
         )
 
     def test_second_build_fetches_no_layer(self):
@@ -213,9 +225,7 @@ class EndToEndMixin(BuildFarmTestMixin):
         self.buildImage(make_test_image(top_seed=3))
         build = self.newBuild()
         behaviour, result = self.gather(build, make_test_image(top_seed=4))
-        OCIRecipeUpload(collect_build(behaviour, None, timeout=30)).process(
-            build
-        )
+        process_build_upload(collect_build(behaviour, None, timeout=30))
         self.assertEqual(BuildStatus.FULLYBUILT, build.status)
         top = result.images[0].layers[-1].descriptor
         self.assertEqual(top.size, behaviour.bytes_fetched)
@@ -233,9 +243,7 @@ class EndToEndMixin(BuildFarmTestMixin):
         name = f"blobs-{layer.digest.algorithm}-{layer.digest.hex}"
         sha1 = self.builder.waitingfiles[name]
         proxy.dropAfter(1000, sha1=sha1)
-        OCIRecipeUpload(collect_build(behaviour, None, timeout=30)).process(
-            build
-        )
+        process_build_upload(collect_build(behaviour, None, timeout=30))
         self.assertEqual(BuildStatus.FULLYBUILT, build.status)
         self.assertEqual(
             2,
@@ -335,10 +343,13 @@ class EndToEndMixin(BuildFarmTestMixin):
         upload_path = collect_build(behaviour, None, timeout=30)
         layer = result.images[0].layers[1].descriptor
         os.unlink(
-            os.path.join(upload_path, f"blobs-sha256-{layer.digest.hex}")
+            os.path.join(
+                upload_files_dir(build, upload_path),
+                f"blobs-sha256-{layer.digest.hex}",
+            )
         )
-        self.assertRaises(
-            UploadError, OCIRecipeUpload(upload_path).process, build
+        self.assertEqual(
+            UploadStatusEnum.REJECTED, process_build_upload(upload_path)
         )
         self.assertThat(
             build,
@@ -346,7 +357,10 @@ class EndToEndMixin(BuildFarmTestMixin):
         )
         self.assertIn(str(layer.digest), build.failure_reason)
         self.assertTrue(IStore(OCIFile).find(OCIFile).is_empty())
-        self.assertEqual(set(), librarian_contents())
+        # Only the upload log is left.
+        self.assertEqual(
+            {build.upload_log.content.sha256}, librarian_contents()
+        )
 
 
 class TestEndToEndPostgreSQL(EndToEndMixin, TestCaseWithFactory):

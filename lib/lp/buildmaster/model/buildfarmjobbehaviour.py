@@ -10,7 +10,8 @@ WAITING it either collects the files of a successful build
 (`handleSuccess`, which calls the subclass's `_downloadFiles`) or
 records the failure, then cleans the builder.
 
-Files are collected into ``<upload_root>/grabbing/<leaf>`` and, once
+Files are collected into ``<upload_root>/grabbing/<leaf>/<archive
+id>/<distribution name>`` and, once
 all are there, moved to ``<upload_root>/incoming/<leaf>`` for upload
 processing, as Launchpad does.  A build whose files cannot be collected
 (the builder is unreachable after retries, a file is missing or
@@ -268,20 +269,24 @@ class BuildFarmJobBehaviourBase:
         root = self._getUploadRoot()
         leaf = self.getUploadDirLeaf()
         grab_dir = os.path.join(root, "grabbing", leaf)
-        os.makedirs(grab_dir)
+        # Launchpad's layout: <leaf>/<archive id>/<distribution name>.
+        upload_path = os.path.join(
+            grab_dir, str(self.build.archive.id), self.build.distribution.name
+        )
+        os.makedirs(upload_path)
         self.build.updateStatus(BuildStatus.GATHERING)
         try:
             filemap = worker_status.get("filemap")
             if not isinstance(filemap, dict):
                 raise BuildDaemonError("Builder returned no filemap")
             for name, sha1 in filemap.items():
-                check_builder_file_name(name, grab_dir)
+                check_builder_file_name(name, upload_path)
                 if not isinstance(sha1, str) or not _SHA1_RE.fullmatch(sha1):
                     raise BuildDaemonError(
                         f"Builder returned a bad SHA-1 for {name!r}"
                     )
-            self._downloadFiles(filemap, grab_dir, logger)
-            self._saveBuildSpecificFiles(grab_dir)
+            self._downloadFiles(filemap, upload_path, logger)
+            self._saveBuildSpecificFiles(upload_path)
         except self.download_errors as e:
             shutil.rmtree(grab_dir, ignore_errors=True)
             self._failBuild(

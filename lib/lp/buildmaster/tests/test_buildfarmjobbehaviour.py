@@ -23,6 +23,7 @@ from lp.buildmaster.model.buildfarmjobbehaviour import (
     BuildFarmJobBehaviourBase,
     check_builder_file_name,
 )
+from lp.oci.tests.buildfarm import upload_files_dir
 from lp.testing import TestCase, TestCaseWithFactory
 from lp.testing.layers import (
     LaunchpadZopelessLayer,
@@ -221,7 +222,8 @@ class BehaviourTestMixin:
             os.path.dirname(upload_path),
         )
         self.assertEqual(
-            ["one.txt", "two.txt"], sorted(os.listdir(upload_path))
+            ["one.txt", "two.txt"],
+            sorted(os.listdir(upload_files_dir(behaviour.build, upload_path))),
         )
         self.assertEqual(
             [], os.listdir(os.path.join(self.upload_root, "grabbing"))

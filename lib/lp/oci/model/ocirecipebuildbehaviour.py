@@ -16,10 +16,13 @@ The OCI upload (``index.json`` + ``oci-layout`` in the filemap):
 The legacy upload (``digests.json`` in the filemap):
     As Launchpad does: ``manifest.json``, ``digests.json`` and every
     config are fetched, and ``<layer_id>.tar.gz`` only for layers whose
-    digest (bare hex or ``sha256:``-prefixed alike) no `OCIFile` has.
+    content (by digest, bare hex or ``sha256:``-prefixed alike) the
+    librarian does not hold.
 
-Anything else fails the build with a reason.  Reused layers have their
-`OCIFile.date_last_used` bumped.  `transfers` records, per layer digest,
+Anything else fails the build with a reason.  Whether a layer is in the
+librarian is `IOCIFileSet.getReusableLayerFile`'s decision, which
+upload processing takes too; it bumps the `OCIFile.date_last_used` of
+reused layers.  `transfers` records, per layer digest,
 whether it was ``"fetched"`` or ``"reused"`` and its size.
 """
 
@@ -49,7 +52,6 @@ from lp.oci.model.ociupload import (
     verify_blob_file,
     walk_oci_upload,
 )
-from lp.services.librarian.interfaces import ILibraryFileAliasSet
 
 FETCHED = "fetched"
 REUSED = "reused"
@@ -142,18 +144,12 @@ class OCIRecipeBuildBehaviour(BuildFarmJobBehaviourBase):
 
     def _findReusableContent(self, descriptor):
         """Whether the librarian already holds this layer's content."""
-        digest = descriptor.digest
-        if digest.algorithm != "sha256":
-            return False
-        content = getUtility(ILibraryFileAliasSet).getContentBySHA256(
-            digest.hex
+        return (
+            getUtility(IOCIFileSet).getReusableLayerFile(
+                descriptor.digest, descriptor.size
+            )
+            is not None
         )
-        if content is None or content.filesize != descriptor.size:
-            return False
-        oci_file = getUtility(IOCIFileSet).getByLayerDigest(digest)
-        if oci_file is not None and oci_file.library_file.content == content:
-            oci_file.markUsed()
-        return True
 
     def _downloadOCIUpload(self, filemap, upload_path, logger):
         layout = self._fetchFile("oci-layout", filemap, upload_path, logger)
@@ -203,17 +199,8 @@ class OCIRecipeBuildBehaviour(BuildFarmJobBehaviourBase):
     # The legacy upload.
 
     def _findReusableLegacyLayer(self, digest):
-        """The `OCIFile` holding a legacy layer, if its content is kept."""
-        oci_file = getUtility(IOCIFileSet).getByLayerDigest(digest)
-        if oci_file is None or oci_file.library_file.content is None:
-            return None
-        content = getUtility(ILibraryFileAliasSet).getContentBySHA256(
-            oci_file.library_file.content.sha256
-        )
-        if content is None:
-            return None
-        oci_file.markUsed()
-        return oci_file
+        """The librarian file holding a legacy layer, or None."""
+        return getUtility(IOCIFileSet).getReusableLayerFile(digest)
 
     def _downloadLegacyUpload(self, filemap, upload_path, logger):
         manifest = read_json_file(
@@ -235,7 +222,7 @@ class OCIRecipeBuildBehaviour(BuildFarmJobBehaviourBase):
                     logger.info("Layer %s is in the librarian", layer.digest)
                     self.transfers[layer.digest] = (
                         REUSED,
-                        existing.library_file.content.filesize,
+                        existing.content.filesize,
                     )
                     continue
                 name = layer.file_name

@@ -12,8 +12,9 @@
 3. Build farm side: `BuilderWorker.status()` is polled and handed to
    `OCIRecipeBuildBehaviour.handleStatus`, which collects the files of
    the OCI upload, fetching only the layers the librarian lacks.
-4. Upload processing: `OCIRecipeUpload.process` records the files; the
-   build is FULLYBUILT.
+4. Upload processing: `UploadProcessor.processBuildUpload` runs
+   `OCIRecipeUpload.process`, which records the files; the build is
+   FULLYBUILT.
 
 The report (``--json``: one JSON document) lists every image and layer
 and whether each layer was ``fetched`` or ``reused``.
@@ -40,8 +41,7 @@ import transaction
 from zope.component import getUtility
 
 from lp.app.errors import NotFoundError
-from lp.archiveuploader.ocirecipeupload import OCIRecipeUpload
-from lp.archiveuploader.utils import UploadError
+from lp.archiveuploader.uploadprocessor import UploadProcessor
 from lp.buildmaster.enums import BuildStatus, WorkerBuilderStatus
 from lp.buildmaster.interactor import BuilderWorker, BuilderWorkerError
 from lp.buildmaster.interfaces.builder import BuildDaemonError
@@ -312,10 +312,15 @@ def _run(archive, recipe_name, image_name, work_dir, logger, progress):
         f"build farm: fetched {behaviour.bytes_fetched} layer bytes, "
         f"reused {behaviour.bytes_reused}"
     )
-    try:
-        OCIRecipeUpload(upload_path, logger).process(build)
-    except UploadError as e:
-        raise RunError(f"build {build.id} FAILEDTOUPLOAD: {e}") from None
+    UploadProcessor(
+        os.path.dirname(os.path.dirname(upload_path)), log=logger
+    ).processBuildUpload(
+        os.path.dirname(upload_path), os.path.basename(upload_path)
+    )
+    if build.status != BuildStatus.FULLYBUILT:
+        raise RunError(
+            f"build {build.id} {build.status.name}: {build.failure_reason}"
+        )
     progress(f"upload: build {build.id} is {build.status.name}")
     return _report(builder_outcome["result"], build, behaviour), build
 

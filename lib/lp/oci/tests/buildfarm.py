@@ -19,6 +19,8 @@ __all__ = [
     "librarian_contents",
     "make_oci_upload_dir",
     "make_test_image",
+    "process_build_upload",
+    "upload_files_dir",
     "write_archive",
 ]
 
@@ -30,6 +32,7 @@ import tempfile
 
 from fixtures import TempDir
 
+from lp.archiveuploader.uploadprocessor import UploadProcessor
 from lp.buildmaster.interactor import BuilderWorker, RetryPolicy
 from lp.oci.model.ocirecipebuildbehaviour import OCIRecipeBuildBehaviour
 from lp.oci.scripts.run import build_on_builder
@@ -93,6 +96,24 @@ def make_oci_upload_dir(images, work_dir, archive=None):
             name = upload_file_name(os.path.relpath(path, layout))
             os.rename(path, os.path.join(upload, name))
     return upload
+
+
+def upload_files_dir(build, upload_path):
+    """Where the files of ``build`` sit in its upload's leaf directory."""
+    return os.path.join(
+        upload_path, str(build.archive.id), build.distribution.name
+    )
+
+
+def process_build_upload(upload_path, dry_run=False):
+    """Process the upload at ``<root>/incoming/<leaf>`` as process-upload.
+
+    :return: The `UploadStatusEnum`, or None.
+    """
+    fsroot = os.path.dirname(upload_path)
+    return UploadProcessor(
+        os.path.dirname(fsroot), dry_run=dry_run
+    ).processBuildUpload(fsroot, os.path.basename(upload_path))
 
 
 def legacy_upload_files(image, pulled=()):

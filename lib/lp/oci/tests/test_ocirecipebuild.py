@@ -451,9 +451,10 @@ class TestVerifySuccessfulUpload(TestCaseWithFactory):
     def test_oci_layout_missing_config(self):
         files = self.factory.makeOCILayoutFiles()
         IStore(OCIFile).remove(files.config)
-        problems = files.index.build.getUploadProblems()
-        self.assertEqual(1, len(problems))
-        self.assertIn("Config of", problems[0])
+        self.assertEqual(
+            [f"Config {files.config.layer_file_digest} is missing"],
+            files.index.build.getUploadProblems(),
+        )
 
     def test_oci_layout_missing_manifest(self):
         files = self.factory.makeOCILayoutFiles()
@@ -533,6 +534,22 @@ class TestVerifySuccessfulUpload(TestCaseWithFactory):
         self.assertFalse(build.verifySuccessfulUpload())
         (problem,) = build.getUploadProblems()
         self.assertIn(str(files.layers[0].layer_file_digest), problem)
+
+    def test_legacy_layers_recorded_without_digest(self):
+        # Launchpad's verifySuccessfulUpload tested "layer_file_digest is
+        # not None" as a Python expression, which always holds; each
+        # layer digests.json lists must really be there.
+        files = self.factory.makeLegacyOCIFiles()
+        build = files.manifest.build
+        for layer in files.layers:
+            layer.layer_file_digest = None
+        self.assertFalse(build.verifySuccessfulUpload())
+        self.assertEqual(2, len(build.getUploadProblems()))
+
+    def test_oci_layout_layer_recorded_without_digest(self):
+        files = self.factory.makeOCILayoutFiles()
+        files.layers[0].layer_file_digest = None
+        self.assertFalse(files.index.build.verifySuccessfulUpload())
 
     def test_legacy_missing_digests(self):
         files = self.factory.makeLegacyOCIFiles()

@@ -24,6 +24,7 @@ from lp.oci.tests.buildfarm import (
     file_legacy_upload,
     file_oci_upload,
     make_test_image,
+    upload_files_dir,
     write_archive,
 )
 from lp.testing import TestCaseWithFactory
@@ -74,7 +75,7 @@ class BehaviourTestMixin(BuildFarmTestMixin):
         self.assertEqual(BuildStatus.UPLOADING, behaviour.build.status)
         self.assertEqual(
             sorted(self.builder_waiting_names),
-            sorted(os.listdir(upload_path)),
+            sorted(self.listUpload(behaviour, upload_path)),
         )
         sizes = [layer.descriptor.size for layer in result.images[0].layers]
         self.assertEqual(sum(sizes), behaviour.bytes_fetched)
@@ -94,6 +95,9 @@ class BehaviourTestMixin(BuildFarmTestMixin):
         self._waiting = dict(self.builder.waitingfiles)
         return super().collect(behaviour)
 
+    def listUpload(self, behaviour, upload_path):
+        return os.listdir(upload_files_dir(behaviour.build, upload_path))
+
     def test_layers_in_the_librarian_are_not_fetched(self):
         behaviour, result = self.gather(make_test_image())
         # Put the compressed blob gather made in the librarian, as an
@@ -107,7 +111,9 @@ class BehaviourTestMixin(BuildFarmTestMixin):
         earlier.markUsed(LONG_AGO)
         transaction.commit()
         upload_path = self.collect(behaviour)
-        self.assertNotIn(self.blobNames(result)[0], os.listdir(upload_path))
+        self.assertNotIn(
+            self.blobNames(result)[0], self.listUpload(behaviour, upload_path)
+        )
         self.assertEqual(
             ("reused", layer.descriptor.size),
             behaviour.transfers[layer.descriptor.digest],
@@ -124,7 +130,7 @@ class BehaviourTestMixin(BuildFarmTestMixin):
             layer_file_digest=result.images[0].layers[0].descriptor.digest,
         )
         upload_path = self.collect(behaviour)
-        self.assertIn(name, os.listdir(upload_path))
+        self.assertIn(name, self.listUpload(behaviour, upload_path))
         self.assertEqual(0, behaviour.bytes_reused)
 
     def test_bounded_concurrency(self):
@@ -169,7 +175,9 @@ class BehaviourTestMixin(BuildFarmTestMixin):
         )
         upload_path = self.collect(behaviour)
         self.assertEqual("legacy", behaviour.upload_format)
-        self.assertEqual(sorted(files), sorted(os.listdir(upload_path)))
+        self.assertEqual(
+            sorted(files), sorted(self.listUpload(behaviour, upload_path))
+        )
 
     def test_legacy_upload_reuses_by_normalised_digest(self):
         image = make_test_image()
@@ -196,8 +204,10 @@ class BehaviourTestMixin(BuildFarmTestMixin):
         )
         transaction.commit()
         upload_path = self.collect(behaviour)
-        names = os.listdir(upload_path)
-        self.assertNotIn(pulled["layer_id"] + ".tar.gz", names)
+        names = self.listUpload(behaviour, upload_path)
+        # The pulled layer's file does not have the registry's digest:
+        # it cannot be reused.
+        self.assertIn(pulled["layer_id"] + ".tar.gz", names)
         self.assertNotIn(local["layer_id"] + ".tar.gz", names)
         self.assertIn(
             digests[image.diff_ids[2]]["layer_id"] + ".tar.gz", names
