@@ -56,6 +56,10 @@ from lp.services.librarian.storage import get_librarian_storage
 from ocitypes.descriptor import MediaType
 from ocitypes.digest import Digest
 
+# OCIFile.layer_file_digest is character(80), as in Launchpad: room for
+# "sha256:<hex>" but not for sha512 digests.
+LAYER_FILE_DIGEST_LENGTH = 80
+
 
 def _as_digest(value):
     """A `Digest` from a `Digest` or its text (bare hex is sha256)."""
@@ -410,6 +414,11 @@ class OCIRecipeBuild(PackageBuildMixin, StormBase):
         """See `IOCIRecipeBuild`."""
         if layer_file_digest is not None:
             layer_file_digest = _as_digest(layer_file_digest)
+            if len(str(layer_file_digest)) > LAYER_FILE_DIGEST_LENGTH:
+                raise ValueError(
+                    f"{layer_file_digest} is too long for "
+                    "OCIFile.layer_file_digest"
+                )
         if diff_id is not None:
             diff_id = _as_digest(diff_id)
         if kind is None:

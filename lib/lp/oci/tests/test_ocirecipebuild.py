@@ -231,7 +231,42 @@ class TestOCIRecipeBuild(TestCaseWithFactory):
         (stored,) = IStore(OCIFile).execute(
             "SELECT layer_file_digest FROM OCIFile"
         )
-        self.assertEqual(str(Digest.of_bytes(b"x")), stored[0])
+        self.assertEqual(str(Digest.of_bytes(b"x")), stored[0].rstrip(" "))
+
+    def test_layer_file_digest_is_launchpads_character_80(self):
+        # PostgreSQL pads character(80) values with spaces; they read
+        # back as the digest and match it in queries.
+        oci_file = self.factory.makeOCIFile(content=b"padded")
+        digest = Digest.of_bytes(b"padded")
+        transaction.commit()
+        store = IStore(OCIFile)
+        (stored,) = store.execute("SELECT layer_file_digest FROM OCIFile")
+        if backend_name(store) == "postgres":
+            self.assertEqual(str(digest).ljust(80), stored[0])
+        store.invalidate()
+        self.assertEqual(digest, oci_file.layer_file_digest)
+        self.assertEqual(
+            oci_file, getUtility(IOCIFileSet).getByLayerDigest(digest)
+        )
+        self.assertEqual(
+            oci_file.library_file,
+            getUtility(IOCIFileSet).getReusableLayerFile(digest),
+        )
+
+    def test_addFile_refuses_digests_too_long_for_the_column(self):
+        build = self.factory.makeOCIRecipeBuild()
+        lfa = self.factory.makeLibraryFileAlias()
+        self.assertRaises(
+            ValueError, build.addFile, lfa, Digest("sha512", "a" * 128)
+        )
+
+    def test_one_file_per_digest_and_build(self):
+        oci_file = self.factory.makeOCIFile(content=b"once")
+        oci_file.build.addFile(
+            oci_file.library_file, oci_file.layer_file_digest
+        )
+        self.assertRaises(IntegrityError, IStore(OCIFile).flush)
+        transaction.abort()
 
     def test_addFile_refuses_malformed_digest(self):
         build = self.factory.makeOCIRecipeBuild()
