@@ -18,7 +18,9 @@ Everything runs on one Twisted reactor, in the main thread:
    collects the files of the upload, fetching only the layers the
    librarian lacks (downloads run in an ampoule process pool); then the
    builder is cleaned.
-4. Upload processing records the files; the build is FULLYBUILT.
+4. Upload processing: `UploadProcessor.processBuildUpload` runs
+   `OCIRecipeUpload.process` on ``incoming/<leaf>`` in its transaction;
+   the build is FULLYBUILT.
 
 The report (``--json``: one JSON document) lists every image and layer
 and whether each layer was ``fetched`` or ``reused``.
@@ -48,8 +50,7 @@ from twisted.python.failure import Failure
 from zope.component import getUtility
 
 from lp.app.errors import NotFoundError
-from lp.archiveuploader.ocirecipeupload import OCIRecipeUpload
-from lp.archiveuploader.utils import UploadError
+from lp.archiveuploader.uploadprocessor import UploadProcessor
 from lp.buildmaster.enums import BuildStatus, WorkerBuilderStatus
 from lp.buildmaster.interactor import (
     BuilderWorker,
@@ -120,22 +121,17 @@ def build_on_builder(builder, build_cookie, archive, build_dir, name):
 
 
 def find_upload(behaviour):
-    """Where ``handleSuccess`` put the build's files, or None.
+    """The leaf ``handleSuccess`` moved to ``incoming``, or None.
 
-    ``<upload_root>/incoming/<leaf>/<archive id>/<distribution name>``,
-    in the newest leaf for this build.
+    ``<upload_root>/incoming/<leaf>``, the newest leaf for this build;
+    the files sit in ``<leaf>/<archive id>/<distribution name>/``.
     """
-    build = behaviour.build
     incoming = os.path.join(behaviour.upload_root, "incoming")
     if not os.path.isdir(incoming):
         return None
-    suffix = "-" + build.build_cookie
+    suffix = "-" + behaviour.build.build_cookie
     leaves = sorted(n for n in os.listdir(incoming) if n.endswith(suffix))
-    if not leaves:
-        return None
-    return os.path.join(
-        incoming, leaves[-1], str(build.archive.id), build.distribution.name
-    )
+    return os.path.join(incoming, leaves[-1]) if leaves else None
 
 
 @defer.inlineCallbacks
@@ -152,8 +148,8 @@ def collect_build(
     As the build farm manager does: each status goes to `handleStatus`;
     once the builder is WAITING and the status handled, it is cleaned.
 
-    :return: A Deferred firing with the directory holding the files
-        (see `find_upload`), or None if the build failed.
+    :return: A Deferred firing with the upload's leaf directory in
+        ``incoming`` (see `find_upload`), or None if the build failed.
     """
     if reactor is None:
         from twisted.internet import reactor
@@ -333,12 +329,15 @@ def _new_build(recipe_name):
 
 
 def _process_upload(upload_path, build, logger):
-    try:
-        OCIRecipeUpload(upload_path, logger).process(build)
-    except UploadError as e:
-        transaction.commit()
-        raise RunError(f"build {build.id} FAILEDTOUPLOAD: {e}") from None
-    transaction.commit()
+    """Process the upload at ``incoming/<leaf>`` as process-upload does."""
+    fsroot = os.path.dirname(upload_path)
+    UploadProcessor(os.path.dirname(fsroot), log=logger).processBuildUpload(
+        fsroot, os.path.basename(upload_path)
+    )
+    if build.status != BuildStatus.FULLYBUILT:
+        raise RunError(
+            f"build {build.id} {build.status.name}: {build.failure_reason}"
+        )
 
 
 @defer.inlineCallbacks

@@ -5,9 +5,9 @@
 
 Archives are made in code; the builder gathers them (or files a legacy
 upload the old way) and serves them over loopback; the behaviour polls
-and collects; `OCIRecipeUpload` records.  Faults come from the real
-builder (a corrupt or missing cache file) or from `FaultProxy` (a
-connection dropped mid-file).
+and collects; `UploadProcessor` runs `OCIRecipeUpload`, which records.
+Faults come from the real builder (a corrupt or missing cache file) or
+from `FaultProxy` (a connection dropped mid-file).
 """
 
 __all__ = []
@@ -22,8 +22,7 @@ from testtools.matchers import MatchesStructure
 from twisted.internet import defer
 from twisted.internet.threads import deferToThread
 
-from lp.archiveuploader.ocirecipeupload import OCIRecipeUpload
-from lp.archiveuploader.utils import UploadError
+from lp.archiveuploader.uploadprocessor import UploadStatusEnum
 from lp.buildmaster.enums import BuildStatus
 from lp.oci.enums import OCIFileKind
 from lp.oci.model.ocirecipebuild import OCIFile
@@ -35,6 +34,8 @@ from lp.oci.tests.buildfarm import (
     file_oci_upload,
     librarian_contents,
     make_test_image,
+    process_build_upload,
+    upload_files_dir,
     write_archive,
 )
 from lp.services.database.interfaces import IStore
@@ -80,7 +81,7 @@ class EndToEndMixin(BuildFarmTestMixin):
         behaviour, _ = self.gather(build, image, url=url)
         upload_path = yield self.collectBuild(behaviour)
         self.assertIsNotNone(upload_path, build.failure_reason)
-        OCIRecipeUpload(upload_path).process(build)
+        process_build_upload(upload_path)
         return behaviour
 
     def layerSizes(self, image_result):
@@ -109,7 +110,7 @@ class EndToEndMixin(BuildFarmTestMixin):
         behaviour, result = self.gather(build, make_test_image())
         upload_path = yield self.collectBuild(behaviour)
         self.assertEqual(BuildStatus.UPLOADING, build.status)
-        OCIRecipeUpload(upload_path).process(build)
+        process_build_upload(upload_path)
         self.assertEqual(BuildStatus.FULLYBUILT, build.status)
         self.assertTrue(build.verifySuccessfulUpload())
         sizes = self.layerSizes(result)
@@ -155,7 +156,7 @@ class EndToEndMixin(BuildFarmTestMixin):
         )
         upload_path = yield self.collectBuild(behaviour)
         self.assertEqual("legacy", behaviour.upload_format)
-        OCIRecipeUpload(upload_path).process(build)
+        process_build_upload(upload_path)
         self.assertEqual(BuildStatus.FULLYBUILT, build.status)
         digests = json.loads(files["digests.json"])[0]
         for diff_id, details in digests.items():
@@ -189,7 +190,7 @@ class EndToEndMixin(BuildFarmTestMixin):
             pulled=(0,),
         )
         upload_path = yield self.collectBuild(behaviour)
-        OCIRecipeUpload(upload_path).process(first)
+        process_build_upload(upload_path)
         second = self.newBuild()
         behaviour = self.makeBehaviour(second)
         files = file_legacy_upload(
@@ -207,14 +208,22 @@ class EndToEndMixin(BuildFarmTestMixin):
         pulled_name = pulled["layer_id"] + ".tar.gz"
         self.assertEqual(
             [pulled_name],
-            [n for n in os.listdir(upload_path) if n.endswith(".tar.gz")],
+            [
+                n
+                for n in os.listdir(upload_files_dir(second, upload_path))
+                if n.endswith(".tar.gz")
+            ],
         )
-        OCIRecipeUpload(upload_path).process(second)
+        process_build_upload(upload_path)
         self.assertEqual(BuildStatus.FULLYBUILT, second.status)
         self.assertEqual(len(files[pulled_name]), behaviour.bytes_fetched)
         self.assertEqual(
             [layer.library_file for layer in first.layers][1:],
             [layer.library_file for layer in second.layers][1:],
+        )
+        self.assertEqual(
+            [layer.library_file.content for layer in first.layers],
+            [layer.library_file.content for layer in second.layers],
         )
 
     @defer.inlineCallbacks
@@ -242,7 +251,7 @@ class EndToEndMixin(BuildFarmTestMixin):
         build = self.newBuild()
         behaviour, result = self.gather(build, make_test_image(top_seed=4))
         upload_path = yield self.collectBuild(behaviour)
-        OCIRecipeUpload(upload_path).process(build)
+        process_build_upload(upload_path)
         self.assertEqual(BuildStatus.FULLYBUILT, build.status)
         top = result.images[0].layers[-1].descriptor
         self.assertEqual(top.size, behaviour.bytes_fetched)
@@ -262,7 +271,7 @@ class EndToEndMixin(BuildFarmTestMixin):
         sha1 = self.builder.waitingfiles[name]
         proxy.dropAfter(1000, sha1=sha1)
         upload_path = yield self.collectBuild(behaviour)
-        OCIRecipeUpload(upload_path).process(build)
+        process_build_upload(upload_path)
         self.assertEqual(BuildStatus.FULLYBUILT, build.status)
         self.assertEqual(
             2,
@@ -370,10 +379,13 @@ class EndToEndMixin(BuildFarmTestMixin):
         upload_path = yield self.collectBuild(behaviour)
         layer = result.images[0].layers[1].descriptor
         os.unlink(
-            os.path.join(upload_path, f"blobs-sha256-{layer.digest.hex}")
+            os.path.join(
+                upload_files_dir(build, upload_path),
+                f"blobs-sha256-{layer.digest.hex}",
+            )
         )
-        self.assertRaises(
-            UploadError, OCIRecipeUpload(upload_path).process, build
+        self.assertEqual(
+            UploadStatusEnum.REJECTED, process_build_upload(upload_path)
         )
         self.assertThat(
             build,
@@ -381,7 +393,11 @@ class EndToEndMixin(BuildFarmTestMixin):
         )
         self.assertIn(str(layer.digest), build.failure_reason)
         self.assertTrue(IStore(OCIFile).find(OCIFile).is_empty())
-        self.assertLibrarianHoldsOnlyTheLog(build)
+        # Only the build log and the upload log are left.
+        self.assertEqual(
+            {build.log.content.sha256, build.upload_log.content.sha256},
+            librarian_contents(),
+        )
 
 
 class TestEndToEndPostgreSQL(EndToEndMixin, TestCaseWithFactory):

@@ -214,7 +214,7 @@ def _ingest_child(state_dir, upload_root):
     import transaction
     from zope.component import getUtility
 
-    from lp.archiveuploader.ocirecipeupload import OCIRecipeUpload
+    from lp.archiveuploader.uploadprocessor import UploadProcessor
     from lp.buildmaster.enums import BuildStatus
     from lp.buildmaster.interactor import BuilderWorker
     from lp.oci.interfaces.ocirecipe import IOCIRecipeSet
@@ -250,7 +250,11 @@ def _ingest_child(state_dir, upload_root):
                 f"collecting failed: {build.status.name}: "
                 f"{build.failure_reason}"
             )
-        OCIRecipeUpload(upload_path, logger).process(build)
+        UploadProcessor(
+            os.path.dirname(os.path.dirname(upload_path)), log=logger
+        ).processBuildUpload(
+            os.path.dirname(upload_path), os.path.basename(upload_path)
+        )
         finished = time.monotonic()
     finally:
         worker.close()

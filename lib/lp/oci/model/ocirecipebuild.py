@@ -39,6 +39,12 @@ from lp.oci.interfaces.ocirecipebuildjob import (
     IOCIRegistryUploadJobSource,
     OCIRecipeBuildJobType,
 )
+from lp.oci.interfaces.ociupload import OCIUploadError
+from lp.oci.model.ociupload import (
+    parse_legacy_upload,
+    read_json_library_file,
+    walk_oci_upload,
+)
 from lp.services.database.constants import utc_now
 from lp.services.database.digestcol import DigestCol, raw_digest_text
 from lp.services.database.enumcol import DBEnum
@@ -49,27 +55,10 @@ from lp.services.librarian.model import LibraryFileAlias, LibraryFileContent
 from lp.services.librarian.storage import get_librarian_storage
 from ocitypes.descriptor import MediaType
 from ocitypes.digest import Digest
-from ocitypes.errors import MalformedContent
-from ocitypes.safejson import load_json
 
-# JSON documents (index, manifests, digests) bigger than this are refused
-# rather than read into memory.
-MAX_JSON_SIZE = 4 * 1024 * 1024
-# How deep image indexes may nest inside index.json.
-MAX_INDEX_DEPTH = 4
-
-INDEX_MEDIA_TYPES = frozenset(
-    {
-        "application/vnd.oci.image.index.v1+json",
-        "application/vnd.docker.distribution.manifest.list.v2+json",
-    }
-)
-MANIFEST_MEDIA_TYPES = frozenset(
-    {
-        "application/vnd.oci.image.manifest.v1+json",
-        "application/vnd.docker.distribution.manifest.v2+json",
-    }
-)
+# OCIFile.layer_file_digest is character(80), as in Launchpad: room for
+# "sha256:<hex>" but not for sha512 digests.
+LAYER_FILE_DIGEST_LENGTH = 80
 
 
 def _as_digest(value):
@@ -98,22 +87,13 @@ def _guess_kind(filename, layer_file_digest):
     return OCIFileKind.OTHER
 
 
-def _read_json(lfa):
-    """Parse a small JSON file from the librarian.
-
-    :raises ValueError: if it is too big, too deep or not valid JSON.
-    """
-    if lfa.content is not None and lfa.content.filesize > MAX_JSON_SIZE:
-        raise ValueError(f"{lfa.filename} is too big to be JSON metadata")
-    stream = lfa.open()
-    try:
-        data = stream.read(MAX_JSON_SIZE + 1)
-    finally:
-        lfa.close()
-    try:
-        return load_json(data, lfa.filename)
-    except MalformedContent as e:
-        raise ValueError(str(e)) from None
+def _document_name(descriptor):
+    """What a JSON blob of an OCI upload is, for messages."""
+    if descriptor.media_type in MediaType.INDEXES:
+        return "Image index"
+    if descriptor.media_type in MediaType.MANIFESTS:
+        return "Manifest"
+    return "Config"
 
 
 class OCILayer(NamedTuple):
@@ -434,6 +414,11 @@ class OCIRecipeBuild(PackageBuildMixin, StormBase):
         """See `IOCIRecipeBuild`."""
         if layer_file_digest is not None:
             layer_file_digest = _as_digest(layer_file_digest)
+            if len(str(layer_file_digest)) > LAYER_FILE_DIGEST_LENGTH:
+                raise ValueError(
+                    f"{layer_file_digest} is too long for "
+                    "OCIFile.layer_file_digest"
+                )
         if diff_id is not None:
             diff_id = _as_digest(diff_id)
         if kind is None:
@@ -478,7 +463,7 @@ class OCIRecipeBuild(PackageBuildMixin, StormBase):
         return self._getFileOrNone("index.json")
 
     def _readJSONOrNone(self, lfa):
-        return None if lfa is None else _read_json(lfa)
+        return None if lfa is None else read_json_library_file(lfa)
 
     @property
     def manifest_data(self):
@@ -502,7 +487,14 @@ class OCIRecipeBuild(PackageBuildMixin, StormBase):
         if index is None:
             return []
         manifests = []
-        self._walkIndex(index, manifests, [], set(), 0)
+
+        def load_json(descriptor):
+            document = self._loadBlobJSON(descriptor)
+            if descriptor.media_type in MediaType.MANIFESTS:
+                manifests.append((descriptor.digest, document))
+            return document
+
+        walk_oci_upload(index, load_json)
         return manifests
 
     @property
@@ -530,170 +522,80 @@ class OCIRecipeBuild(PackageBuildMixin, StormBase):
             for oci_file, lfa in rows
         ]
 
-    def _checkBlob(self, descriptor, problems, what):
-        """Check that a described blob is present and intact.
+    def _getVerifiedBlob(self, descriptor, what):
+        """This build's file holding the blob ``descriptor`` describes.
 
-        :return: The blob's `ILibraryFileAlias`, or None.
+        :raises OCIUploadError: if there is none, or its content does
+            not have the descriptor's digest and size.
         """
-        if not isinstance(descriptor, dict):
-            problems.append(f"{what}: descriptor is not an object")
-            return None
-        try:
-            digest = Digest.parse(descriptor.get("digest"))
-        except ValueError as e:
-            problems.append(f"{what}: {e}")
-            return None
+        digest = descriptor.digest
         found = self._findFileByDigest(digest)
         if found is None:
-            problems.append(f"{what} {digest} is missing")
-            return None
+            raise OCIUploadError(f"{what} {digest} is missing")
         _, lfa, content = found
-        if digest.algorithm == "sha256" and content.sha256 != digest.hex:
-            problems.append(
+        if digest.algorithm != "sha256" or content.sha256 != digest.hex:
+            raise OCIUploadError(
                 f"{what} {digest} has content with sha256 {content.sha256}"
             )
-            return None
-        size = descriptor.get("size")
-        if size is not None and size != content.filesize:
-            problems.append(
-                f"{what} {digest} is {content.filesize} bytes, "
-                f"its descriptor says {size}"
+        if content.filesize != descriptor.size:
+            raise OCIUploadError(
+                f"{what} {digest} is {content.filesize} bytes, its "
+                f"descriptor says {descriptor.size}"
             )
-            return None
-        return digest, lfa
+        return lfa
 
-    def _walkIndex(self, index, manifests, problems, seen, depth):
-        """Collect the image manifests an image index leads to."""
-        entries = index.get("manifests") if isinstance(index, dict) else None
-        if not isinstance(entries, list):
-            problems.append("An image index has no list of manifests")
-            return
-        for descriptor in entries:
-            media_type = (
-                descriptor.get("mediaType")
-                if isinstance(descriptor, dict)
-                else None
-            )
-            if (
-                media_type is not None
-                and media_type not in INDEX_MEDIA_TYPES
-                and media_type not in MANIFEST_MEDIA_TYPES
-            ):
-                # Attestations and other artifacts are not image content.
-                continue
-            found = self._checkBlob(descriptor, problems, "Manifest")
-            if found is None:
-                continue
-            digest, lfa = found
-            if digest in seen:
-                continue
-            seen.add(digest)
-            try:
-                document = _read_json(lfa)
-            except ValueError as e:
-                problems.append(f"Manifest {digest}: {e}")
-                continue
-            if not isinstance(document, dict):
-                problems.append(f"Manifest {digest} is not a JSON object")
-                continue
-            if media_type is None:
-                media_type = document.get("mediaType")
-            is_index = media_type in INDEX_MEDIA_TYPES or (
-                media_type is None and "manifests" in document
-            )
-            if is_index:
-                if depth >= MAX_INDEX_DEPTH:
-                    problems.append(f"Image index {digest} nests too deeply")
+    def _loadBlobJSON(self, descriptor):
+        """Read a JSON blob of this build for `walk_oci_upload`."""
+        lfa = self._getVerifiedBlob(descriptor, _document_name(descriptor))
+        return read_json_library_file(lfa, str(descriptor.digest))
+
+    def _checkOCIUpload(self, problems):
+        index = read_json_library_file(self.index)
+        _, images = walk_oci_upload(index, self._loadBlobJSON)
+        seen = set()
+        for image in images:
+            for layer in image.layers:
+                if layer.is_foreign or layer.digest in seen:
+                    # Foreign layers have no blob in the upload.
                     continue
-                self._walkIndex(document, manifests, problems, seen, depth + 1)
-            else:
-                manifests.append((digest, document))
+                seen.add(layer.digest)
+                try:
+                    self._getVerifiedBlob(layer.descriptor, "Layer")
+                except OCIUploadError as e:
+                    problems.append(str(e))
 
-    def _checkOCILayout(self, problems):
-        try:
-            index = self.index_data
-        except ValueError as e:
-            problems.append(str(e))
-            return
-        manifests = []
-        self._walkIndex(index, manifests, problems, set(), 0)
-        if not manifests and not problems:
-            problems.append("index.json leads to no image manifest")
-        for digest, manifest in manifests:
-            self._checkBlob(
-                manifest.get("config"), problems, f"Config of {digest}"
-            )
-            layers = manifest.get("layers")
-            if not isinstance(layers, list):
-                problems.append(f"Manifest {digest} has no list of layers")
-                continue
-            for layer in layers:
-                if isinstance(layer, dict) and (
-                    layer.get("urls")
-                    or str(layer.get("mediaType")) in MediaType.FOREIGN_LAYERS
-                ):
-                    # Foreign layers have no blob in the upload (see
-                    # `OCIUploadLayer.is_foreign`).
-                    continue
-                self._checkBlob(layer, problems, "Layer")
-
-    def _checkLegacy(self, problems):
-        try:
-            manifest = self.manifest_data
-            digests = self.digests_data
-        except ValueError as e:
-            problems.append(str(e))
-            return
+    def _checkLegacyUpload(self, problems):
+        manifest = self.manifest_data
+        digests = self.digests_data
         if manifest is None:
             problems.append("manifest.json is missing")
         if digests is None:
             problems.append("digests.json is missing")
         if problems:
             return
-        if not isinstance(manifest, list) or not manifest:
-            problems.append("manifest.json is not a non-empty list")
-            return
-        if not isinstance(digests, list) or len(digests) != len(manifest):
-            problems.append(
-                "digests.json does not have one entry per manifest.json entry"
-            )
-            return
-        for entry, layer_digests in zip(manifest, digests):
-            if not isinstance(entry, dict) or not isinstance(
-                layer_digests, dict
-            ):
-                problems.append("manifest.json or digests.json is malformed")
-                continue
-            config = entry.get("Config")
-            if not isinstance(config, str) or (
-                self._getFileOrNone(config.rsplit("/", 1)[-1]) is None
-            ):
-                problems.append(f"Config {config} is missing")
-            layer_paths = entry.get("Layers")
-            if not isinstance(layer_paths, list) or len(layer_paths) != len(
-                layer_digests
-            ):
-                problems.append(
-                    f"digests.json does not describe every layer of {config}"
-                )
-            for diff_id, details in layer_digests.items():
-                try:
-                    digest = Digest.from_legacy(details["digest"])
-                except (TypeError, KeyError, ValueError):
-                    problems.append(f"Layer {diff_id} has no valid digest")
-                    continue
-                if self._findFileByDigest(digest) is None:
-                    problems.append(f"Layer {digest} ({diff_id}) is missing")
+        for image in parse_legacy_upload(manifest, digests):
+            if self._getFileOrNone(image.config_name) is None:
+                problems.append(f"Config {image.config_name} is missing")
+            for layer in image.layers:
+                # Pulled layers are recorded under their registry digest,
+                # which is not that of the file: only presence is checked.
+                if self._findFileByDigest(layer.digest) is None:
+                    problems.append(
+                        f"Layer {layer.digest} ({layer.diff_id}) is missing"
+                    )
 
     def getUploadProblems(self):
         """See `IOCIRecipeBuild`."""
-        problems = []
         if self.getFiles().is_empty():
-            problems.append("The build has no files")
-        elif self.index is not None:
-            self._checkOCILayout(problems)
-        else:
-            self._checkLegacy(problems)
+            return ["The build has no files"]
+        problems = []
+        try:
+            if self.index is not None:
+                self._checkOCIUpload(problems)
+            else:
+                self._checkLegacyUpload(problems)
+        except OCIUploadError as e:
+            problems.append(str(e))
         return problems
 
     def verifySuccessfulUpload(self):

@@ -21,6 +21,8 @@ __all__ = [
     "librarian_contents",
     "make_oci_upload_dir",
     "make_test_image",
+    "process_build_upload",
+    "upload_files_dir",
     "write_archive",
 ]
 
@@ -33,6 +35,7 @@ import tempfile
 from fixtures import TempDir
 from twisted.internet import defer
 
+from lp.archiveuploader.uploadprocessor import UploadProcessor
 from lp.buildmaster.enums import BuildStatus, WorkerBuilderStatus
 from lp.buildmaster.interactor import RetryPolicy
 from lp.buildmaster.tests.mock_workers import BuilderWorkerTestMixin
@@ -101,6 +104,24 @@ def make_oci_upload_dir(images, work_dir, archive=None):
             name = upload_file_name(os.path.relpath(path, layout))
             os.rename(path, os.path.join(upload, name))
     return upload
+
+
+def upload_files_dir(build, upload_path):
+    """Where the files of ``build`` sit in its upload's leaf directory."""
+    return os.path.join(
+        upload_path, str(build.archive.id), build.distribution.name
+    )
+
+
+def process_build_upload(upload_path, dry_run=False):
+    """Process the upload at ``<root>/incoming/<leaf>`` as process-upload.
+
+    :return: The `UploadStatusEnum`, or None.
+    """
+    fsroot = os.path.dirname(upload_path)
+    return UploadProcessor(
+        os.path.dirname(fsroot), dry_run=dry_run
+    ).processBuildUpload(fsroot, os.path.basename(upload_path))
 
 
 def legacy_upload_files(image, pulled=()):
@@ -246,9 +267,7 @@ class BuildFarmTestMixin(BuilderWorkerTestMixin):
         if not leaves:
             return None
         (leaf,) = leaves
-        return os.path.join(
-            incoming, leaf, str(build.archive.id), build.distribution.name
-        )
+        return upload_files_dir(build, os.path.join(incoming, leaf))
 
     @defer.inlineCallbacks
     def collect(self, behaviour, status=None):

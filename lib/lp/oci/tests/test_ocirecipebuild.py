@@ -231,7 +231,42 @@ class TestOCIRecipeBuild(TestCaseWithFactory):
         (stored,) = IStore(OCIFile).execute(
             "SELECT layer_file_digest FROM OCIFile"
         )
-        self.assertEqual(str(Digest.of_bytes(b"x")), stored[0])
+        self.assertEqual(str(Digest.of_bytes(b"x")), stored[0].rstrip(" "))
+
+    def test_layer_file_digest_is_launchpads_character_80(self):
+        # PostgreSQL pads character(80) values with spaces; they read
+        # back as the digest and match it in queries.
+        oci_file = self.factory.makeOCIFile(content=b"padded")
+        digest = Digest.of_bytes(b"padded")
+        transaction.commit()
+        store = IStore(OCIFile)
+        (stored,) = store.execute("SELECT layer_file_digest FROM OCIFile")
+        if backend_name(store) == "postgres":
+            self.assertEqual(str(digest).ljust(80), stored[0])
+        store.invalidate()
+        self.assertEqual(digest, oci_file.layer_file_digest)
+        self.assertEqual(
+            oci_file, getUtility(IOCIFileSet).getByLayerDigest(digest)
+        )
+        self.assertEqual(
+            oci_file.library_file,
+            getUtility(IOCIFileSet).getReusableLayerFile(digest),
+        )
+
+    def test_addFile_refuses_digests_too_long_for_the_column(self):
+        build = self.factory.makeOCIRecipeBuild()
+        lfa = self.factory.makeLibraryFileAlias()
+        self.assertRaises(
+            ValueError, build.addFile, lfa, Digest("sha512", "a" * 128)
+        )
+
+    def test_one_file_per_digest_and_build(self):
+        oci_file = self.factory.makeOCIFile(content=b"once")
+        oci_file.build.addFile(
+            oci_file.library_file, oci_file.layer_file_digest
+        )
+        self.assertRaises(IntegrityError, IStore(OCIFile).flush)
+        transaction.abort()
 
     def test_addFile_refuses_malformed_digest(self):
         build = self.factory.makeOCIRecipeBuild()
@@ -451,9 +486,10 @@ class TestVerifySuccessfulUpload(TestCaseWithFactory):
     def test_oci_layout_missing_config(self):
         files = self.factory.makeOCILayoutFiles()
         IStore(OCIFile).remove(files.config)
-        problems = files.index.build.getUploadProblems()
-        self.assertEqual(1, len(problems))
-        self.assertIn("Config of", problems[0])
+        self.assertEqual(
+            [f"Config {files.config.layer_file_digest} is missing"],
+            files.index.build.getUploadProblems(),
+        )
 
     def test_oci_layout_missing_manifest(self):
         files = self.factory.makeOCILayoutFiles()
@@ -533,6 +569,22 @@ class TestVerifySuccessfulUpload(TestCaseWithFactory):
         self.assertFalse(build.verifySuccessfulUpload())
         (problem,) = build.getUploadProblems()
         self.assertIn(str(files.layers[0].layer_file_digest), problem)
+
+    def test_legacy_layers_recorded_without_digest(self):
+        # Launchpad's verifySuccessfulUpload tested "layer_file_digest is
+        # not None" as a Python expression, which always holds; each
+        # layer digests.json lists must really be there.
+        files = self.factory.makeLegacyOCIFiles()
+        build = files.manifest.build
+        for layer in files.layers:
+            layer.layer_file_digest = None
+        self.assertFalse(build.verifySuccessfulUpload())
+        self.assertEqual(2, len(build.getUploadProblems()))
+
+    def test_oci_layout_layer_recorded_without_digest(self):
+        files = self.factory.makeOCILayoutFiles()
+        files.layers[0].layer_file_digest = None
+        self.assertFalse(files.index.build.verifySuccessfulUpload())
 
     def test_legacy_missing_digests(self):
         files = self.factory.makeLegacyOCIFiles()

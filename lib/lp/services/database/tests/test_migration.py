@@ -109,6 +109,7 @@ class TestUpgradeSchema(TestCase):
     """Migrations against a real database (PostgreSQL here)."""
 
     layer = DatabaseLayer
+    backend = "postgres"
 
     def makeFreshStore(self):
         name = "fresh%d" % id(self)
@@ -299,6 +300,105 @@ class TestUpgradeSchema(TestCase):
         (new_id,) = store.execute("SELECT MAX(id) FROM BuildFarmJob").get_one()
         self.assertEqual(4, new_id)
 
+    def test_upgrade_from_0001_ocifile_and_jobs(self):
+        # Files and jobs recorded at 0001 survive the move to Launchpad's
+        # column types.
+        store = self.makeFreshStore()
+        self.upgradeTo(store, 1)
+        when = "2026-01-01 12:00:00"
+        prefixed = "sha256:" + "a" * 64
+        bare = "b" * 64
+        store.execute(
+            "INSERT INTO OCIRecipe (id, date_created, owner_name, name) "
+            "VALUES (1, ?, 'o', 'r')",
+            (when,),
+        )
+        store.execute(
+            "INSERT INTO OCIRecipeBuild (id, recipe, arch_tag, status, "
+            "date_created) VALUES (1, 1, 'amd64', 1, ?)",
+            (when,),
+        )
+        store.execute(
+            "INSERT INTO LibraryFileContent (id, datecreated, filesize, "
+            "sha256, sha1, md5) VALUES (1, ?, 1, 'x', 'y', 'z')",
+            (when,),
+        )
+        store.execute(
+            "INSERT INTO LibraryFileAlias (id, content, filename, mimetype, "
+            "date_created) VALUES (1, 1, 'f', 'text/plain', ?)",
+            (when,),
+        )
+        for file_id, digest in ((1, prefixed), (2, bare), (3, None)):
+            store.execute(
+                "INSERT INTO OCIFile (id, build, library_file, "
+                "layer_file_digest, date_last_used) VALUES (?, 1, 1, ?, ?)",
+                (file_id, digest, when),
+            )
+        store.execute(
+            "INSERT INTO Job (id, status, date_created) VALUES (1, 0, ?)",
+            (when,),
+        )
+        store.execute(
+            "INSERT INTO OCIRecipeBuildJob (job, build, job_type, json_data) "
+            "VALUES (1, 1, 0, ?)",
+            ('{"errors": [{"code": "DENIED"}]}',),
+        )
+        store.commit()
+        upgrade_schema(store)
+        rows = store.execute(
+            "SELECT layer_file_digest FROM OCIFile ORDER BY id"
+        ).get_all()
+        self.assertEqual(
+            [prefixed, bare, None],
+            [row[0] if row[0] is None else row[0].rstrip(" ") for row in rows],
+        )
+        # Queries match padded values with the plain text.
+        self.assertEqual(
+            (1,),
+            store.execute(
+                "SELECT id FROM OCIFile WHERE layer_file_digest = ?",
+                (prefixed,),
+            ).get_one(),
+        )
+        (json_data,) = store.execute(
+            "SELECT json_data FROM OCIRecipeBuildJob"
+        ).get_one()
+        if self.backend == "postgres":
+            self.assertEqual({"errors": [{"code": "DENIED"}]}, json_data)
+            self.assertEqual(
+                [("layer_file_digest", "character", 80)],
+                store.execute(
+                    "SELECT column_name, data_type, character_maximum_length "
+                    "FROM information_schema.columns "
+                    "WHERE table_name = 'ocifile' "
+                    "AND column_name = 'layer_file_digest'"
+                ).get_all(),
+            )
+            (json_type,) = store.execute(
+                "SELECT data_type FROM information_schema.columns "
+                "WHERE table_name = 'ocirecipebuildjob' "
+                "AND column_name = 'json_data'"
+            ).get_one()
+            self.assertEqual("jsonb", json_type)
+            indexes = {
+                row[0]
+                for row in store.execute(
+                    "SELECT indexname FROM pg_indexes "
+                    "WHERE tablename = 'ocifile'"
+                )
+            }
+        else:
+            self.assertEqual('{"errors": [{"code": "DENIED"}]}', json_data)
+            indexes = {
+                row[0]
+                for row in store.execute(
+                    "SELECT name FROM sqlite_master "
+                    "WHERE type = 'index' AND tbl_name = 'OCIFile'"
+                )
+            }
+        self.assertIn("ocifile__build__layer_file_digest__key", indexes)
+        self.assertIn("ocifile__date_last_used__idx", indexes)
+
     def test_upgrade_from_0001_empty(self):
         store = self.makeFreshStore()
         self.upgradeTo(store, 1)
@@ -320,6 +420,7 @@ class TestUpgradeSchema(TestCase):
 
 class TestUpgradeSchemaSQLite(TestUpgradeSchema):
     layer = SQLiteDatabaseLayer
+    backend = "sqlite"
 
     def makeFreshStore(self):
         directory = tempfile.mkdtemp()
