@@ -165,6 +165,8 @@ class BuildUploadHandler:
         if result == UploadStatusEnum.ACCEPTED:
             logger.info("Committing the transaction.")
             self.processor.commit()
+            if self.processor.dry_run:
+                upload.removeUnreferencedContent()
         else:
             transaction.abort()
             upload.removeUnreferencedContent()

@@ -115,6 +115,7 @@ class UploadProcessorMixin:
         self.assertEqual(BuildStatus.UPLOADING, build.status)
         self.assertEqual([], list(build.getFiles()))
         self.assertEqual([leaf], os.listdir(self.fsroot))
+        self.assertEqual(set(), librarian_contents())
 
     def test_dry_run_rejected(self):
         build, leaf = self.makeUpload()

@@ -232,5 +232,7 @@ class BuildFarmJobMixin:
             virtualized=self.virtualized,
             lastscore=self.calculateScore(),
         )
-        Store.of(self).add(queue_entry)
+        store = Store.of(self)
+        store.add(queue_entry)
+        store.flush()
         return queue_entry

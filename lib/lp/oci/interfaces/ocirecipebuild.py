@@ -144,7 +144,12 @@ class IOCIRecipeBuildView(IBuildFarmJob):
     @export_read_operation()
     @operation_for_version("devel")
     def getFileUrls():
-        """URLs of all the files produced by this build."""
+        """URLs of all the files produced by this build.
+
+        Each is below the build's own URL
+        (``<build>/+files/<filename>``), not the librarian's, so that a
+        private build's files are only reachable through the build.
+        """
 
     registry_upload_jobs = Attribute(
         "Registry upload jobs for this build, newest first."

@@ -51,6 +51,7 @@ from lp.services.database.enumcol import DBEnum
 from lp.services.database.interfaces import IPrimaryStore, IStore
 from lp.services.database.stormbase import StormBase
 from lp.services.job.interfaces.job import JobStatus
+from lp.services.librarian.browser import ProxiedLibraryFileAlias
 from lp.services.librarian.model import LibraryFileAlias, LibraryFileContent
 from lp.services.librarian.storage import get_librarian_storage
 from ocitypes.descriptor import MediaType
@@ -439,7 +440,10 @@ class OCIRecipeBuild(PackageBuildMixin, StormBase):
 
     def getFileUrls(self):
         """See `IOCIRecipeBuild`."""
-        return [lfa.getURL() for _, lfa, _ in self.getFiles()]
+        return [
+            ProxiedLibraryFileAlias(lfa, self).http_url
+            for _, lfa, _ in self.getFiles()
+        ]
 
     def _getFileOrNone(self, filename):
         try:
@@ -719,7 +723,10 @@ class OCIRecipeBuildSet:
             True,
             date_created,
         )
-        IPrimaryStore(OCIRecipeBuild).add(build)
+        store = IPrimaryStore(OCIRecipeBuild)
+        store.add(build)
+        # Give the build its id (and so its build cookie) now.
+        store.flush()
         return build
 
     def getByID(self, build_id):

@@ -9,6 +9,7 @@ import json
 from datetime import datetime, timedelta, timezone
 
 import transaction
+from fixtures import EnvironmentVariable
 from storm.exceptions import IntegrityError
 from testtools.matchers import MatchesStructure
 from zope.component import getUtility
@@ -86,6 +87,13 @@ class TestOCIRecipeBuild(TestCaseWithFactory):
         self.assertEqual("arm64 build of ~o/r", build.title)
         self.assertEqual(f"OCIRECIPEBUILD-{build.id}", build.build_cookie)
         self.assertIsNone(build.buildqueue_record)
+
+    def test_new_build_has_its_cookie_at_once(self):
+        # It used to be "OCIRECIPEBUILD-None" until the store was flushed.
+        build = self.factory.makeOCIRecipeBuild()
+        self.assertEqual(f"OCIRECIPEBUILD-{build.id}", build.build_cookie)
+        self.assertIsInstance(build.id, int)
+        self.assertIsInstance(build.queueBuild().id, int)
 
     def test_updateStatus_keeps_dates(self):
         build = self.factory.makeOCIRecipeBuild()
@@ -302,9 +310,35 @@ class TestOCIRecipeBuild(TestCaseWithFactory):
             list(build.getFiles()),
         )
         self.assertEqual(
-            [a.library_file.getURL(), b.library_file.getURL()],
+            [
+                f"https://launchpad.test/~{build.recipe.owner_name}/"
+                f"+oci-recipe/{build.recipe.name}/+build/{build.id}/"
+                f"+files/{name}"
+                for name in ("a.json", "b.json")
+            ],
             build.getFileUrls(),
         )
+
+    def test_getFileUrls_are_the_builds_not_the_librarians(self):
+        # A private build's files are reached through the build, whose
+        # access is checked, never by their bare librarian URL.
+        self.useFixture(EnvironmentVariable("LP_ROOT_URL", None))
+        build = self.factory.makeOCIRecipeBuild(
+            private=True, name="r", owner_name="o"
+        )
+        oci_file = self.factory.makeOCIFile(
+            build=build,
+            library_file=self.factory.makeLibraryFileAlias(
+                filename="a file.json", restricted=True
+            ),
+        )
+        (url,) = build.getFileUrls()
+        self.assertEqual(
+            f"https://launchpad.test/~o/+oci-recipe/r/+build/{build.id}/"
+            "+files/a%20file.json",
+            url,
+        )
+        self.assertNotEqual(oci_file.library_file.getURL(), url)
 
     def test_getFileByName(self):
         build = self.factory.makeOCIRecipeBuild()
