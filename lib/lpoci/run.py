@@ -31,8 +31,10 @@ __all__ = [
     "build_on_builder",
     "collect_build",
     "find_upload",
+    "get_builder",
     "new_build",
     "run_main",
+    "run_reactor",
 ]
 
 import json
@@ -310,7 +312,7 @@ def new_build(recipe):
     )
 
 
-def _get_builder(url):
+def get_builder(url):
     """The builder named `BUILDER_NAME`, now at ``url``."""
     builder = getUtility(IBuilderSet).getByName(BUILDER_NAME)
     if builder is None:
@@ -355,7 +357,7 @@ def _run(
     pool = make_download_process_pool()
     pool.start()
     try:
-        builder = _get_builder(url)
+        builder = get_builder(url)
         bq.markAsBuilding(builder)
         transaction.commit()
         worker = BuilderWorker.makeBuilderWorker(
@@ -405,7 +407,7 @@ def _run(
     return _report(gather_result, build, behaviour), build
 
 
-def _run_reactor(function, *args):
+def run_reactor(function, *args):
     """Run ``function(reactor, *args)`` on the reactor in this thread.
 
     :return: What its Deferred fires with; its failure is raised.
@@ -454,7 +456,7 @@ def run_main(args, stdout, stderr):
             archive = os.path.abspath(args.archive)
             recipe_name, image_name = "run", IMAGE_NAME
         try:
-            report, build = _run_reactor(
+            report, build = run_reactor(
                 _run,
                 archive,
                 recipe_name,
