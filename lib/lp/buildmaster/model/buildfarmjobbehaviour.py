@@ -13,7 +13,9 @@ failure is recorded.  Then, in one transaction, the build gets its new
 status (UPLOADING hands it to the upload processor) and its `BuildQueue`
 entry is destroyed.  GIVENBACK, BUILDERFAIL and an ABORTED build that
 was not being cancelled raise `BuildDaemonError`, so that the manager
-resets the job or the builder, as in Launchpad.
+resets the job or the builder, as in Launchpad; so does any error
+fetching the build log.  Cleaning the builder afterwards is the
+manager's job, as in Launchpad.
 
 Files are collected into
 ``<upload_root>/grabbing/<leaf>/<archive id>/<distribution name>/``
@@ -42,6 +44,10 @@ Differences from Launchpad:
   unchecked ``buildlog``;
 - the upload root is a constructor argument (Launchpad reads
   ``config.builddmaster.root``), and no notification is sent.
+
+As in Launchpad, the build log is gzipped and stored in the librarian
+(which hashes it) on the reactor; build files are only ever written and
+hashed by the download processes.
 """
 
 __all__ = [
