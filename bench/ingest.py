@@ -158,8 +158,8 @@ def _builder_child(archive, work_dir, build_cookie):
     Prints one JSON line once the build is WAITING (URL, gather time and
     the layers written) and another (peak RSS) when it stops.
     """
-    from lp.oci.scripts.run import build_on_builder
     from lpbuildd.server import BuilderServer
+    from lpoci.run import build_on_builder
 
     cache_dir = os.path.join(work_dir, "cache")
     build_dir = os.path.join(work_dir, "build")
@@ -213,16 +213,27 @@ def _ingest_child(state_dir, upload_root):
     prints what the ingest did as one JSON line.
     """
     import transaction
+    from twisted.internet import defer
     from zope.component import getUtility
 
-    from lp.archiveuploader.ocirecipeupload import OCIRecipeUpload
+    from lp.archiveuploader.uploadprocessor import UploadProcessor
     from lp.buildmaster.enums import BuildStatus
-    from lp.buildmaster.interactor import BuilderWorker
+    from lp.buildmaster.interactor import (
+        BuilderWorker,
+        make_download_process_pool,
+    )
     from lp.oci.interfaces.ocirecipe import IOCIRecipeSet
-    from lp.oci.interfaces.ocirecipebuild import IOCIRecipeBuildSet
     from lp.oci.model.ocirecipebuildbehaviour import OCIRecipeBuildBehaviour
-    from lp.oci.scripts.run import OWNER_NAME, _quiet_logger, collect_build
     from lp.services.scripts import setup_services
+    from lpoci.run import (
+        OWNER_NAME,
+        WORKER_TIMEOUT,
+        _quiet_logger,
+        collect_build,
+        get_builder,
+        new_build,
+        run_reactor,
+    )
 
     logger = _quiet_logger()
     setup_services(state_dir)
@@ -230,27 +241,45 @@ def _ingest_child(state_dir, upload_root):
     recipe = recipes.getByName(OWNER_NAME, "bench") or recipes.new(
         "bench", OWNER_NAME, image_name=IMAGE_NAME
     )
-    build = getUtility(IOCIRecipeBuildSet).new(recipe, "amd64")
+    build = new_build(recipe)
+    bq = build.queueBuild()
     transaction.commit()
     behaviour = OCIRecipeBuildBehaviour(build, upload_root=upload_root)
     _emit({"build_cookie": behaviour.build_cookie})
     url = sys.stdin.readline().strip()
-    worker = BuilderWorker(url)
-    behaviour.setBuilder(None, worker)
+
+    @defer.inlineCallbacks
+    def collect(reactor):
+        # Downloads run in these processes, outside this one's RSS.
+        pool = make_download_process_pool()
+        pool.start()
+        try:
+            builder = get_builder(url)
+            bq.markAsBuilding(builder)
+            transaction.commit()
+            worker = BuilderWorker.makeBuilderWorker(
+                url, None, WORKER_TIMEOUT, reactor=reactor, process_pool=pool
+            )
+            behaviour.setBuilder(builder, worker)
+            upload_path = yield collect_build(behaviour, bq)
+        finally:
+            yield pool.stop()
+        return upload_path
+
     rss_before, hwm_before = _memory()
     started = time.monotonic()
-    try:
-        upload_path = collect_build(behaviour, logger)
-        collected = time.monotonic()
-        if upload_path is None:
-            raise RuntimeError(
-                f"collecting failed: {build.status.name}: "
-                f"{build.failure_reason}"
-            )
-        OCIRecipeUpload(upload_path, logger).process(build)
-        finished = time.monotonic()
-    finally:
-        worker.close()
+    upload_path = run_reactor(collect)
+    collected = time.monotonic()
+    if upload_path is None:
+        raise RuntimeError(
+            f"collecting failed: {build.status.name}: {build.failure_reason}"
+        )
+    UploadProcessor(
+        os.path.dirname(os.path.dirname(upload_path)), log=logger
+    ).processBuildUpload(
+        os.path.dirname(upload_path), os.path.basename(upload_path)
+    )
+    finished = time.monotonic()
     rss_after, hwm_after = _memory()
     if build.status != BuildStatus.FULLYBUILT:
         raise RuntimeError(f"build is {build.status.name}")

@@ -108,6 +108,7 @@ class Builder:
         self.build_id = None
         self.waitingfiles = {}
         self.builddependencies = ""
+        self.build_log_sha1 = None
         self.manager = None
         if self._log is not None:
             self._log.close()
@@ -310,6 +311,30 @@ class Builder:
                 if self.buildstatus != BuildStatus.BUILDERFAIL:
                     self.buildstatus = BuildStatus.ABORTED
             self.builderstatus = BuilderStatus.WAITING
+            self._fileLog()
+
+    def _fileLog(self):
+        """File a copy of the build log in the cache, by its SHA-1.
+
+        launchpad-buildd serves the log itself as ``/filecache/buildlog``;
+        this builder serves only SHA-1s, so the master fetches (and
+        checks) the copy named by ``build_log_sha1`` in `status`.  A copy,
+        not a link: the log stays open for writing.
+        """
+        self._log.flush()
+        tmp, tmppath = self.cache.newTemporaryFile()
+        try:
+            digest = hashlib.sha1()
+            with tmp, open(self._logPath(), "rb") as log_file:
+                for chunk in iter(lambda: log_file.read(CHUNK_SIZE), b""):
+                    digest.update(chunk)
+                    tmp.write(chunk)
+            self.build_log_sha1 = self.cache.commitTemporaryFile(
+                tmppath, digest.hexdigest()
+            )
+        finally:
+            if os.path.exists(tmppath):
+                os.unlink(tmppath)
 
     def clean(self):
         """Forget the finished build and its files (WAITING -> IDLE)."""
@@ -317,6 +342,8 @@ class Builder:
             self._requireStatus(BuilderStatus.WAITING, action="asked to clean")
             for sha1 in set(self.waitingfiles.values()):
                 self.cache.remove(sha1)
+            if self.build_log_sha1 is not None:
+                self.cache.remove(self.build_log_sha1)
             self._reset()
 
     def reset(self):
@@ -341,6 +368,7 @@ class Builder:
                 ret["logtail"] = Binary(self.getLogTail())
                 if self.builderstatus == BuilderStatus.WAITING:
                     ret["build_status"] = self.buildstatus
+                    ret["build_log_sha1"] = self.build_log_sha1
                     if self.buildstatus in (
                         BuildStatus.OK,
                         BuildStatus.PACKAGEFAIL,

@@ -172,7 +172,7 @@ def _reasons(notes):
 
 
 def cmd_run(args, stdout, stderr):
-    from lp.oci.scripts.run import run_main
+    from lpoci.run import run_main
 
     return run_main(args, stdout, stderr)
 

@@ -5,9 +5,9 @@
 
 Archives are made in code; the builder gathers them (or files a legacy
 upload the old way) and serves them over loopback; the behaviour polls
-and collects; `OCIRecipeUpload` records.  Faults come from the real
-builder (a corrupt or missing cache file) or from `FaultProxy` (a
-connection dropped mid-file).
+and collects; `UploadProcessor` runs `OCIRecipeUpload`, which records.
+Faults come from the real builder (a corrupt or missing cache file) or
+from `FaultProxy` (a connection dropped mid-file).
 """
 
 __all__ = []
@@ -19,13 +19,13 @@ import sys
 
 from fixtures import TempDir
 from testtools.matchers import MatchesStructure
+from twisted.internet import defer
+from twisted.internet.threads import deferToThread
 
-from lp.archiveuploader.ocirecipeupload import OCIRecipeUpload
-from lp.archiveuploader.utils import UploadError
+from lp.archiveuploader.uploadprocessor import UploadStatusEnum
 from lp.buildmaster.enums import BuildStatus
 from lp.oci.enums import OCIFileKind
 from lp.oci.model.ocirecipebuild import OCIFile
-from lp.oci.scripts.run import collect_build
 from lp.oci.tests.buildfarm import (
     BuildFarmTestMixin,
     OCIBuildFarmLayer,
@@ -34,11 +34,14 @@ from lp.oci.tests.buildfarm import (
     file_oci_upload,
     librarian_contents,
     make_test_image,
+    process_build_upload,
+    upload_files_dir,
     write_archive,
 )
 from lp.services.database.interfaces import IStore
 from lp.testing import TestCase, TestCaseWithFactory
 from lpbuildd.testing.faultproxy import FaultProxy
+from lpoci.run import collect_build
 from ocitypes.digest import Digest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
@@ -49,9 +52,18 @@ class EndToEndMixin(BuildFarmTestMixin):
         super().setUp()
         self.setUpBuildFarm()
         self.recipe = self.factory.makeOCIRecipe()
+        self.builds = []
 
     def newBuild(self):
-        return self.factory.makeOCIRecipeBuild(recipe=self.recipe)
+        build = self.factory.makeOCIRecipeBuild(recipe=self.recipe)
+        self.builds.append(build)
+        return build
+
+    def collectBuild(self, behaviour):
+        """Poll the builder until the build is handled, as `lp-oci run`."""
+        return collect_build(
+            behaviour, behaviour.build.buildqueue_record, timeout=30
+        )
 
     def gather(self, build, image, behaviour=None, url=None):
         """File ``image`` on the builder; return (behaviour, result)."""
@@ -62,13 +74,14 @@ class EndToEndMixin(BuildFarmTestMixin):
         )
         return behaviour, result
 
+    @defer.inlineCallbacks
     def buildImage(self, image, url=None):
         """Take ``image`` through the whole cycle; return the behaviour."""
         build = self.newBuild()
         behaviour, _ = self.gather(build, image, url=url)
-        upload_path = collect_build(behaviour, logger=None, timeout=30)
+        upload_path = yield self.collectBuild(behaviour)
         self.assertIsNotNone(upload_path, build.failure_reason)
-        OCIRecipeUpload(upload_path).process(build)
+        process_build_upload(upload_path)
         return behaviour
 
     def layerSizes(self, image_result):
@@ -78,19 +91,26 @@ class EndToEndMixin(BuildFarmTestMixin):
             for layer in image.layers
         }
 
+    def assertLibrarianHoldsOnlyTheLog(self, build):
+        """The librarian holds build logs, and nothing else."""
+        self.assertIsNotNone(build.log)
+        logs = {b.log.content.sha256 for b in self.builds if b.log is not None}
+        self.assertEqual(logs, librarian_contents())
+
     def assertFailedCleanly(self, build, status, reason):
         self.assertEqual(status, build.status)
         self.assertIn(reason, build.failure_reason)
         self.assertTrue(IStore(OCIFile).find(OCIFile).is_empty())
-        self.assertEqual(set(), librarian_contents())
+        self.assertLibrarianHoldsOnlyTheLog(build)
         self.assertNothingCollected()
 
+    @defer.inlineCallbacks
     def test_oci_upload(self):
         build = self.newBuild()
         behaviour, result = self.gather(build, make_test_image())
-        upload_path = collect_build(behaviour, logger=None, timeout=30)
+        upload_path = yield self.collectBuild(behaviour)
         self.assertEqual(BuildStatus.UPLOADING, build.status)
-        OCIRecipeUpload(upload_path).process(build)
+        process_build_upload(upload_path)
         self.assertEqual(BuildStatus.FULLYBUILT, build.status)
         self.assertTrue(build.verifySuccessfulUpload())
         sizes = self.layerSizes(result)
@@ -122,6 +142,7 @@ class EndToEndMixin(BuildFarmTestMixin):
         # The builder was cleaned.
         self.assertEqual({}, self.builder.waitingfiles)
 
+    @defer.inlineCallbacks
     def test_legacy_upload(self):
         build = self.newBuild()
         behaviour = self.makeBehaviour(build)
@@ -133,9 +154,9 @@ class EndToEndMixin(BuildFarmTestMixin):
             self.work_dir,
             pulled=(0,),
         )
-        upload_path = collect_build(behaviour, logger=None, timeout=30)
+        upload_path = yield self.collectBuild(behaviour)
         self.assertEqual("legacy", behaviour.upload_format)
-        OCIRecipeUpload(upload_path).process(build)
+        process_build_upload(upload_path)
         self.assertEqual(BuildStatus.FULLYBUILT, build.status)
         digests = json.loads(files["digests.json"])[0]
         for diff_id, details in digests.items():
@@ -156,6 +177,7 @@ class EndToEndMixin(BuildFarmTestMixin):
             behaviour.bytes_fetched,
         )
 
+    @defer.inlineCallbacks
     def test_legacy_upload_reuses_known_digests(self):
         image = make_test_image()
         first = self.newBuild()
@@ -167,34 +189,48 @@ class EndToEndMixin(BuildFarmTestMixin):
             self.work_dir,
             pulled=(0,),
         )
-        OCIRecipeUpload(collect_build(behaviour, None, timeout=30)).process(
-            first
-        )
+        upload_path = yield self.collectBuild(behaviour)
+        process_build_upload(upload_path)
         second = self.newBuild()
         behaviour = self.makeBehaviour(second)
-        file_legacy_upload(
+        files = file_legacy_upload(
             self.builder,
             behaviour.build_cookie,
             image,
             self.work_dir,
             pulled=(0,),
         )
-        upload_path = collect_build(behaviour, None, timeout=30)
+        upload_path = yield self.collectBuild(behaviour)
+        # The pulled layer's registry digest is not the digest of the
+        # file the builder made, so the librarian cannot vouch for it:
+        # only that layer is fetched again.
+        pulled = json.loads(files["digests.json"])[0][image.diff_ids[0]]
+        pulled_name = pulled["layer_id"] + ".tar.gz"
         self.assertEqual(
-            [], [n for n in os.listdir(upload_path) if n.endswith(".tar.gz")]
+            [pulled_name],
+            [
+                n
+                for n in os.listdir(upload_files_dir(second, upload_path))
+                if n.endswith(".tar.gz")
+            ],
         )
-        OCIRecipeUpload(upload_path).process(second)
+        process_build_upload(upload_path)
         self.assertEqual(BuildStatus.FULLYBUILT, second.status)
-        self.assertEqual(0, behaviour.bytes_fetched)
+        self.assertEqual(len(files[pulled_name]), behaviour.bytes_fetched)
         self.assertEqual(
-            [layer.library_file for layer in first.layers],
-            [layer.library_file for layer in second.layers],
+            [layer.library_file for layer in first.layers][1:],
+            [layer.library_file for layer in second.layers][1:],
+        )
+        self.assertEqual(
+            [layer.library_file.content for layer in first.layers],
+            [layer.library_file.content for layer in second.layers],
         )
 
+    @defer.inlineCallbacks
     def test_second_build_fetches_no_layer(self):
         image = make_test_image()
-        first = self.buildImage(image)
-        second = self.buildImage(image)
+        first = yield self.buildImage(image)
+        second = yield self.buildImage(image)
         self.assertEqual(BuildStatus.FULLYBUILT, second.build.status)
         self.assertEqual(0, second.bytes_fetched)
         self.assertEqual(first.bytes_fetched, second.bytes_reused)
@@ -209,13 +245,13 @@ class EndToEndMixin(BuildFarmTestMixin):
             self.assertTrue(second.build.verifySuccessfulUpload())
             self.assertIsNotNone(layer.diff_id)
 
+    @defer.inlineCallbacks
     def test_rebuild_fetches_only_the_changed_layer(self):
-        self.buildImage(make_test_image(top_seed=3))
+        yield self.buildImage(make_test_image(top_seed=3))
         build = self.newBuild()
         behaviour, result = self.gather(build, make_test_image(top_seed=4))
-        OCIRecipeUpload(collect_build(behaviour, None, timeout=30)).process(
-            build
-        )
+        upload_path = yield self.collectBuild(behaviour)
+        process_build_upload(upload_path)
         self.assertEqual(BuildStatus.FULLYBUILT, build.status)
         top = result.images[0].layers[-1].descriptor
         self.assertEqual(top.size, behaviour.bytes_fetched)
@@ -223,6 +259,7 @@ class EndToEndMixin(BuildFarmTestMixin):
             ("fetched", top.size), behaviour.transfers[top.digest]
         )
 
+    @defer.inlineCallbacks
     def test_connection_dropped_mid_file_is_retried(self):
         proxy = self.useFixture_proxy()
         build = self.newBuild()
@@ -233,9 +270,8 @@ class EndToEndMixin(BuildFarmTestMixin):
         name = f"blobs-{layer.digest.algorithm}-{layer.digest.hex}"
         sha1 = self.builder.waitingfiles[name]
         proxy.dropAfter(1000, sha1=sha1)
-        OCIRecipeUpload(collect_build(behaviour, None, timeout=30)).process(
-            build
-        )
+        upload_path = yield self.collectBuild(behaviour)
+        process_build_upload(upload_path)
         self.assertEqual(BuildStatus.FULLYBUILT, build.status)
         self.assertEqual(
             2,
@@ -245,7 +281,9 @@ class EndToEndMixin(BuildFarmTestMixin):
     def useFixture_proxy(self):
         proxy = FaultProxy(self.builder_server.url)
         proxy.start()
-        self.addCleanup(proxy.stop)
+        # Stopping joins the proxy's thread, which may be talking to the
+        # builder on this reactor: do it in a thread.
+        self.addCleanup(deferToThread, proxy.stop)
         return proxy
 
     def cacheFileOfTopLayer(self, result):
@@ -255,6 +293,7 @@ class EndToEndMixin(BuildFarmTestMixin):
         ]
         return self.builder.cachePath(sha1)
 
+    @defer.inlineCallbacks
     def test_corrupt_cache_file_fails_cleanly(self):
         build = self.newBuild()
         behaviour, result = self.gather(build, make_test_image())
@@ -263,20 +302,22 @@ class EndToEndMixin(BuildFarmTestMixin):
             data = f.read()
             f.seek(0)
             f.write(bytes([data[0] ^ 0xFF]) + data[1:])
-        self.assertIsNone(collect_build(behaviour, None, timeout=30))
+        self.assertIsNone((yield self.collectBuild(behaviour)))
         self.assertFailedCleanly(
             build, BuildStatus.FAILEDTOUPLOAD, "received content has SHA-1"
         )
 
+    @defer.inlineCallbacks
     def test_missing_cache_file_fails_cleanly(self):
         build = self.newBuild()
         behaviour, result = self.gather(build, make_test_image())
         os.unlink(self.cacheFileOfTopLayer(result))
-        self.assertIsNone(collect_build(behaviour, None, timeout=30))
+        self.assertIsNone((yield self.collectBuild(behaviour)))
         self.assertFailedCleanly(
             build, BuildStatus.FAILEDTOUPLOAD, "builder has no file"
         )
 
+    @defer.inlineCallbacks
     def test_blob_with_wrong_digest_fails_cleanly(self):
         # The builder's file has the SHA-1 it claims, but not the digest
         # its name and its descriptor give.
@@ -288,11 +329,12 @@ class EndToEndMixin(BuildFarmTestMixin):
         ]
         files = self.builder.waitingfiles
         files[names[0]], files[names[1]] = files[names[1]], files[names[0]]
-        self.assertIsNone(collect_build(behaviour, None, timeout=30))
+        self.assertIsNone((yield self.collectBuild(behaviour)))
         self.assertFailedCleanly(
             build, BuildStatus.FAILEDTOUPLOAD, "bytes, its descriptor says"
         )
 
+    @defer.inlineCallbacks
     def test_hostile_filemap_names_refused(self):
         # (NUL cannot cross XML-RPC; test_buildfarmjobbehaviour has it.)
         for name in ("../escape", "a/b", ".hidden", ".."):
@@ -301,7 +343,7 @@ class EndToEndMixin(BuildFarmTestMixin):
             self.builder.waitingfiles[name] = next(
                 iter(self.builder.waitingfiles.values())
             )
-            self.assertIsNone(collect_build(behaviour, None, timeout=30))
+            self.assertIsNone((yield self.collectBuild(behaviour)))
             self.assertFailedCleanly(
                 build,
                 BuildStatus.FAILEDTOUPLOAD,
@@ -311,6 +353,7 @@ class EndToEndMixin(BuildFarmTestMixin):
                 os.path.exists(os.path.join(self.upload_root, "escape"))
             )
 
+    @defer.inlineCallbacks
     def test_neither_upload_kind_fails(self):
         build = self.newBuild()
         behaviour = self.makeBehaviour(build)
@@ -320,7 +363,7 @@ class EndToEndMixin(BuildFarmTestMixin):
             f.write(b"not an image\n")
         self.builder.addWaitingFile(path)
         self.builder.buildComplete("OK")
-        self.assertIsNone(collect_build(behaviour, None, timeout=30))
+        self.assertIsNone((yield self.collectBuild(behaviour)))
         self.assertFailedCleanly(
             build,
             BuildStatus.FAILEDTOUPLOAD,
@@ -328,17 +371,21 @@ class EndToEndMixin(BuildFarmTestMixin):
             "digests.json",
         )
 
+    @defer.inlineCallbacks
     def test_upload_failure_leaves_nothing(self):
         # A layer vanishes between collection and upload processing.
         build = self.newBuild()
         behaviour, result = self.gather(build, make_test_image())
-        upload_path = collect_build(behaviour, None, timeout=30)
+        upload_path = yield self.collectBuild(behaviour)
         layer = result.images[0].layers[1].descriptor
         os.unlink(
-            os.path.join(upload_path, f"blobs-sha256-{layer.digest.hex}")
+            os.path.join(
+                upload_files_dir(build, upload_path),
+                f"blobs-sha256-{layer.digest.hex}",
+            )
         )
-        self.assertRaises(
-            UploadError, OCIRecipeUpload(upload_path).process, build
+        self.assertEqual(
+            UploadStatusEnum.REJECTED, process_build_upload(upload_path)
         )
         self.assertThat(
             build,
@@ -346,7 +393,11 @@ class EndToEndMixin(BuildFarmTestMixin):
         )
         self.assertIn(str(layer.digest), build.failure_reason)
         self.assertTrue(IStore(OCIFile).find(OCIFile).is_empty())
-        self.assertEqual(set(), librarian_contents())
+        # Only the build log and the upload log are left.
+        self.assertEqual(
+            {build.log.content.sha256, build.upload_log.content.sha256},
+            librarian_contents(),
+        )
 
 
 class TestEndToEndPostgreSQL(EndToEndMixin, TestCaseWithFactory):

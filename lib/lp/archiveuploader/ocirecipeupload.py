@@ -3,42 +3,41 @@
 
 """Processing the files an OCI recipe build uploaded.
 
-`OCIRecipeUpload.process` records an upload collected by
-`OCIRecipeBuildBehaviour` as `OCIFile` rows of the build:
+`OCIRecipeUpload.process` records an upload collected by the build farm
+as `OCIFile` rows of the build.  The files sit in
+``<leaf>/<archive id>/<distribution name>/``, as in Launchpad:
 
-The OCI upload (``index.json`` at the top):
+The OCI upload (``index.json`` there):
     ``index.json`` and ``oci-layout``, every image index, manifest and
     config the index leads to, and every layer of every manifest, each
     with its digest, media type, size and kind (layers also with the
-    diff_id their config lists).  A layer that is not in the upload
-    directory was not fetched because the librarian holds its content:
-    its row points at an existing librarian file.
+    diff_id their config lists).  A layer that is not in the upload was
+    not fetched because the librarian holds its content: its row points
+    at the librarian file `IOCIFileSet.getReusableLayerFile` finds.
 
-The legacy upload (the directory holding ``digests.json``):
+The legacy upload (``digests.json`` there):
     ``manifest.json``, ``digests.json``, each config and each layer,
     whose digest is normalised to ``sha256:<hex>``; a layer without its
-    ``<layer_id>.tar.gz`` reuses the librarian file of the `OCIFile`
-    with its digest, as in Launchpad.
+    ``<layer_id>.tar.gz`` reuses a librarian file the same way.
 
 Files go into the librarian by hard link when the upload directory is
 on the same file system (`ILibraryFileAliasSet.createFromPath`): each is
-read once to be hashed and verified, and never copied.
+read once to be hashed and verified, and never copied.  A private
+build's files are restricted; restricted or expiring files are never
+reused for another build.
 
-Everything happens in one transaction.  On any error it is aborted,
-content this upload put in the librarian that no row refers to is
-removed from storage, the build is marked FAILEDTOUPLOAD with the reason
-and `UploadError` is raised.  On success the build is FULLYBUILT and
-`IOCIRecipeBuild.verifySuccessfulUpload` holds.
+`process` runs in its caller's transaction (`UploadProcessor`'s): it
+neither commits nor aborts, so dry runs work.  It raises `UploadError`
+when the upload cannot be accepted; the caller then aborts and calls
+`removeUnreferencedContent`.
 """
 
 __all__ = [
     "OCIRecipeUpload",
 ]
 
-import logging
 import os
 
-import transaction
 from zope.component import getUtility
 
 from lp.archiveuploader.utils import UploadError
@@ -47,7 +46,6 @@ from lp.oci.enums import OCIFileKind
 from lp.oci.interfaces.ocirecipebuild import IOCIFileSet
 from lp.oci.model.ociupload import (
     LEGACY_LAYER_MEDIA_TYPE,
-    OCIUploadError,
     blob_file_name,
     check_oci_layout,
     parse_legacy_upload,
@@ -61,144 +59,130 @@ from lp.services.librarian.model import LibraryFileContent
 from lp.services.librarian.storage import get_librarian_storage
 from ocitypes.descriptor import MediaType
 from ocitypes.digest import Digest
+from ocitypes.filenames import INDEX_FILE_NAME, LAYOUT_FILE_NAME
 
 JSON_TYPE = "application/json"
 OCTET_STREAM = "application/octet-stream"
 
 
 class OCIRecipeUpload:
-    """An OCI recipe build's upload directory, ready to be processed."""
+    """An OCI recipe build's upload directory, ready to be processed.
 
-    def __init__(self, upload_path, logger=None):
+    :param upload_path: The upload's leaf directory.
+    :param logger: A `logging.Logger`.
+    """
+
+    def __init__(self, upload_path, logger):
         self.upload_path = upload_path
-        self.logger = logger or logging.getLogger(__name__)
+        self.logger = logger
         self.librarian = getUtility(ILibraryFileAliasSet)
-        self._stored = set()
+        self.restricted = False
+        # The sha256 of every content this upload put in storage.
+        self.stored_sha256s = set()
 
     def process(self, build):
         """Record the upload's files as the build's `OCIFile`s.
 
-        :raises UploadError: if the upload cannot be accepted; the build
-            is then FAILEDTOUPLOAD and nothing of the upload remains.
+        The build is then FULLYBUILT.  Nothing is committed or aborted.
+
+        :raises UploadError: if the upload cannot be accepted.
         """
-        self._stored = set()
-        try:
-            if os.path.isfile(os.path.join(self.upload_path, "index.json")):
-                self._processOCIUpload(build)
-            else:
-                directory = self._findLegacyDirectory()
-                if directory is None:
-                    raise UploadError(
-                        "Build did not produce index.json or digests.json"
-                    )
-                self._processLegacyUpload(build, directory)
-            problems = build.getUploadProblems()
-            if problems:
-                raise UploadError("; ".join(problems))
-            build.updateStatus(BuildStatus.FULLYBUILT)
-            transaction.commit()
-        except Exception as e:
-            transaction.abort()
-            self._removeOrphans()
-            if isinstance(e, (UploadError, OCIUploadError, UploadFailed)):
-                reason = str(e)
-            else:
-                self.logger.exception("Processing %s failed", build)
-                reason = f"{type(e).__name__}: {e}"
-            self.logger.warning("Upload of %s failed: %s", build, reason)
-            build.updateStatus(
-                BuildStatus.FAILEDTOUPLOAD, failure_reason=reason
+        self.logger.debug("Beginning processing of %s.", self.upload_path)
+        directory = os.path.join(
+            self.upload_path, str(build.archive.id), build.distribution.name
+        )
+        self.restricted = build.is_private
+        if os.path.isfile(os.path.join(directory, INDEX_FILE_NAME)):
+            self._processOCIUpload(build, directory)
+        elif os.path.isfile(os.path.join(directory, "digests.json")):
+            self._processLegacyUpload(build, directory)
+        else:
+            raise UploadError(
+                "Build did not produce index.json or digests.json"
             )
-            transaction.commit()
-            if isinstance(e, UploadError):
-                raise
-            raise UploadError(reason) from e
-        self.logger.info("%s is fully built", build)
+        build.updateStatus(BuildStatus.FULLYBUILT)
+        self.logger.debug("Finished processing %s.", self.upload_path)
 
-    def _removeOrphans(self):
-        """Remove stored content that no committed row refers to.
+    def removeUnreferencedContent(self):
+        """Remove content this upload stored that no row refers to.
 
-        The librarian is content-addressed: content already referred to
-        (by another build, or stored again meanwhile) must stay.
+        Call it once the transaction is aborted.  The librarian is
+        content-addressed: content that a committed row refers to (for
+        another build, or stored again meanwhile) stays.
         """
         storage = get_librarian_storage()
         store = IStore(LibraryFileContent)
-        for sha256 in sorted(self._stored):
+        for sha256 in sorted(self.stored_sha256s):
             referenced = not store.find(
                 LibraryFileContent, LibraryFileContent.sha256 == sha256
             ).is_empty()
             if not referenced:
-                self.logger.info("Removing unreferenced content %s", sha256)
+                self.logger.debug("Removing unreferenced content %s", sha256)
                 storage.remove(sha256)
-        transaction.abort()
-        self._stored = set()
+        self.stored_sha256s = set()
 
     def _store(self, path, name, content_type, digest=None, size=None):
         """Put a file in the librarian; return its `ILibraryFileAlias`."""
         expected = None
-        if digest is not None and digest.algorithm == "sha256":
+        if digest is not None:
+            if digest.algorithm != "sha256":
+                raise UploadError(
+                    f"{digest} is not a sha256 digest, which Launchpad "
+                    "needs to store a blob"
+                )
             expected = digest.hex
-            self._stored.add(expected)
-        elif digest is not None:
-            verify_blob_file(path, digest, size)
+            self.stored_sha256s.add(expected)
         if size is None:
             size = os.path.getsize(path)
-        # Linked, not copied: the upload is ours and not written again.
-        lfa = self.librarian.createFromPath(
-            name,
-            size,
-            path,
-            content_type,
-            allow_zero_length=True,
-            expected_sha256=expected,
-        )
-        self._stored.add(lfa.content.sha256)
+        try:
+            # Linked, not copied: the upload is ours and not written again.
+            lfa = self.librarian.createFromPath(
+                name,
+                size,
+                path,
+                content_type,
+                restricted=self.restricted,
+                allow_zero_length=True,
+                expected_sha256=expected,
+            )
+        except FileNotFoundError:
+            raise UploadError(f"{name} is missing") from None
+        except UploadFailed as e:
+            raise UploadError(f"Cannot store {name}: {e}") from None
+        self.stored_sha256s.add(lfa.content.sha256)
+        return lfa
+
+    def _reuse(self, digest, size, what):
+        """The librarian file to reuse for a blob not in the upload."""
+        lfa = getUtility(IOCIFileSet).getReusableLayerFile(digest, size)
+        if lfa is None:
+            raise UploadError(what)
+        self.logger.debug("Reusing %s for %s", lfa, digest)
         return lfa
 
     # The OCI upload.
 
-    def _blobPath(self, digest):
-        return os.path.join(self.upload_path, blob_file_name(digest))
+    def _processOCIUpload(self, build, directory):
+        def path_of(name):
+            return os.path.join(directory, name)
 
-    def _findExistingLayer(self, descriptor):
-        """A librarian file holding this layer's content, or None."""
-        digest = descriptor.digest
-        if digest.algorithm != "sha256":
-            return None
-        content = self.librarian.getContentBySHA256(digest.hex)
-        if content is None or content.filesize != descriptor.size:
-            return None
-        oci_file = getUtility(IOCIFileSet).getByLayerDigest(digest)
-        if oci_file is not None and oci_file.library_file.content == content:
-            return oci_file.library_file
-        return self.librarian.findBySHA256(digest.hex).first()
-
-    def _processOCIUpload(self, build):
-        check_oci_layout(
-            read_json_file(os.path.join(self.upload_path, "oci-layout"))
-        )
-        index = read_json_file(os.path.join(self.upload_path, "index.json"))
+        check_oci_layout(read_json_file(path_of(LAYOUT_FILE_NAME)))
+        index = read_json_file(path_of(INDEX_FILE_NAME))
 
         def load_json(descriptor):
-            path = self._blobPath(descriptor.digest)
+            path = path_of(blob_file_name(descriptor.digest))
             verify_blob_file(path, descriptor.digest, descriptor.size)
             return read_json_file(path, str(descriptor.digest))
 
         documents, images = walk_oci_upload(index, load_json)
         build.addFile(
-            self._store(
-                os.path.join(self.upload_path, "index.json"),
-                "index.json",
-                JSON_TYPE,
-            ),
+            self._store(path_of(INDEX_FILE_NAME), INDEX_FILE_NAME, JSON_TYPE),
             media_type=MediaType.OCI_INDEX,
             kind=OCIFileKind.INDEX,
         )
         build.addFile(
             self._store(
-                os.path.join(self.upload_path, "oci-layout"),
-                "oci-layout",
-                JSON_TYPE,
+                path_of(LAYOUT_FILE_NAME), LAYOUT_FILE_NAME, JSON_TYPE
             ),
             kind=OCIFileKind.OTHER,
         )
@@ -207,7 +191,7 @@ class OCIRecipeUpload:
             descriptor = document.descriptor
             seen.add(descriptor.digest)
             lfa = self._store(
-                self._blobPath(descriptor.digest),
+                path_of(blob_file_name(descriptor.digest)),
                 descriptor.digest.hex,
                 descriptor.media_type or JSON_TYPE,
                 digest=descriptor.digest,
@@ -225,11 +209,11 @@ class OCIRecipeUpload:
                 if layer.is_foreign or layer.digest in seen:
                     continue
                 seen.add(layer.digest)
-                self._addOCILayer(build, layer)
+                self._addOCILayer(build, directory, layer)
 
-    def _addOCILayer(self, build, layer):
+    def _addOCILayer(self, build, directory, layer):
         descriptor = layer.descriptor
-        path = self._blobPath(descriptor.digest)
+        path = os.path.join(directory, blob_file_name(descriptor.digest))
         if os.path.exists(path):
             lfa = self._store(
                 path,
@@ -239,13 +223,12 @@ class OCIRecipeUpload:
                 size=descriptor.size,
             )
         else:
-            lfa = self._findExistingLayer(descriptor)
-            if lfa is None:
-                raise UploadError(
-                    f"Layer {descriptor.digest} is neither in the upload "
-                    "nor in the librarian"
-                )
-            self.logger.debug("Reusing %s for %s", lfa, descriptor.digest)
+            lfa = self._reuse(
+                descriptor.digest,
+                descriptor.size,
+                f"Layer {descriptor.digest} is neither in the upload nor "
+                "in the librarian",
+            )
         build.addFile(
             lfa,
             layer_file_digest=descriptor.digest,
@@ -256,14 +239,6 @@ class OCIRecipeUpload:
         )
 
     # The legacy upload.
-
-    def _findLegacyDirectory(self):
-        """The directory under the upload holding digests.json, or None."""
-        for dirpath, dirnames, filenames in os.walk(self.upload_path):
-            dirnames.sort()
-            if "digests.json" in filenames:
-                return dirpath
-        return None
 
     def _processLegacyUpload(self, build, directory):
         manifest_path = os.path.join(directory, "manifest.json")
@@ -305,15 +280,11 @@ class OCIRecipeUpload:
         if os.path.isfile(path):
             lfa = self._store(path, layer.file_name, "application/gzip")
         else:
-            existing = getUtility(IOCIFileSet).getByLayerDigest(layer.digest)
-            content = existing and existing.library_file.content
-            if content is None or (
-                self.librarian.getContentBySHA256(content.sha256) is None
-            ):
-                raise UploadError(
-                    f"Missing layer file {layer.file_name} ({layer.digest})"
-                )
-            lfa = existing.library_file
+            lfa = self._reuse(
+                layer.digest,
+                None,
+                f"Missing layer file {layer.file_name} ({layer.digest})",
+            )
         build.addFile(
             lfa,
             layer_file_digest=layer.digest,

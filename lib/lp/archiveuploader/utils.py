@@ -10,7 +10,14 @@ __all__ = [
 
 
 class UploadError(Exception):
-    """An upload cannot be accepted; the message says why."""
+    """An upload cannot be accepted; the message says why, on one line.
+
+    The upload processor catches these (and only these) to reject an
+    upload; anything else is a bug and propagates.
+    """
+
+    def __init__(self, message):
+        super().__init__(" ".join(str(message).split()))
 
 
 class UploadWarning(Warning):

@@ -12,6 +12,8 @@ apart when this module is merged.
 """
 
 __all__ = [
+    "BuildFarmJobType",
+    "BuildQueueStatus",
     "BuildStatus",
     "WorkerBuildStatus",
     "WorkerBuilderStatus",
@@ -153,5 +155,65 @@ class BuildStatus(DBEnumeratedType):
         Gathering build output
 
         The builder finished and its files are being collected.
+        """,
+    )
+
+
+class BuildFarmJobType(DBEnumeratedType):
+    """Build farm job type
+
+    The kinds of job the build farm runs.  Only the OCI recipe build is
+    implemented here; the value is Launchpad's.
+    """
+
+    OCIRECIPEBUILD = DBItem(
+        7,
+        """
+        Build OCI image
+
+        Build an OCI image from a recipe.
+        """,
+    )
+
+
+class BuildQueueStatus(DBEnumeratedType):
+    """Build queue status
+
+    The state of a `BuildQueue` entry (values as in Launchpad).
+    """
+
+    WAITING = DBItem(
+        0,
+        """
+        Waiting
+
+        The job is waiting to be dispatched to a builder.
+        """,
+    )
+
+    RUNNING = DBItem(
+        1,
+        """
+        Running
+
+        The job is running on a builder.
+        """,
+    )
+
+    SUSPENDED = DBItem(
+        2,
+        """
+        Suspended
+
+        The job is waiting and will not be dispatched.
+        """,
+    )
+
+    CANCELLING = DBItem(
+        3,
+        """
+        Cancelling
+
+        The job is being cancelled on its builder.
         """,
     )

@@ -18,9 +18,17 @@ from typing import Any, NamedTuple
 
 from zope.component import getUtility
 
+from lp.buildmaster.enums import BuildStatus
+from lp.buildmaster.interfaces.builder import IBuilderSet
+from lp.buildmaster.interfaces.processor import (
+    IProcessorSet,
+    ProcessorNotFound,
+)
 from lp.oci.enums import OCIFileKind
 from lp.oci.interfaces.ocirecipe import IOCIRecipeSet
 from lp.oci.interfaces.ocirecipebuild import IOCIRecipeBuildSet
+from lp.registry.interfaces.distribution import IDistributionSet
+from lp.registry.interfaces.person import IPersonSet
 from lp.services.librarian.interfaces import ILibraryFileAliasSet
 from ocitypes.digest import Digest
 
@@ -89,6 +97,60 @@ class LaunchpadObjectFactory:
             allow_zero_length=True,
         )
 
+    def makePerson(self, name=None, display_name=None):
+        return getUtility(IPersonSet).new(
+            name or self.getUniqueString("person"), display_name=display_name
+        )
+
+    def makeProcessor(self, name=None, title=None):
+        """The processor with this name, made if there is none."""
+        name = name or self.getUniqueString("proc")
+        try:
+            return getUtility(IProcessorSet).getByName(name)
+        except ProcessorNotFound:
+            return getUtility(IProcessorSet).new(name, title or name)
+
+    def makeDistribution(self, name=None, display_name=None, private=False):
+        """A distribution and its primary archive."""
+        name = name or self.getUniqueString("distribution")
+        distribution = getUtility(IDistributionSet).new(
+            name, display_name or name
+        )
+        distribution.main_archive.private = private
+        return distribution
+
+    def makeDistroSeries(self, distribution=None, name=None):
+        if distribution is None:
+            distribution = self.makeDistribution()
+        return distribution.newSeries(name or self.getUniqueString("series"))
+
+    def makeDistroArchSeries(
+        self, distroseries=None, architecturetag=None, processor=None
+    ):
+        if distroseries is None:
+            distroseries = self.makeDistroSeries()
+        if processor is None:
+            processor = self.makeProcessor(name=architecturetag)
+        return distroseries.newArch(
+            architecturetag or processor.name, processor
+        )
+
+    def makeBuilder(
+        self,
+        processor=None,
+        url=None,
+        name=None,
+        virtualized=True,
+        vm_host=None,
+    ):
+        return getUtility(IBuilderSet).new(
+            processor or self.makeProcessor(),
+            url or "http://%s.example:8221/" % self.getUniqueString("b"),
+            name or self.getUniqueString("builder"),
+            virtualized=virtualized,
+            vm_host=vm_host,
+        )
+
     def makeOCIRecipe(
         self,
         name=None,
@@ -96,6 +158,7 @@ class LaunchpadObjectFactory:
         description=None,
         registry_url=None,
         image_name=None,
+        private=False,
     ):
         return getUtility(IOCIRecipeSet).new(
             name or self.getUniqueString("recipe"),
@@ -103,24 +166,53 @@ class LaunchpadObjectFactory:
             description=description,
             registry_url=registry_url,
             image_name=image_name,
+            private=private,
         )
 
     def makeOCIRecipeBuild(
         self,
+        requester=None,
         recipe=None,
-        distro_arch_series="amd64",
+        distro_arch_series=None,
         status=None,
         date_created=None,
+        builder=None,
         **recipe_kwargs,
     ):
+        """A build, with whatever it needs.
+
+        :param distro_arch_series: An `IDistroArchSeries`, or an
+            architecture tag for a new one (by default, "amd64" of a new
+            series).
+        """
         if recipe is None:
             recipe = self.makeOCIRecipe(**recipe_kwargs)
+        if requester is None:
+            requester = self.makePerson()
+        if distro_arch_series is None or isinstance(distro_arch_series, str):
+            distro_arch_series = self.makeDistroArchSeries(
+                architecturetag=distro_arch_series or "amd64"
+            )
         build = getUtility(IOCIRecipeBuildSet).new(
-            recipe, distro_arch_series, date_created=date_created
+            requester, recipe, distro_arch_series, date_created=date_created
         )
+        if builder is not None:
+            build.updateStatus(BuildStatus.BUILDING, builder=builder)
         if status is not None:
-            build.updateStatus(status)
+            build.updateStatus(status, builder=builder)
         return build
+
+    def makeBuildQueue(self, build=None, builder=None):
+        """Queue ``build`` (by default a new OCI recipe build).
+
+        With ``builder``, the job is running on it.
+        """
+        if build is None:
+            build = self.makeOCIRecipeBuild()
+        bq = build.queueBuild()
+        if builder is not None:
+            bq.markAsBuilding(builder)
+        return bq
 
     def makeOCIFile(
         self,

@@ -5,6 +5,7 @@
 
 __all__ = [
     "BuilderLayer",
+    "ReactorThreadLayer",
 ]
 
 import shutil
@@ -13,7 +14,36 @@ import tempfile
 from lpbuildd.server import BuilderServer
 
 
-class BuilderLayer:
+class ReactorThreadLayer:
+    """For tests whose servers run the global reactor in a thread.
+
+    In-process `BuilderServer`s run the global reactor in a daemon thread
+    (`ensureReactorThread`) that runs until the process ends, so tests
+    that spin the reactor themselves (testtools'
+    `AsynchronousDeferredRunTest`, as the build farm master's tests do)
+    cannot run in the same process afterwards.  This layer cannot be
+    torn down, so zope.testrunner runs the layers after it in a fresh
+    subprocess.
+    """
+
+    @classmethod
+    def setUp(cls):
+        pass
+
+    @classmethod
+    def tearDown(cls):
+        raise NotImplementedError
+
+    @classmethod
+    def testSetUp(cls):
+        pass
+
+    @classmethod
+    def testTearDown(cls):
+        pass
+
+
+class BuilderLayer(ReactorThreadLayer):
     """A real builder server on 127.0.0.1 for the tests in this layer.
 
     Tests use `BuilderLayer.url`, `BuilderLayer.cache_dir`,
@@ -42,6 +72,8 @@ class BuilderLayer:
         if cls.cache_dir is not None:
             shutil.rmtree(cls.cache_dir, ignore_errors=True)
         cls.server = cls.builder = cls.url = cls.cache_dir = None
+        # See ReactorThreadLayer.
+        raise NotImplementedError
 
     @classmethod
     def testSetUp(cls):

@@ -5,6 +5,7 @@
 
 __all__ = []
 
+import hashlib
 import os
 
 from fixtures import TempDir
@@ -12,6 +13,10 @@ from testtools import TestCase
 from testtools.matchers import ContainsDict, Equals
 
 from lpbuildd.builder import Builder, BuilderStatus, BuildStatus
+
+
+def sha1_hex(content):
+    return hashlib.sha1(content).hexdigest()
 
 
 def make_file(directory, name, content):
@@ -61,6 +66,24 @@ class TestBuilderState(TestCase):
         self.assertEqual(
             BuildStatus.PACKAGEFAIL, self.builder.status()["build_status"]
         )
+
+    def test_buildComplete_files_the_log(self):
+        # The master fetches the log from the cache by the SHA-1 that
+        # status() reports, and clean() removes it.
+        self.builder.startBuild("1-1")
+        self.builder.log("step 1\nstep 2\n")
+        self.builder.buildComplete("PACKAGEFAIL")
+        sha1 = self.builder.status()["build_log_sha1"]
+        self.assertEqual(sha1_hex(b"step 1\nstep 2\n"), sha1)
+        with open(self.builder.cachePath(sha1), "rb") as f:
+            self.assertEqual(b"step 1\nstep 2\n", f.read())
+        # Later writes do not change the filed copy.
+        self.builder.log("more\n")
+        self.assertTrue(self.builder.cache.contains(sha1))
+        with open(self.builder.cachePath(sha1), "rb") as f:
+            self.assertEqual(b"step 1\nstep 2\n", f.read())
+        self.builder.clean()
+        self.assertFalse(self.builder.cache.contains(sha1))
 
     def test_buildComplete_unknown_status(self):
         self.builder.startBuild("1-1")

@@ -28,7 +28,7 @@ from twisted.protocols.basic import FileSender
 from lpbuildd.builder import BuilderStatus, BuildStatus
 from lpbuildd.server import BuilderServer
 from lpbuildd.testing.fixtures import BuilderProcess
-from lpbuildd.testing.layers import BuilderLayer
+from lpbuildd.testing.layers import BuilderLayer, ReactorThreadLayer
 
 
 def make_file(directory, name, content):
@@ -62,6 +62,9 @@ def http_get(url, raw_path, method="GET"):
 
 
 class TestBuilderServerLifecycle(TestCase):
+    # In-process servers leave the reactor running in a thread.
+    layer = ReactorThreadLayer
+
     def test_start_stop_start_again(self):
         cache_dir = self.useFixture(TempDir()).path
         for _ in range(3):
@@ -155,6 +158,7 @@ class TestBuilderHTTP(TestCase):
                     "filemap": Equals({"result": sha1}),
                     "dependencies": Equals(""),
                     "logtail": IsInstance(xmlrpc.client.Binary),
+                    "build_log_sha1": Equals(sha1_hex(b"building\n")),
                 }
             ),
         )

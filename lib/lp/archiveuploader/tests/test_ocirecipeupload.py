@@ -5,13 +5,17 @@
 
 __all__ = []
 
+import hashlib
 import json
+import logging
 import os
+from datetime import datetime, timezone
 
 import transaction
 from fixtures import TempDir
 
 from lp.archiveuploader.ocirecipeupload import OCIRecipeUpload
+from lp.archiveuploader.uploadprocessor import UploadStatusEnum
 from lp.archiveuploader.utils import UploadError
 from lp.buildmaster.enums import BuildStatus
 from lp.oci.enums import OCIFileKind
@@ -21,6 +25,8 @@ from lp.oci.tests.buildfarm import (
     librarian_contents,
     make_oci_upload_dir,
     make_test_image,
+    process_build_upload,
+    upload_files_dir,
 )
 from lp.services.database.interfaces import IStore
 from lp.services.librarian.storage import get_librarian_storage
@@ -37,6 +43,8 @@ from lpbuildd.tests.archivebuilder import (
 from ocitypes.descriptor import MediaType
 from ocitypes.digest import Digest
 
+LONG_AGO = datetime(2020, 1, 1, tzinfo=timezone.utc)
+
 
 def _load(path):
     with open(path) as f:
@@ -47,33 +55,59 @@ class UploadTestMixin:
     def setUp(self):
         super().setUp()
         self.work_dir = self.useFixture(TempDir()).path
+        self.upload_root = os.path.join(self.work_dir, "uploads")
         self.image = make_test_image()
+        self.leaves = {}
+        self.build = self.makeBuild()
 
-    def makeBuild(self):
-        build = self.factory.makeOCIRecipeBuild()
+    def makeBuild(self, **kwargs):
+        build = self.factory.makeOCIRecipeBuild(**kwargs)
         build.updateStatus(BuildStatus.UPLOADING)
         transaction.commit()
         return build
 
-    def ociUpload(self):
-        return make_oci_upload_dir([self.image], self.work_dir)
+    def leafPath(self, build=None):
+        build = build or self.build
+        if build.id not in self.leaves:
+            self.leaves[build.id] = build.getUploadDirLeaf(build.build_cookie)
+        return os.path.join(
+            self.upload_root, "incoming", self.leaves[build.id]
+        )
+
+    def filesDir(self, build=None):
+        """The directory of the build's files, made empty if missing."""
+        build = build or self.build
+        path = upload_files_dir(build, self.leafPath(build))
+        os.makedirs(path, exist_ok=True)
+        return path
+
+    def ociUpload(self, build=None, images=None, archive=None):
+        """Put an OCI upload of the image(s) where the build farm would."""
+        work = self.useFixture(TempDir()).path
+        made = make_oci_upload_dir(
+            [self.image] if images is None else images, work, archive=archive
+        )
+        target = self.filesDir(build)
+        os.rmdir(target)
+        os.rename(made, target)
+        return target
 
     def legacyUpload(self, pulled=()):
-        upload = os.path.join(self.work_dir, "legacy")
-        # Launchpad's uploads nest the files a level down.
-        directory = os.path.join(upload, "oci")
-        os.makedirs(directory)
+        directory = self.filesDir()
         files = legacy_upload_files(self.image, pulled=pulled)
         for name, data in files.items():
             with open(os.path.join(directory, name), "wb") as f:
                 f.write(data)
-        return upload, directory, files
+        return directory, files
+
+    def process(self, build=None, dry_run=False):
+        return process_build_upload(self.leafPath(build), dry_run=dry_run)
 
     def blobPaths(self, upload):
         index = _load(os.path.join(upload, "index.json"))
         manifest_digest = Digest.parse(index["manifests"][0]["digest"])
-        manifest = json.load(
-            open(os.path.join(upload, f"blobs-sha256-{manifest_digest.hex}"))
+        manifest = _load(
+            os.path.join(upload, f"blobs-sha256-{manifest_digest.hex}")
         )
         return [
             os.path.join(
@@ -82,18 +116,41 @@ class UploadTestMixin:
             for d in manifest["layers"]
         ]
 
-    def assertFailedCleanly(self, build, reason, keep=()):
+    def assertAccepted(self, result, build=None):
+        build = build or self.build
+        self.assertEqual(
+            UploadStatusEnum.ACCEPTED, result, build.failure_reason
+        )
+        self.assertEqual(BuildStatus.FULLYBUILT, build.status)
+        leaf = os.path.basename(self.leafPath(build))
+        self.assertTrue(
+            os.path.isdir(os.path.join(self.upload_root, "accepted", leaf))
+        )
+
+    def assertFailedCleanly(self, result, reason, keep=(), build=None):
+        build = build or self.build
+        self.assertEqual(UploadStatusEnum.REJECTED, result)
         self.assertEqual(BuildStatus.FAILEDTOUPLOAD, build.status)
         self.assertIn(reason, build.failure_reason)
+        self.assertIn(reason, build.upload_log.read().decode("utf-8"))
+        build.upload_log.close()
         self.assertTrue(
             IStore(OCIFile).find(OCIFile, OCIFile.build == build.id).is_empty()
         )
-        self.assertEqual(set(keep), librarian_contents())
+        self.assertEqual(
+            set(keep) | {build.upload_log.content.sha256},
+            librarian_contents(),
+        )
+        leaf = os.path.basename(self.leafPath(build))
+        self.assertTrue(
+            os.path.isdir(os.path.join(self.upload_root, "failed", leaf))
+        )
+        self.assertFalse(os.path.exists(self.leafPath(build)))
 
     def test_oci_upload(self):
-        build = self.makeBuild()
-        OCIRecipeUpload(self.ociUpload()).process(build)
-        self.assertEqual(BuildStatus.FULLYBUILT, build.status)
+        self.ociUpload()
+        self.assertAccepted(self.process())
+        build = self.build
         self.assertTrue(build.verifySuccessfulUpload())
         self.assertEqual(
             [Digest.parse(d) for d in self.image.diff_ids],
@@ -108,6 +165,7 @@ class UploadTestMixin:
             self.assertEqual(
                 layer.digest.hex, layer.library_file.content.sha256
             )
+            self.assertFalse(layer.library_file.restricted)
         kinds = {f.kind for f, _, _ in build.getFiles()}
         self.assertEqual(
             {
@@ -120,24 +178,46 @@ class UploadTestMixin:
             kinds,
         )
         self.assertEqual(1, len(build.image_manifests))
+        self.assertIsNone(build.upload_log)
+
+    def test_private_build_files_are_restricted(self):
+        build = self.makeBuild(private=True)
+        self.ociUpload(build)
+        self.assertAccepted(self.process(build), build)
+        self.assertNotEqual([], list(build.getFiles()))
+        for _, lfa, _ in build.getFiles():
+            self.assertTrue(lfa.restricted, lfa.filename)
+
+    def test_restricted_layer_is_not_reused(self):
+        # A private build's layer is not handed to another build, even
+        # with the same content: the upload must bring its own.
+        private = self.makeBuild(private=True)
+        self.ociUpload(private)
+        self.assertAccepted(self.process(private), private)
+        upload = self.ociUpload()
+        os.unlink(self.blobPaths(upload)[0])
+        self.assertFailedCleanly(
+            self.process(),
+            "is neither in the upload nor in the librarian",
+            keep=librarian_contents(),
+        )
 
     def test_layers_taken_by_hard_link(self):
-        # The upload's files are linked into the librarian, not copied,
-        # and stay in the upload directory.
+        # The upload's files are linked into the librarian, not copied.
         upload = self.ociUpload()
         storage = get_librarian_storage()
         if os.stat(upload).st_dev != os.stat(storage.root).st_dev:
             self.skipTest("the upload and the librarian are on two devices")
-        build = self.makeBuild()
-        OCIRecipeUpload(upload).process(build)
-        self.assertEqual(BuildStatus.FULLYBUILT, build.status)
         paths = self.blobPaths(upload)
-        self.assertEqual(len(build.layers), len(paths))
-        for layer, path in zip(build.layers, paths):
-            self.assertTrue(
-                os.path.samefile(
-                    path, storage.getPath(layer.library_file.content.sha256)
-                )
+        inodes = [os.stat(path).st_ino for path in paths]
+        self.assertAccepted(self.process())
+        self.assertEqual(len(self.build.layers), len(paths))
+        for layer, inode in zip(self.build.layers, inodes):
+            self.assertEqual(
+                inode,
+                os.stat(
+                    storage.getPath(layer.library_file.content.sha256)
+                ).st_ino,
             )
         self.assertEqual([], os.listdir(storage.incoming))
 
@@ -146,17 +226,18 @@ class UploadTestMixin:
         path = self.blobPaths(upload)[0]
         with open(path, "rb") as f:
             earlier = self.factory.makeOCIFile(content=f.read())
+        earlier.markUsed(LONG_AGO)
         transaction.commit()
         os.unlink(path)
-        build = self.makeBuild()
-        OCIRecipeUpload(upload).process(build)
-        self.assertEqual(BuildStatus.FULLYBUILT, build.status)
-        self.assertEqual(earlier.library_file, build.layers[0].library_file)
+        self.assertAccepted(self.process())
+        self.assertEqual(
+            earlier.library_file, self.build.layers[0].library_file
+        )
+        self.assertGreater(earlier.date_last_used, LONG_AGO)
 
     def test_nondistributable_layer_without_urls(self):
         # gather keeps a foreign layer's descriptor and has no blob for
-        # it; its descriptor need not have urls.  Upload processing
-        # skipped it but verifySuccessfulUpload reported it missing.
+        # it; its descriptor need not have urls.
         image = make_image(
             layers=[make_layer(seed=1), make_layer(seed=2)],
             layer_compression=None,
@@ -170,23 +251,19 @@ class UploadTestMixin:
         legacy_docker_save(
             image, layer_sources={image.diff_ids[0]: foreign}
         ).write(archive)
-        upload = make_oci_upload_dir([], self.work_dir, archive=archive)
-        build = self.makeBuild()
-        OCIRecipeUpload(upload).process(build)
-        self.assertEqual(BuildStatus.FULLYBUILT, build.status)
-        self.assertEqual([], build.getUploadProblems())
+        self.ociUpload(images=[], archive=archive)
+        self.assertAccepted(self.process())
+        self.assertEqual([], self.build.getUploadProblems())
         self.assertEqual(
             [Digest.parse(image.diff_ids[1])],
-            [layer.diff_id for layer in build.layers],
+            [layer.diff_id for layer in self.build.layers],
         )
 
     def test_missing_layer_fails_cleanly(self):
         upload = self.ociUpload()
         os.unlink(self.blobPaths(upload)[-1])
-        build = self.makeBuild()
-        self.assertRaises(UploadError, OCIRecipeUpload(upload).process, build)
         self.assertFailedCleanly(
-            build, "is neither in the upload nor in the librarian"
+            self.process(), "is neither in the upload nor in the librarian"
         )
 
     def test_failure_keeps_content_others_use(self):
@@ -194,13 +271,11 @@ class UploadTestMixin:
         # failed upload must not remove it.
         upload = self.ociUpload()
         index = _load(os.path.join(upload, "index.json"))
-        manifest = json.load(
-            open(
-                os.path.join(
-                    upload,
-                    "blobs-sha256-"
-                    + Digest.parse(index["manifests"][0]["digest"]).hex,
-                )
+        manifest = _load(
+            os.path.join(
+                upload,
+                "blobs-sha256-"
+                + Digest.parse(index["manifests"][0]["digest"]).hex,
             )
         )
         config_digest = Digest.parse(manifest["config"]["digest"])
@@ -210,10 +285,11 @@ class UploadTestMixin:
             self.factory.makeOCIFile(content=f.read())
         transaction.commit()
         os.unlink(self.blobPaths(upload)[-1])
-        build = self.makeBuild()
-        self.assertRaises(UploadError, OCIRecipeUpload(upload).process, build)
-        self.assertEqual(BuildStatus.FAILEDTOUPLOAD, build.status)
-        self.assertEqual({config_digest.hex}, librarian_contents())
+        self.assertFailedCleanly(
+            self.process(),
+            "is neither in the upload nor in the librarian",
+            keep={config_digest.hex},
+        )
 
     def test_corrupt_layer_fails_cleanly(self):
         upload = self.ociUpload()
@@ -222,32 +298,38 @@ class UploadTestMixin:
             first = f.read(1)
             f.seek(0)
             f.write(bytes([first[0] ^ 1]))
-        build = self.makeBuild()
-        self.assertRaises(UploadError, OCIRecipeUpload(upload).process, build)
-        self.assertFailedCleanly(build, "Content has sha256")
+        self.assertFailedCleanly(self.process(), "Content has sha256")
 
-    def test_corrupt_manifest_fails_cleanly(self):
+    def test_corrupt_index_fails_cleanly(self):
         upload = self.ociUpload()
         with open(os.path.join(upload, "index.json"), "w") as f:
             f.write("{not json")
-        build = self.makeBuild()
-        self.assertRaises(UploadError, OCIRecipeUpload(upload).process, build)
-        self.assertFailedCleanly(build, "index.json is not valid JSON")
+        self.assertFailedCleanly(
+            self.process(), "index.json is not valid JSON"
+        )
 
     def test_nothing_to_upload(self):
-        build = self.makeBuild()
-        self.assertRaises(
-            UploadError, OCIRecipeUpload(self.work_dir).process, build
-        )
+        self.filesDir()
         self.assertFailedCleanly(
-            build, "Build did not produce index.json or digests.json"
+            self.process(), "Build did not produce index.json or digests.json"
+        )
+
+    def test_files_outside_the_distribution_directory_are_ignored(self):
+        # Launchpad's layout: the files sit in <archive id>/<distribution>.
+        upload = self.ociUpload()
+        for name in os.listdir(upload):
+            os.rename(
+                os.path.join(upload, name),
+                os.path.join(self.leafPath(), name),
+            )
+        self.assertFailedCleanly(
+            self.process(), "Build did not produce index.json or digests.json"
         )
 
     def test_legacy_upload(self):
-        upload, _, files = self.legacyUpload(pulled=(0,))
-        build = self.makeBuild()
-        OCIRecipeUpload(upload).process(build)
-        self.assertEqual(BuildStatus.FULLYBUILT, build.status)
+        _, files = self.legacyUpload(pulled=(0,))
+        self.assertAccepted(self.process())
+        build = self.build
         self.assertTrue(build.verifySuccessfulUpload())
         digests = json.loads(files["digests.json"])[0]
         for diff_id, details in digests.items():
@@ -263,7 +345,7 @@ class UploadTestMixin:
         self.assertIsNotNone(build.digests)
 
     def test_legacy_layer_reused_by_digest(self):
-        upload, directory, files = self.legacyUpload()
+        directory, files = self.legacyUpload()
         digests = json.loads(files["digests.json"])[0]
         details = digests[self.image.diff_ids[0]]
         name = details["layer_id"] + ".tar.gz"
@@ -272,21 +354,60 @@ class UploadTestMixin:
         )
         transaction.commit()
         os.unlink(os.path.join(directory, name))
-        build = self.makeBuild()
-        OCIRecipeUpload(upload).process(build)
-        self.assertEqual(BuildStatus.FULLYBUILT, build.status)
+        self.assertAccepted(self.process())
         self.assertEqual(
             earlier.library_file,
-            build.getLayerFileByDigest(details["digest"])[1],
+            self.build.getLayerFileByDigest(details["digest"])[1],
+        )
+
+    def test_legacy_pulled_layer_is_not_reused_by_registry_digest(self):
+        # A pulled layer is recorded under the registry's digest, which
+        # is not the digest of the file Launchpad holds: that file cannot
+        # stand for the layer in another build.
+        directory, files = self.legacyUpload(pulled=(0,))
+        details = json.loads(files["digests.json"])[0][self.image.diff_ids[0]]
+        name = details["layer_id"] + ".tar.gz"
+        self.factory.makeOCIFile(
+            content=files[name], layer_file_digest=details["digest"]
+        )
+        transaction.commit()
+        os.unlink(os.path.join(directory, name))
+        self.assertFailedCleanly(
+            self.process(),
+            "Missing layer file",
+            keep={hashlib.sha256(files[name]).hexdigest()},
         )
 
     def test_legacy_missing_layer_fails_cleanly(self):
-        upload, directory, files = self.legacyUpload()
+        directory, files = self.legacyUpload()
         details = json.loads(files["digests.json"])[0][self.image.diff_ids[1]]
         os.unlink(os.path.join(directory, details["layer_id"] + ".tar.gz"))
-        build = self.makeBuild()
-        self.assertRaises(UploadError, OCIRecipeUpload(upload).process, build)
-        self.assertFailedCleanly(build, "Missing layer file")
+        self.assertFailedCleanly(self.process(), "Missing layer file")
+
+    def test_process_leaves_the_transaction_to_its_caller(self):
+        # OCIRecipeUpload.process neither commits nor aborts: aborting
+        # afterwards leaves no trace in the database.
+        self.ociUpload()
+        upload = OCIRecipeUpload(self.leafPath(), logging.getLogger())
+        upload.process(self.build)
+        self.assertEqual(BuildStatus.FULLYBUILT, self.build.status)
+        transaction.abort()
+        self.assertEqual(BuildStatus.UPLOADING, self.build.status)
+        self.assertEqual([], list(self.build.getFiles()))
+        upload.removeUnreferencedContent()
+        self.assertEqual(set(), librarian_contents())
+
+    def test_upload_error_is_one_line(self):
+        upload = self.ociUpload()
+        with open(os.path.join(upload, "index.json"), "w") as f:
+            json.dump({"manifests": "no\nlist"}, f)
+        self.assertRaises(
+            UploadError,
+            OCIRecipeUpload(self.leafPath(), logging.getLogger()).process,
+            self.build,
+        )
+        self.assertFailedCleanly(self.process(), "has no list of manifests")
+        self.assertNotIn("\n", self.build.failure_reason)
 
 
 class TestOCIRecipeUpload(UploadTestMixin, TestCaseWithFactory):

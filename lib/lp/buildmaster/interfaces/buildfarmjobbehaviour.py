@@ -11,17 +11,15 @@ from zope.interface import Attribute, Interface
 
 
 class IBuildFarmJobBehaviour(Interface):
-    """What the build farm master does with one kind of build.
+    """What the build farm manager does with one kind of build.
 
-    Deviation from Launchpad: the master here is synchronous, so no
-    method returns a Deferred, and `handleStatus` takes no `BuildQueue`.
+    As in Launchpad, `handleStatus` and `handleSuccess` return Deferreds.
     """
 
     build = Attribute("The build this behaviour handles.")
-    build_cookie = Attribute("The build id the builder reports.")
 
     def setBuilder(builder, worker):
-        """Use ``worker`` (a `BuilderWorker`) to talk to the builder."""
+        """Use ``worker`` (a `BuilderWorker`) to talk to ``builder``."""
 
     def extraBuildArgs(logger=None):
         """The extra arguments the builder's build manager needs."""
@@ -32,15 +30,17 @@ class IBuildFarmJobBehaviour(Interface):
         :raises AssertionError: if not.
         """
 
-    def handleStatus(worker_status, logger=None):
-        """Act on a builder's status() for this build.
+    def handleStatus(bq, worker_status):
+        """Update the build from a WAITING or BUILDING status.
 
-        :return: The upload directory when the build's files were
-            collected, otherwise None.
+        :param bq: The `BuildQueue` currently handling this build.
+        :param worker_status: A dict as returned by `BuilderWorker.status`.
+        :return: A Deferred that fires once the build's status is
+            committed (and, if it finished, its queue entry destroyed).
         """
 
-    def handleSuccess(worker_status, logger=None):
+    def handleSuccess(worker_status, logger):
         """Collect the files of a build the builder reports as OK.
 
-        :return: The upload directory, or None if the build failed.
+        :return: A Deferred firing with the build's new `BuildStatus`.
         """

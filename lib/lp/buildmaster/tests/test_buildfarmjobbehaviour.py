@@ -5,24 +5,31 @@
 
 __all__ = []
 
+import gzip
+import hashlib
 import os
-import re
+from datetime import datetime
 from xmlrpc.client import Binary
 
 from fixtures import TempDir
+from testtools.twistedsupport import (
+    AsynchronousDeferredRunTest,
+    assert_fails_with,
+)
+from twisted.internet import defer
 
 from lp.buildmaster.enums import (
     BuildStatus,
     WorkerBuilderStatus,
     WorkerBuildStatus,
 )
-from lp.buildmaster.interactor import BuilderFileNotFound
 from lp.buildmaster.interfaces.builder import BuildDaemonError
 from lp.buildmaster.model.buildfarmjobbehaviour import (
     MAX_FILE_NAME_LENGTH,
     BuildFarmJobBehaviourBase,
     check_builder_file_name,
 )
+from lp.buildmaster.tests.mock_workers import FakeWorker
 from lp.testing import TestCase, TestCaseWithFactory
 from lp.testing.layers import (
     LaunchpadZopelessLayer,
@@ -30,35 +37,8 @@ from lp.testing.layers import (
 )
 
 SHA1 = "a" * 40
-
-
-class FakeWorker:
-    """Records what the behaviour asks of the builder.
-
-    Like `BuilderWorker`, it refuses to fetch a malformed SHA-1.
-    """
-
-    def __init__(self, contents=None, missing=()):
-        self.contents = contents or {}
-        self.missing = set(missing)
-        self.fetched = []
-        self.cleaned = 0
-
-    def getFiles(self, files, logger=None, max_concurrency=None):
-        for sha1, path in files:
-            self.getFile(sha1, path)
-
-    def getFile(self, sha1, path, logger=None):
-        if not re.fullmatch(r"[0-9a-f]{40}", sha1):
-            raise ValueError(f"Not a SHA-1: {sha1!r}")
-        if sha1 in self.missing:
-            raise BuilderFileNotFound(sha1, "builder has no file", sha1=sha1)
-        self.fetched.append(sha1)
-        with open(path, "wb") as f:
-            f.write(self.contents.get(sha1, b"data"))
-
-    def clean(self):
-        self.cleaned += 1
+LOG = b"step 1\nstep 2\n"
+LOG_SHA1 = hashlib.sha1(LOG).hexdigest()
 
 
 class TestCheckBuilderFileName(TestCase):
@@ -98,26 +78,56 @@ class TestCheckBuilderFileName(TestCase):
             )
 
 
+class TestGetUploadDirLeaf(TestCase):
+    def test_leaf(self):
+        behaviour = BuildFarmJobBehaviourBase(None)
+        self.assertEqual(
+            "20260102-030405-OCIRECIPEBUILD-7",
+            behaviour.getUploadDirLeaf(
+                "OCIRECIPEBUILD-7", now=datetime(2026, 1, 2, 3, 4, 5)
+            ),
+        )
+
+
 class BehaviourTestMixin:
-    def makeBehaviour(self, worker=None):
+    run_tests_with = AsynchronousDeferredRunTest.make_factory(timeout=30)
+
+    def makeBehaviour(self, worker=None, status=None):
         build = self.factory.makeOCIRecipeBuild()
+        self.builder = self.factory.makeBuilder()
+        self.bq = self.factory.makeBuildQueue(build, builder=self.builder)
+        if status is not None:
+            build.updateStatus(status)
         self.upload_root = self.useFixture(TempDir()).path
         behaviour = BuildFarmJobBehaviourBase(
             build, upload_root=self.upload_root
         )
-        self.worker = worker or FakeWorker()
-        behaviour.setBuilder(None, self.worker)
+        self.worker = worker or FakeWorker({LOG_SHA1: LOG})
+        behaviour.setBuilder(self.builder, self.worker)
         return behaviour
 
     def status(self, behaviour, build_status=None, **kwargs):
         status = {
             "builder_status": WorkerBuilderStatus.WAITING,
-            "build_id": behaviour.build_cookie,
+            "build_id": behaviour.build.build_cookie,
+            "build_log_sha1": LOG_SHA1,
         }
         if build_status is not None:
             status["build_status"] = build_status
         status.update(kwargs)
         return status
+
+    def uploadPath(self, behaviour):
+        """The one directory the build's files were collected into."""
+        incoming = os.path.join(self.upload_root, "incoming")
+        (leaf,) = os.listdir(incoming)
+        self.assertTrue(leaf.endswith("-" + behaviour.build.build_cookie))
+        return os.path.join(
+            incoming,
+            leaf,
+            str(behaviour.build.archive.id),
+            behaviour.build.distribution.name,
+        )
 
     def assertNothingCollected(self):
         for state in ("grabbing", "incoming"):
@@ -125,42 +135,54 @@ class BehaviourTestMixin:
             if os.path.isdir(directory):
                 self.assertEqual([], os.listdir(directory))
 
-    def test_build_cookie(self):
-        behaviour = self.makeBehaviour()
-        cookie = behaviour.build_cookie
-        self.assertEqual("OCIRECIPEBUILD-%d" % behaviour.build.id, cookie)
+    def assertLogStored(self, build):
+        self.assertIsNotNone(build.log)
+        self.assertEqual("buildlog.txt.gz", build.log.filename)
+        build.log.open()
+        try:
+            self.assertEqual(LOG, gzip.decompress(build.log.read()))
+        finally:
+            build.log.close()
 
-    def test_building_marks_build_started(self):
+    def assertDequeued(self, build):
+        self.assertIsNone(build.buildqueue_record)
+
+    def test_wrong_build_queue_is_an_error(self):
+        behaviour = self.makeBehaviour()
+        other = self.factory.makeBuildQueue()
+        return assert_fails_with(
+            behaviour.handleStatus(other, self.status(behaviour)),
+            AssertionError,
+        )
+
+    @defer.inlineCallbacks
+    def test_building_keeps_the_build_building(self):
         behaviour = self.makeBehaviour()
         status = self.status(
             behaviour, builder_status=WorkerBuilderStatus.BUILDING
         )
-        self.assertIsNone(behaviour.handleStatus(status))
+        yield behaviour.handleStatus(self.bq, status)
         self.assertEqual(BuildStatus.BUILDING, behaviour.build.status)
         self.assertIsNotNone(behaviour.build.date_started)
-        self.assertEqual(0, self.worker.cleaned)
-
-    def test_idle_builder_is_an_error(self):
-        behaviour = self.makeBehaviour()
-        self.assertRaises(
-            BuildDaemonError,
-            behaviour.handleStatus,
-            {"builder_status": WorkerBuilderStatus.IDLE},
-        )
+        self.assertIs(self.bq, behaviour.build.buildqueue_record)
+        self.assertEqual([], self.worker.fetched)
 
     def test_other_build_is_an_error(self):
         behaviour = self.makeBehaviour()
         status = self.status(behaviour, WorkerBuildStatus.OK)
         status["build_id"] = "OCIRECIPEBUILD-999999"
-        self.assertRaises(BuildDaemonError, behaviour.handleStatus, status)
+        return assert_fails_with(
+            behaviour.handleStatus(self.bq, status), BuildDaemonError
+        )
 
+    @defer.inlineCallbacks
     def test_failures(self):
         cases = [
             (WorkerBuildStatus.PACKAGEFAIL, BuildStatus.FAILEDTOBUILD),
             (WorkerBuildStatus.DEPFAIL, BuildStatus.MANUALDEPWAIT),
             (WorkerBuildStatus.CHROOTFAIL, BuildStatus.CHROOTWAIT),
-            (WorkerBuildStatus.ABORTED, BuildStatus.CANCELLED),
         ]
+        reasons = {}
         for build_status, expected in cases:
             behaviour = self.makeBehaviour()
             status = self.status(
@@ -169,101 +191,157 @@ class BehaviourTestMixin:
                 logtail=Binary(b"step 1\nno space left on device\n\n"),
                 dependencies="libfoo-dev",
             )
-            self.assertIsNone(behaviour.handleStatus(status))
-            self.assertEqual(expected, behaviour.build.status)
-            self.assertIsNotNone(behaviour.build.failure_reason)
-            self.assertEqual(1, self.worker.cleaned)
+            yield behaviour.handleStatus(self.bq, status)
+            build = behaviour.build
+            self.assertEqual(expected, build.status)
+            self.assertIsNotNone(build.failure_reason)
+            self.assertLogStored(build)
+            self.assertDequeued(build)
+            self.assertEqual([LOG_SHA1], self.worker.fetched)
+            reasons[build_status] = build.failure_reason
+        self.assertEqual(
+            "The build is waiting for dependencies: libfoo-dev",
+            reasons[WorkerBuildStatus.DEPFAIL],
+        )
+        self.assertEqual(
+            "The builder could not set up the build environment: "
+            "no space left on device",
+            reasons[WorkerBuildStatus.CHROOTFAIL],
+        )
         behaviour = self.makeBehaviour()
-        behaviour.handleStatus(
+        yield behaviour.handleStatus(
+            self.bq,
             self.status(
                 behaviour,
                 WorkerBuildStatus.PACKAGEFAIL,
                 logtail=Binary(b"step 1\nno space left on device\n"),
-            )
+            ),
         )
         self.assertEqual(
             "The build failed on the builder: no space left on device",
             behaviour.build.failure_reason,
         )
 
-    def test_given_back(self):
-        for build_status, failures in (
-            (WorkerBuildStatus.GIVENBACK, 0),
-            (WorkerBuildStatus.BUILDERFAIL, 1),
+    @defer.inlineCallbacks
+    def test_aborted_while_cancelling_is_cancelled(self):
+        behaviour = self.makeBehaviour(status=BuildStatus.CANCELLING)
+        yield behaviour.handleStatus(
+            self.bq, self.status(behaviour, WorkerBuildStatus.ABORTED)
+        )
+        self.assertEqual(BuildStatus.CANCELLED, behaviour.build.status)
+        self.assertLogStored(behaviour.build)
+        self.assertDequeued(behaviour.build)
+
+    @defer.inlineCallbacks
+    def test_given_back_builder_failed_and_aborted_are_for_the_manager(self):
+        # As in Launchpad, the manager resets the job (or the builder)
+        # when handleStatus raises BuildDaemonError.
+        for build_status in (
+            WorkerBuildStatus.GIVENBACK,
+            WorkerBuildStatus.BUILDERFAIL,
+            WorkerBuildStatus.ABORTED,
         ):
             behaviour = self.makeBehaviour()
-            behaviour.build.updateStatus(BuildStatus.BUILDING)
-            behaviour.handleStatus(self.status(behaviour, build_status))
-            self.assertEqual(BuildStatus.NEEDSBUILD, behaviour.build.status)
-            self.assertEqual(failures, behaviour.build.failure_count)
+            e = yield assert_fails_with(
+                behaviour.handleStatus(
+                    self.bq, self.status(behaviour, build_status)
+                ),
+                BuildDaemonError,
+            )
+            self.assertIn("unexpected status", str(e))
+            self.assertEqual(BuildStatus.BUILDING, behaviour.build.status)
+            self.assertIs(self.bq, behaviour.build.buildqueue_record)
+            self.assertEqual([], self.worker.fetched)
 
     def test_unknown_build_status(self):
         behaviour = self.makeBehaviour()
-        self.assertRaises(
+        return assert_fails_with(
+            behaviour.handleStatus(
+                self.bq, self.status(behaviour, "BuildStatus.WHATEVER")
+            ),
             BuildDaemonError,
-            behaviour.handleStatus,
-            self.status(behaviour, "BuildStatus.WHATEVER"),
         )
 
+    def test_malformed_build_status(self):
+        # Launchpad asserts; an assert would not survive python -O.
+        behaviour = self.makeBehaviour()
+        return assert_fails_with(
+            behaviour.handleStatus(self.bq, self.status(behaviour, "OK")),
+            BuildDaemonError,
+        )
+
+    @defer.inlineCallbacks
     def test_success_downloads_every_file(self):
-        worker = FakeWorker({"1" * 40: b"one", "2" * 40: b"two"})
+        worker = FakeWorker(
+            {"1" * 40: b"one", "2" * 40: b"two", LOG_SHA1: LOG}
+        )
         behaviour = self.makeBehaviour(worker)
-        upload_path = behaviour.handleStatus(
+        yield behaviour.handleStatus(
+            self.bq,
             self.status(
                 behaviour,
                 WorkerBuildStatus.OK,
                 filemap={"one.txt": "1" * 40, "two.txt": "2" * 40},
-            )
+            ),
         )
-        self.assertEqual(BuildStatus.UPLOADING, behaviour.build.status)
-        self.assertEqual(
-            os.path.join(self.upload_root, "incoming"),
-            os.path.dirname(upload_path),
-        )
+        build = behaviour.build
+        self.assertEqual(BuildStatus.UPLOADING, build.status)
+        upload_path = self.uploadPath(behaviour)
         self.assertEqual(
             ["one.txt", "two.txt"], sorted(os.listdir(upload_path))
         )
+        with open(os.path.join(upload_path, "two.txt"), "rb") as f:
+            self.assertEqual(b"two", f.read())
         self.assertEqual(
             [], os.listdir(os.path.join(self.upload_root, "grabbing"))
         )
-        self.assertEqual(1, worker.cleaned)
+        self.assertLogStored(build)
+        self.assertDequeued(build)
 
+    @defer.inlineCallbacks
+    def test_log_fetched_by_launchpad_buildd_name_without_sha1(self):
+        worker = FakeWorker({"buildlog": LOG})
+        behaviour = self.makeBehaviour(worker)
+        status = self.status(behaviour, WorkerBuildStatus.PACKAGEFAIL)
+        del status["build_log_sha1"]
+        yield behaviour.handleStatus(self.bq, status)
+        self.assertEqual(["buildlog"], worker.fetched)
+        self.assertLogStored(behaviour.build)
+
+    @defer.inlineCallbacks
     def test_hostile_names_are_refused_before_fetching(self):
         for name in ("../escape", "a/b", ".hidden", "..", "a\0b", ""):
             behaviour = self.makeBehaviour()
-            upload_path = behaviour.handleStatus(
+            yield behaviour.handleStatus(
+                self.bq,
                 self.status(
                     behaviour,
                     WorkerBuildStatus.OK,
                     filemap={"fine.txt": SHA1, name: SHA1},
-                )
+                ),
             )
-            self.assertIsNone(upload_path)
-            self.assertEqual(
-                BuildStatus.FAILEDTOUPLOAD, behaviour.build.status
-            )
-            self.assertIn(
-                "Build returned a file named", behaviour.build.failure_reason
-            )
-            self.assertEqual([], self.worker.fetched)
+            build = behaviour.build
+            self.assertEqual(BuildStatus.FAILEDTOUPLOAD, build.status)
+            self.assertIn("Build returned a file named", build.failure_reason)
+            self.assertEqual([LOG_SHA1], self.worker.fetched)
             self.assertNothingCollected()
+            self.assertDequeued(build)
             self.assertFalse(
                 os.path.exists(os.path.join(self.upload_root, "escape"))
             )
 
+    @defer.inlineCallbacks
     def test_malformed_sha1_fails_the_build(self):
-        # Used to escape from the worker as a ValueError, leaving the
-        # build GATHERING.
         for sha1 in ("not-a-sha1", "A" * 40, "a" * 41, "../" + "a" * 37):
             behaviour = self.makeBehaviour()
-            upload_path = behaviour.handleStatus(
+            yield behaviour.handleStatus(
+                self.bq,
                 self.status(
                     behaviour,
                     WorkerBuildStatus.OK,
                     filemap={"one.txt": "1" * 40, "two.txt": sha1},
-                )
+                ),
             )
-            self.assertIsNone(upload_path)
             self.assertEqual(
                 BuildStatus.FAILEDTOUPLOAD, behaviour.build.status
             )
@@ -271,37 +349,44 @@ class BehaviourTestMixin:
                 "Builder returned a bad SHA-1 for 'two.txt'",
                 behaviour.build.failure_reason,
             )
-            self.assertEqual([], self.worker.fetched)
+            self.assertEqual([LOG_SHA1], self.worker.fetched)
             self.assertNothingCollected()
 
+    @defer.inlineCallbacks
     def test_missing_filemap(self):
         behaviour = self.makeBehaviour()
-        behaviour.handleStatus(self.status(behaviour, WorkerBuildStatus.OK))
+        yield behaviour.handleStatus(
+            self.bq, self.status(behaviour, WorkerBuildStatus.OK)
+        )
         self.assertEqual(BuildStatus.FAILEDTOUPLOAD, behaviour.build.status)
         self.assertIn("no filemap", behaviour.build.failure_reason)
 
+    @defer.inlineCallbacks
     def test_fetch_failure_fails_the_build_cleanly(self):
-        worker = FakeWorker(missing={"2" * 40})
+        worker = FakeWorker({LOG_SHA1: LOG}, missing={"2" * 40})
         behaviour = self.makeBehaviour(worker)
-        upload_path = behaviour.handleStatus(
+        yield behaviour.handleStatus(
+            self.bq,
             self.status(
                 behaviour,
                 WorkerBuildStatus.OK,
                 filemap={"one.txt": "1" * 40, "two.txt": "2" * 40},
-            )
+            ),
         )
-        self.assertIsNone(upload_path)
         self.assertEqual(BuildStatus.FAILEDTOUPLOAD, behaviour.build.status)
         self.assertIn("builder has no file", behaviour.build.failure_reason)
+        self.assertNotIn("\n", behaviour.build.failure_reason)
         self.assertNothingCollected()
+        self.assertDequeued(behaviour.build)
 
     def test_finished_build_is_not_collected(self):
-        behaviour = self.makeBehaviour()
-        behaviour.build.updateStatus(BuildStatus.FULLYBUILT)
-        self.assertRaises(
+        behaviour = self.makeBehaviour(status=BuildStatus.FULLYBUILT)
+        return assert_fails_with(
+            behaviour.handleSuccess(
+                self.status(behaviour, WorkerBuildStatus.OK, filemap={}),
+                None,
+            ),
             AssertionError,
-            behaviour.handleSuccess,
-            self.status(behaviour, WorkerBuildStatus.OK, filemap={}),
         )
 
 

@@ -28,6 +28,11 @@ class IOCIRecipe(Interface):
         title="URL of the registry to push builds to", required=False
     )
     image_name = TextLine(title="Image name to push builds as", required=False)
+    private = Bool(
+        title="Private",
+        description="Whether the recipe and its builds are private.",
+        required=True,
+    )
     can_upload_to_registry = Bool(
         title="Whether builds can be pushed to a registry", readonly=True
     )
@@ -38,7 +43,12 @@ class IOCIRecipeSet(Interface):
     """Creating and finding `IOCIRecipe`s."""
 
     def new(
-        name, owner_name, description=None, registry_url=None, image_name=None
+        name,
+        owner_name,
+        description=None,
+        registry_url=None,
+        image_name=None,
+        private=False,
     ):
         """Create an `IOCIRecipe`."""
 

@@ -23,9 +23,9 @@ from lazr.restful.declarations import (
     operation_for_version,
 )
 from zope.interface import Attribute, Interface
-from zope.schema import Bool, Choice, Datetime, Dict, Int, List, TextLine
+from zope.schema import Choice, Datetime, Dict, Int, List, TextLine
 
-from lp.buildmaster.enums import BuildStatus
+from lp.buildmaster.interfaces.buildfarmjob import IBuildFarmJob
 from lp.oci.enums import OCIFileKind
 
 
@@ -71,30 +71,34 @@ class OCIRecipeBuildRegistryUploadStatus(EnumeratedType):
         """)
 
 
-class IOCIRecipeBuildView(Interface):
+class IOCIRecipeBuildView(IBuildFarmJob):
     """`IOCIRecipeBuild` attributes that need launchpad.View."""
 
-    id = Int(title="ID", required=True, readonly=True)
+    requester = Attribute("The `IPerson` who requested this build.")
     recipe = Attribute("The `IOCIRecipe` built.")
+    distro_arch_series = Attribute(
+        "The `IDistroArchSeries` this build is for."
+    )
+    distro_series = Attribute("The `IDistroSeries` this build is for.")
+    distribution = Attribute("The `IDistribution` this build is for.")
+    archive = Attribute(
+        "The `IArchive` the build is filed under: the distribution's "
+        "main archive."
+    )
     arch_tag = TextLine(
         title="Architecture tag of the series built for", readonly=True
     )
-    virtualized = Bool(title="Built on a virtual builder", readonly=True)
-    title = TextLine(title="Title", readonly=True)
-    status = Choice(vocabulary=BuildStatus, required=True, readonly=True)
-    date_created = Datetime(title="Date created", readonly=True)
-    date_started = Datetime(title="Date started", required=False)
-    date_finished = Datetime(title="Date finished", required=False)
-    date_first_dispatched = Datetime(
-        title="Date first dispatched", required=False
-    )
-    log = Attribute("The build log `ILibraryFileAlias`, or None.")
     upload_log = Attribute("The upload log `ILibraryFileAlias`, or None.")
-    failure_count = Int(title="Failures on builders", readonly=True)
     failure_reason = TextLine(
-        title="Why the build or its upload failed", required=False
+        title="Why the build or its upload failed",
+        description=(
+            "Not Launchpad's: a one-line summary for the command line and "
+            "tests.  Launchpad keeps the reason only in the build log, "
+            "the upload log (`upload_log`) or the builder's failnotes, "
+            "where it is kept here too."
+        ),
+        required=False,
     )
-    was_built = Bool(title="Whether the build ran to an end", readonly=True)
 
     manifest = Attribute("The `ILibraryFileAlias` of manifest.json, or None.")
     digests = Attribute("The `ILibraryFileAlias` of digests.json, or None.")
@@ -140,7 +144,12 @@ class IOCIRecipeBuildView(Interface):
     @export_read_operation()
     @operation_for_version("devel")
     def getFileUrls():
-        """URLs of all the files produced by this build."""
+        """URLs of all the files produced by this build.
+
+        Each is below the build's own URL
+        (``<build>/+files/<filename>``), not the librarian's, so that a
+        private build's files are only reachable through the build.
+        """
 
     registry_upload_jobs = Attribute(
         "Registry upload jobs for this build, newest first."
@@ -231,11 +240,6 @@ class IOCIRecipeBuildEdit(Interface):
         :return: The new `IOCIFile`.
         """
 
-    def updateStatus(
-        status, date_started=None, date_finished=None, failure_reason=None
-    ):
-        """Change the build's status, keeping its dates consistent."""
-
     @export_write_operation()
     @operation_for_version("devel")
     def scheduleRegistryUpload():
@@ -253,11 +257,21 @@ class IOCIRecipeBuild(IOCIRecipeBuildEdit, IOCIRecipeBuildView):
 class IOCIRecipeBuildSet(Interface):
     """Creating and finding `IOCIRecipeBuild`s."""
 
-    def new(recipe, distro_arch_series, date_created=None, virtualized=True):
-        """Create an `IOCIRecipeBuild`.
+    def new(
+        requester,
+        recipe,
+        distro_arch_series,
+        date_created=None,
+        build_request=None,
+    ):
+        """Create an `IOCIRecipeBuild` and its `IBuildFarmJobDB`.
 
-        :param distro_arch_series: An architecture tag such as "amd64", or
-            an object with an ``architecturetag``.
+        :param requester: The `IPerson` asking for the build.
+        :param distro_arch_series: The `IDistroArchSeries` to build for;
+            the build runs on its processor and is filed under its
+            distribution's main archive.
+        :param build_request: Unused; Launchpad's build requests are not
+            implemented.
         """
 
     def getByID(build_id):
@@ -290,6 +304,24 @@ class IOCIFile(Interface):
 
 class IOCIFileSet(Interface):
     """Finding `IOCIFile`s across builds."""
+
+    def getReusableLayerFile(layer_file_digest, size=None):
+        """A librarian file another build recorded with this content.
+
+        The one place that decides whether a layer need not be fetched
+        or stored again.  The file found is recorded by an `IOCIFile`
+        under this digest (in either stored spelling), its content
+        really has this sha256 (a legacy pulled layer, recorded under
+        its registry digest, does not qualify) and this size when
+        ``size`` is given, it is neither restricted (a private build's)
+        nor expiring, and its content is still in storage.  That
+        `IOCIFile`'s `date_last_used` is bumped.
+
+        :param layer_file_digest: A `Digest`, or its text, either
+            ``sha256:<hex>`` or legacy bare hex.
+        :param size: The size in bytes the content must have, or None.
+        :return: An `ILibraryFileAlias`, or None.
+        """
 
     def getByLayerDigest(layer_file_digest):
         """The oldest `IOCIFile` with this digest, or None.

@@ -10,7 +10,7 @@ __all__ = [
 
 from datetime import timezone
 
-from storm.locals import DateTime, Desc, Int, Unicode
+from storm.locals import Bool, DateTime, Desc, Int, Unicode
 from zope.interface import implementer
 
 from lp.oci.interfaces.ocirecipe import IOCIRecipe, IOCIRecipeSet
@@ -32,6 +32,7 @@ class OCIRecipe(StormBase):
     description = Unicode()
     registry_url = Unicode()
     image_name = Unicode()
+    private = Bool(allow_none=False)
 
     def __init__(
         self,
@@ -40,8 +41,10 @@ class OCIRecipe(StormBase):
         description=None,
         registry_url=None,
         image_name=None,
+        private=False,
     ):
         super().__init__()
+        self.private = private
         self.name = name
         self.owner_name = owner_name
         self.description = description
@@ -83,6 +86,7 @@ class OCIRecipeSet:
         description=None,
         registry_url=None,
         image_name=None,
+        private=False,
     ):
         """See `IOCIRecipeSet`."""
         recipe = OCIRecipe(
@@ -91,6 +95,7 @@ class OCIRecipeSet:
             description=description,
             registry_url=registry_url,
             image_name=image_name,
+            private=private,
         )
         IPrimaryStore(OCIRecipe).add(recipe)
         return recipe

@@ -20,7 +20,12 @@ from zope.component import getUtility
 from zope.interface import implementer
 
 from lp.app.errors import NotFoundError
-from lp.buildmaster.enums import BuildStatus
+from lp.buildmaster.enums import BuildFarmJobType, BuildStatus
+from lp.buildmaster.interfaces.buildfarmjob import (
+    IBuildFarmJobSource,
+    ISpecificBuildFarmJobSource,
+)
+from lp.buildmaster.model.packagebuild import PackageBuildMixin
 from lp.oci.enums import OCIFileKind
 from lp.oci.interfaces.ocirecipebuild import (
     CannotScheduleRegistryUpload,
@@ -34,49 +39,27 @@ from lp.oci.interfaces.ocirecipebuildjob import (
     IOCIRegistryUploadJobSource,
     OCIRecipeBuildJobType,
 )
+from lp.oci.interfaces.ociupload import OCIUploadError
+from lp.oci.model.ociupload import (
+    parse_legacy_upload,
+    read_json_library_file,
+    walk_oci_upload,
+)
 from lp.services.database.constants import utc_now
 from lp.services.database.digestcol import DigestCol, raw_digest_text
 from lp.services.database.enumcol import DBEnum
 from lp.services.database.interfaces import IPrimaryStore, IStore
 from lp.services.database.stormbase import StormBase
 from lp.services.job.interfaces.job import JobStatus
+from lp.services.librarian.browser import ProxiedLibraryFileAlias
 from lp.services.librarian.model import LibraryFileAlias, LibraryFileContent
+from lp.services.librarian.storage import get_librarian_storage
 from ocitypes.descriptor import MediaType
 from ocitypes.digest import Digest
-from ocitypes.errors import MalformedContent
-from ocitypes.safejson import load_json
 
-# JSON documents (index, manifests, digests) bigger than this are refused
-# rather than read into memory.
-MAX_JSON_SIZE = 4 * 1024 * 1024
-# How deep image indexes may nest inside index.json.
-MAX_INDEX_DEPTH = 4
-
-INDEX_MEDIA_TYPES = frozenset(
-    {
-        "application/vnd.oci.image.index.v1+json",
-        "application/vnd.docker.distribution.manifest.list.v2+json",
-    }
-)
-MANIFEST_MEDIA_TYPES = frozenset(
-    {
-        "application/vnd.oci.image.manifest.v1+json",
-        "application/vnd.docker.distribution.manifest.v2+json",
-    }
-)
-
-_FINISHED_STATUSES = frozenset(
-    {
-        BuildStatus.FULLYBUILT,
-        BuildStatus.FAILEDTOBUILD,
-        BuildStatus.MANUALDEPWAIT,
-        BuildStatus.CHROOTWAIT,
-        BuildStatus.SUPERSEDED,
-        BuildStatus.FAILEDTOUPLOAD,
-        BuildStatus.CANCELLED,
-        BuildStatus.UPLOADING,
-    }
-)
+# OCIFile.layer_file_digest is character(80), as in Launchpad: room for
+# "sha256:<hex>" but not for sha512 digests.
+LAYER_FILE_DIGEST_LENGTH = 80
 
 
 def _as_digest(value):
@@ -105,22 +88,13 @@ def _guess_kind(filename, layer_file_digest):
     return OCIFileKind.OTHER
 
 
-def _read_json(lfa):
-    """Parse a small JSON file from the librarian.
-
-    :raises ValueError: if it is too big, too deep or not valid JSON.
-    """
-    if lfa.content is not None and lfa.content.filesize > MAX_JSON_SIZE:
-        raise ValueError(f"{lfa.filename} is too big to be JSON metadata")
-    stream = lfa.open()
-    try:
-        data = stream.read(MAX_JSON_SIZE + 1)
-    finally:
-        lfa.close()
-    try:
-        return load_json(data, lfa.filename)
-    except MalformedContent as e:
-        raise ValueError(str(e)) from None
+def _document_name(descriptor):
+    """What a JSON blob of an OCI upload is, for messages."""
+    if descriptor.media_type in MediaType.INDEXES:
+        return "Image index"
+    if descriptor.media_type in MediaType.MANIFESTS:
+        return "Manifest"
+    return "Config"
 
 
 class OCILayer(NamedTuple):
@@ -196,6 +170,39 @@ class OCIFile(StormBase):
 class OCIFileSet:
     """See `IOCIFileSet`."""
 
+    def getReusableLayerFile(self, layer_file_digest, size=None):
+        """See `IOCIFileSet`."""
+        try:
+            digest = _as_digest(layer_file_digest)
+        except ValueError:
+            return None
+        if digest.algorithm != "sha256":
+            # The librarian knows its content by sha256 only.
+            return None
+        conditions = [
+            _digest_matches(OCIFile.layer_file_digest, digest),
+            LibraryFileAlias.id == OCIFile.library_file_id,
+            LibraryFileContent.id == LibraryFileAlias.contentID,
+            LibraryFileContent.sha256 == digest.hex,
+            LibraryFileAlias.restricted == False,  # noqa: E712
+            LibraryFileAlias.expires == None,  # noqa: E711
+        ]
+        if size is not None:
+            conditions.append(LibraryFileContent.filesize == size)
+        found = (
+            IStore(OCIFile)
+            .find((OCIFile, LibraryFileAlias), *conditions)
+            .order_by(OCIFile.id)
+            .first()
+        )
+        if found is None:
+            return None
+        oci_file, lfa = found
+        if not get_librarian_storage().exists(digest.hex):
+            return None
+        oci_file.markUsed()
+        return lfa
+
     def getByLayerDigest(self, layer_file_digest):
         """See `IOCIFileSet`."""
         try:
@@ -211,17 +218,32 @@ class OCIFileSet:
 
 
 @implementer(IOCIRecipeBuild)
-class OCIRecipeBuild(StormBase):
+class OCIRecipeBuild(PackageBuildMixin, StormBase):
     """See `IOCIRecipeBuild`."""
 
     __storm_table__ = "OCIRecipeBuild"
 
+    job_type = BuildFarmJobType.OCIRECIPEBUILD
+
     id = Int(name="id", primary=True)
+
+    build_farm_job_id = Int(name="build_farm_job", allow_none=False)
+    build_farm_job = Reference(build_farm_job_id, "BuildFarmJob.id")
+
+    requester_id = Int(name="requester", allow_none=False)
+    requester = Reference(requester_id, "Person.id")
 
     recipe_id = Int(name="recipe", allow_none=False)
     recipe = Reference(recipe_id, "OCIRecipe.id")
 
-    arch_tag = Unicode(name="arch_tag", allow_none=False)
+    processor_id = Int(name="processor", allow_none=False)
+    processor = Reference(processor_id, "Processor.id")
+
+    distro_arch_series_id = Int(name="distro_arch_series", allow_none=True)
+    distro_arch_series = Reference(
+        distro_arch_series_id, "DistroArchSeries.id"
+    )
+
     virtualized = Bool(name="virtualized", allow_none=False)
 
     status = DBEnum(name="status", enum=BuildStatus, allow_none=False)
@@ -235,23 +257,42 @@ class OCIRecipeBuild(StormBase):
         name="date_first_dispatched", tzinfo=timezone.utc
     )
 
+    builder_id = Int(name="builder")
+    builder = Reference(builder_id, "Builder.id")
+
     log_id = Int(name="log")
     log = Reference(log_id, "LibraryFileAlias.id")
 
     upload_log_id = Int(name="upload_log")
     upload_log = Reference(upload_log_id, "LibraryFileAlias.id")
 
+    dependencies = Unicode(name="dependencies")
+
     failure_count = Int(name="failure_count", allow_none=False)
+
+    # Not Launchpad's: see `IOCIRecipeBuildView.failure_reason`.
     failure_reason = Unicode(name="failure_reason")
 
-    def __init__(self, recipe, arch_tag, date_created=None, virtualized=True):
+    def __init__(
+        self,
+        build_farm_job,
+        requester,
+        recipe,
+        distro_arch_series,
+        processor,
+        virtualized,
+        date_created,
+    ):
         """Construct an `OCIRecipeBuild`."""
         super().__init__()
+        self.build_farm_job = build_farm_job
+        self.requester = requester
         self.recipe = recipe
-        self.arch_tag = arch_tag
+        self.distro_arch_series = distro_arch_series
+        self.processor = processor
         self.virtualized = virtualized
+        self.date_created = date_created
         self.status = BuildStatus.NEEDSBUILD
-        self.date_created = date_created or utc_now()
         self.failure_count = 0
 
     def __repr__(self):
@@ -271,43 +312,36 @@ class OCIRecipeBuild(StormBase):
         )
 
     @property
-    def was_built(self):
+    def arch_tag(self):
         """See `IOCIRecipeBuild`."""
-        return self.status not in (
-            BuildStatus.NEEDSBUILD,
-            BuildStatus.BUILDING,
-            BuildStatus.GATHERING,
-            BuildStatus.CANCELLED,
-            BuildStatus.CANCELLING,
-            BuildStatus.UPLOADING,
-            BuildStatus.SUPERSEDED,
-        )
+        return self.distro_arch_series.architecturetag
 
-    def updateStatus(
-        self,
-        status,
-        date_started=None,
-        date_finished=None,
-        failure_reason=None,
-    ):
+    @property
+    def distro_series(self):
         """See `IOCIRecipeBuild`."""
-        now = utc_now()
-        if status in (BuildStatus.BUILDING, BuildStatus.GATHERING):
-            if self.date_started is None or date_started is not None:
-                self.date_started = date_started or now
-            if self.date_first_dispatched is None:
-                self.date_first_dispatched = self.date_started
-        if status in _FINISHED_STATUSES:
-            if self.date_started is None and date_started is not None:
-                self.date_started = date_started
-            if date_finished is not None or self.date_finished is None:
-                self.date_finished = date_finished or now
-        elif status == BuildStatus.NEEDSBUILD:
-            self.date_started = None
-            self.date_finished = None
-        if failure_reason is not None:
-            self.failure_reason = failure_reason
-        self.status = status
+        return self.distro_arch_series.distroseries
+
+    @property
+    def distribution(self):
+        """See `IOCIRecipeBuild`."""
+        return self.distro_series.distribution
+
+    @property
+    def archive(self):
+        """See `IOCIRecipeBuild`."""
+        return self.distribution.main_archive
+
+    @property
+    def is_private(self):
+        """See `IBuildFarmJob`."""
+        return bool(self.recipe.private or self.archive.private)
+
+    private = is_private
+
+    def calculateScore(self):
+        """See `BuildFarmJobMixin`."""
+        # Launchpad's fixed score for OCI recipe builds.
+        return 2510
 
     def getFiles(self):
         """See `IOCIRecipeBuild`."""
@@ -381,6 +415,11 @@ class OCIRecipeBuild(StormBase):
         """See `IOCIRecipeBuild`."""
         if layer_file_digest is not None:
             layer_file_digest = _as_digest(layer_file_digest)
+            if len(str(layer_file_digest)) > LAYER_FILE_DIGEST_LENGTH:
+                raise ValueError(
+                    f"{layer_file_digest} is too long for "
+                    "OCIFile.layer_file_digest"
+                )
         if diff_id is not None:
             diff_id = _as_digest(diff_id)
         if kind is None:
@@ -401,7 +440,10 @@ class OCIRecipeBuild(StormBase):
 
     def getFileUrls(self):
         """See `IOCIRecipeBuild`."""
-        return [lfa.getURL() for _, lfa, _ in self.getFiles()]
+        return [
+            ProxiedLibraryFileAlias(lfa, self).http_url
+            for _, lfa, _ in self.getFiles()
+        ]
 
     def _getFileOrNone(self, filename):
         try:
@@ -425,7 +467,7 @@ class OCIRecipeBuild(StormBase):
         return self._getFileOrNone("index.json")
 
     def _readJSONOrNone(self, lfa):
-        return None if lfa is None else _read_json(lfa)
+        return None if lfa is None else read_json_library_file(lfa)
 
     @property
     def manifest_data(self):
@@ -449,7 +491,14 @@ class OCIRecipeBuild(StormBase):
         if index is None:
             return []
         manifests = []
-        self._walkIndex(index, manifests, [], set(), 0)
+
+        def load_json(descriptor):
+            document = self._loadBlobJSON(descriptor)
+            if descriptor.media_type in MediaType.MANIFESTS:
+                manifests.append((descriptor.digest, document))
+            return document
+
+        walk_oci_upload(index, load_json)
         return manifests
 
     @property
@@ -477,170 +526,80 @@ class OCIRecipeBuild(StormBase):
             for oci_file, lfa in rows
         ]
 
-    def _checkBlob(self, descriptor, problems, what):
-        """Check that a described blob is present and intact.
+    def _getVerifiedBlob(self, descriptor, what):
+        """This build's file holding the blob ``descriptor`` describes.
 
-        :return: The blob's `ILibraryFileAlias`, or None.
+        :raises OCIUploadError: if there is none, or its content does
+            not have the descriptor's digest and size.
         """
-        if not isinstance(descriptor, dict):
-            problems.append(f"{what}: descriptor is not an object")
-            return None
-        try:
-            digest = Digest.parse(descriptor.get("digest"))
-        except ValueError as e:
-            problems.append(f"{what}: {e}")
-            return None
+        digest = descriptor.digest
         found = self._findFileByDigest(digest)
         if found is None:
-            problems.append(f"{what} {digest} is missing")
-            return None
+            raise OCIUploadError(f"{what} {digest} is missing")
         _, lfa, content = found
-        if digest.algorithm == "sha256" and content.sha256 != digest.hex:
-            problems.append(
+        if digest.algorithm != "sha256" or content.sha256 != digest.hex:
+            raise OCIUploadError(
                 f"{what} {digest} has content with sha256 {content.sha256}"
             )
-            return None
-        size = descriptor.get("size")
-        if size is not None and size != content.filesize:
-            problems.append(
-                f"{what} {digest} is {content.filesize} bytes, "
-                f"its descriptor says {size}"
+        if content.filesize != descriptor.size:
+            raise OCIUploadError(
+                f"{what} {digest} is {content.filesize} bytes, its "
+                f"descriptor says {descriptor.size}"
             )
-            return None
-        return digest, lfa
+        return lfa
 
-    def _walkIndex(self, index, manifests, problems, seen, depth):
-        """Collect the image manifests an image index leads to."""
-        entries = index.get("manifests") if isinstance(index, dict) else None
-        if not isinstance(entries, list):
-            problems.append("An image index has no list of manifests")
-            return
-        for descriptor in entries:
-            media_type = (
-                descriptor.get("mediaType")
-                if isinstance(descriptor, dict)
-                else None
-            )
-            if (
-                media_type is not None
-                and media_type not in INDEX_MEDIA_TYPES
-                and media_type not in MANIFEST_MEDIA_TYPES
-            ):
-                # Attestations and other artifacts are not image content.
-                continue
-            found = self._checkBlob(descriptor, problems, "Manifest")
-            if found is None:
-                continue
-            digest, lfa = found
-            if digest in seen:
-                continue
-            seen.add(digest)
-            try:
-                document = _read_json(lfa)
-            except ValueError as e:
-                problems.append(f"Manifest {digest}: {e}")
-                continue
-            if not isinstance(document, dict):
-                problems.append(f"Manifest {digest} is not a JSON object")
-                continue
-            if media_type is None:
-                media_type = document.get("mediaType")
-            is_index = media_type in INDEX_MEDIA_TYPES or (
-                media_type is None and "manifests" in document
-            )
-            if is_index:
-                if depth >= MAX_INDEX_DEPTH:
-                    problems.append(f"Image index {digest} nests too deeply")
+    def _loadBlobJSON(self, descriptor):
+        """Read a JSON blob of this build for `walk_oci_upload`."""
+        lfa = self._getVerifiedBlob(descriptor, _document_name(descriptor))
+        return read_json_library_file(lfa, str(descriptor.digest))
+
+    def _checkOCIUpload(self, problems):
+        index = read_json_library_file(self.index)
+        _, images = walk_oci_upload(index, self._loadBlobJSON)
+        seen = set()
+        for image in images:
+            for layer in image.layers:
+                if layer.is_foreign or layer.digest in seen:
+                    # Foreign layers have no blob in the upload.
                     continue
-                self._walkIndex(document, manifests, problems, seen, depth + 1)
-            else:
-                manifests.append((digest, document))
+                seen.add(layer.digest)
+                try:
+                    self._getVerifiedBlob(layer.descriptor, "Layer")
+                except OCIUploadError as e:
+                    problems.append(str(e))
 
-    def _checkOCILayout(self, problems):
-        try:
-            index = self.index_data
-        except ValueError as e:
-            problems.append(str(e))
-            return
-        manifests = []
-        self._walkIndex(index, manifests, problems, set(), 0)
-        if not manifests and not problems:
-            problems.append("index.json leads to no image manifest")
-        for digest, manifest in manifests:
-            self._checkBlob(
-                manifest.get("config"), problems, f"Config of {digest}"
-            )
-            layers = manifest.get("layers")
-            if not isinstance(layers, list):
-                problems.append(f"Manifest {digest} has no list of layers")
-                continue
-            for layer in layers:
-                if isinstance(layer, dict) and (
-                    layer.get("urls")
-                    or str(layer.get("mediaType")) in MediaType.FOREIGN_LAYERS
-                ):
-                    # Foreign layers have no blob in the upload (see
-                    # `OCIUploadLayer.is_foreign`).
-                    continue
-                self._checkBlob(layer, problems, "Layer")
-
-    def _checkLegacy(self, problems):
-        try:
-            manifest = self.manifest_data
-            digests = self.digests_data
-        except ValueError as e:
-            problems.append(str(e))
-            return
+    def _checkLegacyUpload(self, problems):
+        manifest = self.manifest_data
+        digests = self.digests_data
         if manifest is None:
             problems.append("manifest.json is missing")
         if digests is None:
             problems.append("digests.json is missing")
         if problems:
             return
-        if not isinstance(manifest, list) or not manifest:
-            problems.append("manifest.json is not a non-empty list")
-            return
-        if not isinstance(digests, list) or len(digests) != len(manifest):
-            problems.append(
-                "digests.json does not have one entry per manifest.json entry"
-            )
-            return
-        for entry, layer_digests in zip(manifest, digests):
-            if not isinstance(entry, dict) or not isinstance(
-                layer_digests, dict
-            ):
-                problems.append("manifest.json or digests.json is malformed")
-                continue
-            config = entry.get("Config")
-            if not isinstance(config, str) or (
-                self._getFileOrNone(config.rsplit("/", 1)[-1]) is None
-            ):
-                problems.append(f"Config {config} is missing")
-            layer_paths = entry.get("Layers")
-            if not isinstance(layer_paths, list) or len(layer_paths) != len(
-                layer_digests
-            ):
-                problems.append(
-                    f"digests.json does not describe every layer of {config}"
-                )
-            for diff_id, details in layer_digests.items():
-                try:
-                    digest = Digest.from_legacy(details["digest"])
-                except (TypeError, KeyError, ValueError):
-                    problems.append(f"Layer {diff_id} has no valid digest")
-                    continue
-                if self._findFileByDigest(digest) is None:
-                    problems.append(f"Layer {digest} ({diff_id}) is missing")
+        for image in parse_legacy_upload(manifest, digests):
+            if self._getFileOrNone(image.config_name) is None:
+                problems.append(f"Config {image.config_name} is missing")
+            for layer in image.layers:
+                # Pulled layers are recorded under their registry digest,
+                # which is not that of the file: only presence is checked.
+                if self._findFileByDigest(layer.digest) is None:
+                    problems.append(
+                        f"Layer {layer.digest} ({layer.diff_id}) is missing"
+                    )
 
     def getUploadProblems(self):
         """See `IOCIRecipeBuild`."""
-        problems = []
         if self.getFiles().is_empty():
-            problems.append("The build has no files")
-        elif self.index is not None:
-            self._checkOCILayout(problems)
-        else:
-            self._checkLegacy(problems)
+            return ["The build has no files"]
+        problems = []
+        try:
+            if self.index is not None:
+                self._checkOCIUpload(problems)
+            else:
+                self._checkLegacyUpload(problems)
+        except OCIUploadError as e:
+            problems.append(str(e))
         return problems
 
     def verifySuccessfulUpload(self):
@@ -728,7 +687,7 @@ class OCIRecipeBuild(StormBase):
             .find(
                 OCIRecipeBuild,
                 OCIRecipeBuild.recipe_id == self.recipe_id,
-                OCIRecipeBuild.arch_tag == self.arch_tag,
+                OCIRecipeBuild.processor_id == self.processor_id,
                 OCIRecipeBuild.status == BuildStatus.FULLYBUILT,
                 OCIRecipeBuild.date_created > self.date_created,
             )
@@ -736,26 +695,51 @@ class OCIRecipeBuild(StormBase):
         )
 
 
-@implementer(IOCIRecipeBuildSet)
+@implementer(IOCIRecipeBuildSet, ISpecificBuildFarmJobSource)
 class OCIRecipeBuildSet:
     """See `IOCIRecipeBuildSet`."""
 
     def new(
-        self, recipe, distro_arch_series, date_created=None, virtualized=True
+        self,
+        requester,
+        recipe,
+        distro_arch_series,
+        date_created=None,
+        build_request=None,
     ):
         """See `IOCIRecipeBuildSet`."""
-        arch_tag = getattr(
-            distro_arch_series, "architecturetag", distro_arch_series
+        date_created = date_created or utc_now()
+        build_farm_job = getUtility(IBuildFarmJobSource).new(
+            OCIRecipeBuild.job_type,
+            date_created=date_created,
+            archive=distro_arch_series.distroseries.distribution.main_archive,
         )
         build = OCIRecipeBuild(
+            build_farm_job,
+            requester,
             recipe,
-            arch_tag,
-            date_created=date_created,
-            virtualized=virtualized,
+            distro_arch_series,
+            distro_arch_series.processor,
+            True,
+            date_created,
         )
-        IPrimaryStore(OCIRecipeBuild).add(build)
+        store = IPrimaryStore(OCIRecipeBuild)
+        store.add(build)
+        # Give the build its id (and so its build cookie) now.
+        store.flush()
         return build
 
     def getByID(self, build_id):
         """See `IOCIRecipeBuildSet`."""
         return IStore(OCIRecipeBuild).get(OCIRecipeBuild, build_id)
+
+    def getByBuildFarmJob(self, build_farm_job):
+        """See `ISpecificBuildFarmJobSource`."""
+        return (
+            IStore(OCIRecipeBuild)
+            .find(
+                OCIRecipeBuild,
+                OCIRecipeBuild.build_farm_job == build_farm_job,
+            )
+            .one()
+        )

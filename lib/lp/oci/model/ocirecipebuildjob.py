@@ -9,7 +9,8 @@ __all__ = [
     "OCIRegistryUploadJob",
 ]
 
-from storm.locals import JSON, Int, Reference
+from storm.databases.postgres import JSON
+from storm.locals import Int, Reference
 from zope.interface import implementer, provider
 
 from lp.oci.interfaces.ocirecipebuildjob import (

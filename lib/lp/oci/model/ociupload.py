@@ -9,15 +9,31 @@ image layout with flat names, ``oci-layout``, ``index.json`` and
 *legacy upload* (older builders): ``manifest.json``, ``digests.json``,
 each ``<config>.json`` and ``<layer_id>.tar.gz``.
 
-The build farm master (`OCIRecipeBuildBehaviour`) and upload processing
-(`OCIRecipeUpload`) read both with the same code, so that what one
-fetched is exactly what the other records.  Everything here treats its
-input as hostile: JSON is size-limited and parsed into value types, and
-blob files are checked against their digest and size.
+This is the one Launchpad-side reader of an upload: the build farm
+master (`OCIRecipeBuildBehaviour`, fetching from the builder), upload
+processing (`OCIRecipeUpload`, reading the upload directory) and
+`IOCIRecipeBuild.verifySuccessfulUpload` (reading the librarian) all
+walk an OCI upload with `walk_oci_upload` and pair a legacy upload's
+files with `parse_legacy_upload`; each only supplies how a blob is
+read.  So they apply the same rules:
+
+- every descriptor must have a ``mediaType``, a digest and a size
+  (`Descriptor.from_json`); an index entry without a media type is
+  refused, not guessed at;
+- image indexes nest at most `MAX_INDEX_DEPTH` deep below index.json,
+  as the builder allows;
+- index entries that are neither image indexes nor image manifests
+  (attestations, artifacts) are skipped;
+- JSON documents are bounded by `ocitypes.safejson` (size and depth).
+
+Everything here treats its input as hostile: JSON is size-limited and
+parsed into value types, and blobs are checked against their digest and
+size.
 """
 
 __all__ = [
     "LEGACY_LAYER_MEDIA_TYPE",
+    "MAX_INDEX_DEPTH",
     "LegacyImage",
     "LegacyLayer",
     "OCIUploadDocument",
@@ -31,6 +47,7 @@ __all__ = [
     "digest_from_blob_file_name",
     "parse_legacy_upload",
     "read_json_file",
+    "read_json_library_file",
     "verify_blob_file",
     "walk_oci_upload",
 ]
@@ -40,22 +57,25 @@ from dataclasses import dataclass
 
 from lp.buildmaster.model.buildfarmjobbehaviour import is_safe_file_name
 from lp.oci.enums import OCIFileKind
-from lp.oci.model.ocirecipebuild import MAX_INDEX_DEPTH, MAX_JSON_SIZE
+from lp.oci.interfaces.ociupload import OCIUploadError
 from ocitypes.descriptor import Descriptor, MediaType
 from ocitypes.digest import Digest
 from ocitypes.errors import MalformedContent
-from ocitypes.safejson import load_json
+from ocitypes.filenames import (
+    OCI_LAYOUT_VERSION,
+    blob_file_name,
+    digest_from_blob_file_name,
+)
+from ocitypes.safejson import MAX_JSON_SIZE, load_json
 
 # Files are hashed in chunks of this size.
 CHUNK_SIZE = 1024 * 1024
 
 LEGACY_LAYER_MEDIA_TYPE = MediaType.DOCKER_LAYER_GZIP
 
-OCI_LAYOUT_VERSION = "1.0.0"
-
-
-class OCIUploadError(Exception):
-    """The files a build handed over are not a valid upload."""
+# How deep image indexes may nest below index.json (the builder's
+# `lpbuildd.ociimage.resolver` allows as much).
+MAX_INDEX_DEPTH = 8
 
 
 def check_file_name(name):
@@ -67,22 +87,6 @@ def check_file_name(name):
     if not is_safe_file_name(name):
         raise OCIUploadError(f"Unacceptable file name {name!r}")
     return name
-
-
-def blob_file_name(digest):
-    """The flat name of the blob ``digest`` in an OCI upload."""
-    return f"blobs-{digest.algorithm}-{digest.hex}"
-
-
-def digest_from_blob_file_name(name):
-    """The `Digest` a ``blobs-<algorithm>-<hex>`` name stands for, or None."""
-    parts = name.split("-")
-    if len(parts) != 3 or parts[0] != "blobs":
-        return None
-    try:
-        return Digest(parts[1], parts[2])
-    except ValueError:
-        return None
 
 
 def read_json_file(path, what=None):
@@ -97,6 +101,30 @@ def read_json_file(path, what=None):
             data = f.read(MAX_JSON_SIZE + 1)
     except OSError as e:
         raise OCIUploadError(f"Cannot read {what}: {e.strerror}") from None
+    try:
+        return load_json(data, what)
+    except MalformedContent as e:
+        raise OCIUploadError(str(e)) from None
+
+
+def read_json_library_file(lfa, what=None):
+    """Parse a small JSON file from the librarian, bounded in size and depth.
+
+    :raises OCIUploadError: if it is gone, too big, too deep or not JSON.
+    """
+    what = what or lfa.filename
+    if lfa.content is None:
+        raise OCIUploadError(f"{what} has been deleted")
+    if lfa.content.filesize > MAX_JSON_SIZE:
+        raise OCIUploadError(f"{what} is too big to be JSON metadata")
+    try:
+        stream = lfa.open()
+    except OSError as e:
+        raise OCIUploadError(f"Cannot read {what}: {e.strerror}") from None
+    try:
+        data = stream.read(MAX_JSON_SIZE + 1)
+    finally:
+        lfa.close()
     try:
         return load_json(data, what)
     except MalformedContent as e:
@@ -247,6 +275,10 @@ def walk_oci_upload(index, load_json):
         for position, entry in enumerate(entries):
             descriptor = _descriptor(entry, f"{what} entry {position}")
             media_type = descriptor.media_type
+            if not media_type:
+                raise OCIUploadError(
+                    f"{what} entry {position} has no mediaType"
+                )
             if media_type not in MediaType.INDEXES | MediaType.MANIFESTS:
                 # Attestations and other artifacts are not image content.
                 continue

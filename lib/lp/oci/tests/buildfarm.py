@@ -7,7 +7,9 @@ Images and archives are made in code with `lpbuildd.tests.archivebuilder`;
 a builder files them the new way (`file_oci_upload`: a real
 `OCIBuildManager.gatherResults`) or the old way (`file_legacy_upload`:
 manifest.json, digests.json, ``<config>.json`` and ``<layer_id>.tar.gz``
-as launchpad-buildd before Docker 25 did).
+as launchpad-buildd before Docker 25 did).  Each test gets its own real
+builder on the reactor the test runner spins, and its own download
+process pool (see `lp.buildmaster.tests.mock_workers`).
 """
 
 __all__ = [
@@ -19,6 +21,8 @@ __all__ = [
     "librarian_contents",
     "make_oci_upload_dir",
     "make_test_image",
+    "process_build_upload",
+    "upload_files_dir",
     "write_archive",
 ]
 
@@ -29,17 +33,21 @@ import os
 import tempfile
 
 from fixtures import TempDir
+from twisted.internet import defer
 
-from lp.buildmaster.interactor import BuilderWorker, RetryPolicy
+from lp.archiveuploader.uploadprocessor import UploadProcessor
+from lp.buildmaster.enums import BuildStatus, WorkerBuilderStatus
+from lp.buildmaster.interactor import RetryPolicy
+from lp.buildmaster.tests.mock_workers import BuilderWorkerTestMixin
 from lp.oci.model.ocirecipebuildbehaviour import OCIRecipeBuildBehaviour
-from lp.oci.scripts.run import build_on_builder
 from lp.services.librarian.storage import get_librarian_storage
 from lp.testing.layers import (
     LaunchpadZopelessLayer,
     SQLiteLaunchpadZopelessLayer,
 )
+from lpbuildd.oci import OCIBuildManager
 from lpbuildd.ociimage.gather import gather
-from lpbuildd.testing.layers import BuilderLayer
+from lpbuildd.testing.backend import ReplayBackend
 from lpbuildd.tests.archivebuilder import (
     docker25_classic,
     make_image,
@@ -70,9 +78,12 @@ def write_archive(directory, images, name="save.tar"):
 def file_oci_upload(builder, build_cookie, archive, work_dir):
     """Have ``builder`` gather ``archive``; return the `GatherResult`."""
     build_dir = tempfile.mkdtemp(dir=work_dir, prefix="build-")
-    return build_on_builder(
-        builder, build_cookie, archive, build_dir, "example.com/app:latest"
-    )
+    builder.startBuild(build_cookie)
+    result = OCIBuildManager(
+        builder, ReplayBackend(archive), "example.com/app:latest", build_dir
+    ).gatherResults()
+    builder.buildComplete("OK")
+    return result
 
 
 def make_oci_upload_dir(images, work_dir, archive=None):
@@ -93,6 +104,24 @@ def make_oci_upload_dir(images, work_dir, archive=None):
             name = upload_file_name(os.path.relpath(path, layout))
             os.rename(path, os.path.join(upload, name))
     return upload
+
+
+def upload_files_dir(build, upload_path):
+    """Where the files of ``build`` sit in its upload's leaf directory."""
+    return os.path.join(
+        upload_path, str(build.archive.id), build.distribution.name
+    )
+
+
+def process_build_upload(upload_path, dry_run=False):
+    """Process the upload at ``<root>/incoming/<leaf>`` as process-upload.
+
+    :return: The `UploadStatusEnum`, or None.
+    """
+    fsroot = os.path.dirname(upload_path)
+    return UploadProcessor(
+        os.path.dirname(fsroot), dry_run=dry_run
+    ).processBuildUpload(fsroot, os.path.basename(upload_path))
 
 
 def legacy_upload_files(image, pulled=()):
@@ -159,8 +188,8 @@ def librarian_contents():
     return found
 
 
-class OCIBuildFarmLayer(LaunchpadZopelessLayer, BuilderLayer):
-    """PostgreSQL, a librarian and a real builder."""
+class OCIBuildFarmLayer(LaunchpadZopelessLayer):
+    """PostgreSQL and a librarian; tests start their own builder."""
 
     @classmethod
     def setUp(cls):
@@ -179,8 +208,8 @@ class OCIBuildFarmLayer(LaunchpadZopelessLayer, BuilderLayer):
         pass
 
 
-class SQLiteOCIBuildFarmLayer(SQLiteLaunchpadZopelessLayer, BuilderLayer):
-    """SQLite, a librarian and a real builder."""
+class SQLiteOCIBuildFarmLayer(SQLiteLaunchpadZopelessLayer):
+    """SQLite and a librarian; tests start their own builder."""
 
     @classmethod
     def setUp(cls):
@@ -199,34 +228,63 @@ class SQLiteOCIBuildFarmLayer(SQLiteLaunchpadZopelessLayer, BuilderLayer):
         pass
 
 
-class BuildFarmTestMixin:
-    """The layer's real builder, and behaviours whose worker talks to it.
+class BuildFarmTestMixin(BuilderWorkerTestMixin):
+    """A real builder for each test, and behaviours whose worker uses it.
 
-    For tests on `OCIBuildFarmLayer` or `SQLiteOCIBuildFarmLayer`.
+    For tests on `OCIBuildFarmLayer` or `SQLiteOCIBuildFarmLayer`; tests
+    run with `AsynchronousDeferredRunTest`.
     """
 
     def setUpBuildFarm(self):
         self.work_dir = self.useFixture(TempDir()).path
-        self.builder_server = BuilderLayer.server
-        self.builder = BuilderLayer.builder
+        self.builder_server = self.useLoopbackBuilder()
+        self.builder = self.builder_server.builder
         self.upload_root = os.path.join(self.work_dir, "uploads")
 
     def makeBehaviour(self, build, url=None, **kwargs):
-        worker = BuilderWorker(
-            url or self.builder_server.url,
+        """A behaviour for ``build``, queued and building on our builder."""
+        url = url or self.builder_server.url
+        builder = self.factory.makeBuilder(url=url)
+        self.factory.makeBuildQueue(build, builder=builder)
+        worker = self.makeWorker(
+            url,
             retry_policy=RetryPolicy(attempts=3, initial_delay=0),
             timeout=10,
         )
-        self.addCleanup(worker.close)
         behaviour = OCIRecipeBuildBehaviour(
             build, upload_root=self.upload_root, **kwargs
         )
-        behaviour.setBuilder(None, worker)
+        behaviour.setBuilder(builder, worker)
         return behaviour
 
-    def collect(self, behaviour):
-        """Hand the builder's status to the behaviour, as the master does."""
-        return behaviour.handleStatus(behaviour._worker.status())
+    def uploadPath(self, build):
+        """Where the build's files were collected, or None."""
+        incoming = os.path.join(self.upload_root, "incoming")
+        if not os.path.isdir(incoming):
+            return None
+        suffix = "-" + build.build_cookie
+        leaves = [n for n in os.listdir(incoming) if n.endswith(suffix)]
+        if not leaves:
+            return None
+        (leaf,) = leaves
+        return upload_files_dir(build, os.path.join(incoming, leaf))
+
+    @defer.inlineCallbacks
+    def collect(self, behaviour, status=None):
+        """Hand the builder's status to the behaviour, as the manager does.
+
+        :return: A Deferred firing with the directory holding the
+            collected files, or None if the build did not get there.
+        """
+        if status is None:
+            status = yield behaviour._worker.status()
+        build = behaviour.build
+        yield behaviour.handleStatus(build.buildqueue_record, status)
+        if status["builder_status"] == WorkerBuilderStatus.WAITING:
+            yield behaviour._worker.clean()
+        if build.status != BuildStatus.UPLOADING:
+            return None
+        return self.uploadPath(build)
 
     def assertNothingCollected(self):
         for state in ("grabbing", "incoming"):

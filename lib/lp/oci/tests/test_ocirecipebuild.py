@@ -9,12 +9,17 @@ import json
 from datetime import datetime, timedelta, timezone
 
 import transaction
+from fixtures import EnvironmentVariable
 from storm.exceptions import IntegrityError
 from testtools.matchers import MatchesStructure
 from zope.component import getUtility
 
 from lp.app.errors import NotFoundError
-from lp.buildmaster.enums import BuildStatus
+from lp.buildmaster.enums import BuildFarmJobType, BuildStatus
+from lp.buildmaster.interfaces.builder import BuildDaemonError
+from lp.buildmaster.interfaces.buildfarmjob import (
+    InvalidBuildStatusTransition,
+)
 from lp.oci.enums import OCIFileKind
 from lp.oci.interfaces.ocirecipebuild import (
     CannotScheduleRegistryUpload,
@@ -26,6 +31,7 @@ from lp.oci.interfaces.ocirecipebuild import (
 from lp.oci.model.ocirecipebuild import OCIFile, OCIRecipeBuild
 from lp.services.database.interfaces import IStore
 from lp.services.database.migration import backend_name
+from lp.services.librarian.storage import get_librarian_storage
 from lp.testing import TestCaseWithFactory
 from lp.testing.layers import (
     LaunchpadZopelessLayer,
@@ -43,39 +49,153 @@ class TestOCIRecipeBuild(TestCaseWithFactory):
 
     def test_new(self):
         recipe = self.factory.makeOCIRecipe(name="r", owner_name="o")
-        build = getUtility(IOCIRecipeBuildSet).new(recipe, "arm64")
+        requester = self.factory.makePerson()
+        das = self.factory.makeDistroArchSeries(architecturetag="arm64")
+        build = getUtility(IOCIRecipeBuildSet).new(requester, recipe, das)
         transaction.commit()
         self.assertThat(
             build,
             MatchesStructure.byEquality(
+                requester=requester,
                 recipe=recipe,
+                distro_arch_series=das,
+                processor=das.processor,
                 arch_tag="arm64",
+                distribution=das.distroseries.distribution,
+                archive=das.distroseries.distribution.main_archive,
+                virtualized=True,
                 status=BuildStatus.NEEDSBUILD,
                 failure_count=0,
                 date_started=None,
                 date_finished=None,
+                dependencies=None,
+                builder=None,
+            ),
+        )
+        self.assertThat(
+            build.build_farm_job,
+            MatchesStructure.byEquality(
+                job_type=BuildFarmJobType.OCIRECIPEBUILD,
+                status=BuildStatus.NEEDSBUILD,
+                date_created=build.date_created,
+                archive=build.archive,
             ),
         )
         self.assertEqual(
             build, getUtility(IOCIRecipeBuildSet).getByID(build.id)
         )
         self.assertEqual("arm64 build of ~o/r", build.title)
+        self.assertEqual(f"OCIRECIPEBUILD-{build.id}", build.build_cookie)
+        self.assertIsNone(build.buildqueue_record)
+
+    def test_new_build_has_its_cookie_at_once(self):
+        # It used to be "OCIRECIPEBUILD-None" until the store was flushed.
+        build = self.factory.makeOCIRecipeBuild()
+        self.assertEqual(f"OCIRECIPEBUILD-{build.id}", build.build_cookie)
+        self.assertIsInstance(build.id, int)
+        self.assertIsInstance(build.queueBuild().id, int)
 
     def test_updateStatus_keeps_dates(self):
         build = self.factory.makeOCIRecipeBuild()
-        build.updateStatus(BuildStatus.BUILDING)
+        builder = self.factory.makeBuilder()
+        build.updateStatus(BuildStatus.BUILDING, builder=builder)
         self.assertIsNotNone(build.date_started)
         self.assertEqual(build.date_started, build.date_first_dispatched)
         self.assertIsNone(build.date_finished)
-        build.updateStatus(
-            BuildStatus.FAILEDTOUPLOAD, failure_reason="layer missing"
-        )
+        self.assertEqual(builder, build.builder)
+        self.assertEqual(builder, build.build_farm_job.builder)
+        build.updateStatus(BuildStatus.FAILEDTOUPLOAD)
         self.assertIsNotNone(build.date_finished)
-        self.assertEqual("layer missing", build.failure_reason)
+        self.assertEqual(
+            build.date_finished, build.build_farm_job.date_finished
+        )
+        self.assertEqual(
+            BuildStatus.FAILEDTOUPLOAD, build.build_farm_job.status
+        )
         self.assertTrue(build.was_built)
-        build.updateStatus(BuildStatus.NEEDSBUILD)
-        self.assertIsNone(build.date_started)
+
+    def test_updateStatus_dates_given(self):
+        build = self.factory.makeOCIRecipeBuild()
+        started = datetime(2026, 1, 1, tzinfo=timezone.utc)
+        finished = started + timedelta(minutes=5)
+        build.updateStatus(BuildStatus.BUILDING, date_started=started)
+        build.updateStatus(BuildStatus.FULLYBUILT, date_finished=finished)
+        self.assertEqual(
+            (started, finished), (build.date_started, build.date_finished)
+        )
+
+    def test_updateStatus_unstarted_build_has_no_finish_date(self):
+        build = self.factory.makeOCIRecipeBuild()
+        build.updateStatus(BuildStatus.FAILEDTOBUILD)
         self.assertIsNone(build.date_finished)
+
+    def test_updateStatus_refuses_invalid_transitions(self):
+        build = self.factory.makeOCIRecipeBuild(status=BuildStatus.FULLYBUILT)
+        error = self.assertRaises(
+            InvalidBuildStatusTransition,
+            build.updateStatus,
+            BuildStatus.BUILDING,
+        )
+        self.assertEqual(
+            "Can't change build status from FULLYBUILT to BUILDING.",
+            str(error),
+        )
+        self.assertEqual(BuildStatus.FULLYBUILT, build.status)
+        build.updateStatus(BuildStatus.BUILDING, force_invalid_transition=True)
+        self.assertEqual(BuildStatus.BUILDING, build.build_farm_job.status)
+
+    def test_updateStatus_gathering(self):
+        # Collecting the files leads to processing them or to failure.
+        build = self.factory.makeOCIRecipeBuild(status=BuildStatus.BUILDING)
+        build.updateStatus(BuildStatus.GATHERING)
+        self.assertRaises(
+            InvalidBuildStatusTransition,
+            build.updateStatus,
+            BuildStatus.FULLYBUILT,
+        )
+        build.updateStatus(BuildStatus.UPLOADING)
+        build.updateStatus(BuildStatus.FULLYBUILT)
+
+    def test_updateStatus_other_builder(self):
+        build = self.factory.makeOCIRecipeBuild(
+            builder=self.factory.makeBuilder()
+        )
+        self.assertRaises(
+            BuildDaemonError,
+            build.updateStatus,
+            BuildStatus.BUILDING,
+            builder=self.factory.makeBuilder(),
+        )
+
+    def test_updateStatus_dependencies(self):
+        build = self.factory.makeOCIRecipeBuild(status=BuildStatus.BUILDING)
+        build.updateStatus(
+            BuildStatus.MANUALDEPWAIT,
+            worker_status={"dependencies": "docker.io (>= 25)"},
+        )
+        self.assertEqual("docker.io (>= 25)", build.dependencies)
+        build.updateStatus(BuildStatus.NEEDSBUILD)
+        self.assertIsNone(build.dependencies)
+
+    def test_gotFailure(self):
+        build = self.factory.makeOCIRecipeBuild()
+        build.gotFailure()
+        build.gotFailure()
+        self.assertEqual(2, build.failure_count)
+        self.assertEqual(2, build.build_farm_job.failure_count)
+
+    def test_setLog(self):
+        build = self.factory.makeOCIRecipeBuild()
+        lfa = self.factory.makeLibraryFileAlias(filename="buildlog.txt.gz")
+        build.setLog(lfa)
+        self.assertEqual(lfa, build.log)
+        self.assertEqual(lfa, build.getFileByName("buildlog.txt.gz"))
+
+    def test_is_private(self):
+        self.assertFalse(self.factory.makeOCIRecipeBuild().is_private)
+        self.assertTrue(
+            self.factory.makeOCIRecipeBuild(private=True).is_private
+        )
 
     def test_status_persists(self):
         build = self.factory.makeOCIRecipeBuild(status=BuildStatus.UPLOADING)
@@ -119,7 +239,42 @@ class TestOCIRecipeBuild(TestCaseWithFactory):
         (stored,) = IStore(OCIFile).execute(
             "SELECT layer_file_digest FROM OCIFile"
         )
-        self.assertEqual(str(Digest.of_bytes(b"x")), stored[0])
+        self.assertEqual(str(Digest.of_bytes(b"x")), stored[0].rstrip(" "))
+
+    def test_layer_file_digest_is_launchpads_character_80(self):
+        # PostgreSQL pads character(80) values with spaces; they read
+        # back as the digest and match it in queries.
+        oci_file = self.factory.makeOCIFile(content=b"padded")
+        digest = Digest.of_bytes(b"padded")
+        transaction.commit()
+        store = IStore(OCIFile)
+        (stored,) = store.execute("SELECT layer_file_digest FROM OCIFile")
+        if backend_name(store) == "postgres":
+            self.assertEqual(str(digest).ljust(80), stored[0])
+        store.invalidate()
+        self.assertEqual(digest, oci_file.layer_file_digest)
+        self.assertEqual(
+            oci_file, getUtility(IOCIFileSet).getByLayerDigest(digest)
+        )
+        self.assertEqual(
+            oci_file.library_file,
+            getUtility(IOCIFileSet).getReusableLayerFile(digest),
+        )
+
+    def test_addFile_refuses_digests_too_long_for_the_column(self):
+        build = self.factory.makeOCIRecipeBuild()
+        lfa = self.factory.makeLibraryFileAlias()
+        self.assertRaises(
+            ValueError, build.addFile, lfa, Digest("sha512", "a" * 128)
+        )
+
+    def test_one_file_per_digest_and_build(self):
+        oci_file = self.factory.makeOCIFile(content=b"once")
+        oci_file.build.addFile(
+            oci_file.library_file, oci_file.layer_file_digest
+        )
+        self.assertRaises(IntegrityError, IStore(OCIFile).flush)
+        transaction.abort()
 
     def test_addFile_refuses_malformed_digest(self):
         build = self.factory.makeOCIRecipeBuild()
@@ -155,9 +310,35 @@ class TestOCIRecipeBuild(TestCaseWithFactory):
             list(build.getFiles()),
         )
         self.assertEqual(
-            [a.library_file.getURL(), b.library_file.getURL()],
+            [
+                f"https://launchpad.test/~{build.recipe.owner_name}/"
+                f"+oci-recipe/{build.recipe.name}/+build/{build.id}/"
+                f"+files/{name}"
+                for name in ("a.json", "b.json")
+            ],
             build.getFileUrls(),
         )
+
+    def test_getFileUrls_are_the_builds_not_the_librarians(self):
+        # A private build's files are reached through the build, whose
+        # access is checked, never by their bare librarian URL.
+        self.useFixture(EnvironmentVariable("LP_ROOT_URL", None))
+        build = self.factory.makeOCIRecipeBuild(
+            private=True, name="r", owner_name="o"
+        )
+        oci_file = self.factory.makeOCIFile(
+            build=build,
+            library_file=self.factory.makeLibraryFileAlias(
+                filename="a file.json", restricted=True
+            ),
+        )
+        (url,) = build.getFileUrls()
+        self.assertEqual(
+            f"https://launchpad.test/~o/+oci-recipe/r/+build/{build.id}/"
+            "+files/a%20file.json",
+            url,
+        )
+        self.assertNotEqual(oci_file.library_file.getURL(), url)
 
     def test_getFileByName(self):
         build = self.factory.makeOCIRecipeBuild()
@@ -287,7 +468,9 @@ class TestOCIRecipeBuild(TestCaseWithFactory):
         )
         self.assertFalse(old.hasMoreRecentBuild())
         self.factory.makeOCIRecipeBuild(
-            recipe=old.recipe, status=BuildStatus.FULLYBUILT
+            recipe=old.recipe,
+            distro_arch_series=old.distro_arch_series,
+            status=BuildStatus.FULLYBUILT,
         )
         self.assertTrue(old.hasMoreRecentBuild())
 
@@ -337,9 +520,10 @@ class TestVerifySuccessfulUpload(TestCaseWithFactory):
     def test_oci_layout_missing_config(self):
         files = self.factory.makeOCILayoutFiles()
         IStore(OCIFile).remove(files.config)
-        problems = files.index.build.getUploadProblems()
-        self.assertEqual(1, len(problems))
-        self.assertIn("Config of", problems[0])
+        self.assertEqual(
+            [f"Config {files.config.layer_file_digest} is missing"],
+            files.index.build.getUploadProblems(),
+        )
 
     def test_oci_layout_missing_manifest(self):
         files = self.factory.makeOCILayoutFiles()
@@ -420,6 +604,22 @@ class TestVerifySuccessfulUpload(TestCaseWithFactory):
         (problem,) = build.getUploadProblems()
         self.assertIn(str(files.layers[0].layer_file_digest), problem)
 
+    def test_legacy_layers_recorded_without_digest(self):
+        # Launchpad's verifySuccessfulUpload tested "layer_file_digest is
+        # not None" as a Python expression, which always holds; each
+        # layer digests.json lists must really be there.
+        files = self.factory.makeLegacyOCIFiles()
+        build = files.manifest.build
+        for layer in files.layers:
+            layer.layer_file_digest = None
+        self.assertFalse(build.verifySuccessfulUpload())
+        self.assertEqual(2, len(build.getUploadProblems()))
+
+    def test_oci_layout_layer_recorded_without_digest(self):
+        files = self.factory.makeOCILayoutFiles()
+        files.layers[0].layer_file_digest = None
+        self.assertFalse(files.index.build.verifySuccessfulUpload())
+
     def test_legacy_missing_digests(self):
         files = self.factory.makeLegacyOCIFiles()
         IStore(OCIFile).remove(files.digests)
@@ -458,6 +658,83 @@ class TestOCIFile(TestCaseWithFactory):
         file_set = getUtility(IOCIFileSet)
         self.assertIsNone(file_set.getByLayerDigest(Digest.of_bytes(b"x")))
         self.assertIsNone(file_set.getByLayerDigest("not a digest"))
+
+    def test_getReusableLayerFile(self):
+        then = datetime(2020, 1, 1, tzinfo=timezone.utc)
+        oci_file = self.factory.makeOCIFile(content=b"base layer")
+        oci_file.markUsed(then)
+        digest = Digest.of_bytes(b"base layer")
+        file_set = getUtility(IOCIFileSet)
+        for spelling in (digest, str(digest), digest.hex):
+            self.assertEqual(
+                oci_file.library_file, file_set.getReusableLayerFile(spelling)
+            )
+        self.assertEqual(
+            oci_file.library_file, file_set.getReusableLayerFile(digest, 10)
+        )
+        self.assertGreater(oci_file.date_last_used, then)
+
+    def test_getReusableLayerFile_legacy_bare_hex_row(self):
+        oci_file = self.factory.makeOCIFile(content=b"old layer")
+        digest = Digest.of_bytes(b"old layer")
+        store = IStore(OCIFile)
+        store.flush()
+        store.execute(
+            "UPDATE OCIFile SET layer_file_digest = ? WHERE id = ?",
+            (digest.hex, oci_file.id),
+        )
+        store.invalidate()
+        self.assertEqual(
+            oci_file.library_file,
+            getUtility(IOCIFileSet).getReusableLayerFile(str(digest)),
+        )
+
+    def test_getReusableLayerFile_nothing_suitable(self):
+        then = datetime(2020, 1, 1, tzinfo=timezone.utc)
+        file_set = getUtility(IOCIFileSet)
+        digest = Digest.of_bytes(b"layer")
+        self.assertIsNone(file_set.getReusableLayerFile(digest))
+        self.assertIsNone(file_set.getReusableLayerFile("garbage"))
+        self.assertIsNone(
+            file_set.getReusableLayerFile(Digest("sha512", "a" * 128))
+        )
+        restricted = self.factory.makeOCIFile(
+            library_file=self.factory.makeLibraryFileAlias(
+                content=b"layer", restricted=True
+            )
+        )
+        expiring = self.factory.makeOCIFile(
+            library_file=self.factory.makeLibraryFileAlias(
+                content=b"layer", expires=then
+            )
+        )
+        # A legacy pulled layer: recorded under its registry digest,
+        # which is not the digest of the file's content.
+        pulled = self.factory.makeOCIFile(
+            content=b"other", layer_file_digest=digest
+        )
+        for oci_file in (restricted, expiring, pulled):
+            oci_file.markUsed(then)
+        self.assertIsNone(file_set.getReusableLayerFile(digest))
+        self.assertIsNone(
+            file_set.getReusableLayerFile(Digest.of_bytes(b"other"))
+        )
+        for oci_file in (restricted, expiring, pulled):
+            self.assertEqual(then, oci_file.date_last_used)
+        public = self.factory.makeOCIFile(content=b"layer")
+        self.assertIsNone(file_set.getReusableLayerFile(digest, size=6))
+        self.assertEqual(
+            public.library_file, file_set.getReusableLayerFile(digest, 5)
+        )
+
+    def test_getReusableLayerFile_content_gone(self):
+        oci_file = self.factory.makeOCIFile(content=b"removed")
+        get_librarian_storage().remove(oci_file.library_file.content.sha256)
+        self.assertIsNone(
+            getUtility(IOCIFileSet).getReusableLayerFile(
+                oci_file.layer_file_digest
+            )
+        )
 
     def test_markUsed(self):
         oci_file = self.factory.makeOCIFile()
@@ -548,7 +825,7 @@ class TestRegistryUpload(TestCaseWithFactory):
         )
 
     def test_superseded(self):
-        build = self.makeBuild()
+        build = self.factory.makeOCIRecipeBuild(status=BuildStatus.UPLOADING)
         build.updateStatus(BuildStatus.SUPERSEDED)
         self.assertEqual(
             OCIRecipeBuildRegistryUploadStatus.SUPERSEDED,

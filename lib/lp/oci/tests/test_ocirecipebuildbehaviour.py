@@ -10,12 +10,14 @@ import os
 from datetime import datetime, timezone
 
 import transaction
+from twisted.internet import defer
 from zope.component import getAdapter
 
 from lp.buildmaster.enums import BuildStatus
 from lp.buildmaster.interfaces.buildfarmjobbehaviour import (
     IBuildFarmJobBehaviour,
 )
+from lp.oci.model import ocirecipebuildbehaviour
 from lp.oci.model.ocirecipebuildbehaviour import OCIRecipeBuildBehaviour
 from lp.oci.tests.buildfarm import (
     BuildFarmTestMixin,
@@ -67,9 +69,10 @@ class BehaviourTestMixin(BuildFarmTestMixin):
             args,
         )
 
+    @defer.inlineCallbacks
     def test_oci_upload_fetches_everything_once(self):
         behaviour, result = self.gather(make_test_image())
-        upload_path = self.collect(behaviour)
+        upload_path = yield self.collect(behaviour)
         self.assertEqual("oci", behaviour.upload_format)
         self.assertEqual(BuildStatus.UPLOADING, behaviour.build.status)
         self.assertEqual(
@@ -90,10 +93,46 @@ class BehaviourTestMixin(BuildFarmTestMixin):
     def builder_waiting_names(self):
         return list(self._waiting)
 
-    def collect(self, behaviour):
+    def collect(self, behaviour, status=None):
         self._waiting = dict(self.builder.waitingfiles)
-        return super().collect(behaviour)
+        return super().collect(behaviour, status=status)
 
+    @defer.inlineCallbacks
+    def test_layers_are_not_hashed_again(self):
+        # The sha256 and size computed by the download process while
+        # writing each layer are what the layer is checked against.
+        behaviour, result = self.gather(make_test_image())
+        verified = []
+        real_verify = ocirecipebuildbehaviour.verify_blob_file
+        self.patch(
+            ocirecipebuildbehaviour,
+            "verify_blob_file",
+            lambda *args: verified.append(args) or real_verify(*args),
+        )
+        upload_path = yield self.collect(behaviour)
+        self.assertEqual(BuildStatus.UPLOADING, behaviour.build.status)
+        self.assertEqual([], verified)
+        for layer in result.images[0].layers:
+            digest = layer.descriptor.digest
+            download = behaviour.downloads[f"blobs-sha256-{digest.hex}"]
+            self.assertEqual(
+                (digest.hex, layer.descriptor.size),
+                (download.sha256, download.size),
+            )
+            self.assertTrue(
+                os.path.isfile(
+                    os.path.join(upload_path, os.path.basename(download.path))
+                )
+            )
+
+    @defer.inlineCallbacks
+    def test_log_is_stored(self):
+        behaviour, _ = self.gather(make_test_image())
+        yield self.collect(behaviour)
+        self.assertEqual("buildlog.txt.gz", behaviour.build.log.filename)
+        self.assertIsNone(behaviour.build.buildqueue_record)
+
+    @defer.inlineCallbacks
     def test_layers_in_the_librarian_are_not_fetched(self):
         behaviour, result = self.gather(make_test_image())
         # Put the compressed blob gather made in the librarian, as an
@@ -106,7 +145,7 @@ class BehaviourTestMixin(BuildFarmTestMixin):
             earlier = self.factory.makeOCIFile(content=f.read())
         earlier.markUsed(LONG_AGO)
         transaction.commit()
-        upload_path = self.collect(behaviour)
+        upload_path = yield self.collect(behaviour)
         self.assertNotIn(self.blobNames(result)[0], os.listdir(upload_path))
         self.assertEqual(
             ("reused", layer.descriptor.size),
@@ -115,6 +154,7 @@ class BehaviourTestMixin(BuildFarmTestMixin):
         self.assertEqual(layer.descriptor.size, behaviour.bytes_reused)
         self.assertGreater(earlier.date_last_used, LONG_AGO)
 
+    @defer.inlineCallbacks
     def test_same_digest_different_size_is_fetched(self):
         behaviour, result = self.gather(make_test_image())
         name = self.blobNames(result)[0]
@@ -123,41 +163,45 @@ class BehaviourTestMixin(BuildFarmTestMixin):
             content=b"other",
             layer_file_digest=result.images[0].layers[0].descriptor.digest,
         )
-        upload_path = self.collect(behaviour)
+        upload_path = yield self.collect(behaviour)
         self.assertIn(name, os.listdir(upload_path))
         self.assertEqual(0, behaviour.bytes_reused)
 
+    @defer.inlineCallbacks
     def test_bounded_concurrency(self):
         layers = [make_layer(seed=i, size=64 * 1024) for i in range(6)]
         behaviour, _ = self.gather(
             make_image(layers=layers), max_concurrency=2
         )
         self.builder_server.filecache.peak_requests = 0
-        self.collect(behaviour)
+        yield self.collect(behaviour)
         self.assertEqual(BuildStatus.UPLOADING, behaviour.build.status)
         self.assertLessEqual(self.builder_server.filecache.peak_requests, 2)
 
+    @defer.inlineCallbacks
     def test_missing_blob_in_filemap(self):
         behaviour, result = self.gather(make_test_image())
         del self.builder.waitingfiles[self.blobNames(result)[-1]]
-        self.assertIsNone(self.collect(behaviour))
+        self.assertIsNone((yield self.collect(behaviour)))
         self.assertEqual(BuildStatus.FAILEDTOUPLOAD, behaviour.build.status)
         self.assertIn(
             "did not return blobs-sha256-", behaviour.build.failure_reason
         )
         self.assertNothingCollected()
 
+    @defer.inlineCallbacks
     def test_malformed_index(self):
         behaviour, _ = self.gather(make_test_image())
         path = os.path.join(self.work_dir, "index.json")
         with open(path, "w") as f:
             json.dump({"manifests": [{"digest": "sha256:nope"}]}, f)
         self.builder.addWaitingFile(path)
-        self.assertIsNone(self.collect(behaviour))
+        self.assertIsNone((yield self.collect(behaviour)))
         self.assertEqual(BuildStatus.FAILEDTOUPLOAD, behaviour.build.status)
         self.assertIn("index.json entry 0", behaviour.build.failure_reason)
         self.assertNothingCollected()
 
+    @defer.inlineCallbacks
     def test_legacy_upload(self):
         build = self.factory.makeOCIRecipeBuild()
         behaviour = self.makeBehaviour(build)
@@ -167,11 +211,16 @@ class BehaviourTestMixin(BuildFarmTestMixin):
             make_test_image(),
             self.work_dir,
         )
-        upload_path = self.collect(behaviour)
+        upload_path = yield self.collect(behaviour)
         self.assertEqual("legacy", behaviour.upload_format)
         self.assertEqual(sorted(files), sorted(os.listdir(upload_path)))
 
-    def test_legacy_upload_reuses_by_normalised_digest(self):
+    @defer.inlineCallbacks
+    def test_legacy_upload_reuses_by_content_digest(self):
+        # A layer is reused when the librarian holds content with its
+        # digest, however an earlier build spelt it; a pulled layer's
+        # registry digest is not the digest of the file the builder
+        # made, so that layer is fetched.
         image = make_test_image()
         build = self.factory.makeOCIRecipeBuild()
         behaviour = self.makeBehaviour(build)
@@ -185,8 +234,6 @@ class BehaviourTestMixin(BuildFarmTestMixin):
         digests = json.loads(files["digests.json"])[0]
         pulled = digests[image.diff_ids[0]]
         local = digests[image.diff_ids[1]]
-        # Earlier builds recorded the pulled digest bare and the local
-        # one prefixed.
         self.factory.makeOCIFile(
             content=b"pulled", layer_file_digest=pulled["digest"][7:]
         )
@@ -195,27 +242,29 @@ class BehaviourTestMixin(BuildFarmTestMixin):
             layer_file_digest="sha256:" + local["digest"],
         )
         transaction.commit()
-        upload_path = self.collect(behaviour)
+        upload_path = yield self.collect(behaviour)
         names = os.listdir(upload_path)
-        self.assertNotIn(pulled["layer_id"] + ".tar.gz", names)
+        self.assertIn(pulled["layer_id"] + ".tar.gz", names)
         self.assertNotIn(local["layer_id"] + ".tar.gz", names)
         self.assertIn(
             digests[image.diff_ids[2]]["layer_id"] + ".tar.gz", names
         )
 
+    @defer.inlineCallbacks
     def test_malformed_sha1_in_filemap(self):
         # Used to escape from the worker as a ValueError traceback,
         # leaving the build GATHERING.
         behaviour, _ = self.gather(make_test_image())
-        status = behaviour._worker.status()
+        status = yield behaviour._worker.status()
         status["filemap"]["index.json"] = "not-a-sha1"
-        self.assertIsNone(behaviour.handleStatus(status))
+        self.assertIsNone((yield self.collect(behaviour, status)))
         self.assertEqual(BuildStatus.FAILEDTOUPLOAD, behaviour.build.status)
         self.assertIn(
             "bad SHA-1 for 'index.json'", behaviour.build.failure_reason
         )
         self.assertNothingCollected()
 
+    @defer.inlineCallbacks
     def test_legacy_layer_name_too_long(self):
         # A name that fits NAME_MAX but not with the temporary name a
         # download adds used to escape as an OSError traceback.
@@ -237,13 +286,14 @@ class BehaviourTestMixin(BuildFarmTestMixin):
             with open(path, "wb") as f:
                 f.write(data)
             self.builder.addWaitingFile(path)
-        self.assertIsNone(self.collect(behaviour))
+        self.assertIsNone((yield self.collect(behaviour)))
         self.assertEqual(BuildStatus.FAILEDTOUPLOAD, behaviour.build.status)
         self.assertIn(
             "Build returned a file named 'aaa", behaviour.build.failure_reason
         )
         self.assertNothingCollected()
 
+    @defer.inlineCallbacks
     def test_legacy_config_path_is_refused(self):
         build = self.factory.makeOCIRecipeBuild()
         behaviour = self.makeBehaviour(build)
@@ -259,7 +309,7 @@ class BehaviourTestMixin(BuildFarmTestMixin):
         with open(path, "w") as f:
             json.dump(manifest, f)
         self.builder.addWaitingFile(path)
-        self.assertIsNone(self.collect(behaviour))
+        self.assertIsNone((yield self.collect(behaviour)))
         self.assertEqual(BuildStatus.FAILEDTOUPLOAD, behaviour.build.status)
         self.assertIn("is not a file name", behaviour.build.failure_reason)
 

@@ -5,12 +5,37 @@
 
 __all__ = []
 
+import json
 import os
+import shutil
 
+import transaction
 from fixtures import TempDir
 from testtools import TestCase
+from twisted.internet import defer
 
-from lp.oci.model.ociupload import OCIUploadError, read_json_file
+from lp.archiveuploader.utils import UploadError
+from lp.buildmaster.enums import BuildStatus
+from lp.oci.enums import OCIFileKind
+from lp.oci.model.ociupload import (
+    MAX_INDEX_DEPTH,
+    OCIUploadError,
+    read_json_file,
+    walk_oci_upload,
+)
+from lp.oci.tests.buildfarm import (
+    BuildFarmTestMixin,
+    OCIBuildFarmLayer,
+    SQLiteOCIBuildFarmLayer,
+    make_oci_upload_dir,
+    make_test_image,
+    process_build_upload,
+    upload_files_dir,
+)
+from lp.testing import TestCaseWithFactory
+from ocitypes.descriptor import MediaType
+from ocitypes.digest import Digest
+from ocitypes.filenames import blob_file_name, digest_from_blob_file_name
 from ocitypes.safejson import MAX_JSON_DEPTH
 
 
@@ -41,3 +66,283 @@ class TestReadJSONFile(TestCase):
         path = self.write(b" " * (4 * 1024 * 1024 + 1) + b"{}")
         error = self.assertRaises(OCIUploadError, read_json_file, path)
         self.assertIn("index.json", str(error))
+
+
+def _descriptor(media_type, data):
+    return {
+        "mediaType": media_type,
+        "digest": str(Digest.of_bytes(data)),
+        "size": len(data),
+    }
+
+
+class WalkTestMixin:
+    """An image as in-memory blobs, and `walk_oci_upload` over them."""
+
+    def setUp(self):
+        super().setUp()
+        self.blobs = {}
+        layer = b"layer bytes"
+        config = self.addBlob(
+            json.dumps(
+                {
+                    "architecture": "amd64",
+                    "os": "linux",
+                    "rootfs": {
+                        "type": "layers",
+                        "diff_ids": [str(Digest.of_bytes(b"diff"))],
+                    },
+                }
+            ).encode()
+        )
+        self.manifest = self.addBlob(
+            json.dumps(
+                {
+                    "schemaVersion": 2,
+                    "mediaType": MediaType.OCI_MANIFEST,
+                    "config": _descriptor(MediaType.OCI_CONFIG, config),
+                    "layers": [_descriptor(MediaType.OCI_LAYER_GZIP, layer)],
+                }
+            ).encode()
+        )
+
+    def addBlob(self, data):
+        self.blobs[Digest.of_bytes(data)] = data
+        return data
+
+    def load_json(self, descriptor):
+        return json.loads(self.blobs[descriptor.digest])
+
+    def index(self, *descriptors):
+        return {"schemaVersion": 2, "manifests": list(descriptors)}
+
+    def nest(self, depth):
+        """index.json leading to the manifest through ``depth`` indexes."""
+        descriptor = _descriptor(MediaType.OCI_MANIFEST, self.manifest)
+        for _ in range(depth):
+            data = self.addBlob(json.dumps(self.index(descriptor)).encode())
+            descriptor = _descriptor(MediaType.OCI_INDEX, data)
+        return self.index(descriptor)
+
+
+class TestWalkOCIUpload(WalkTestMixin, TestCase):
+    def test_walks(self):
+        documents, images = walk_oci_upload(self.nest(1), self.load_json)
+        self.assertEqual(
+            [OCIFileKind.INDEX, OCIFileKind.MANIFEST, OCIFileKind.CONFIG],
+            [document.kind for document in documents],
+        )
+        (image,) = images
+        self.assertEqual("linux/amd64", image.platform)
+
+    def test_entry_without_media_type_is_refused(self):
+        entry = _descriptor(MediaType.OCI_MANIFEST, self.manifest)
+        del entry["mediaType"]
+        error = self.assertRaises(
+            OCIUploadError,
+            walk_oci_upload,
+            self.index(entry),
+            self.load_json,
+        )
+        self.assertEqual("index.json entry 0 has no mediaType", str(error))
+
+    def test_entry_without_size_is_refused(self):
+        entry = _descriptor(MediaType.OCI_MANIFEST, self.manifest)
+        del entry["size"]
+        error = self.assertRaises(
+            OCIUploadError,
+            walk_oci_upload,
+            self.index(entry),
+            self.load_json,
+        )
+        self.assertEqual(
+            "index.json entry 0 has an invalid size None", str(error)
+        )
+
+    def test_nesting_limit(self):
+        walk_oci_upload(self.nest(MAX_INDEX_DEPTH), self.load_json)
+        error = self.assertRaises(
+            OCIUploadError,
+            walk_oci_upload,
+            self.nest(MAX_INDEX_DEPTH + 1),
+            self.load_json,
+        )
+        self.assertIn("nests too deeply", str(error))
+
+    def test_nesting_limit_is_the_builders(self):
+        from lpbuildd.ociimage.resolver import (
+            MAX_INDEX_DEPTH as BUILDER_MAX_INDEX_DEPTH,
+        )
+
+        self.assertEqual(BUILDER_MAX_INDEX_DEPTH, MAX_INDEX_DEPTH)
+
+    def test_artifacts_are_skipped(self):
+        index = self.nest(0)
+        index["manifests"].append(
+            {
+                "mediaType": "application/vnd.in-toto+json",
+                "digest": str(Digest.of_bytes(b"absent")),
+                "size": 6,
+            }
+        )
+        _, images = walk_oci_upload(index, self.load_json)
+        self.assertEqual(1, len(images))
+
+    def test_errors_are_upload_errors(self):
+        self.assertTrue(issubclass(OCIUploadError, UploadError))
+        error = OCIUploadError("two\nlines")
+        self.assertEqual("two lines", str(error))
+
+
+class ThreePathsMixin(BuildFarmTestMixin):
+    """The reader's rules hold for fetching, processing and verifying.
+
+    Each case is an OCI upload whose index.json is rewritten; the build
+    farm (fetching from a real builder), the upload processor and
+    `verifySuccessfulUpload` (reading the librarian) must all come to
+    the same verdict, with the same message.
+    """
+
+    def setUp(self):
+        super().setUp()
+        self.setUpBuildFarm()
+
+    def makeUpload(self, rewrite):
+        """A gathered OCI upload whose index.json ``rewrite`` changes.
+
+        ``rewrite`` is called with the parsed index.json and a function
+        adding a blob to the upload (returning its descriptor).
+        """
+        work = self.useFixture(TempDir()).path
+        upload = make_oci_upload_dir([make_test_image()], work)
+        index_path = os.path.join(upload, "index.json")
+        with open(index_path) as f:
+            index = json.load(f)
+
+        def add_blob(media_type, value):
+            data = json.dumps(value).encode()
+            digest = Digest.of_bytes(data)
+            with open(os.path.join(upload, blob_file_name(digest)), "wb") as f:
+                f.write(data)
+            return _descriptor(media_type, data)
+
+        index = rewrite(index, add_blob)
+        with open(index_path, "w") as f:
+            json.dump(index, f)
+        return upload
+
+    @defer.inlineCallbacks
+    def fetch(self, upload):
+        """The build farm's verdict: a Deferred (status, reason)."""
+        build = self.factory.makeOCIRecipeBuild()
+        behaviour = self.makeBehaviour(build)
+        self.builder.startBuild(behaviour.build_cookie)
+        for name in sorted(os.listdir(upload)):
+            self.builder.addWaitingFile(os.path.join(upload, name))
+        self.builder.buildComplete("OK")
+        yield self.collect(behaviour)
+        return build.status, build.failure_reason
+
+    def process(self, upload):
+        """The upload processor's verdict: (status, reason)."""
+        build = self.factory.makeOCIRecipeBuild(status=BuildStatus.UPLOADING)
+        transaction.commit()
+        leaf = os.path.join(
+            self.upload_root,
+            "incoming",
+            build.getUploadDirLeaf(build.build_cookie),
+        )
+        target = upload_files_dir(build, leaf)
+        shutil.copytree(upload, target)
+        process_build_upload(leaf)
+        return build.status, build.failure_reason
+
+    def verify(self, upload):
+        """`getUploadProblems` of a build holding the upload's files."""
+        build = self.factory.makeOCIRecipeBuild()
+        for name in sorted(os.listdir(upload)):
+            with open(os.path.join(upload, name), "rb") as f:
+                data = f.read()
+            build.addFile(
+                self.factory.makeLibraryFileAlias(filename=name, content=data),
+                layer_file_digest=digest_from_blob_file_name(name),
+            )
+        return build.getUploadProblems()
+
+    @defer.inlineCallbacks
+    def assertRefusedEverywhere(self, upload, message):
+        fetched = yield self.fetch(upload)
+        self.assertEqual(
+            (
+                BuildStatus.FAILEDTOUPLOAD,
+                f"Cannot collect the build's " f"files: {message}",
+            ),
+            fetched,
+        )
+        status, reason = self.process(upload)
+        self.assertEqual(
+            (BuildStatus.FAILEDTOUPLOAD, message), (status, reason)
+        )
+        self.assertEqual([message], self.verify(upload))
+
+    @defer.inlineCallbacks
+    def assertAcceptedEverywhere(self, upload):
+        fetched = yield self.fetch(upload)
+        self.assertEqual((BuildStatus.UPLOADING, None), fetched)
+        self.assertEqual((BuildStatus.FULLYBUILT, None), self.process(upload))
+        self.assertEqual([], self.verify(upload))
+
+    def test_entry_without_media_type(self):
+        def rewrite(index, add_blob):
+            del index["manifests"][0]["mediaType"]
+            return index
+
+        return self.assertRefusedEverywhere(
+            self.makeUpload(rewrite), "index.json entry 0 has no mediaType"
+        )
+
+    def test_entry_without_size(self):
+        def rewrite(index, add_blob):
+            del index["manifests"][0]["size"]
+            return index
+
+        return self.assertRefusedEverywhere(
+            self.makeUpload(rewrite),
+            "index.json entry 0 has an invalid size None",
+        )
+
+    def nest(self, depth):
+        def rewrite(index, add_blob):
+            for _ in range(depth):
+                index = {
+                    "schemaVersion": 2,
+                    "mediaType": MediaType.OCI_INDEX,
+                    "manifests": [add_blob(MediaType.OCI_INDEX, index)],
+                }
+            return index
+
+        return self.makeUpload(rewrite)
+
+    def test_nesting_at_the_limit(self):
+        # MAX_INDEX_DEPTH image indexes below index.json are acceptable.
+        return self.assertAcceptedEverywhere(self.nest(MAX_INDEX_DEPTH))
+
+    def test_nesting_beyond_the_limit(self):
+        upload = self.nest(MAX_INDEX_DEPTH + 1)
+        with open(os.path.join(upload, "index.json")) as f:
+            digest = Digest.parse(json.load(f)["manifests"][0]["digest"])
+        # The index one level too deep is the one refused.
+        for _ in range(MAX_INDEX_DEPTH):
+            with open(os.path.join(upload, blob_file_name(digest))) as f:
+                digest = Digest.parse(json.load(f)["manifests"][0]["digest"])
+        return self.assertRefusedEverywhere(
+            upload, f"Image index {digest} nests too deeply"
+        )
+
+
+class TestThreePaths(ThreePathsMixin, TestCaseWithFactory):
+    layer = OCIBuildFarmLayer
+
+
+class TestThreePathsSQLite(ThreePathsMixin, TestCaseWithFactory):
+    layer = SQLiteOCIBuildFarmLayer

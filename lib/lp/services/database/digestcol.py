@@ -6,6 +6,10 @@
 The database holds the text form ``sha256:<hex>``.  Values read back are
 `Digest` objects; values assigned may be a `Digest` or text, and text may
 use the legacy bare-hex spelling, which is normalised on the way in.
+
+Launchpad's ``OCIFile.layer_file_digest`` is ``character(80)``:
+PostgreSQL pads its values with spaces, which are dropped on the way
+out, and compares them ignoring the padding.
 """
 
 __all__ = [
@@ -31,6 +35,9 @@ class DigestVariable(Variable):
     __slots__ = ()
 
     def parse_set(self, value, from_db):
+        if from_db and isinstance(value, str):
+            # character(n) columns come back padded with spaces.
+            value = value.rstrip(" ")
         return _to_digest(value)
 
     def parse_get(self, value, to_db):

@@ -9,9 +9,15 @@ that has been applied, so applying the series again is a no-op.  Each
 migration runs in its own transaction with its revision row, so a
 failure leaves the database at the previous revision.
 
-The only dialect difference the files may rely on is translated here:
-``SERIAL PRIMARY KEY`` (PostgreSQL) becomes ``INTEGER PRIMARY KEY
-AUTOINCREMENT`` on SQLite.
+The files are written for PostgreSQL, in the style of Launchpad's
+``database/schema/patch-*.sql``; for SQLite they are translated here:
+
+- ``SERIAL PRIMARY KEY`` becomes ``INTEGER PRIMARY KEY AUTOINCREMENT``;
+- statements that only matter to PostgreSQL are left out: ``SET``,
+  ``COMMENT ON``, ``SELECT setval(...)`` (SQLite's sequences follow
+  explicit ids by themselves), and ``ALTER TABLE ... ALTER COLUMN``
+  (``SET NOT NULL``, ``TYPE``: SQLite columns are dynamically typed, and
+  the models refuse NULL where PostgreSQL would).
 """
 
 __all__ = [
@@ -22,6 +28,7 @@ __all__ = [
     "available_migrations",
     "backend_name",
     "list_tables",
+    "statements_for",
     "upgrade_schema",
 ]
 
@@ -82,6 +89,13 @@ def backend_name(store):
     raise ValueError(f"Unsupported database {database!r}")
 
 
+_POSTGRES_ONLY_RE = re.compile(
+    r"\A(?:SET\s|COMMENT\s+ON\s|SELECT\s+setval\s*\("
+    r"|ALTER\s+TABLE\s+\w+\s+ALTER\s+COLUMN\s)",
+    re.IGNORECASE,
+)
+
+
 def translate(sql, backend):
     """Adapt portable SQL to ``backend``."""
     if backend == "sqlite":
@@ -92,6 +106,14 @@ def translate(sql, backend):
             flags=re.IGNORECASE,
         )
     return sql
+
+
+def statements_for(sql, backend):
+    """The statements of a migration to run on ``backend``."""
+    statements = split_statements(translate(sql, backend))
+    if backend == "sqlite":
+        statements = [s for s in statements if not _POSTGRES_ONLY_RE.match(s)]
+    return statements
 
 
 def split_statements(sql):
@@ -181,9 +203,7 @@ def upgrade_schema(store, schema_dir=SCHEMA_DIR):
             store.rollback()
             continue
         try:
-            for statement in split_statements(
-                translate(migration.read(), backend)
-            ):
+            for statement in statements_for(migration.read(), backend):
                 store.execute(statement, noresult=True)
             store.execute(
                 f"INSERT INTO {REVISION_TABLE} "

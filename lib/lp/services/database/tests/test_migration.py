@@ -18,6 +18,7 @@ from lp.services.database.migration import (
     available_migrations,
     list_tables,
     split_statements,
+    statements_for,
     translate,
     upgrade_schema,
 )
@@ -76,6 +77,25 @@ class TestMigrationFiles(TestCase):
     def test_split_statements_unterminated(self):
         self.assertRaises(ValueError, split_statements, "CREATE TABLE a (")
 
+    def test_postgres_only_statements_left_out_on_sqlite(self):
+        sql = (
+            "SET client_min_messages=ERROR;\n"
+            "CREATE TABLE a (id SERIAL PRIMARY KEY, x TEXT);\n"
+            "ALTER TABLE a ALTER COLUMN x SET NOT NULL;\n"
+            "ALTER TABLE a ADD COLUMN y TEXT;\n"
+            "SELECT setval('a_id_seq', 5);\n"
+            "COMMENT ON TABLE a IS 'A table';\n"
+        )
+        self.assertEqual(6, len(statements_for(sql, "postgres")))
+        self.assertEqual(
+            [
+                "CREATE TABLE a (id INTEGER PRIMARY KEY AUTOINCREMENT, "
+                "x TEXT);",
+                "ALTER TABLE a ADD COLUMN y TEXT;",
+            ],
+            statements_for(sql, "sqlite"),
+        )
+
     def test_translate(self):
         sql = "CREATE TABLE a (id SERIAL PRIMARY KEY);"
         self.assertEqual(sql, translate(sql, "postgres"))
@@ -89,6 +109,7 @@ class TestUpgradeSchema(TestCase):
     """Migrations against a real database (PostgreSQL here)."""
 
     layer = DatabaseLayer
+    backend = "postgres"
 
     def makeFreshStore(self):
         name = "fresh%d" % id(self)
@@ -128,7 +149,21 @@ class TestUpgradeSchema(TestCase):
         self.assertEqual(expected, upgrade_schema(store))
         self.assertEqual(expected, applied_revisions(store))
         tables = {t.lower() for t in list_tables(store)}
-        for table in ("ocifile", "ocirecipebuild", "libraryfilealias", "job"):
+        for table in (
+            "ocifile",
+            "ocirecipebuild",
+            "libraryfilealias",
+            "job",
+            "buildfarmjob",
+            "buildqueue",
+            "builder",
+            "processor",
+            "person",
+            "distribution",
+            "distroseries",
+            "distroarchseries",
+            "archive",
+        ):
             self.assertIn(table, tables)
         # A second run is a no-op.
         self.assertEqual([], upgrade_schema(store))
@@ -151,6 +186,228 @@ class TestUpgradeSchema(TestCase):
         self.assertIn("good", tables)
         self.assertNotIn("half", tables)
 
+    def upgradeTo(self, store, revision):
+        """Apply the shipped migrations up to ``revision``."""
+        directory = self.makeSchemaDir({})
+        for migration in available_migrations():
+            if migration.revision <= revision:
+                shutil.copy(migration.path, directory)
+        upgrade_schema(store, directory)
+
+    def test_upgrade_from_0001_with_data(self):
+        # A database that lp-oci run used before the build farm tables
+        # existed: its builds get requesters, processors, architectures
+        # and build farm jobs.
+        store = self.makeFreshStore()
+        self.upgradeTo(store, 1)
+        when = "2026-01-01 12:00:00"
+        for recipe_id, owner in ((1, "lp-oci"), (2, "alice")):
+            store.execute(
+                "INSERT INTO OCIRecipe (id, date_created, owner_name, name) "
+                "VALUES (?, ?, ?, 'run')",
+                (recipe_id, when, owner),
+            )
+        for build_id, recipe_id, arch_tag, status in (
+            (1, 1, "amd64", 1),
+            (2, 1, "arm64", 7),
+            (3, 2, "amd64", 0),
+        ):
+            store.execute(
+                "INSERT INTO OCIRecipeBuild (id, recipe, arch_tag, status, "
+                "date_created, failure_count, failure_reason) "
+                "VALUES (?, ?, ?, ?, ?, 2, 'why')",
+                (build_id, recipe_id, arch_tag, status, when),
+            )
+        store.commit()
+        self.assertEqual([2], upgrade_schema(store)[:1])
+        rows = store.execute(
+            "SELECT OCIRecipeBuild.id, Person.name, Processor.name, "
+            "DistroArchSeries.architecturetag, DistroSeries.name, "
+            "Distribution.name, BuildFarmJob.status, "
+            "BuildFarmJob.failure_count, BuildFarmJob.job_type, "
+            "Archive.purpose, OCIRecipeBuild.failure_reason "
+            "FROM OCIRecipeBuild "
+            "JOIN Person ON Person.id = OCIRecipeBuild.requester "
+            "JOIN Processor ON Processor.id = OCIRecipeBuild.processor "
+            "JOIN DistroArchSeries "
+            "    ON DistroArchSeries.id = OCIRecipeBuild.distro_arch_series "
+            "JOIN DistroSeries "
+            "    ON DistroSeries.id = DistroArchSeries.distroseries "
+            "JOIN Distribution "
+            "    ON Distribution.id = DistroSeries.distribution "
+            "JOIN BuildFarmJob "
+            "    ON BuildFarmJob.id = OCIRecipeBuild.build_farm_job "
+            "JOIN Archive ON Archive.id = BuildFarmJob.archive "
+            "ORDER BY OCIRecipeBuild.id"
+        ).get_all()
+        self.assertEqual(
+            [
+                (
+                    1,
+                    "lp-oci",
+                    "amd64",
+                    "amd64",
+                    "noble",
+                    "ubuntu",
+                    1,
+                    2,
+                    7,
+                    1,
+                    "why",
+                ),
+                (
+                    2,
+                    "lp-oci",
+                    "arm64",
+                    "arm64",
+                    "noble",
+                    "ubuntu",
+                    7,
+                    2,
+                    7,
+                    1,
+                    "why",
+                ),
+                (
+                    3,
+                    "alice",
+                    "amd64",
+                    "amd64",
+                    "noble",
+                    "ubuntu",
+                    0,
+                    2,
+                    7,
+                    1,
+                    "why",
+                ),
+            ],
+            [tuple(row) for row in rows],
+        )
+        # The architecture tag now comes from the architecture.
+        self.assertRaises(
+            Exception,
+            store.execute,
+            "SELECT arch_tag FROM OCIRecipeBuild",
+        )
+        store.rollback()
+        # New build farm jobs do not collide with the migrated ones.
+        store.execute(
+            "INSERT INTO BuildFarmJob (job_type, status, date_created) "
+            "VALUES (7, 0, ?)",
+            (when,),
+        )
+        (new_id,) = store.execute("SELECT MAX(id) FROM BuildFarmJob").get_one()
+        self.assertEqual(4, new_id)
+
+    def test_upgrade_from_0001_ocifile_and_jobs(self):
+        # Files and jobs recorded at 0001 survive the move to Launchpad's
+        # column types.
+        store = self.makeFreshStore()
+        self.upgradeTo(store, 1)
+        when = "2026-01-01 12:00:00"
+        prefixed = "sha256:" + "a" * 64
+        bare = "b" * 64
+        store.execute(
+            "INSERT INTO OCIRecipe (id, date_created, owner_name, name) "
+            "VALUES (1, ?, 'o', 'r')",
+            (when,),
+        )
+        store.execute(
+            "INSERT INTO OCIRecipeBuild (id, recipe, arch_tag, status, "
+            "date_created) VALUES (1, 1, 'amd64', 1, ?)",
+            (when,),
+        )
+        store.execute(
+            "INSERT INTO LibraryFileContent (id, datecreated, filesize, "
+            "sha256, sha1, md5) VALUES (1, ?, 1, 'x', 'y', 'z')",
+            (when,),
+        )
+        store.execute(
+            "INSERT INTO LibraryFileAlias (id, content, filename, mimetype, "
+            "date_created) VALUES (1, 1, 'f', 'text/plain', ?)",
+            (when,),
+        )
+        for file_id, digest in ((1, prefixed), (2, bare), (3, None)):
+            store.execute(
+                "INSERT INTO OCIFile (id, build, library_file, "
+                "layer_file_digest, date_last_used) VALUES (?, 1, 1, ?, ?)",
+                (file_id, digest, when),
+            )
+        store.execute(
+            "INSERT INTO Job (id, status, date_created) VALUES (1, 0, ?)",
+            (when,),
+        )
+        store.execute(
+            "INSERT INTO OCIRecipeBuildJob (job, build, job_type, json_data) "
+            "VALUES (1, 1, 0, ?)",
+            ('{"errors": [{"code": "DENIED"}]}',),
+        )
+        store.commit()
+        upgrade_schema(store)
+        rows = store.execute(
+            "SELECT layer_file_digest FROM OCIFile ORDER BY id"
+        ).get_all()
+        self.assertEqual(
+            [prefixed, bare, None],
+            [row[0] if row[0] is None else row[0].rstrip(" ") for row in rows],
+        )
+        # Queries match padded values with the plain text.
+        self.assertEqual(
+            (1,),
+            store.execute(
+                "SELECT id FROM OCIFile WHERE layer_file_digest = ?",
+                (prefixed,),
+            ).get_one(),
+        )
+        (json_data,) = store.execute(
+            "SELECT json_data FROM OCIRecipeBuildJob"
+        ).get_one()
+        if self.backend == "postgres":
+            self.assertEqual({"errors": [{"code": "DENIED"}]}, json_data)
+            self.assertEqual(
+                [("layer_file_digest", "character", 80)],
+                store.execute(
+                    "SELECT column_name, data_type, character_maximum_length "
+                    "FROM information_schema.columns "
+                    "WHERE table_name = 'ocifile' "
+                    "AND column_name = 'layer_file_digest'"
+                ).get_all(),
+            )
+            (json_type,) = store.execute(
+                "SELECT data_type FROM information_schema.columns "
+                "WHERE table_name = 'ocirecipebuildjob' "
+                "AND column_name = 'json_data'"
+            ).get_one()
+            self.assertEqual("jsonb", json_type)
+            indexes = {
+                row[0]
+                for row in store.execute(
+                    "SELECT indexname FROM pg_indexes "
+                    "WHERE tablename = 'ocifile'"
+                )
+            }
+        else:
+            self.assertEqual('{"errors": [{"code": "DENIED"}]}', json_data)
+            indexes = {
+                row[0]
+                for row in store.execute(
+                    "SELECT name FROM sqlite_master "
+                    "WHERE type = 'index' AND tbl_name = 'OCIFile'"
+                )
+            }
+        self.assertIn("ocifile__build__layer_file_digest__key", indexes)
+        self.assertIn("ocifile__date_last_used__idx", indexes)
+
+    def test_upgrade_from_0001_empty(self):
+        store = self.makeFreshStore()
+        self.upgradeTo(store, 1)
+        upgrade_schema(store)
+        for table in ("Person", "Processor", "Distribution", "Archive"):
+            self.assertEqual(
+                (0,), store.execute(f"SELECT COUNT(*) FROM {table}").get_one()
+            )
+
     def test_unknown_revision_refused(self):
         store = self.makeFreshStore()
         newer = self.makeSchemaDir(
@@ -163,6 +420,7 @@ class TestUpgradeSchema(TestCase):
 
 class TestUpgradeSchemaSQLite(TestUpgradeSchema):
     layer = SQLiteDatabaseLayer
+    backend = "sqlite"
 
     def makeFreshStore(self):
         directory = tempfile.mkdtemp()

@@ -1,0 +1,193 @@
+# Copyright 2026 Canonical Ltd.  This software is licensed under the
+# GNU Affero General Public License version 3 (see the file LICENSE).
+
+"""Tests for `UploadProcessor`, on every backend."""
+
+__all__ = []
+
+import os
+
+import transaction
+from fixtures import MockPatchObject, TempDir
+
+from lp.archiveuploader.ocirecipeupload import OCIRecipeUpload
+from lp.archiveuploader.uploadprocessor import (
+    UploadProcessor,
+    UploadStatusEnum,
+    parse_build_upload_leaf_name,
+)
+from lp.buildmaster.enums import BuildStatus
+from lp.oci.tests.buildfarm import (
+    librarian_contents,
+    make_oci_upload_dir,
+    make_test_image,
+    upload_files_dir,
+)
+from lp.testing import TestCase, TestCaseWithFactory
+from lp.testing.layers import (
+    LaunchpadZopelessLayer,
+    SQLiteLaunchpadZopelessLayer,
+)
+
+
+class TestParseBuildUploadLeafName(TestCase):
+    def test_parses(self):
+        self.assertEqual(
+            ("OCIRECIPEBUILD", 42),
+            parse_build_upload_leaf_name("20260101-120000-OCIRECIPEBUILD-42"),
+        )
+
+    def test_refuses(self):
+        for name in ("junk", "20260101-120000-OCIRECIPEBUILD-x", "a-b"):
+            self.assertRaises(ValueError, parse_build_upload_leaf_name, name)
+
+
+class UploadProcessorMixin:
+    def setUp(self):
+        super().setUp()
+        self.root = self.useFixture(TempDir()).path
+        self.fsroot = os.path.join(self.root, "incoming")
+
+    def makeUpload(self, private=False, status=BuildStatus.UPLOADING):
+        """An UPLOADING build and its OCI upload; return (build, leaf)."""
+        build = self.factory.makeOCIRecipeBuild(private=private)
+        build.updateStatus(status)
+        transaction.commit()
+        leaf = build.getUploadDirLeaf(build.build_cookie)
+        target = upload_files_dir(build, os.path.join(self.fsroot, leaf))
+        os.makedirs(os.path.dirname(target))
+        work = self.useFixture(TempDir()).path
+        os.rename(make_oci_upload_dir([make_test_image()], work), target)
+        return build, leaf
+
+    def breakUpload(self, build, leaf):
+        directory = upload_files_dir(build, os.path.join(self.fsroot, leaf))
+        with open(os.path.join(directory, "index.json"), "w") as f:
+            f.write("{}")
+
+    def test_accepted(self):
+        build, leaf = self.makeUpload()
+        result = UploadProcessor(self.root).processBuildUpload(
+            self.fsroot, leaf
+        )
+        self.assertEqual(UploadStatusEnum.ACCEPTED, result)
+        transaction.abort()
+        self.assertEqual(BuildStatus.FULLYBUILT, build.status)
+        self.assertTrue(build.verifySuccessfulUpload())
+        self.assertEqual([], os.listdir(self.fsroot))
+        self.assertEqual(
+            [leaf], os.listdir(os.path.join(self.root, "accepted"))
+        )
+
+    def test_rejected(self):
+        build, leaf = self.makeUpload()
+        self.breakUpload(build, leaf)
+        result = UploadProcessor(self.root).processBuildUpload(
+            self.fsroot, leaf
+        )
+        self.assertEqual(UploadStatusEnum.REJECTED, result)
+        transaction.abort()
+        self.assertEqual(BuildStatus.FAILEDTOUPLOAD, build.status)
+        self.assertEqual(
+            "index.json has no list of manifests", build.failure_reason
+        )
+        log = build.upload_log
+        self.assertEqual(f"upload_{build.id}_log.txt", log.filename)
+        self.assertIn(
+            "ERROR index.json has no list of manifests", log.read().decode()
+        )
+        log.close()
+        self.assertFalse(log.restricted)
+        self.assertEqual([leaf], os.listdir(os.path.join(self.root, "failed")))
+
+    def test_private_build_upload_log_is_restricted(self):
+        build, leaf = self.makeUpload(private=True)
+        self.breakUpload(build, leaf)
+        UploadProcessor(self.root).processBuildUpload(self.fsroot, leaf)
+        self.assertTrue(build.upload_log.restricted)
+
+    def test_dry_run_accepted(self):
+        build, leaf = self.makeUpload()
+        result = UploadProcessor(self.root, dry_run=True).processBuildUpload(
+            self.fsroot, leaf
+        )
+        self.assertEqual(UploadStatusEnum.ACCEPTED, result)
+        self.assertEqual(BuildStatus.UPLOADING, build.status)
+        self.assertEqual([], list(build.getFiles()))
+        self.assertEqual([leaf], os.listdir(self.fsroot))
+        self.assertEqual(set(), librarian_contents())
+
+    def test_dry_run_rejected(self):
+        build, leaf = self.makeUpload()
+        os.unlink(
+            os.path.join(
+                upload_files_dir(build, os.path.join(self.fsroot, leaf)),
+                "oci-layout",
+            )
+        )
+        result = UploadProcessor(self.root, dry_run=True).processBuildUpload(
+            self.fsroot, leaf
+        )
+        self.assertEqual(UploadStatusEnum.REJECTED, result)
+        self.assertEqual(BuildStatus.UPLOADING, build.status)
+        self.assertIsNone(build.upload_log)
+        self.assertEqual([leaf], os.listdir(self.fsroot))
+        self.assertEqual(set(), librarian_contents())
+
+    def test_bugs_propagate(self):
+        # Only the upload's own errors reject it; anything else is a bug:
+        # it propagates, nothing is committed and the upload stays.
+        build, leaf = self.makeUpload()
+        real_process = OCIRecipeUpload.process
+
+        def process(upload, build):
+            real_process(upload, build)
+            raise ZeroDivisionError("bug")
+
+        self.useFixture(MockPatchObject(OCIRecipeUpload, "process", process))
+        self.assertRaises(
+            ZeroDivisionError,
+            UploadProcessor(self.root).processBuildUpload,
+            self.fsroot,
+            leaf,
+        )
+        self.assertEqual(BuildStatus.UPLOADING, build.status)
+        self.assertEqual([], list(build.getFiles()))
+        self.assertEqual(set(), librarian_contents())
+        self.assertEqual([leaf], os.listdir(self.fsroot))
+
+    def test_build_not_uploading_is_left_alone(self):
+        build, leaf = self.makeUpload(status=BuildStatus.BUILDING)
+        self.assertIsNone(
+            UploadProcessor(self.root).processBuildUpload(self.fsroot, leaf)
+        )
+        self.assertEqual(BuildStatus.BUILDING, build.status)
+        self.assertEqual([leaf], os.listdir(self.fsroot))
+
+    def test_unknown_build_is_left_alone(self):
+        os.makedirs(os.path.join(self.fsroot, "20260101-000000-SNAPBUILD-1"))
+        os.makedirs(os.path.join(self.fsroot, "junk"))
+        os.makedirs(
+            os.path.join(self.fsroot, "20260101-000000-OCIRECIPEBUILD-99")
+        )
+        processor = UploadProcessor(self.root)
+        for leaf in os.listdir(self.fsroot):
+            self.assertIsNone(processor.processBuildUpload(self.fsroot, leaf))
+        self.assertEqual(3, len(os.listdir(self.fsroot)))
+
+    def test_processUploadQueue(self):
+        first, first_leaf = self.makeUpload()
+        second, second_leaf = self.makeUpload()
+        self.breakUpload(second, second_leaf)
+        UploadProcessor(self.root).processUploadQueue()
+        self.assertEqual(BuildStatus.FULLYBUILT, first.status)
+        self.assertEqual(BuildStatus.FAILEDTOUPLOAD, second.status)
+        self.assertEqual([], os.listdir(self.fsroot))
+
+
+class TestUploadProcessor(UploadProcessorMixin, TestCaseWithFactory):
+    layer = LaunchpadZopelessLayer
+
+
+class TestUploadProcessorSQLite(UploadProcessorMixin, TestCaseWithFactory):
+    layer = SQLiteLaunchpadZopelessLayer

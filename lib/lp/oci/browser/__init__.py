@@ -1,0 +1,6 @@
+# Copyright 2026 Canonical Ltd.  This software is licensed under the
+# GNU Affero General Public License version 3 (see the file LICENSE).
+
+"""Browser code for OCI recipes: for now, only their URLs."""
+
+__all__ = []

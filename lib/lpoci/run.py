@@ -1,0 +1,480 @@
+# Copyright 2026 Canonical Ltd.  This software is licensed under the
+# GNU Affero General Public License version 3 (see the file LICENSE).
+
+"""``lp-oci run``: a whole OCI build cycle on loopback.
+
+Everything runs on one Twisted reactor, in the main thread:
+
+1. Launchpad side: `setup_services` on the state directory (SQLite and a
+   local librarian, kept between runs), an `OCIRecipe` (reused by name),
+   a new `OCIRecipeBuild`, queued and marked as building on a `Builder`
+   named ``lp-oci``.
+2. Builder side: a real builder (`lpbuildd.builder.Builder` and its HTTP
+   site) listening on 127.0.0.1 on the same reactor; its
+   `OCIBuildManager` replays the archive as ``docker save`` output and
+   gathers it into the file cache in a thread, as a builder does.
+3. Build farm side: `BuilderWorker.status()` is polled and handed to
+   `OCIRecipeBuildBehaviour.handleStatus`, which stores the log and
+   collects the files of the upload, fetching only the layers the
+   librarian lacks (downloads run in an ampoule process pool); then the
+   builder is cleaned.
+4. Upload processing: `UploadProcessor.processBuildUpload` runs
+   `OCIRecipeUpload.process` on ``incoming/<leaf>`` in its transaction;
+   the build is FULLYBUILT.
+
+The report (``--json``: one JSON document) lists every image and layer
+and whether each layer was ``fetched`` or ``reused``.
+"""
+
+__all__ = [
+    "RunError",
+    "build_on_builder",
+    "collect_build",
+    "find_upload",
+    "get_builder",
+    "new_build",
+    "run_main",
+    "run_reactor",
+]
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+
+import transaction
+from twisted.internet import defer
+from twisted.internet.task import deferLater
+from twisted.internet.threads import deferToThread
+from twisted.protocols.policies import WrappingFactory
+from twisted.python.failure import Failure
+from zope.component import getUtility
+
+from lp.app.errors import NotFoundError
+from lp.archiveuploader.uploadprocessor import UploadProcessor
+from lp.buildmaster.enums import BuildStatus, WorkerBuilderStatus
+from lp.buildmaster.interactor import (
+    BuilderWorker,
+    BuilderWorkerError,
+    make_download_process_pool,
+)
+from lp.buildmaster.interfaces.builder import BuildDaemonError, IBuilderSet
+from lp.buildmaster.interfaces.processor import (
+    IProcessorSet,
+    ProcessorNotFound,
+)
+from lp.oci.interfaces.ocirecipe import IOCIRecipeSet
+from lp.oci.interfaces.ocirecipebuild import IOCIRecipeBuildSet
+from lp.oci.model.ocirecipebuildbehaviour import OCIRecipeBuildBehaviour
+from lp.registry.interfaces.distribution import IDistributionSet
+from lp.registry.interfaces.distroseries import NoSuchDistroSeries
+from lp.registry.interfaces.person import IPersonSet
+from lp.services.scripts import setup_services
+from lpbuildd.builder import Builder
+from lpbuildd.oci import OCIBuildManager, OCIGatherError
+from lpbuildd.server import makeSite
+from lpoci.replay import ReplayBackend
+from lpoci.sample import SAMPLE_IMAGE_NAME, write_sample_archive
+
+OWNER_NAME = "lp-oci"
+BUILDER_NAME = "lp-oci"
+DISTRIBUTION_NAME = "ubuntu"
+SERIES_NAME = "noble"
+ARCH_TAG = "amd64"
+IMAGE_NAME = "lp-oci/run:latest"
+
+# Seconds between status() calls, and before giving up on a builder.
+POLL_INTERVAL = 0.05
+POLL_TIMEOUT = 3600
+
+# Seconds the build farm waits for each answer from the builder.
+WORKER_TIMEOUT = 60
+
+
+class RunError(Exception):
+    """The run failed; the message is one line for the user."""
+
+
+def build_on_builder(builder, build_cookie, archive, build_dir, name):
+    """The builder side: gather ``archive`` and complete the build.
+
+    Blocking: run it in a thread.  The build must have been started
+    (``builder.startBuild``) or is started here.
+
+    :return: The `GatherResult`, or None if gathering failed (the build
+        is then complete with PACKAGEFAIL and the reason in its log).
+    """
+    if builder.build_id is None:
+        builder.startBuild(build_cookie)
+    try:
+        result = OCIBuildManager(
+            builder, ReplayBackend(archive), name, build_dir
+        ).gatherResults()
+    except OCIGatherError as e:
+        builder.log(f"{e}\n")
+        builder.buildComplete("PACKAGEFAIL")
+        return None
+    except BaseException as e:
+        builder.log(f"Gathering failed: {type(e).__name__}: {e}\n")
+        builder.buildComplete("PACKAGEFAIL")
+        raise
+    builder.buildComplete("OK")
+    return result
+
+
+def find_upload(behaviour):
+    """The leaf ``handleSuccess`` moved to ``incoming``, or None.
+
+    ``<upload_root>/incoming/<leaf>``, the newest leaf for this build;
+    the files sit in ``<leaf>/<archive id>/<distribution name>/``.
+    """
+    incoming = os.path.join(behaviour.upload_root, "incoming")
+    if not os.path.isdir(incoming):
+        return None
+    suffix = "-" + behaviour.build.build_cookie
+    leaves = sorted(n for n in os.listdir(incoming) if n.endswith(suffix))
+    return os.path.join(incoming, leaves[-1]) if leaves else None
+
+
+@defer.inlineCallbacks
+def collect_build(
+    behaviour,
+    bq,
+    progress=None,
+    poll_interval=POLL_INTERVAL,
+    timeout=POLL_TIMEOUT,
+    reactor=None,
+):
+    """The build farm side: poll the builder until the build is handled.
+
+    As the build farm manager does: each status goes to `handleStatus`;
+    once the builder is WAITING and the status handled, it is cleaned.
+
+    :return: A Deferred firing with the upload's leaf directory in
+        ``incoming`` (see `find_upload`), or None if the build failed.
+    """
+    if reactor is None:
+        from twisted.internet import reactor
+    worker = behaviour._worker
+    deadline = reactor.seconds() + timeout
+    last = None
+    while True:
+        status = yield worker.status()
+        builder_status = status.get("builder_status")
+        if progress is not None and builder_status != last:
+            progress(f"build farm: builder is {builder_status.split('.')[-1]}")
+            last = builder_status
+        if builder_status not in (
+            WorkerBuilderStatus.BUILDING,
+            WorkerBuilderStatus.WAITING,
+        ):
+            raise BuildDaemonError(
+                f"Builder is {builder_status} while "
+                f"{behaviour.build.build_cookie} should be running"
+            )
+        yield behaviour.handleStatus(bq, status)
+        if builder_status == WorkerBuilderStatus.WAITING:
+            yield worker.clean()
+            if behaviour.build.status != BuildStatus.UPLOADING:
+                return None
+            return find_upload(behaviour)
+        if reactor.seconds() > deadline:
+            raise BuildDaemonError("Timed out waiting for the builder")
+        yield deferLater(reactor, poll_interval, lambda: None)
+
+
+class LoopbackBuilderServer:
+    """A real builder listening on 127.0.0.1, on the running reactor."""
+
+    def __init__(self, cache_dir, reactor):
+        self.reactor = reactor
+        self.builder = Builder(cache_dir)
+        self._factory = WrappingFactory(makeSite(self.builder))
+        self._port = None
+        self.url = None
+
+    def start(self):
+        self._port = self.reactor.listenTCP(
+            0, self._factory, interface="127.0.0.1"
+        )
+        self.url = "http://127.0.0.1:%d" % self._port.getHost().port
+        return self.url
+
+    def stop(self):
+        if self._port is None:
+            return defer.succeed(None)
+        port, self._port = self._port, None
+        for protocol in list(self._factory.protocols):
+            protocol.transport.abortConnection()
+        return defer.maybeDeferred(port.stopListening)
+
+
+def _quiet_logger():
+    logger = logging.getLogger("lpoci.run")
+    if not logger.handlers:
+        logger.addHandler(logging.NullHandler())
+    logger.propagate = False
+    return logger
+
+
+def _report(gather_result, build, behaviour):
+    images = []
+    for image in behaviour.images:
+        layers = []
+        for layer in image.layers:
+            transfer = behaviour.transfers.get(layer.digest)
+            layers.append(
+                {
+                    "digest": str(layer.digest),
+                    "diff_id": str(layer.diff_id),
+                    "size": layer.descriptor.size,
+                    "media_type": layer.descriptor.media_type,
+                    "transfer": transfer[0] if transfer else "foreign",
+                }
+            )
+        images.append(
+            {
+                "manifest_digest": str(image.manifest.digest),
+                "config_digest": str(image.config.digest),
+                "platform": image.platform,
+                "layers": layers,
+            }
+        )
+    return {
+        "format": gather_result.format,
+        "build_id": build.id,
+        "images": images,
+        "bytes_fetched": behaviour.bytes_fetched,
+        "bytes_reused": behaviour.bytes_reused,
+    }
+
+
+def _write_summary(report, build, stdout):
+    stdout.write(
+        f"build {report['build_id']}: {build.status.name} "
+        f"({report['format']})\n"
+    )
+    for image in report["images"]:
+        stdout.write(
+            f"  {image['platform']} manifest {image['manifest_digest']}\n"
+            f"    config {image['config_digest']}\n"
+        )
+        for layer in image["layers"]:
+            stdout.write(
+                f"    {layer['transfer']:>7} {layer['digest']} "
+                f"{layer['size']} bytes\n"
+            )
+    stdout.write(
+        f"bytes fetched: {report['bytes_fetched']}\n"
+        f"bytes reused: {report['bytes_reused']}\n"
+    )
+
+
+def _get_recipe(name):
+    recipe_set = getUtility(IOCIRecipeSet)
+    recipe = recipe_set.getByName(OWNER_NAME, name)
+    if recipe is None:
+        recipe = recipe_set.new(name, OWNER_NAME, image_name=name)
+    return recipe
+
+
+def _get_processor():
+    try:
+        return getUtility(IProcessorSet).getByName(ARCH_TAG)
+    except ProcessorNotFound:
+        return getUtility(IProcessorSet).new(ARCH_TAG, ARCH_TAG)
+
+
+def _get_distro_arch_series():
+    """ubuntu/noble/amd64, made on first use (as 0002-build-farm.sql does)."""
+    distribution = getUtility(IDistributionSet).getByName(DISTRIBUTION_NAME)
+    if distribution is None:
+        distribution = getUtility(IDistributionSet).new(
+            DISTRIBUTION_NAME, DISTRIBUTION_NAME.capitalize()
+        )
+    try:
+        series = distribution.getSeries(SERIES_NAME)
+    except NoSuchDistroSeries:
+        series = distribution.newSeries(SERIES_NAME)
+    try:
+        return series.getDistroArchSeries(ARCH_TAG)
+    except NotFoundError:
+        return series.newArch(ARCH_TAG, _get_processor())
+
+
+def new_build(recipe):
+    """A new build of ``recipe``, requested by its owner."""
+    requester = getUtility(IPersonSet).getByName(recipe.owner_name)
+    if requester is None:
+        requester = getUtility(IPersonSet).new(recipe.owner_name)
+    return getUtility(IOCIRecipeBuildSet).new(
+        requester, recipe, _get_distro_arch_series()
+    )
+
+
+def get_builder(url):
+    """The builder named `BUILDER_NAME`, now at ``url``."""
+    builder = getUtility(IBuilderSet).getByName(BUILDER_NAME)
+    if builder is None:
+        builder = getUtility(IBuilderSet).new(
+            _get_processor(), url, BUILDER_NAME, virtualized=False
+        )
+    builder.url = url
+    return builder
+
+
+def _new_build(recipe_name):
+    build = new_build(_get_recipe(recipe_name))
+    bq = build.queueBuild()
+    transaction.commit()
+    return build, bq
+
+
+def _process_upload(upload_path, build, logger):
+    """Process the upload at ``incoming/<leaf>`` as process-upload does."""
+    fsroot = os.path.dirname(upload_path)
+    UploadProcessor(os.path.dirname(fsroot), log=logger).processBuildUpload(
+        fsroot, os.path.basename(upload_path)
+    )
+    if build.status != BuildStatus.FULLYBUILT:
+        raise RunError(
+            f"build {build.id} {build.status.name}: {build.failure_reason}"
+        )
+
+
+@defer.inlineCallbacks
+def _run(
+    reactor, archive, recipe_name, image_name, work_dir, logger, progress
+):
+    build, bq = _new_build(recipe_name)
+    progress(f"launchpad: created build {build.id}")
+    cache_dir = os.path.join(work_dir, "cache")
+    build_dir = os.path.join(work_dir, "build")
+    os.makedirs(cache_dir)
+    os.makedirs(build_dir)
+    server = LoopbackBuilderServer(cache_dir, reactor)
+    url = server.start()
+    pool = make_download_process_pool()
+    pool.start()
+    try:
+        builder = get_builder(url)
+        bq.markAsBuilding(builder)
+        transaction.commit()
+        worker = BuilderWorker.makeBuilderWorker(
+            url, None, WORKER_TIMEOUT, reactor=reactor, process_pool=pool
+        )
+        behaviour = OCIRecipeBuildBehaviour(
+            build, upload_root=os.path.join(work_dir, "uploads")
+        )
+        behaviour.setBuilder(builder, worker)
+        progress(f"builder: listening on {url}, gathering {archive}")
+        # The builder starts building at once; gathering runs in a
+        # thread, as on a builder.
+        server.builder.startBuild(build.build_cookie)
+        gathered = deferToThread(
+            build_on_builder,
+            server.builder,
+            build.build_cookie,
+            archive,
+            build_dir,
+            image_name,
+        )
+        try:
+            upload_path = yield collect_build(behaviour, bq, progress)
+        except (BuilderWorkerError, BuildDaemonError) as e:
+            transaction.abort()
+            build.failure_reason = str(e)
+            build.updateStatus(
+                BuildStatus.FAILEDTOBUILD, force_invalid_transition=True
+            )
+            transaction.commit()
+            yield gathered
+            raise RunError(f"build {build.id} FAILEDTOBUILD: {e}") from None
+        gather_result = yield gathered
+    finally:
+        yield pool.stop()
+        yield server.stop()
+    if upload_path is None:
+        raise RunError(
+            f"build {build.id} {build.status.name}: {build.failure_reason}"
+        )
+    progress(
+        f"build farm: fetched {behaviour.bytes_fetched} layer bytes, "
+        f"reused {behaviour.bytes_reused}"
+    )
+    _process_upload(upload_path, build, logger)
+    progress(f"upload: build {build.id} is {build.status.name}")
+    return _report(gather_result, build, behaviour), build
+
+
+def run_reactor(function, *args):
+    """Run ``function(reactor, *args)`` on the reactor in this thread.
+
+    :return: What its Deferred fires with; its failure is raised.
+    """
+    from twisted.internet import reactor
+
+    outcome = []
+
+    def start():
+        d = defer.maybeDeferred(function, reactor, *args)
+        d.addBoth(outcome.append)
+        d.addBoth(lambda _: reactor.stop())
+
+    reactor.callWhenRunning(start)
+    reactor.run()
+    (result,) = outcome
+    if isinstance(result, Failure):
+        result.raiseException()
+    return result
+
+
+def run_main(args, stdout, stderr):
+    """The ``lp-oci run`` command; see the module docstring."""
+    if args.sample == bool(args.archive):
+        stderr.write("lp-oci: error: give either an archive or --sample\n")
+        return 2
+    if args.archive and not os.path.isfile(args.archive):
+        stderr.write(f"lp-oci: error: no such archive: {args.archive}\n")
+        return 1
+    logger = _quiet_logger()
+
+    def progress(line):
+        if not args.json:
+            stdout.write(line + "\n")
+            stdout.flush()
+
+    setup_services(args.state)
+    work_dir = tempfile.mkdtemp(prefix="lp-oci-run-")
+    try:
+        if args.sample:
+            archive = write_sample_archive(
+                os.path.join(work_dir, "sample.tar")
+            )
+            recipe_name, image_name = "sample", SAMPLE_IMAGE_NAME
+        else:
+            archive = os.path.abspath(args.archive)
+            recipe_name, image_name = "run", IMAGE_NAME
+        try:
+            report, build = run_reactor(
+                _run,
+                archive,
+                recipe_name,
+                image_name,
+                work_dir,
+                logger,
+                progress,
+            )
+        except (RunError, BuilderWorkerError, BuildDaemonError) as e:
+            transaction.abort()
+            stderr.write(f"lp-oci: error: {' '.join(str(e).split())}\n")
+            return 1
+    finally:
+        shutil.rmtree(work_dir, ignore_errors=True)
+    if args.json:
+        json.dump(report, stdout, indent=2)
+        stdout.write("\n")
+    else:
+        _write_summary(report, build, stdout)
+    return 0 if build.status == BuildStatus.FULLYBUILT else 1
