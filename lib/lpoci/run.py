@@ -441,9 +441,10 @@ def run_main(args, stdout, stderr):
     logger = _quiet_logger()
 
     def progress(line):
+        # Progress on stderr, the result alone on stdout.
         if not args.json:
-            stdout.write(line + "\n")
-            stdout.flush()
+            stderr.write(line + "\n")
+            stderr.flush()
 
     setup_services(args.state)
     work_dir = tempfile.mkdtemp(prefix="lp-oci-run-")

@@ -474,6 +474,10 @@ class TestRunCommand(TestCase):
         self.assertEqual(0, result.returncode, result.stderr)
         self.assertIn("FULLYBUILT", result.stdout)
         self.assertIn("bytes fetched:", result.stdout)
+        # Progress goes to stderr, the summary alone to stdout.
+        self.assertTrue(result.stdout.startswith("build "), result.stdout)
+        self.assertNotIn("builder: listening", result.stdout)
+        self.assertIn("builder: listening", result.stderr)
 
     def test_bad_archive(self):
         archive = os.path.join(os.path.dirname(self.state), "bad.tar")
