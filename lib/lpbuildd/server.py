@@ -29,7 +29,7 @@ import os
 import sys
 import threading
 
-from twisted.internet.defer import maybeDeferred
+from twisted.internet.defer import maybeDeferred, succeed
 from twisted.internet.threads import blockingCallFromThread
 from twisted.protocols.basic import FileSender
 from twisted.protocols.policies import WrappingFactory
@@ -215,9 +215,16 @@ class BuilderServer:
         reactor = ensureReactorThread()
         return blockingCallFromThread(reactor, self.listen, reactor)
 
-    def _stopListening(self):
-        d = maybeDeferred(self._listening.stopListening)
-        for protocol in list(self._factory.protocols):
+    def stopListening(self):
+        """Stop listening and drop open connections, from the reactor's
+        own thread; return a Deferred.  `stop` does this from any other
+        thread."""
+        if self._listening is None:
+            return succeed(None)
+        listening, factory = self._listening, self._factory
+        self._listening = self._factory = self.url = None
+        d = maybeDeferred(listening.stopListening)
+        for protocol in list(factory.protocols):
             protocol.transport.abortConnection()
         return d
 
@@ -227,12 +234,7 @@ class BuilderServer:
             return
         from twisted.internet import reactor
 
-        try:
-            blockingCallFromThread(reactor, self._stopListening)
-        finally:
-            self._listening = None
-            self._factory = None
-            self.url = None
+        blockingCallFromThread(reactor, self.stopListening)
 
     def __enter__(self):
         self.start()

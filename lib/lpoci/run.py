@@ -47,7 +47,6 @@ import transaction
 from twisted.internet import defer
 from twisted.internet.task import deferLater
 from twisted.internet.threads import deferToThread
-from twisted.protocols.policies import WrappingFactory
 from twisted.python.failure import Failure
 from zope.component import getUtility
 
@@ -71,9 +70,8 @@ from lp.registry.interfaces.distribution import IDistributionSet
 from lp.registry.interfaces.distroseries import NoSuchDistroSeries
 from lp.registry.interfaces.person import IPersonSet
 from lp.services.scripts import setup_services
-from lpbuildd.builder import Builder
 from lpbuildd.oci import OCIBuildManager, OCIGatherError
-from lpbuildd.server import makeSite
+from lpbuildd.server import BuilderServer
 from lpoci.replay import ReplayBackend
 from lpoci.sample import SAMPLE_IMAGE_NAME, write_sample_archive
 
@@ -182,32 +180,6 @@ def collect_build(
         if reactor.seconds() > deadline:
             raise BuildDaemonError("Timed out waiting for the builder")
         yield deferLater(reactor, poll_interval, lambda: None)
-
-
-class LoopbackBuilderServer:
-    """A real builder listening on 127.0.0.1, on the running reactor."""
-
-    def __init__(self, cache_dir, reactor):
-        self.reactor = reactor
-        self.builder = Builder(cache_dir)
-        self._factory = WrappingFactory(makeSite(self.builder))
-        self._port = None
-        self.url = None
-
-    def start(self):
-        self._port = self.reactor.listenTCP(
-            0, self._factory, interface="127.0.0.1"
-        )
-        self.url = "http://127.0.0.1:%d" % self._port.getHost().port
-        return self.url
-
-    def stop(self):
-        if self._port is None:
-            return defer.succeed(None)
-        port, self._port = self._port, None
-        for protocol in list(self._factory.protocols):
-            protocol.transport.abortConnection()
-        return defer.maybeDeferred(port.stopListening)
 
 
 def _quiet_logger():
@@ -353,8 +325,8 @@ def _run(
     build_dir = os.path.join(work_dir, "build")
     os.makedirs(cache_dir)
     os.makedirs(build_dir)
-    server = LoopbackBuilderServer(cache_dir, reactor)
-    url = server.start()
+    server = BuilderServer(cache_dir)
+    url = server.listen(reactor)
     pool = make_download_process_pool()
     pool.start()
     try:
@@ -394,7 +366,7 @@ def _run(
         gather_result = yield gathered
     finally:
         yield pool.stop()
-        yield server.stop()
+        yield server.stopListening()
     if upload_path is None:
         raise RunError(
             f"build {build.id} {build.status.name}: {build.failure_reason}"

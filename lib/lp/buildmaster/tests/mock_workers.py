@@ -36,7 +36,6 @@ from fixtures import TempDir
 from testtools.twistedsupport import AsynchronousDeferredRunTest
 from twisted.internet import defer
 from twisted.internet import reactor as default_reactor
-from twisted.protocols.policies import WrappingFactory
 
 from lp.buildmaster.interactor import (
     BuilderFileNotFound,
@@ -45,12 +44,14 @@ from lp.buildmaster.interactor import (
     RetryPolicy,
     make_download_process_pool,
 )
-from lpbuildd.builder import Builder
-from lpbuildd.server import makeSite
+from lpbuildd.server import BuilderServer
 
 
-class LoopbackBuilder:
+class LoopbackBuilder(BuilderServer):
     """A real builder served on the current reactor at 127.0.0.1.
+
+    launchpad-buildd's `BuilderServer`, listening on the reactor the test
+    runner spins rather than on one in a thread.
 
     :ivar builder: The `lpbuildd.builder.Builder`, to drive the build
         state and file results.
@@ -60,36 +61,17 @@ class LoopbackBuilder:
     """
 
     def __init__(self, cache_dir, reactor=None):
+        super().__init__(cache_dir)
         self.cache_dir = cache_dir
         self.reactor = reactor or default_reactor
-        self.builder = Builder(cache_dir)
-        self.site = makeSite(self.builder)
-        self.url = None
-        self._port = None
-        self._factory = None
-
-    @property
-    def filecache(self):
-        """The `FileCacheResource`, for its request counters."""
-        return self.site.resource.filecache
 
     def start(self):
         """Listen on a free port; return the URL."""
-        self._factory = WrappingFactory(self.site)
-        self._port = self.reactor.listenTCP(
-            0, self._factory, interface="127.0.0.1"
-        )
-        self.url = "http://127.0.0.1:%d" % self._port.getHost().port
-        return self.url
+        return self.listen(self.reactor)
 
     def stop(self):
         """Stop listening and drop connections; return a Deferred."""
-        if self._port is None:
-            return defer.succeed(None)
-        port, self._port = self._port, None
-        for protocol in list(self._factory.protocols):
-            protocol.transport.abortConnection()
-        return defer.maybeDeferred(port.stopListening)
+        return self.stopListening()
 
     def fileResult(self, content, name=None):
         """File ``content`` as a waiting file; return its SHA-1."""
