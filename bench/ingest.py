@@ -218,7 +218,10 @@ def _ingest_child(state_dir, upload_root):
 
     from lp.archiveuploader.uploadprocessor import UploadProcessor
     from lp.buildmaster.enums import BuildStatus
+    from ampoule.commands import Echo
+
     from lp.buildmaster.interactor import (
+        DOWNLOAD_CONNECTIONS,
         BuilderWorker,
         make_download_process_pool,
     )
@@ -248,11 +251,23 @@ def _ingest_child(state_dir, upload_root):
     _emit({"build_cookie": behaviour.build_cookie})
     url = sys.stdin.readline().strip()
 
+    timings = {}
+
     @defer.inlineCallbacks
     def collect(reactor):
-        # Downloads run in these processes, outside this one's RSS.
-        pool = make_download_process_pool()
-        pool.start()
+        # Downloads run in these processes, outside this one's RSS.  The
+        # build farm manager keeps its pool for its whole life, so the
+        # children are started and answering before the clock starts, as
+        # they would be there.
+        pool = make_download_process_pool(min=DOWNLOAD_CONNECTIONS)
+        yield pool.start()
+        yield defer.gatherResults(
+            [
+                pool.doWork(Echo, data=b"ready")
+                for _ in range(DOWNLOAD_CONNECTIONS)
+            ]
+        )
+        timings["started"] = time.monotonic()
         try:
             builder = get_builder(url)
             bq.markAsBuilding(builder)
@@ -263,17 +278,20 @@ def _ingest_child(state_dir, upload_root):
             behaviour.setBuilder(builder, worker)
             upload_path = yield collect_build(behaviour, bq)
         finally:
+            timings["collected"] = time.monotonic()
             yield pool.stop()
         return upload_path
 
     rss_before, hwm_before = _memory()
-    started = time.monotonic()
     upload_path = run_reactor(collect)
-    collected = time.monotonic()
+    started, collected = timings["started"], timings["collected"]
     if upload_path is None:
         raise RuntimeError(
             f"collecting failed: {build.status.name}: {build.failure_reason}"
         )
+    # Stopping the download pool and the reactor is not ingesting: the
+    # build farm manager keeps both running.
+    processing = time.monotonic()
     UploadProcessor(
         os.path.dirname(os.path.dirname(upload_path)), log=logger
     ).processBuildUpload(
@@ -288,9 +306,9 @@ def _ingest_child(state_dir, upload_root):
         {
             "build_id": build.id,
             "status": build.status.name,
-            "ingest_seconds": finished - started,
+            "ingest_seconds": (collected - started) + (finished - processing),
             "fetch_seconds": collected - started,
-            "upload_seconds": finished - collected,
+            "upload_seconds": finished - processing,
             "bytes_fetched": behaviour.bytes_fetched,
             "bytes_reused": behaviour.bytes_reused,
             "transfers": {
