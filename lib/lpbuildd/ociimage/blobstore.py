@@ -156,10 +156,16 @@ class BlobStore:
         path, f = self._tempfile()
         with f:
             compressor = LayerCompressor(f, self.compression, self.threads)
-            for data in _chain(head, chunks):
-                raw_hash.update(data)
-                compressor.write(data)
-            out_digest, out_size = compressor.finish()
+            try:
+                for data in _chain(head, chunks):
+                    raw_hash.update(data)
+                    compressor.write(data)
+                out_digest, out_size = compressor.finish()
+            except BaseException:
+                # A truncated archive or a failed write: no compressor
+                # thread may outlive the error.
+                compressor.abort()
+                raise
         digest = Digest("sha256", raw_hash.hexdigest())
         return LayerBlob(
             member.name,

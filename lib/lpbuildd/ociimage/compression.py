@@ -315,5 +315,21 @@ class LayerCompressor:
         self._writer.write(data)
 
     def finish(self):
-        self._writer.close()
+        try:
+            self._writer.close()
+        except BaseException:
+            self.abort()
+            raise
         return Digest("sha256", self._out.hash.hexdigest()), self._out.size
+
+    def abort(self):
+        """Stop and join every worker thread; the output is garbage.
+
+        Safe to call at any time, more than once, and after `finish`.
+        """
+        # Closing igzip's threaded writer waits for its queues, whose
+        # workers record their own errors, then stops and joins them.
+        try:
+            self._writer.close()
+        except Exception:
+            pass

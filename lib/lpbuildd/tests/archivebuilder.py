@@ -96,7 +96,10 @@ __all__ = [
     "nested_index_archive",
     "oci_archive",
     "podman_docker_archive",
+    "pax_record",
     "pre_1_10_save",
+    "raw_tar",
+    "raw_tar_header",
     "replace_blob",
     "sha256_digest",
     "size_mismatch_archive",
@@ -1483,6 +1486,68 @@ def zstd_bomb(uncompressed_size, as_tar=False):
         parts.extend([frame] * (remaining // _BOMB_CHUNK))
     if remaining % _BOMB_CHUNK or not parts:
         parts.append(compressor.compress(bytes(remaining % _BOMB_CHUNK)))
+    return b"".join(parts)
+
+
+def raw_tar_header(
+    name=b"member",
+    size=0,
+    type=b"0",
+    linkname=b"",
+    size_field=None,
+    magic=b"ustar\x0000",
+    prefix=b"",
+    checksum=None,
+):
+    """One hand-made 512-byte tar header, hostile fields allowed.
+
+    `size_field` (12 bytes) overrides the octal `size`, e.g. for
+    base-256 or garbage; `checksum` (an int) overrides the correct one.
+    Names are bytes, written as they are (truncated to their field).
+    """
+    block = bytearray(512)
+
+    def put(offset, length, value):
+        block[offset : offset + length] = value[:length].ljust(length, b"\0")
+
+    put(0, 100, name)
+    put(100, 8, b"0000644\0")
+    put(108, 8, b"0000000\0")
+    put(116, 8, b"0000000\0")
+    put(124, 12, size_field or b"%011o\0" % size)
+    put(136, 12, b"00000000000\0")
+    block[148:156] = b" " * 8
+    put(156, 1, type)
+    put(157, 100, linkname)
+    put(257, 8, magic)
+    put(345, 155, prefix)
+    if checksum is None:
+        checksum = sum(block)
+    block[148:156] = b"%06o\0 " % checksum
+    return bytes(block)
+
+
+def pax_record(key, value):
+    """One PAX extended header record: ``"<len> <key>=<value>\\n"``."""
+    body = b" %s=%s\n" % (key, value)
+    length = len(body) + 1
+    while len(b"%d" % length) + len(body) != length:
+        length += 1
+    return b"%d%s" % (length, body)
+
+
+def raw_tar(*members, end=True):
+    """A tar stream of (header, data) pairs, data padded to blocks.
+
+    A pair's data may differ in length from its header's size field: the
+    point is to build archives that lie.
+    """
+    parts = []
+    for header, data in members:
+        parts.append(header)
+        parts.append(data + _tar_padding(len(data)))
+    if end:
+        parts.append(bytes(1024))
     return b"".join(parts)
 
 
