@@ -11,6 +11,7 @@ __all__ = [
 ]
 
 import json
+import re
 
 from ocitypes.errors import MalformedContent
 
@@ -21,7 +22,11 @@ MAX_JSON_DEPTH = 64
 
 
 def _depth(value):
-    """The nesting depth of a parsed JSON value, iteratively."""
+    """The nesting depth of a parsed JSON value, iteratively.
+
+    :raises MalformedContent: for a string that is not valid Unicode (a
+        lone surrogate, valid JSON but not encodable).
+    """
     deepest = 0
     stack = [(value, 1)]
     while stack:
@@ -31,12 +36,44 @@ def _depth(value):
         elif isinstance(item, list):
             children = item
         else:
+            if isinstance(item, str):
+                _check_unicode(item)
             continue
         deepest = max(deepest, depth)
         if deepest > MAX_JSON_DEPTH:
             break
         stack.extend((child, depth + 1) for child in children)
     return deepest
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+class _InvalidString(Exception):
+    pass
+
+
+class _DuplicateKey(Exception):
+    pass
+
+
+def _check_unicode(text):
+    if not text.isascii() and _SURROGATE.search(text):
+        raise _InvalidString(text)
+
+
+def _object(pairs):
+    """A JSON object, refusing duplicate and non-Unicode keys."""
+    value = dict(pairs)
+    if len(value) != len(pairs):
+        seen = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _DuplicateKey(key)
+            seen.add(key)
+    for key in value:
+        _check_unicode(key)
+    return value
 
 
 def _refuse_constant(name):
@@ -47,7 +84,9 @@ def load_json(data, what):
     """Parse `data` (bytes) as JSON, naming `what` in any error.
 
     :raises MalformedContent: if the document is too large, too deep, not
-        UTF-8 or not valid JSON.
+        UTF-8 or not valid JSON, has an object with a duplicate key (which
+        readers resolve differently), or a string that is not valid
+        Unicode (a lone surrogate escape).
     """
     if len(data) > MAX_JSON_SIZE:
         raise MalformedContent(
@@ -56,13 +95,25 @@ def load_json(data, what):
         )
     try:
         value = json.loads(
-            data.decode("utf-8"), parse_constant=_refuse_constant
+            data.decode("utf-8"),
+            parse_constant=_refuse_constant,
+            object_pairs_hook=_object,
+        )
+        depth = _depth(value)
+    except _DuplicateKey as e:
+        raise MalformedContent(
+            f"{what} has a duplicate key {str(e.args[0])[:80]!r}"
+        )
+    except _InvalidString as e:
+        raise MalformedContent(
+            f"{what} has a string that is not valid Unicode: "
+            f"{e.args[0][:80]!r}"
         )
     except RecursionError:
         raise MalformedContent(f"{what} is too deeply nested")
     except (UnicodeDecodeError, ValueError) as e:
         raise MalformedContent(f"{what} is not valid JSON: {e}")
-    if _depth(value) > MAX_JSON_DEPTH:
+    if depth > MAX_JSON_DEPTH:
         raise MalformedContent(
             f"{what} is too deeply nested (more than {MAX_JSON_DEPTH} "
             f"levels)"

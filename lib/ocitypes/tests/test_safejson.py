@@ -52,6 +52,23 @@ class TestLoadJSON(TestCase):
             e = self.assertRaises(MalformedContent, load_json, data, "doc")
             self.assertIn("doc is not valid JSON", str(e))
 
+    def test_duplicate_keys(self):
+        for data in (b'{"a":1,"a":1}', b'[{"x":{"b":1,"c":2,"b":3}}]'):
+            e = self.assertRaises(MalformedContent, load_json, data, "doc")
+            self.assertIn("doc has a duplicate key", str(e))
+
+    def test_lone_surrogates(self):
+        for data in (
+            b'"\\ud800"',
+            b'{"\\udfff":1}',
+            b'["ok", {"a": ["x\\udc00y"]}]',
+            b'"\\ude00\\ud83d"',
+        ):
+            e = self.assertRaises(MalformedContent, load_json, data, "doc")
+            self.assertIn("not valid Unicode", str(e))
+            self.assertTrue(str(e).isascii())
+        self.assertEqual("\U0001f600", load_json(b'"\\ud83d\\ude00"', "d"))
+
 
 class TestCanonicalJSON(TestCase):
     def test_compact_sorted(self):
