@@ -18,8 +18,6 @@ __all__ = [
     "Layer",
     "REF_NAME",
     "SourceManifest",
-    "normalise_repository",
-    "split_reference",
 ]
 
 import dataclasses
@@ -131,31 +129,3 @@ class Image:
         if len(merged) == len(self.names):
             return self
         return dataclasses.replace(self, names=merged)
-
-
-def split_reference(reference):
-    """Split an image reference into (repository, tag or None).
-
-    >>> split_reference("localhost:5000/app:1.0")
-    ('localhost:5000/app', '1.0')
-    """
-    name = reference.split("@", 1)[0]
-    slash = name.rfind("/")
-    colon = name.rfind(":")
-    if colon > slash:
-        return name[:colon], name[colon + 1 :]
-    return name, None
-
-
-def normalise_repository(repository):
-    """Spell a repository in full, as Docker does (docker.io/library/x).
-
-    >>> normalise_repository("busybox")
-    'docker.io/library/busybox'
-    """
-    first, _, rest = repository.partition("/")
-    if not rest:
-        return f"docker.io/library/{repository}"
-    if "." in first or ":" in first or first == "localhost":
-        return repository
-    return f"docker.io/{repository}"

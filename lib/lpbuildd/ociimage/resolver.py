@@ -16,6 +16,7 @@ __all__ = [
     "Resolver",
 ]
 
+import dataclasses
 import re
 from dataclasses import dataclass
 
@@ -34,15 +35,17 @@ from lpbuildd.ociimage.image import (
     Image,
     Layer,
     SourceManifest,
-    normalise_repository,
-    split_reference,
 )
+from lpbuildd.ociimage.reference import parse_ref_name, parse_reference
 from lpbuildd.ociimage.tarstream import normalise_name
 from ocitypes.descriptor import Descriptor, MediaType, Platform
 from ocitypes.digest import Digest
 from ocitypes.safejson import load_json
 
 MAX_INDEX_DEPTH = 8
+# Index entries read, plus images handed up from nested indexes: a
+# multi-platform image has a few dozen.
+MAX_DESCRIPTORS = 100000
 ATTESTATION = "attestation-manifest"
 _NAMED_DIGEST = re.compile(
     r"(?:^|/)(?:sha256:)?([0-9a-f]{64})(?:\.json|\.tar|\.tar\.gz)?$"
@@ -72,6 +75,26 @@ class _Config:
     platform: Platform
 
 
+class _ImageSet:
+    """Images merged by key, in first-seen order, names accumulated."""
+
+    def __init__(self):
+        self._images = {}
+
+    def add(self, image, names=()):
+        if names:
+            merged = list(names)
+            merged.extend(n for n in image.names if n not in merged)
+            image = dataclasses.replace(image, names=merged)
+        known = self._images.get(image.key)
+        self._images[image.key] = (
+            image if known is None else known.with_names(image.names)
+        )
+
+    def images(self):
+        return tuple(self._images.values())
+
+
 class Resolver:
     """Turn a filled `BlobStore` into verified `Image` values."""
 
@@ -81,6 +104,13 @@ class Resolver:
         self.sources = sources or {}
         self.dropped = []
         self.format = None
+        # Every document is read once: indexes and manifests by digest,
+        # configs by digest.
+        self._indexes = {}
+        self._walking = set()
+        self._manifests = {}
+        self._configs = {}
+        self._visits = 0
 
     # -- blobs ---------------------------------------------------------
 
@@ -140,6 +170,13 @@ class Resolver:
     # -- configs and layers ---------------------------------------------
 
     def _config(self, blob, what):
+        config = self._configs.get(blob.digest)
+        if config is None:
+            config = self._read_config(blob, what)
+            self._configs[blob.digest] = config
+        return config
+
+    def _read_config(self, blob, what):
         data = _document_bytes(blob)
         doc = load_json(data, what)
         if not isinstance(doc, dict):
@@ -191,27 +228,64 @@ class Resolver:
     # -- index.json -----------------------------------------------------
 
     def _images_from_index(self, blob):
-        return self._walk_index(blob, "index.json", [], 0, frozenset())
+        images, _ = self._walk_index(blob, "index.json", None, 0)
+        return images
 
-    def _walk_index(self, blob, what, names, depth, seen):
+    def _count_visits(self, n):
+        self._visits += n
+        if self._visits > MAX_DESCRIPTORS:
+            raise UnsafeArchive(
+                f"the archive's indexes refer to more than "
+                f"{MAX_DESCRIPTORS} descriptors"
+            )
+
+    def _walk_index(self, blob, what, digest, depth, expected_type=None):
+        """The images below an index, and how deep indexes nest there.
+
+        Each index is walked once (memoised by digest); a shared index
+        reached again costs one look-up, and its images come back merged
+        by key, so no path through the graph multiplies the work.
+        :return: (tuple of `Image`, nesting height below this index).
+        """
         if depth > MAX_INDEX_DEPTH:
             raise UnsafeArchive(
                 f"{what} nests indexes more than {MAX_INDEX_DEPTH} deep"
             )
+        if digest is not None:
+            if digest in self._walking:
+                raise UnsafeArchive(f"index cycle through {digest}")
+            cached = self._indexes.get(digest)
+            if cached is not None:
+                images, height = cached
+                if depth + height > MAX_INDEX_DEPTH:
+                    raise UnsafeArchive(
+                        f"{what} nests indexes more than {MAX_INDEX_DEPTH} "
+                        f"deep"
+                    )
+                return images, height
+            self._walking.add(digest)
         doc = load_json(_document_bytes(blob), what)
         if not isinstance(doc, dict):
             raise CorruptArchive(f"{what} is not a JSON object")
+        own_type = _document_media_type(doc, what)
+        if own_type and expected_type and own_type != expected_type:
+            raise CorruptArchive(
+                f"{what} says its mediaType is {own_type!r}, its descriptor "
+                f"says {expected_type!r}"
+            )
         entries = doc.get("manifests")
         if entries is None:
             # Docker 25.0.0 wrote null for untagged images.
-            return []
+            entries = []
         if not isinstance(entries, list):
             raise CorruptArchive(f"{what} manifests is not a list")
-        images = []
+        self._count_visits(len(entries))
+        images = _ImageSet()
+        height = 0
         for i, entry in enumerate(entries):
             entry_what = f"{what} manifests[{i}]"
             desc = Descriptor.from_json(entry, entry_what)
-            entry_names = names + _names_from_annotations(desc.annotations)
+            entry_names = _names_from_annotations(desc.annotations, entry_what)
             child = self._blob(desc, entry_what)
             if child is None:
                 self.dropped.append(
@@ -223,19 +297,17 @@ class Resolver:
                 child, entry_what
             )
             if media_type in MediaType.INDEXES:
-                if desc.digest in seen:
-                    raise UnsafeArchive(
-                        f"index cycle through {desc.digest} in {what}"
-                    )
-                images.extend(
-                    self._walk_index(
-                        child,
-                        f"index {_short(desc.digest)}",
-                        entry_names,
-                        depth + 1,
-                        seen | {desc.digest},
-                    )
+                child_images, child_height = self._walk_index(
+                    child,
+                    f"index {_short(desc.digest)}",
+                    desc.digest,
+                    depth + 1,
+                    desc.media_type,
                 )
+                self._count_visits(len(child_images))
+                height = max(height, child_height + 1)
+                for image in child_images:
+                    images.add(image, entry_names)
             elif media_type in MediaType.MANIFESTS:
                 reference_type = desc.annotations.get(
                     "vnd.docker.reference.type"
@@ -247,15 +319,26 @@ class Resolver:
                         f"{_short(desc.digest)}: attestation manifest"
                     )
                     continue
-                images.append(
-                    self._image_from_manifest(child, desc, entry_names)
-                )
+                images.add(self._manifest_image(child, desc), entry_names)
             else:
                 self.dropped.append(
                     f"{_short(desc.digest)}: unknown media type "
-                    f"{media_type!r}"
+                    f"{ascii(media_type[:100])}"
                 )
-        return images
+        result = (images.images(), height)
+        if digest is not None:
+            self._walking.discard(digest)
+            self._indexes[digest] = result
+        return result
+
+    def _manifest_image(self, blob, desc):
+        """The image of a manifest, read once per descriptor."""
+        key = (desc.digest, desc.media_type, desc.platform)
+        image = self._manifests.get(key)
+        if image is None:
+            image = self._image_from_manifest(blob, desc, ())
+            self._manifests[key] = image
+        return image
 
     def _image_from_manifest(self, blob, desc, names):
         what = f"manifest {_short(desc.digest)}"
@@ -263,6 +346,12 @@ class Resolver:
         doc = load_json(raw, what)
         if not isinstance(doc, dict) or doc.get("schemaVersion") != 2:
             raise CorruptArchive(f"{what} is not a schema 2 image manifest")
+        own_type = _document_media_type(doc, what)
+        if own_type and desc.media_type and own_type != desc.media_type:
+            raise CorruptArchive(
+                f"{what} says its mediaType is {own_type!r}, its descriptor "
+                f"says {desc.media_type!r}"
+            )
         config_desc = Descriptor.from_json(doc.get("config"), f"{what} config")
         layer_descs = doc.get("layers")
         if not isinstance(layer_descs, list):
@@ -300,7 +389,7 @@ class Resolver:
         # rewritten as OCI manifests over the same blobs: an OCI
         # layout's readers (skopeo's oci: transport among them) skip
         # index entries of other media types.
-        manifest_type = desc.media_type or doc.get("mediaType")
+        manifest_type = desc.media_type or own_type
         keep = (
             manifest_type == MediaType.OCI_MANIFEST
             and in_order
@@ -339,7 +428,7 @@ class Resolver:
         return Image(
             config=config.data,
             config_digest=config_desc.digest,
-            platform=desc.platform or config.platform,
+            platform=_platform(desc.platform, config.platform, what),
             layers=layers,
             names=names,
             source_manifest=source_manifest,
@@ -460,7 +549,9 @@ class Resolver:
                     config_digest=config_blob.digest,
                     platform=config.platform,
                     layers=layers,
-                    names=[_parse_name(t) for t in tags],
+                    names=[
+                        parse_reference(t, f"{what} RepoTags") for t in tags
+                    ],
                 )
             )
         return images
@@ -520,20 +611,12 @@ class Resolver:
         return "docker-archive"
 
 
-def _names_from_annotations(annotations):
+def _names_from_annotations(annotations, what):
     if IMAGE_NAME in annotations:
-        return [_parse_name(annotations[IMAGE_NAME])]
+        return [parse_reference(annotations[IMAGE_NAME], f"{what} name")]
     if REF_NAME in annotations:
-        return [_parse_name(annotations[REF_NAME])]
+        return [parse_ref_name(annotations[REF_NAME], f"{what} ref.name")]
     return []
-
-
-def _parse_name(reference):
-    """(repository or None, tag or None) for a reference or bare tag."""
-    if "/" not in reference and ":" not in reference and "@" not in reference:
-        return (None, reference)
-    repository, tag = split_reference(reference)
-    return normalise_repository(repository), tag
 
 
 def _compression_of(media_type):
@@ -544,11 +627,44 @@ def _compression_of(media_type):
     return None
 
 
+def _document_media_type(doc, what):
+    """A document's own `mediaType`, checked; None if it has none."""
+    media_type = doc.get("mediaType")
+    if media_type is None or media_type == "":
+        return None
+    if not isinstance(media_type, str) or len(media_type) > 255:
+        raise CorruptArchive(f"{what} has an invalid mediaType")
+    return media_type
+
+
+def _platform(listed, config, what):
+    """The platform of an image: the config's, which an index entry's
+    must agree with (os, architecture, and variant where both say)."""
+    if listed is None:
+        return config
+    mismatch = (
+        (config.os and listed.os != config.os)
+        or (config.architecture and listed.architecture != config.architecture)
+        or (
+            config.variant
+            and listed.variant
+            and listed.variant != config.variant
+        )
+    )
+    if mismatch:
+        raise CorruptArchive(
+            f"{what} is listed for platform {listed} but its config says "
+            f"{config}"
+        )
+    return listed
+
+
 def _sniff_media_type(blob, what):
     doc = load_json(_document_bytes(blob), what)
     if isinstance(doc, dict):
-        if doc.get("mediaType"):
-            return doc["mediaType"]
+        media_type = _document_media_type(doc, what)
+        if media_type:
+            return media_type
         if "manifests" in doc:
             return MediaType.OCI_INDEX
         if "layers" in doc:
