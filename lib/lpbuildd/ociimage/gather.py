@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass
 
 from lpbuildd.ociimage.blobstore import BlobStore
-from lpbuildd.ociimage.compression import CHUNK, open_outer
+from lpbuildd.ociimage.compression import CHUNK, finish_outer, open_outer
 from lpbuildd.ociimage.errors import CorruptArchive
 from lpbuildd.ociimage.layout import LayoutWriter
 from lpbuildd.ociimage.resolver import Resolver
@@ -152,6 +152,7 @@ def gather(
                     progress(counted.count)
             elif member.kind in ("symlink", "hardlink"):
                 store.add_link(member.name, member.target)
+        finish_outer(stream)
         resolver = Resolver(store, sources)
         images = resolver.resolve()
         entries = []

@@ -106,7 +106,9 @@ __all__ = [
     "symlink_cycle_archive",
     "tamper_json",
     "traversal_manifest_archive",
+    "xz_with_dictionary",
     "zstd_bomb",
+    "zstd_skippable_frame",
 ]
 
 import copy
@@ -1549,6 +1551,40 @@ def raw_tar(*members, end=True):
     if end:
         parts.append(bytes(1024))
     return b"".join(parts)
+
+
+def xz_with_dictionary(data, dict_code=37):
+    """xz data whose block header claims another LZMA2 dictionary size.
+
+    The dictionary size byte is 0..40: (2 | code & 1) << (code // 2 +
+    11), 40 meaning 4 GiB - 1; 37 is 1.5 GiB.  Only the header's claim
+    changes (its CRC is recomputed): a decoder must refuse it from the
+    header, before allocating anything.
+    """
+    out = bytearray(
+        lzma.compress(
+            data,
+            format=lzma.FORMAT_XZ,
+            filters=[{"id": lzma.FILTER_LZMA2, "dict_size": 1 << 20}],
+        )
+    )
+    # Stream header (12 bytes), then the block header: size, flags (no
+    # optional sizes), LZMA2 filter id 0x21, 1 property byte.
+    header_size = (out[12] + 1) * 4
+    assert out[13:16] == b"\x00\x21\x01", bytes(out[12:20])
+    out[16] = dict_code
+    end = 12 + header_size - 4
+    out[end : end + 4] = struct.pack("<I", zlib.crc32(out[12:end]))
+    return bytes(out)
+
+
+def zstd_skippable_frame(payload=b"skip me", magic_nibble=0):
+    """A zstd skippable frame (ignored by decoders; Docker accepts it)."""
+    return (
+        struct.pack("<I", 0x184D2A50 | magic_nibble)
+        + struct.pack("<I", len(payload))
+        + payload
+    )
 
 
 def tamper_json(builder, name, mutate):

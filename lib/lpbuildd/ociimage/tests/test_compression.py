@@ -14,6 +14,7 @@ import os
 import re
 import subprocess
 import sys
+import zlib
 
 import zstandard
 from fixtures import TempDir
@@ -32,15 +33,18 @@ from lpbuildd.ociimage.errors import (
     UnsafeArchive,
     UnsupportedArchive,
 )
-from lpbuildd.ociimage.tests.helpers import GatherTestCase
+from lpbuildd.ociimage.tests.helpers import CHILD_ENV, GatherTestCase
 from lpbuildd.tests.archivebuilder import (
+    Image,
     estargz_compress,
     gzip_bomb,
     make_image,
     make_layer,
     oci_archive,
     replace_blob,
+    xz_with_dictionary,
     zstd_bomb,
+    zstd_skippable_frame,
 )
 
 # Bombs expand to this much if nothing stops them.
@@ -80,6 +84,7 @@ def gather_in_child(archive_path, outdir):
     """
     proc = subprocess.run(
         [sys.executable, "-c", _CHILD, archive_path, outdir],
+        env=CHILD_ENV,
         capture_output=True,
         text=True,
     )
@@ -161,13 +166,44 @@ class TestDiffIDHasher(TestCase):
         e = self.assertRaises(CorruptArchive, self.feed, "gzip", bytes(data))
         self.assertIn("layer 'x' is not valid gzip", str(e))
 
-    def test_truncated_zstd_changes_the_diff_id(self):
-        # zstd cannot tell a cut frame from one still arriving: the
-        # diff_id differs, which the resolver reports as a mismatch.
-        layer = make_layer(size=100000)
-        data = zstandard.ZstdCompressor().compress(layer)
-        self.assertNotEqual(
-            sha256(layer), self.feed("zstd", data[: len(data) // 2])
+    def test_truncated_zstd_refused(self):
+        # libzstd cannot tell a cut frame from one still arriving; the
+        # frame walk can, wherever the cut is.
+        layer = make_layer(size=300000)
+        for compressor in (
+            zstandard.ZstdCompressor(),
+            zstandard.ZstdCompressor(write_checksum=True, level=1),
+            zstandard.ZstdCompressor(write_content_size=False, threads=2),
+        ):
+            data = compressor.compress(layer)
+            self.assertEqual(sha256(layer), self.feed("zstd", data))
+            for cut in range(1, len(data), max(1, len(data) // 97)):
+                e = self.assertRaises(
+                    CorruptArchive, self.feed, "zstd", data[:cut]
+                )
+                self.assertIn("zstd", str(e))
+
+    def test_zstd_checksum_checked(self):
+        data = bytearray(
+            zstandard.ZstdCompressor(write_checksum=True).compress(b"x" * 999)
+        )
+        data[-1] ^= 1
+        e = self.assertRaises(CorruptArchive, self.feed, "zstd", bytes(data))
+        self.assertIn("checksum", str(e))
+
+    def test_zstd_skippable_frames(self):
+        layer = make_layer(size=10000)
+        frame = zstandard.ZstdCompressor().compress(layer)
+        for data in (
+            zstd_skippable_frame() + frame,
+            zstd_skippable_frame(b"", 15) + frame + zstd_skippable_frame(),
+            frame[:0] + zstd_skippable_frame(b"x" * 70000) + frame,
+        ):
+            self.assertEqual("zstd", sniff(data[:1024]))
+            self.assertEqual(sha256(layer), self.feed("zstd", data))
+        # Only skippable frames: no content at all is not a layer.
+        self.assertRaises(
+            CorruptArchive, self.feed, "zstd", zstd_skippable_frame()
         )
 
     def test_bounded(self):
@@ -253,11 +289,106 @@ class TestOpenOuter(TestCase):
         raw = io.BytesIO(data)
         self.assertEqual((None, raw), open_outer(raw, data[:512]))
 
+    def test_xz_memory_limited(self):
+        data = make_layer(size=50000)
+        for code in (37, 40, 30):
+            stream = xz_with_dictionary(data, code)
+            kind, reader = open_outer(io.BytesIO(stream), stream[:1024])
+            e = self.assertRaises(UnsafeArchive, reader.read)
+            self.assertIn("MiB of memory", str(e))
+        # Within the limit (32 MiB, as xz -8): read as usual.
+        stream = xz_with_dictionary(data, 26)
+        kind, reader = open_outer(io.BytesIO(stream), stream[:1024])
+        self.assertEqual(data, reader.read())
+
+    def test_xz_concatenated_streams(self):
+        data = make_layer(size=50000)
+        stream = (
+            lzma.compress(data[:100]) + bytes(8) + lzma.compress(data[100:])
+        )
+        kind, reader = open_outer(io.BytesIO(stream), stream[:1024])
+        self.assertEqual(data, reader.read())
+
+    def test_zstd_skippable_frame_first(self):
+        data = make_layer(size=50000)
+        stream = zstd_skippable_frame() + zstandard.ZstdCompressor().compress(
+            data
+        )
+        kind, reader = open_outer(io.BytesIO(stream), stream[:1024])
+        self.assertEqual(("zstd", data), (kind, reader.read()))
+
     def test_bzip2(self):
         e = self.assertRaises(
             UnsupportedArchive, open_outer, io.BytesIO(), b"BZh9"
         )
         self.assertIn("bzip2", str(e))
+
+
+class TestLayerStreamEnds(GatherTestCase):
+    """A compressed layer must end properly, even when every digest in
+    the archive agrees with what a cut stream decompresses to."""
+
+    def cut_layer_archive(self, compression, blob, cut):
+        short = blob[:cut]
+        if compression == "zstd":
+            reader = zstandard.ZstdDecompressor().stream_reader(
+                io.BytesIO(short), read_across_frames=True
+            )
+            prefix = reader.read()
+        else:
+            prefix = zlib.decompressobj(31).decompress(short)
+        image = Image(
+            [prefix],
+            layer_compression=compression,
+            compressed_layers=[short],
+        )
+        return oci_archive(image, layer_compression=compression).to_bytes()
+
+    def test_truncated_layers_refused(self):
+        layer = make_layer(size=200000, seed=5)
+        for compression, blob in (
+            ("zstd", zstandard.ZstdCompressor().compress(layer)),
+            ("gzip", gzip.compress(layer, mtime=0)),
+        ):
+            for cut in (len(blob) // 2, len(blob) - 3):
+                self.assertRefused(
+                    self.cut_layer_archive(compression, blob, cut),
+                    CorruptArchive,
+                    f"truncated {compression} stream",
+                )
+
+    def test_skippable_frame_layer_accepted(self):
+        layer = make_layer(size=20000)
+        blob = zstd_skippable_frame() + zstandard.ZstdCompressor().compress(
+            layer
+        )
+        image = Image(
+            [layer], layer_compression="zstd", compressed_layers=[blob]
+        )
+        result, outdir = self.gather(
+            oci_archive(image, layer_compression="zstd").to_bytes()
+        )
+        self.assertValidLayout(outdir)
+
+    def test_outer_trailer_checked(self):
+        archive = oci_archive(make_image()).to_bytes()
+        for outer, stream in (
+            (
+                "zstd",
+                zstandard.ZstdCompressor(write_checksum=True).compress(
+                    archive
+                ),
+            ),
+            ("gzip", gzip.compress(archive, mtime=0)),
+            ("xz", lzma.compress(archive)),
+        ):
+            for cut in (1, 3):
+                self.assertRefused(
+                    stream[:-cut], CorruptArchive, f"outer {outer} stream"
+                )
+            result, outdir = self.gather(stream)
+            self.assertValidLayout(outdir)
+            os.rename(outdir, os.path.join(self.tmp, os.urandom(8).hex()))
 
 
 class TestLongZeroRuns(TestCase):
@@ -322,7 +453,12 @@ class TestBombs(GatherTestCase):
         bombs = {
             "layer.tar": self.layer_bomb_archive(zstd_bomb(BOMB_SIZE), "zstd"),
             "outer.tar.gz": gzip_bomb(BOMB_SIZE, as_tar=True),
+            # A 4 GiB dictionary (refused from the block header).
+            "outer.tar.xz": xz_with_dictionary(
+                gzip.decompress(gzip_bomb(8 << 20, as_tar=True)), 40
+            ),
         }
+        fragments = {"outer.tar.xz": "MiB of memory to decode"}
         for name, data in bombs.items():
             path = os.path.join(tmp, name)
             with open(path, "wb") as f:
@@ -331,6 +467,6 @@ class TestBombs(GatherTestCase):
             status, stderr, peak = gather_in_child(path, outdir)
             self.assertEqual(1, status, stderr)
             self.assertEqual(1, len(stderr.splitlines()), stderr)
-            self.assertIn("decompression bomb", stderr)
+            self.assertIn(fragments.get(name, "decompression bomb"), stderr)
             self.assertLess(peak, BOMB_MEMORY, name)
             self.assertFalse(os.path.exists(outdir))
