@@ -106,12 +106,21 @@ def sniff(head):
 class ExpansionGuard:
     """Refuse a decompressed stream that grows beyond the bomb bounds."""
 
-    def __init__(self, what, ratio=BOMB_RATIO, floor=BOMB_FLOOR):
+    def __init__(self, what, ratio=BOMB_RATIO, floor=BOMB_FLOOR, parent=None):
         self.what = what
         self.ratio = ratio
         self.floor = floor
         self.compressed = 0
         self.expanded = 0
+        # A guard over several streams together, also charged here.
+        self.parent = parent
+
+    def expand(self, n):
+        """Count `n` more decompressed bytes; raise past the bounds."""
+        self.expanded += n
+        self.check()
+        if self.parent is not None:
+            self.parent.expand(n)
 
     def check(self):
         if self.expanded > self.floor + self.ratio * self.compressed:
@@ -396,8 +405,7 @@ class _HashSink:
 
     def write(self, data):
         self.hash.update(data)
-        self.guard.expanded += len(data)
-        self.guard.check()
+        self.guard.expand(len(data))
         return len(data)
 
 
@@ -408,10 +416,10 @@ class DiffIDHasher:
     and never holds more than one chunk of decompressed output.
     """
 
-    def __init__(self, kind, what):
+    def __init__(self, kind, what, parent_guard=None):
         self.kind = kind
         self.what = what
-        self.guard = ExpansionGuard(what)
+        self.guard = ExpansionGuard(what, parent=parent_guard)
         self._sink = _HashSink(self.guard)
         if kind == "gzip":
             self._gz = isal_zlib.decompressobj(31)

@@ -50,6 +50,7 @@ ATTESTATION = "attestation-manifest"
 _NAMED_DIGEST = re.compile(
     r"(?:^|/)(?:sha256:)?([0-9a-f]{64})(?:\.json|\.tar|\.tar\.gz)?$"
 )
+_LAYER_KINDS = ("tar", "gzip", "zstd")
 _BLOB_PATH = re.compile(r"^blobs/([^/]+)/([^/]+)$")
 
 
@@ -137,6 +138,10 @@ class Resolver:
             )
         return blob
 
+    def _as_layer(self, blob):
+        """A referenced layer's blob, made a `LayerBlob` if it can be."""
+        return self.store.as_layer(blob) or blob
+
     def _path_blob(self, path, what):
         """The blob at a path named by manifest.json (must exist)."""
         if not isinstance(path, str):
@@ -156,7 +161,11 @@ class Resolver:
                 raise CorruptArchive(f"{what} {name!r}: {e}")
         else:
             match = _NAMED_DIGEST.search(name)
-            if not match or not isinstance(blob, DocumentBlob):
+            if (
+                not match
+                or not isinstance(blob, DocumentBlob)
+                or blob.kind in _LAYER_KINDS
+            ):
                 return
             named = Digest("sha256", match.group(1))
         if named.algorithm != "sha256":
@@ -379,7 +388,7 @@ class Resolver:
             lblob = self._blob(ldesc, lwhat)
             if lblob is None:
                 raise CorruptArchive(f"{lwhat} ({ldesc.digest}) is missing")
-            blobs[i] = lblob
+            blobs[i] = self._as_layer(lblob)
         layers, in_order = self._match_layers(expanded, blobs, diff_ids, what)
         # Keep the source manifest byte-exact (and so its digest) when
         # it is an OCI manifest and every layer blob is output as it
@@ -454,6 +463,7 @@ class Resolver:
             lblob = None if ldesc.is_foreign else self._blob(ldesc, lwhat)
             if lblob is None:
                 return layer_descs
+            lblob = self._as_layer(lblob)
             if isinstance(lblob, LayerBlob):
                 by_diff_id[lblob.diff_id] = ldesc
             else:
@@ -537,7 +547,9 @@ class Resolver:
                             layers.append(ForeignLayer(diff_ids[j], ldesc))
                             continue
                     raise CorruptArchive(f"{lwhat} {path!r} is missing")
-                layers.append(self._layer(lblob, diff_ids[j], lwhat))
+                layers.append(
+                    self._layer(self._as_layer(lblob), diff_ids[j], lwhat)
+                )
             tags = entry.get("RepoTags") or []
             if not isinstance(tags, list) or not all(
                 isinstance(t, str) for t in tags

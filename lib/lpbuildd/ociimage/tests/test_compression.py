@@ -14,12 +14,14 @@ import os
 import re
 import subprocess
 import sys
+import threading
 import zlib
 
 import zstandard
 from fixtures import TempDir
 from testtools import TestCase
 
+from lpbuildd.ociimage import blobstore
 from lpbuildd.ociimage.compression import (
     BOMB_FLOOR,
     DiffIDHasher,
@@ -470,3 +472,55 @@ class TestBombs(GatherTestCase):
             self.assertIn(fragments.get(name, "decompression bomb"), stderr)
             self.assertLess(peak, BOMB_MEMORY, name)
             self.assertFalse(os.path.exists(outdir))
+
+
+class TestWorkOnlyForReferencedBlobs(GatherTestCase):
+    """Junk costs reading and hashing, nothing more."""
+
+    def count_tempfiles(self):
+        calls = []
+        original = blobstore.BlobStore._tempfile
+        self.patch(
+            blobstore.BlobStore,
+            "_tempfile",
+            lambda store: calls.append(1) or original(store),
+        )
+        return calls
+
+    def test_junk_that_looks_like_layers(self):
+        builder = oci_archive(make_image())
+        for i in range(600):
+            builder.add_file(f"junk/{i}/empty.tar", bytes(1024))
+            builder.add_file(f"junk/{i}/x.gz", gzip.compress(b"", mtime=0))
+            builder.add_file(
+                f"junk/{i}/x.zst", zstandard.ZstdCompressor().compress(b"")
+            )
+        calls = self.count_tempfiles()
+        before = threading.active_count()
+        result, outdir = self.gather(builder.to_bytes())
+        self.assertValidLayout(outdir)
+        # One file for the one referenced layer; no compressor thread
+        # was ever started for junk (they would still be counted here
+        # only if leaked, so count the files instead).
+        self.assertEqual(1, len(calls))
+        self.assertEqual(before, threading.active_count())
+
+    def test_all_layers_share_one_expansion_bound(self):
+        # Each layer alone is within its own bound; together they are
+        # not (the shared floor is made small here, as bytes, not time).
+        self.patch(
+            blobstore,
+            "ExpansionGuard",
+            lambda what: ExpansionGuard(what, floor=8 << 20),
+        )
+        zeros = bytes(3 << 20)
+        frame = zstandard.ZstdCompressor(level=19).compress(zeros)
+        blobs = [zstd_skippable_frame(b"%d" % i) + frame for i in range(4)]
+        image = Image(
+            [zeros] * 4, layer_compression="zstd", compressed_layers=blobs
+        )
+        self.assertRefused(
+            oci_archive(image, layer_compression="zstd").to_bytes(),
+            UnsafeArchive,
+            "the archive's layers together expands",
+        )
