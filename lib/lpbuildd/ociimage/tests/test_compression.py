@@ -9,6 +9,7 @@ __all__ = []
 import gzip
 import hashlib
 import io
+import json
 import lzma
 import os
 import re
@@ -43,6 +44,8 @@ from lpbuildd.tests.archivebuilder import (
     make_image,
     make_layer,
     oci_archive,
+    raw_tar,
+    raw_tar_header,
     replace_blob,
     xz_with_dictionary,
     zstd_bomb,
@@ -524,3 +527,55 @@ class TestWorkOnlyForReferencedBlobs(GatherTestCase):
             UnsafeArchive,
             "the archive's layers together expands",
         )
+
+
+class TestHostileCasesInAFreshProcess(GatherTestCase):
+    """Peak memory of `lp-oci gather`, each case in a process of its
+    own (see `gather_in_child`): under 100 MB, one line or success."""
+
+    def cases(self):
+        junk = oci_archive(make_image())
+        for i in range(2000):
+            junk.add_file(f"junk/{i}.tar", bytes(1024))
+        graph = oci_archive(make_image())
+        child = json.loads(graph.get("index.json"))["manifests"][0]
+        for _ in range(7):
+            data = json.dumps(
+                {"schemaVersion": 2, "manifests": [child] * 50}
+            ).encode()
+            graph.add_file(f"blobs/sha256/{sha256(data)[7:]}", data)
+            child = {
+                "mediaType": "application/vnd.oci.image.index.v1+json",
+                "digest": sha256(data),
+                "size": len(data),
+            }
+        graph.replace(
+            "index.json",
+            json.dumps({"schemaVersion": 2, "manifests": [child]}).encode(),
+        )
+        long_name = raw_tar(
+            (raw_tar_header(b"././@LongLink", 100 << 30, type=b"L"), b"")
+        )
+        return {
+            "junk.tar": (junk.to_bytes(), None),
+            "graph.tar": (graph.to_bytes(), None),
+            "long-name.tar": (long_name, "the limit is 1048576"),
+        }
+
+    def test_memory_and_outcome(self):
+        tmp = self.useFixture(TempDir()).path
+        for name, (data, fragment) in self.cases().items():
+            path = os.path.join(tmp, name)
+            with open(path, "wb") as f:
+                f.write(data)
+            outdir = os.path.join(tmp, "out-" + name)
+            status, stderr, peak = gather_in_child(path, outdir)
+            self.assertLess(peak, BOMB_MEMORY, name)
+            if fragment is None:
+                self.assertEqual((0, ""), (status, stderr), name)
+                self.assertTrue(os.path.isdir(outdir))
+            else:
+                self.assertEqual(1, status, stderr)
+                self.assertEqual(1, len(stderr.splitlines()), stderr)
+                self.assertIn(fragment, stderr)
+                self.assertFalse(os.path.exists(outdir))
