@@ -17,6 +17,7 @@ __all__ = [
 ]
 
 import dataclasses
+import json
 import re
 from dataclasses import dataclass
 
@@ -77,23 +78,41 @@ class _Config:
 
 
 class _ImageSet:
-    """Images merged by key, in first-seen order, names accumulated."""
+    """Images merged by key, in first-seen order, with their names.
+
+    Names are accumulated in a dict per image and images are built with
+    them only once, in `images`: merging stays linear in the names.
+    """
 
     def __init__(self):
-        self._images = {}
+        self._entries = {}  # key -> [image, {name: None}]
 
     def add(self, image, names=()):
-        if names:
-            merged = list(names)
-            merged.extend(n for n in image.names if n not in merged)
-            image = dataclasses.replace(image, names=merged)
-        known = self._images.get(image.key)
-        self._images[image.key] = (
-            image if known is None else known.with_names(image.names)
-        )
+        entry = self._entries.get(image.key)
+        if entry is None:
+            entry = self._entries[image.key] = [image, {}]
+        for name in names:
+            entry[1].setdefault(name)
+        for name in image.names:
+            entry[1].setdefault(name)
+
+    def update(self, other, names=()):
+        """Add every image of another set, `names` first."""
+        for image, known in other._entries.values():
+            self.add(image, tuple(names) + tuple(known))
+
+    def __len__(self):
+        return len(self._entries)
 
     def images(self):
-        return tuple(self._images.values())
+        return tuple(
+            (
+                image
+                if tuple(names) == image.names
+                else dataclasses.replace(image, names=tuple(names))
+            )
+            for image, names in self._entries.values()
+        )
 
 
 class Resolver:
@@ -254,7 +273,7 @@ class Resolver:
         Each index is walked once (memoised by digest); a shared index
         reached again costs one look-up, and its images come back merged
         by key, so no path through the graph multiplies the work.
-        :return: (tuple of `Image`, nesting height below this index).
+        :return: (`_ImageSet`, nesting height below this index).
         """
         if depth > MAX_INDEX_DEPTH:
             raise UnsafeArchive(
@@ -315,8 +334,7 @@ class Resolver:
                 )
                 self._count_visits(len(child_images))
                 height = max(height, child_height + 1)
-                for image in child_images:
-                    images.add(image, entry_names)
+                images.update(child_images, entry_names)
             elif media_type in MediaType.MANIFESTS:
                 reference_type = desc.annotations.get(
                     "vnd.docker.reference.type"
@@ -334,7 +352,7 @@ class Resolver:
                     f"{_short(desc.digest)}: unknown media type "
                     f"{ascii(media_type[:100])}"
                 )
-        result = (images.images(), height)
+        result = (images, height)
         if digest is not None:
             self._walking.discard(digest)
             self._indexes[digest] = result
@@ -512,61 +530,69 @@ class Resolver:
             raise CorruptArchive("manifest.json is null: it lists no images")
         if not isinstance(doc, list):
             raise CorruptArchive("manifest.json is not a list")
-        images = []
+        images = _ImageSet()
+        built = {}
         for i, entry in enumerate(doc):
             what = f"manifest.json[{i}]"
             if not isinstance(entry, dict):
                 raise CorruptArchive(f"{what} is not an object")
-            config_blob = self._path_blob(
-                entry.get("Config"), f"{what} Config"
-            )
-            if config_blob is None:
-                raise CorruptArchive(
-                    f"{what} Config {entry.get('Config')!r} is missing"
-                )
-            config = self._config(config_blob, f"{what} config")
-            diff_ids = config.diff_ids
-            paths = entry.get("Layers")
-            if not isinstance(paths, list):
-                raise CorruptArchive(f"{what} Layers is not a list")
-            self._check_layer_count(len(paths), diff_ids, what)
-            sources = entry.get("LayerSources") or {}
-            if not isinstance(sources, dict):
-                raise CorruptArchive(f"{what} LayerSources is not an object")
-            layers = []
-            for j, path in enumerate(paths):
-                lwhat = f"{what} layer {j}"
-                lblob = self._path_blob(path, lwhat)
-                if lblob is None:
-                    source = sources.get(str(diff_ids[j]))
-                    if source is not None:
-                        ldesc = Descriptor.from_json(
-                            source, f"{what} LayerSources"
-                        )
-                        if ldesc.is_foreign:
-                            layers.append(ForeignLayer(diff_ids[j], ldesc))
-                            continue
-                    raise CorruptArchive(f"{lwhat} {path!r} is missing")
-                layers.append(
-                    self._layer(self._as_layer(lblob), diff_ids[j], lwhat)
-                )
             tags = entry.get("RepoTags") or []
             if not isinstance(tags, list) or not all(
                 isinstance(t, str) for t in tags
             ):
                 raise CorruptArchive(f"{what} RepoTags is not a string list")
-            images.append(
-                Image(
-                    config=config.data,
-                    config_digest=config_blob.digest,
-                    platform=config.platform,
-                    layers=layers,
-                    names=[
-                        parse_reference(t, f"{what} RepoTags") for t in tags
-                    ],
-                )
+            names = [parse_reference(t, f"{what} RepoTags") for t in tags]
+            # Entries that differ only in their tags are one image,
+            # verified once.
+            shape = json.dumps(
+                [entry.get(k) for k in ("Config", "Layers", "LayerSources")],
+                sort_keys=True,
             )
+            image = built.get(shape)
+            if image is None:
+                image = built[shape] = self._docker_manifest_image(entry, what)
+            images.add(image, names)
         return images
+
+    def _docker_manifest_image(self, entry, what):
+        """The image of one manifest.json entry, without its names."""
+        config_blob = self._path_blob(entry.get("Config"), f"{what} Config")
+        if config_blob is None:
+            raise CorruptArchive(
+                f"{what} Config {entry.get('Config')!r} is missing"
+            )
+        config = self._config(config_blob, f"{what} config")
+        diff_ids = config.diff_ids
+        paths = entry.get("Layers")
+        if not isinstance(paths, list):
+            raise CorruptArchive(f"{what} Layers is not a list")
+        self._check_layer_count(len(paths), diff_ids, what)
+        sources = entry.get("LayerSources") or {}
+        if not isinstance(sources, dict):
+            raise CorruptArchive(f"{what} LayerSources is not an object")
+        layers = []
+        for j, path in enumerate(paths):
+            lwhat = f"{what} layer {j}"
+            lblob = self._path_blob(path, lwhat)
+            if lblob is None:
+                source = sources.get(str(diff_ids[j]))
+                if source is not None:
+                    ldesc = Descriptor.from_json(
+                        source, f"{what} LayerSources"
+                    )
+                    if ldesc.is_foreign:
+                        layers.append(ForeignLayer(diff_ids[j], ldesc))
+                        continue
+                raise CorruptArchive(f"{lwhat} {path!r} is missing")
+            layers.append(
+                self._layer(self._as_layer(lblob), diff_ids[j], lwhat)
+            )
+        return Image(
+            config=config.data,
+            config_digest=config_blob.digest,
+            platform=config.platform,
+            layers=layers,
+        )
 
     # -- the whole archive ------------------------------------------------
 
@@ -583,22 +609,14 @@ class Resolver:
             raise CorruptArchive(
                 "not an image archive: no manifest.json or index.json"
             )
-        found = []
-        if index is not None:
-            found.extend(self._images_from_index(index))
-        if docker is not None:
-            found.extend(self._images_from_docker_manifest(docker))
         # One image per key: index.json has an entry per tag, and the
         # two lists overlap.  Merge their names.
-        images = []
-        positions = {}
-        for image in found:
-            i = positions.get(image.key)
-            if i is None:
-                positions[image.key] = len(images)
-                images.append(image)
-            else:
-                images[i] = images[i].with_names(image.names)
+        found = _ImageSet()
+        if index is not None:
+            found.update(self._images_from_index(index))
+        if docker is not None:
+            found.update(self._images_from_docker_manifest(docker))
+        images = found.images()
         if not images:
             raise CorruptArchive("the archive holds no complete image")
         self.format = self._detect_format(index, docker, images)

@@ -342,3 +342,26 @@ class TestSharedIndexes(GatherTestCase):
         result, outdir = self.gather(builder.to_bytes())
         self.assertEqual(1, len(calls))
         self.assertEqual(300, len(result.images[0].names))
+
+    def test_many_entries_of_one_image_cost_one_image(self):
+        # 15,000 manifest.json entries (3 MB) of one image with a 1 MiB
+        # config: one Image is built and its config hashed once, and
+        # names merge in linear time (each entry used to cost a hash of
+        # the config and a scan of every name so far).
+        image = make_image(
+            tags=["app:0"], config_overrides={"padding": "a" * (1 << 20)}
+        )
+        builder = legacy_docker_save(image)
+        entry = json.loads(builder.get("manifest.json"))[0]
+        entries = [dict(entry, RepoTags=[f"app:{i}"]) for i in range(15000)]
+        builder.replace("manifest.json", _json(entries))
+        built = []
+        original = resolver_module.Image
+        self.patch(
+            resolver_module,
+            "Image",
+            lambda *a, **kw: built.append(1) or original(*a, **kw),
+        )
+        result, outdir = self.gather(builder.to_bytes())
+        self.assertEqual(1, len(built))
+        self.assertEqual(15000, len(result.images[0].names))
