@@ -10,6 +10,7 @@ consistency when made, so nothing downstream checks it again.
 """
 
 __all__ = [
+    "CheckedConfig",
     "ForeignLayer",
     "IMAGE_NAME",
     "Image",
@@ -96,6 +97,21 @@ class SourceManifest:
     layer_sources: dict = field(default_factory=dict)
 
 
+class CheckedConfig(bytes):
+    """Config bytes whose digest has been computed once, by `of`.
+
+    An `Image` made from one does not hash its config again: many
+    images (one per manifest, one per manifest.json entry) may share a
+    config of megabytes.
+    """
+
+    @classmethod
+    def of(cls, data):
+        checked = cls(data)
+        checked.digest = Digest.of_bytes(data)
+        return checked
+
+
 @dataclass(frozen=True)
 class Image:
     """One verified image."""
@@ -108,7 +124,10 @@ class Image:
     source_manifest: SourceManifest = None
 
     def __post_init__(self):
-        if Digest.of_bytes(self.config) != self.config_digest:
+        known = getattr(self.config, "digest", None)
+        if known is None:
+            known = Digest.of_bytes(self.config)
+        if known != self.config_digest:
             raise ValueError(f"config is not {self.config_digest}")
         object.__setattr__(self, "layers", tuple(self.layers))
         object.__setattr__(self, "names", tuple(self.names))

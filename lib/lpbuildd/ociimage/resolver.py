@@ -32,6 +32,7 @@ from lpbuildd.ociimage.image import (
     IMAGE_NAME,
     LAYER_SOURCE,
     REF_NAME,
+    CheckedConfig,
     ForeignLayer,
     Image,
     Layer,
@@ -218,7 +219,7 @@ class Resolver:
         except ValueError as e:
             raise CorruptArchive(f"{what} rootfs.diff_ids: {e}")
         platform = Platform.from_json(doc, what)
-        return _Config(data, tuple(diff_ids), platform)
+        return _Config(CheckedConfig.of(data), tuple(diff_ids), platform)
 
     def _layer(self, blob, diff_id, what):
         if not isinstance(blob, LayerBlob):

@@ -28,6 +28,7 @@ from lpbuildd.tests.archivebuilder import (
     replace_blob,
     sha256_digest,
 )
+from ocitypes.digest import Digest
 from ocitypes.errors import MalformedContent
 
 
@@ -365,3 +366,36 @@ class TestSharedIndexes(GatherTestCase):
         result, outdir = self.gather(builder.to_bytes())
         self.assertEqual(1, len(built))
         self.assertEqual(15000, len(result.images[0].names))
+
+    def test_many_manifests_sharing_a_big_config_hash_it_once(self):
+        image = make_image(config_overrides={"padding": "a" * (1 << 20)})
+        builder = oci_archive(image)
+        manifest = json.loads(
+            builder.get("blobs/sha256/" + image_manifest_hex(builder))
+        )
+        entries = []
+        for i in range(2000):
+            data = _json(dict(manifest, annotations={"n": str(i)}))
+            builder.add_file("blobs/sha256/" + sha256_digest(data)[7:], data)
+            entries.append(_desc(data, OCI_MANIFEST))
+        builder.replace(
+            "index.json", _json({"schemaVersion": 2, "manifests": entries})
+        )
+        hashed = []
+        original = Digest.of_bytes
+        self.patch(
+            Digest,
+            "of_bytes",
+            classmethod(
+                lambda cls, data: (len(data) > 1 << 20 and hashed.append(1))
+                or original(data)
+            ),
+        )
+        result, outdir = self.gather(builder.to_bytes())
+        self.assertEqual(1, len(result.images))
+        # Once when read, once when written.
+        self.assertEqual(2, len(hashed))
+
+
+def image_manifest_hex(builder):
+    return builder.info["manifest_digests"][0][7:]
