@@ -87,15 +87,19 @@ class _ImageSet:
 
     def __init__(self):
         self._entries = {}  # key -> [image, {name: None}]
+        self.name_count = 0
 
     def add(self, image, names=()):
         entry = self._entries.get(image.key)
         if entry is None:
             entry = self._entries[image.key] = [image, {}]
+        known = entry[1]
+        before = len(known)
         for name in names:
-            entry[1].setdefault(name)
+            known.setdefault(name)
         for name in image.names:
-            entry[1].setdefault(name)
+            known.setdefault(name)
+        self.name_count += len(known) - before
 
     def update(self, other, names=()):
         """Add every image of another set, `names` first."""
@@ -333,7 +337,8 @@ class Resolver:
                     depth + 1,
                     desc.media_type,
                 )
-                self._count_visits(len(child_images))
+                # Handing images up costs a step per image and per name.
+                self._count_visits(len(child_images) + child_images.name_count)
                 height = max(height, child_height + 1)
                 images.update(child_images, entry_names)
             elif media_type in MediaType.MANIFESTS:

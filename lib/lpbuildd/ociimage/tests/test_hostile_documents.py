@@ -399,3 +399,34 @@ class TestSharedIndexes(GatherTestCase):
 
 def image_manifest_hex(builder):
     return builder.info["manifest_digests"][0][7:]
+
+
+class TestNamesBounded(GatherTestCase):
+    def test_names_handed_up_count_as_visits(self):
+        # An index naming one image 1000 ways, listed 1000 times under
+        # other names: a million name merges for 300 KB, unless names
+        # count towards the bound on descriptors visited.
+        builder = oci_archive(make_image(), ref_name=None)
+        leaf = json.loads(builder.get("index.json"))["manifests"][0]
+        names = [
+            dict(
+                leaf,
+                annotations={"org.opencontainers.image.ref.name": f"t{i}"},
+            )
+            for i in range(1000)
+        ]
+        inner = _index(names)
+        builder.add_file("blobs/sha256/" + sha256_digest(inner)[7:], inner)
+        outer = [
+            _desc(
+                inner,
+                annotations={
+                    "io.containerd.image.name": f"example.com/r{i}:1"
+                },
+            )
+            for i in range(1000)
+        ]
+        builder.replace("index.json", _index(outer))
+        self.assertRefused(
+            builder.to_bytes(), UnsafeArchive, "more than 100000 descriptors"
+        )
