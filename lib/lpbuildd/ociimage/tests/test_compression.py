@@ -165,6 +165,16 @@ class TestDiffIDHasher(TestCase):
         )
         self.assertEqual("layer 'x': truncated gzip stream", str(e))
 
+    def test_gzip_trailer_checked(self):
+        data = gzip.compress(make_layer(size=10000), mtime=0)
+        for offset, what in ((-8, "CRC"), (-4, "size")):
+            bad = bytearray(data)
+            bad[offset] ^= 1
+            e = self.assertRaises(
+                CorruptArchive, self.feed, "gzip", bytes(bad)
+            )
+            self.assertIn("is not valid gzip", str(e), what)
+
     def test_invalid(self):
         data = bytearray(gzip.compress(make_layer(size=10000)))
         data[len(data) // 2] ^= 0xFF
