@@ -53,6 +53,14 @@ Hostile recipes (``b`` is any builder's result):
   `MALFORMED_DIGESTS`.
 * Compression bombs: ``gzip_bomb(10 << 30)``, ``zstd_bomb(10 << 30)``;
   use ``replace_blob`` to make one a layer with consistent descriptors.
+  An xz stream asking for a huge decoder dictionary:
+  ``xz_with_dictionary(data, 40)``.
+* Lying tar headers (malformed PAX records, negative or base-256 sizes,
+  sparse and GNU long-name types, bad checksums):
+  ``raw_tar((raw_tar_header(b"PaxHeader", n, type=b"x"),
+  pax_record(b"size", b"-5")), (raw_tar_header(b"f", 1), b"x"))``.
+* zstd skippable frames (which Docker accepts):
+  ``zstd_skippable_frame() + frames``.
 """
 
 __all__ = [
