@@ -36,7 +36,7 @@ from ocitypes.digest import Digest
 from ocitypes.safejson import MAX_JSON_SIZE
 
 # Small documents are held in memory up to this total, then spooled.
-MEMORY_BUDGET = 32 * 1024 * 1024
+MEMORY_BUDGET = 16 * 1024 * 1024
 MAX_LINK_DEPTH = 40
 LAYER_COMPRESSIONS = ("gzip", "zstd")
 

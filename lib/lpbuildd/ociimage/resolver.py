@@ -47,7 +47,7 @@ from ocitypes.safejson import load_json
 MAX_INDEX_DEPTH = 8
 # Index entries read, plus images handed up from nested indexes: a
 # multi-platform image has a few dozen.
-MAX_DESCRIPTORS = 100000
+MAX_DESCRIPTORS = 50000
 ATTESTATION = "attestation-manifest"
 _NAMED_DIGEST = re.compile(
     r"(?:^|/)(?:sha256:)?([0-9a-f]{64})(?:\.json|\.tar|\.tar\.gz)?$"

@@ -51,6 +51,7 @@ from lpbuildd.tests.archivebuilder import (
     zstd_bomb,
     zstd_skippable_frame,
 )
+from ocitypes.safejson import MAX_JSON_ELEMENTS
 
 # Bombs expand to this much if nothing stops them.
 BOMB_SIZE = 10 << 30
@@ -566,7 +567,35 @@ class TestHostileCasesInAFreshProcess(GatherTestCase):
         long_name = raw_tar(
             (raw_tar_header(b"././@LongLink", 100 << 30, type=b"L"), b"")
         )
+        # 16 MiB of junk held as documents, then an index.json of 27,000
+        # entries (4 MiB, the most a document may be).
+        big_index = oci_archive(make_image())
+        for i in range(5):
+            big_index.add_file(f"junk/{i}", bytes([i]) * (4 << 20))
+        leaf = json.loads(big_index.get("index.json"))["manifests"][0]
+        missing = [
+            {
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "digest": "sha256:%064x" % i,
+                "size": 1,
+            }
+            for i in range(27000)
+        ]
+        big_index.replace(
+            "index.json",
+            json.dumps(
+                {"schemaVersion": 2, "manifests": [leaf] + missing},
+                separators=(",", ":"),
+            ).encode(),
+        )
+        # The densest document the element bound lets through.
+        strings = oci_archive(make_image())
+        strings.replace(
+            "index.json", b"[" + b'"ab",' * (MAX_JSON_ELEMENTS - 1) + b'"ab"]'
+        )
         return {
+            "big-index.tar": (big_index.to_bytes(), None),
+            "json-strings.tar": (strings.to_bytes(), "not a JSON object"),
             "junk.tar": (junk.to_bytes(), None),
             "graph.tar": (graph.to_bytes(), None),
             "long-name.tar": (long_name, "the limit is 1048576"),

@@ -428,5 +428,7 @@ class TestNamesBounded(GatherTestCase):
         ]
         builder.replace("index.json", _index(outer))
         self.assertRefused(
-            builder.to_bytes(), UnsafeArchive, "more than 100000 descriptors"
+            builder.to_bytes(),
+            UnsafeArchive,
+            f"more than {resolver_module.MAX_DESCRIPTORS} descriptors",
         )
