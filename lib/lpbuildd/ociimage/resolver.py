@@ -45,9 +45,10 @@ from ocitypes.digest import Digest
 from ocitypes.safejson import load_json
 
 MAX_INDEX_DEPTH = 8
-# Index entries read, plus images handed up from nested indexes: a
+# Index entries read, plus images and names handed up from nested
+# indexes (which bounds the memory of a walk too): a
 # multi-platform image has a few dozen.
-MAX_DESCRIPTORS = 50000
+MAX_DESCRIPTORS = 20000
 ATTESTATION = "attestation-manifest"
 _NAMED_DIGEST = re.compile(
     r"(?:^|/)(?:sha256:)?([0-9a-f]{64})(?:\.json|\.tar|\.tar\.gz)?$"
@@ -313,12 +314,26 @@ class Resolver:
         if not isinstance(entries, list):
             raise CorruptArchive(f"{what} manifests is not a list")
         self._count_visits(len(entries))
-        images = _ImageSet()
-        height = 0
+        # What the walk needs of each entry, so that the parsed document
+        # (whatever else it holds) is not kept while nested indexes are
+        # walked: memory stays bounded by the descriptors visited.
+        records = []
         for i, entry in enumerate(entries):
+            entries[i] = None  # each parsed entry freed as it is read
             entry_what = f"{what} manifests[{i}]"
             desc = Descriptor.from_json(entry, entry_what)
-            entry_names = _names_from_annotations(desc.annotations, entry_what)
+            records.append(
+                (
+                    entry_what,
+                    dataclasses.replace(desc, annotations={}, urls=()),
+                    _names_from_annotations(desc.annotations, entry_what),
+                    desc.annotations.get("vnd.docker.reference.type"),
+                )
+            )
+        del doc, entries
+        images = _ImageSet()
+        height = 0
+        for entry_what, desc, entry_names, reference_type in records:
             child = self._blob(desc, entry_what)
             if child is None:
                 self.dropped.append(
@@ -342,9 +357,6 @@ class Resolver:
                 height = max(height, child_height + 1)
                 images.update(child_images, entry_names)
             elif media_type in MediaType.MANIFESTS:
-                reference_type = desc.annotations.get(
-                    "vnd.docker.reference.type"
-                )
                 if reference_type == ATTESTATION or (
                     desc.platform is not None and desc.platform.is_unknown
                 ):

@@ -567,8 +567,8 @@ class TestHostileCasesInAFreshProcess(GatherTestCase):
         long_name = raw_tar(
             (raw_tar_header(b"././@LongLink", 100 << 30, type=b"L"), b"")
         )
-        # 16 MiB of junk held as documents, then an index.json of 27,000
-        # entries (4 MiB, the most a document may be).
+        # 16 MiB of junk held as documents, then an index.json of 19,000
+        # entries (nearly the bound on descriptors visited).
         big_index = oci_archive(make_image())
         for i in range(5):
             big_index.add_file(f"junk/{i}", bytes([i]) * (4 << 20))
@@ -579,7 +579,7 @@ class TestHostileCasesInAFreshProcess(GatherTestCase):
                 "digest": "sha256:%064x" % i,
                 "size": 1,
             }
-            for i in range(27000)
+            for i in range(19000)
         ]
         big_index.replace(
             "index.json",
@@ -593,7 +593,27 @@ class TestHostileCasesInAFreshProcess(GatherTestCase):
         strings.replace(
             "index.json", b"[" + b'"ab",' * (MAX_JSON_ELEMENTS - 1) + b'"ab"]'
         )
+        # Eight nested indexes, each as dense as a document may be.
+        nested = oci_archive(make_image())
+        child = json.loads(nested.get("index.json"))["manifests"][0]
+        padding = ["ab"] * (MAX_JSON_ELEMENTS - 100)
+        for _ in range(8):
+            data = json.dumps(
+                {"schemaVersion": 2, "manifests": [child], "x": padding},
+                separators=(",", ":"),
+            ).encode()
+            nested.add_file(f"blobs/sha256/{sha256(data)[7:]}", data)
+            child = {
+                "mediaType": "application/vnd.oci.image.index.v1+json",
+                "digest": sha256(data),
+                "size": len(data),
+            }
+        nested.replace(
+            "index.json",
+            json.dumps({"schemaVersion": 2, "manifests": [child]}).encode(),
+        )
         return {
+            "nested-dense.tar": (nested.to_bytes(), None),
             "big-index.tar": (big_index.to_bytes(), None),
             "json-strings.tar": (strings.to_bytes(), "not a JSON object"),
             "junk.tar": (junk.to_bytes(), None),
