@@ -10,7 +10,7 @@ consistency when made, so nothing downstream checks it again.
 """
 
 __all__ = [
-    "CheckedConfig",
+    "CheckedDocument",
     "ForeignLayer",
     "IMAGE_NAME",
     "Image",
@@ -19,6 +19,7 @@ __all__ = [
     "Layer",
     "REF_NAME",
     "SourceManifest",
+    "document_bytes",
 ]
 
 import dataclasses
@@ -92,31 +93,59 @@ class SourceManifest:
     annotated.
     """
 
-    data: bytes
+    data: object  # bytes, or a `CheckedDocument`: see `document_bytes`
     media_type: str
     layer_sources: dict = field(default_factory=dict)
 
 
-class CheckedConfig(bytes):
-    """Config bytes whose digest has been computed once, by `of`.
+class CheckedDocument:
+    """A document (config, manifest) whose digest is already known.
 
-    An `Image` made from one does not hash its config again: many
-    images (one per manifest, one per manifest.json entry) may share a
-    config of megabytes.
+    It holds the bytes, or only the `DocumentBlob` they are in and reads
+    them when asked, so that the images of an archive do not hold every
+    config and kept manifest in memory at once, and an image built from
+    one does not hash it again (many manifests may share a config of
+    megabytes).
     """
+
+    __slots__ = ("digest", "size", "_data", "_blob")
+
+    def __init__(self, digest, size, data=None, blob=None):
+        if (data is None) == (blob is None):
+            raise ValueError("give either data or a blob")
+        self.digest = digest
+        self.size = size
+        self._data = data
+        self._blob = blob
 
     @classmethod
     def of(cls, data):
-        checked = cls(data)
-        checked.digest = Digest.of_bytes(data)
-        return checked
+        """Bytes, hashed now."""
+        return cls(Digest.of_bytes(data), len(data), data=bytes(data))
+
+    @classmethod
+    def in_blob(cls, blob):
+        """A verified `DocumentBlob`'s content, read on demand."""
+        return cls(blob.digest, blob.size, blob=blob)
+
+    def read_bytes(self):
+        if self._data is not None:
+            return self._data
+        return self._blob.read_all()
+
+
+def document_bytes(value):
+    """The bytes of a document given as bytes or a `CheckedDocument`."""
+    if isinstance(value, CheckedDocument):
+        return value.read_bytes()
+    return value
 
 
 @dataclass(frozen=True)
 class Image:
     """One verified image."""
 
-    config: bytes
+    config: object  # bytes, or a `CheckedDocument`: see `config_bytes`
     config_digest: Digest
     platform: Platform
     layers: tuple  # of `Layer` and `ForeignLayer`, in the config's order
@@ -124,8 +153,9 @@ class Image:
     source_manifest: SourceManifest = None
 
     def __post_init__(self):
-        known = getattr(self.config, "digest", None)
-        if known is None:
+        if isinstance(self.config, CheckedDocument):
+            known = self.config.digest
+        else:
             known = Digest.of_bytes(self.config)
         if known != self.config_digest:
             raise ValueError(f"config is not {self.config_digest}")
@@ -136,10 +166,15 @@ class Image:
     def key(self):
         return (self.config_digest, tuple(l.diff_id for l in self.layers))
 
+    def config_bytes(self):
+        return document_bytes(self.config)
+
     def config_descriptor(self):
-        return Descriptor(
-            MediaType.OCI_CONFIG, self.config_digest, len(self.config)
-        )
+        if isinstance(self.config, CheckedDocument):
+            size = self.config.size
+        else:
+            size = len(self.config)
+        return Descriptor(MediaType.OCI_CONFIG, self.config_digest, size)
 
     def with_names(self, names):
         """This image, also known by `names` (duplicates are ignored)."""

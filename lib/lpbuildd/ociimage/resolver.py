@@ -32,7 +32,7 @@ from lpbuildd.ociimage.image import (
     IMAGE_NAME,
     LAYER_SOURCE,
     REF_NAME,
-    CheckedConfig,
+    CheckedDocument,
     ForeignLayer,
     Image,
     Layer,
@@ -74,7 +74,7 @@ def _document_bytes(blob):
 class _Config:
     """What the resolver needs of an image's config."""
 
-    data: bytes
+    data: CheckedDocument
     diff_ids: tuple
     platform: Platform
 
@@ -224,7 +224,10 @@ class Resolver:
         except ValueError as e:
             raise CorruptArchive(f"{what} rootfs.diff_ids: {e}")
         platform = Platform.from_json(doc, what)
-        return _Config(CheckedConfig.of(data), tuple(diff_ids), platform)
+        # Not the bytes: the images hold their configs, read when written.
+        return _Config(
+            CheckedDocument.in_blob(blob), tuple(diff_ids), platform
+        )
 
     def _layer(self, blob, diff_id, what):
         if not isinstance(blob, LayerBlob):
@@ -452,7 +455,7 @@ class Resolver:
         source_manifest = None
         if keep:
             source_manifest = SourceManifest(
-                raw,
+                CheckedDocument.in_blob(blob),
                 manifest_type,
                 {
                     layer.descriptor.digest: layer.descriptor.annotations[

@@ -41,6 +41,7 @@ from lpbuildd.tests.archivebuilder import (
     Image,
     estargz_compress,
     gzip_bomb,
+    legacy_docker_save,
     make_image,
     make_layer,
     oci_archive,
@@ -612,7 +613,22 @@ class TestHostileCasesInAFreshProcess(GatherTestCase):
             "index.json",
             json.dumps({"schemaVersion": 2, "manifests": [child]}).encode(),
         )
+        # Ten images whose configs are 3.5 MiB each: held all at once,
+        # they were 70 MB (twice their size); now each is read when
+        # written.
+        layer = make_layer()
+        big_configs = legacy_docker_save(
+            [
+                make_image(
+                    layers=[layer],
+                    tags=[f"app:{i}"],
+                    config_overrides={"padding": chr(97 + i) * (7 << 19)},
+                )
+                for i in range(10)
+            ]
+        )
         return {
+            "big-configs.tar": (big_configs.to_bytes(), None),
             "nested-dense.tar": (nested.to_bytes(), None),
             "big-index.tar": (big_index.to_bytes(), None),
             "json-strings.tar": (strings.to_bytes(), "not a JSON object"),

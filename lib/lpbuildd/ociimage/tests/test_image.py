@@ -11,7 +11,7 @@ from testtools import TestCase
 
 from lpbuildd.ociimage.blobstore import DocumentBlob, LayerBlob
 from lpbuildd.ociimage.errors import CorruptArchive
-from lpbuildd.ociimage.image import CheckedConfig, ForeignLayer, Image, Layer
+from lpbuildd.ociimage.image import CheckedDocument, ForeignLayer, Image, Layer
 from ocitypes.descriptor import Descriptor, MediaType, Platform
 from ocitypes.digest import Digest
 from ocitypes.safejson import MAX_JSON_SIZE
@@ -131,10 +131,11 @@ class TestImage(TestCase):
         )
 
     def test_checked_config_is_still_checked(self):
-        checked = CheckedConfig.of(CONFIG)
+        checked = CheckedDocument.of(CONFIG)
         self.assertEqual(digest(CONFIG), checked.digest)
         self.assertEqual(
-            CONFIG, Image(checked, digest(CONFIG), PLATFORM, []).config
+            CONFIG,
+            Image(checked, digest(CONFIG), PLATFORM, []).config_bytes(),
         )
         self.assertRaises(
             ValueError, Image, checked, digest(b"other"), PLATFORM, []
