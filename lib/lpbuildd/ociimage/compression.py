@@ -166,7 +166,13 @@ class _GuardedReader(io.RawIOBase):
     def readinto(self, buffer):
         try:
             data = self._stream.read(len(buffer))
-        except (EOFError, OSError, lzma.LZMAError, zstandard.ZstdError) as e:
+        except (
+            EOFError,
+            OSError,
+            isal_zlib.error,  # igzip's IsalError, which is not an OSError
+            lzma.LZMAError,
+            zstandard.ZstdError,
+        ) as e:
             raise CorruptArchive(f"{self._error}: {e}")
         n = len(data)
         if not n and not self._guard.expanded:

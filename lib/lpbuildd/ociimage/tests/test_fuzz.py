@@ -1,7 +1,8 @@
 # Copyright 2026 Canonical Ltd.  This software is licensed under the
 # GNU Affero General Public License version 3 (see the file LICENSE).
 
-"""Seeded fuzzing of `gather` over JSON documents and tar headers.
+"""Seeded fuzzing of `gather` over JSON documents, tar headers and
+compressed streams.
 
 Each test runs a fixed number of seeded random mutations of valid
 archives of every format (small enough to take seconds) and asserts the
@@ -34,6 +35,7 @@ from ocitypes.errors import OCIContentError
 
 JSON_MUTATIONS = int(os.environ.get("LP_OCI_FUZZ_JSON", 400))
 HEADER_MUTATIONS = int(os.environ.get("LP_OCI_FUZZ_HEADERS", 300))
+COMPRESSED_MUTATIONS = int(os.environ.get("LP_OCI_FUZZ_COMPRESSED", 200))
 
 _HOSTILE_VALUES = [
     None,
@@ -230,4 +232,24 @@ class TestFuzzHeaders(FuzzTestCase):
                     block = data[start : start + 512]
                     block[148:156] = b" " * 8
                     data[start + 148 : start + 156] = b"%06o\0 " % sum(block)
+            self.assertOnlyAllowedOutcomes(bytes(data), seed)
+
+
+class TestFuzzCompressedStreams(FuzzTestCase):
+    def test_mutated_outer_and_layer_streams(self):
+        image = make_image(layers=[make_layer(seed=1)])
+        bases = [
+            legacy_docker_save(image).to_bytes(outer)
+            for outer in ("gzip", "xz", "zstd")
+        ] + [
+            oci_archive(image, layer_compression=kind).to_bytes()
+            for kind in ("gzip", "zstd")
+        ]
+        rng = random.Random(11)
+        for seed in range(COMPRESSED_MUTATIONS):
+            data = bytearray(rng.choice(bases))
+            for _ in range(rng.randint(1, 3)):
+                data[rng.randrange(len(data))] = rng.randrange(256)
+            if rng.random() < 0.3:
+                data = data[: rng.randrange(len(data))]
             self.assertOnlyAllowedOutcomes(bytes(data), seed)
