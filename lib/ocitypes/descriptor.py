@@ -14,6 +14,9 @@ __all__ = [
     "Platform",
 ]
 
+import base64
+import binascii
+import re
 from dataclasses import dataclass, field
 
 from ocitypes.digest import Digest
@@ -70,6 +73,36 @@ def _check_str(value, what):
     return value
 
 
+# Platform fields are printed and compared: GOOS/GOARCH-like words only.
+_PLATFORM_WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}|", re.ASCII)
+
+
+def _check_platform_word(value, what):
+    _check_str(value, what)
+    if not _PLATFORM_WORD.fullmatch(value):
+        raise MalformedContent(f"{what} {value[:80]!r} is not a valid name")
+    return value
+
+
+def _check_data(data, digest, size, what):
+    """An embedded `data` field (OCI 1.1) must be the content described."""
+    if not isinstance(data, str):
+        raise MalformedContent(f"{what}.data is not a string")
+    try:
+        content = base64.b64decode(data, validate=True)
+    except (binascii.Error, ValueError):
+        raise MalformedContent(f"{what}.data is not valid base64")
+    if len(content) != size:
+        raise MalformedContent(
+            f"{what}.data has {len(content)} bytes, the descriptor says "
+            f"{size}"
+        )
+    hasher = digest.hasher()
+    hasher.update(content)
+    if hasher.hexdigest() != digest.hex:
+        raise MalformedContent(f"{what}.data does not match {digest}")
+
+
 @dataclass(frozen=True)
 class Platform:
     """An image's platform: os/architecture[/variant]."""
@@ -83,12 +116,12 @@ class Platform:
         if not isinstance(value, dict):
             raise MalformedContent(f"{what} is not an object")
         return cls(
-            os=_check_str(value.get("os", ""), f"{what}.os"),
-            architecture=_check_str(
+            os=_check_platform_word(value.get("os", ""), f"{what}.os"),
+            architecture=_check_platform_word(
                 value.get("architecture", ""), f"{what}.architecture"
             ),
             variant=(
-                _check_str(value["variant"], f"{what}.variant")
+                _check_platform_word(value["variant"], f"{what}.variant")
                 if value.get("variant")
                 else None
             ),
@@ -157,6 +190,8 @@ class Descriptor:
         if not isinstance(urls, list):
             raise MalformedContent(f"{what}.urls is not a list")
         urls = tuple(_check_str(u, f"{what}.urls") for u in urls)
+        if "data" in value:
+            _check_data(value["data"], digest, size, what)
         return cls(media_type, digest, size, annotations, platform, urls)
 
     def to_json(self):

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from lpbuildd.ociimage.compression import (
     CHUNK,
     DiffIDHasher,
+    ExpansionGuard,
     LayerCompressor,
     sniff,
 )
@@ -35,7 +36,7 @@ from ocitypes.digest import Digest
 from ocitypes.safejson import MAX_JSON_SIZE
 
 # Small documents are held in memory up to this total, then spooled.
-MEMORY_BUDGET = 32 * 1024 * 1024
+MEMORY_BUDGET = 16 * 1024 * 1024
 MAX_LINK_DEPTH = 40
 LAYER_COMPRESSIONS = ("gzip", "zstd")
 
@@ -53,12 +54,23 @@ class DocumentBlob:
     digest: Digest  # sha256 of the member's bytes
     data: bytes = None
     path: str = None
+    # What its first bytes look like ("tar", "gzip", "zstd", ...): a
+    # small member that looks like a layer is only made one (by
+    # `BlobStore.as_layer`) if an image refers to it.
+    kind: str = None
 
     def __post_init__(self):
         if (self.data is None) == (self.path is None):
             raise ValueError(f"{self.name!r}: give either data or a path")
         if self.data is not None and len(self.data) != self.size:
             raise ValueError(f"{self.name!r}: data is not {self.size} bytes")
+
+    def read_all(self):
+        """The member's bytes (at most `MAX_JSON_SIZE`: see `add`)."""
+        if self.data is not None:
+            return self.data
+        with open(self.path, "rb") as f:
+            return f.read()
 
     def read_bytes(self):
         """The member's bytes, if small enough to be a JSON document."""
@@ -113,6 +125,9 @@ class BlobStore:
         self.workdir = workdir
         self.compression = compression
         self.threads = threads
+        # Bounds the decompression of all layers together, so that many
+        # small bombs cost no more than one: see `ExpansionGuard`.
+        self.guard = ExpansionGuard("the archive's layers together")
         self.blobs = {}
         self.links = {}
         self.memory_used = 0
@@ -138,16 +153,21 @@ class BlobStore:
         :return: a `LayerBlob` or a `DocumentBlob`.
         """
         self._check_new(member.name)
+        self.guard.compressed += member.size
         chunks = member.read_chunks(CHUNK)
         head = next(chunks, b"")
         kind = sniff(head) if member.size else None
         raw_hash = hashlib.sha256()
-        if kind == "tar":
+        if member.size <= MAX_JSON_SIZE:
+            # Small members cost nothing until an image refers to them:
+            # junk that looks like a layer gets no thread, no file.
+            blob = self._document(member, head, chunks, raw_hash, kind)
+        elif kind == "tar":
             blob = self._compress(member, head, chunks, raw_hash)
         elif kind in LAYER_COMPRESSIONS:
             blob = self._keep(member, kind, head, chunks, raw_hash)
         else:
-            blob = self._document(member, head, chunks, raw_hash)
+            blob = self._document(member, head, chunks, raw_hash, kind)
         self.bytes_in += member.size
         self.blobs[member.name] = blob
         return blob
@@ -156,10 +176,16 @@ class BlobStore:
         path, f = self._tempfile()
         with f:
             compressor = LayerCompressor(f, self.compression, self.threads)
-            for data in _chain(head, chunks):
-                raw_hash.update(data)
-                compressor.write(data)
-            out_digest, out_size = compressor.finish()
+            try:
+                for data in _chain(head, chunks):
+                    raw_hash.update(data)
+                    compressor.write(data)
+                out_digest, out_size = compressor.finish()
+            except BaseException:
+                # A truncated archive or a failed write: no compressor
+                # thread may outlive the error.
+                compressor.abort()
+                raise
         digest = Digest("sha256", raw_hash.hexdigest())
         return LayerBlob(
             member.name,
@@ -175,7 +201,9 @@ class BlobStore:
 
     def _keep(self, member, kind, head, chunks, raw_hash):
         path, f = self._tempfile()
-        hasher = _Background(DiffIDHasher(kind, f"layer {member.name!r}"))
+        hasher = _Background(
+            DiffIDHasher(kind, f"layer {member.name!r}", self.guard)
+        )
         try:
             with f:
                 for data in _chain(head, chunks):
@@ -197,7 +225,7 @@ class BlobStore:
             out_size=member.size,
         )
 
-    def _document(self, member, head, chunks, raw_hash):
+    def _document(self, member, head, chunks, raw_hash, kind=None):
         keep = (
             member.size <= MAX_JSON_SIZE
             and self.memory_used + member.size <= MEMORY_BUDGET
@@ -216,8 +244,62 @@ class BlobStore:
                     f.write(chunk)
         digest = Digest("sha256", raw_hash.hexdigest())
         return DocumentBlob(
-            member.name, member.size, digest, data=data, path=path
+            member.name, member.size, digest, data=data, path=path, kind=kind
         )
+
+    def as_layer(self, blob):
+        """The `LayerBlob` for a blob, or None if it is not a layer.
+
+        A small member that looks like a layer is compressed, or has
+        its diff_id computed, now, once: only referenced blobs cost
+        work.
+        """
+        if isinstance(blob, LayerBlob):
+            return blob
+        if blob is None or blob.kind not in ("tar",) + LAYER_COMPRESSIONS:
+            return None
+        data = blob.read_all()
+        what = f"layer {blob.name!r}"
+        path, f = self._tempfile()
+        with f:
+            if blob.kind == "tar":
+                compressor = LayerCompressor(f, self.compression, 1)
+                try:
+                    compressor.write(data)
+                    out_digest, out_size = compressor.finish()
+                except BaseException:
+                    compressor.abort()
+                    raise
+                layer = LayerBlob(
+                    blob.name,
+                    blob.size,
+                    blob.digest,
+                    diff_id=blob.digest,
+                    compression=self.compression,
+                    recompressed=True,
+                    path=path,
+                    out_digest=out_digest,
+                    out_size=out_size,
+                )
+            else:
+                hasher = DiffIDHasher(blob.kind, what, self.guard)
+                for i in range(0, len(data), CHUNK):
+                    hasher.update(data[i : i + CHUNK])
+                diff_id = hasher.finish()
+                f.write(data)
+                layer = LayerBlob(
+                    blob.name,
+                    blob.size,
+                    blob.digest,
+                    diff_id=diff_id,
+                    compression=blob.kind,
+                    recompressed=False,
+                    path=path,
+                    out_digest=blob.digest,
+                    out_size=blob.size,
+                )
+        self.blobs[blob.name] = layer
+        return layer
 
     def lookup(self, name):
         """The blob at an archive name, following links; or None."""

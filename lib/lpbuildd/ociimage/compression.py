@@ -18,6 +18,7 @@ __all__ = [
     "DiffIDHasher",
     "ExpansionGuard",
     "LayerCompressor",
+    "finish_outer",
     "open_outer",
     "sniff",
 ]
@@ -62,6 +63,22 @@ BOMB_FLOOR = 1024 * 1024 * 1024
 ZSTD_MAX_WINDOW = 32 * 1024 * 1024
 
 
+# The outer xz decoder's memory limit: a block header may ask for a
+# dictionary of up to 4 GiB.  `xz -8` needs 33 MiB, `xz -9` 65 MiB.
+XZ_MEMORY_LIMIT = 40 * 1024 * 1024
+
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+
+
+def _is_skippable_frame(head):
+    """zstd skippable frames (magic 0x184D2A5?), which Docker accepts."""
+    return (
+        len(head) >= 4
+        and head[1:4] == b"\x2a\x4d\x18"
+        and (head[0] & 0xF0 == 0x50)
+    )
+
+
 def _zstd_decompressor():
     return zstandard.ZstdDecompressor(max_window_size=ZSTD_MAX_WINDOW)
 
@@ -73,7 +90,7 @@ def sniff(head):
     """
     if head[:2] == b"\x1f\x8b":
         return "gzip"
-    if head[:4] == b"\x28\xb5\x2f\xfd":
+    if head[:4] == ZSTD_MAGIC or _is_skippable_frame(head):
         return "zstd"
     if head[:6] == b"\xfd7zXZ\x00":
         return "xz"
@@ -89,12 +106,21 @@ def sniff(head):
 class ExpansionGuard:
     """Refuse a decompressed stream that grows beyond the bomb bounds."""
 
-    def __init__(self, what, ratio=BOMB_RATIO, floor=BOMB_FLOOR):
+    def __init__(self, what, ratio=BOMB_RATIO, floor=BOMB_FLOOR, parent=None):
         self.what = what
         self.ratio = ratio
         self.floor = floor
         self.compressed = 0
         self.expanded = 0
+        # A guard over several streams together, also charged here.
+        self.parent = parent
+
+    def expand(self, n):
+        """Count `n` more decompressed bytes; raise past the bounds."""
+        self.expanded += n
+        self.check()
+        if self.parent is not None:
+            self.parent.expand(n)
 
     def check(self):
         if self.expanded > self.floor + self.ratio * self.compressed:
@@ -108,9 +134,10 @@ class ExpansionGuard:
 class _CountingReader(io.RawIOBase):
     """Count the compressed bytes read from the underlying stream."""
 
-    def __init__(self, stream, guard):
+    def __init__(self, stream, guard, frames=None):
         self._stream = stream
         self._guard = guard
+        self._frames = frames
 
     def readable(self):
         return True
@@ -120,6 +147,8 @@ class _CountingReader(io.RawIOBase):
         n = len(data)
         buffer[:n] = data
         self._guard.compressed += n
+        if self._frames is not None:
+            self._frames.update(data)
         return n
 
 
@@ -137,7 +166,13 @@ class _GuardedReader(io.RawIOBase):
     def readinto(self, buffer):
         try:
             data = self._stream.read(len(buffer))
-        except (EOFError, OSError, lzma.LZMAError, zstandard.ZstdError) as e:
+        except (
+            EOFError,
+            OSError,
+            isal_zlib.error,  # igzip's IsalError, which is not an OSError
+            lzma.LZMAError,
+            zstandard.ZstdError,
+        ) as e:
             raise CorruptArchive(f"{self._error}: {e}")
         n = len(data)
         if not n and not self._guard.expanded:
@@ -163,21 +198,208 @@ def open_outer(stream, head):
         if kind == "bzip2":
             raise UnsupportedArchive("bzip2 compression is not supported")
         return None, stream
-    guard = ExpansionGuard("the archive's outer " + kind)
-    counted = io.BufferedReader(_CountingReader(stream, guard), CHUNK)
+    what = "the archive's outer " + kind
+    guard = ExpansionGuard(what)
+    frames = ZstdFrames(f"{what} stream") if kind == "zstd" else None
+    counted = io.BufferedReader(_CountingReader(stream, guard, frames), CHUNK)
     if kind == "gzip":
         # Not igzip_threaded: its worker thread reads 8 MiB ahead (which
         # the guard would count as consumed) and, if we stop reading
         # early, stays blocked on its queue.
         inner = igzip.IGzipFile(fileobj=counted, mode="rb")
     elif kind == "xz":
-        inner = lzma.LZMAFile(counted)
+        inner = _XZReader(counted)
     else:
         inner = _zstd_decompressor().stream_reader(
             counted, read_across_frames=True, read_size=CHUNK
         )
     reader = _GuardedReader(inner, guard, f"corrupt outer {kind} stream")
-    return kind, io.BufferedReader(reader, CHUNK)
+    return kind, _OuterStream(reader, frames)
+
+
+class _OuterStream(io.BufferedReader):
+    """The decompressed archive; `finish` checks the stream's end."""
+
+    def __init__(self, raw, frames):
+        super().__init__(raw, CHUNK)
+        self._frames = frames
+
+    def finish(self):
+        """Read to the end of the compressed stream (the tar has ended:
+        the rest is padding, bounded by the bomb guard), so that its
+        decoder checks the trailer (gzip CRC and size, xz index and
+        footer, zstd frame end and checksum)."""
+        while self.read(CHUNK):
+            pass
+        if self._frames is not None and not self._frames.complete:
+            raise CorruptArchive(
+                "corrupt outer zstd stream: truncated (it ends inside a "
+                "frame)"
+            )
+
+
+def finish_outer(stream):
+    """Check that an outer compressed stream ends properly, if any."""
+    if isinstance(stream, _OuterStream):
+        stream.finish()
+
+
+class _XZReader(io.RawIOBase):
+    """Decode concatenated xz streams with a bounded decoder memory.
+
+    (`lzma.LZMAFile` cannot be given a memory limit.)
+    """
+
+    def __init__(self, stream):
+        self._stream = stream
+        self._decoder = self._new_decoder()
+
+    @staticmethod
+    def _new_decoder():
+        return lzma.LZMADecompressor(
+            format=lzma.FORMAT_XZ, memlimit=XZ_MEMORY_LIMIT
+        )
+
+    def readable(self):
+        return True
+
+    def readinto(self, buffer):
+        size = len(buffer)
+        while True:
+            decoder = self._decoder
+            if decoder.eof:
+                # Another stream may follow, after zero padding.
+                rest = decoder.unused_data.lstrip(b"\0")
+                while not rest:
+                    more = self._stream.read(CHUNK)
+                    if not more:
+                        return 0
+                    rest = more.lstrip(b"\0")
+                self._decoder = decoder = self._new_decoder()
+                data = self._decode(rest, size)
+            elif decoder.needs_input:
+                chunk = self._stream.read(CHUNK)
+                if not chunk:
+                    raise EOFError(
+                        "compressed stream ended before the end-of-stream "
+                        "marker"
+                    )
+                data = self._decode(chunk, size)
+            else:
+                data = self._decode(b"", size)
+            if data:
+                buffer[: len(data)] = data
+                return len(data)
+
+    def _decode(self, data, size):
+        try:
+            return self._decoder.decompress(data, size)
+        except lzma.LZMAError as e:
+            if "limit" in str(e).lower():
+                raise UnsafeArchive(
+                    f"the archive's outer xz stream needs more than "
+                    f"{XZ_MEMORY_LIMIT >> 20} MiB of memory to decode"
+                )
+            raise
+
+
+class ZstdFrames:
+    """Follow zstd frame boundaries, to tell a whole stream from a cut one.
+
+    libzstd checks each frame's checksum when the frame ends, but a
+    stream cut inside a frame just stops producing output.  This walks
+    the frame and block headers (skipping their contents, so it costs a
+    few operations per block) and says whether the stream ended exactly
+    at the end of a frame.
+    """
+
+    def __init__(self, what):
+        self.what = what
+        self.frames = 0
+        self._state = "magic"
+        self._need = 4
+        self._header = bytearray()
+        self._skip = 0
+        self._checksum = False
+
+    def update(self, data):
+        pos, end = 0, len(data)
+        while pos < end:
+            if self._skip:
+                take = min(self._skip, end - pos)
+                self._skip -= take
+                pos += take
+                continue
+            take = min(self._need - len(self._header), end - pos)
+            self._header += data[pos : pos + take]
+            pos += take
+            if len(self._header) == self._need:
+                header = bytes(self._header)
+                self._header.clear()
+                self._advance(header)
+
+    def _expect(self, state, need):
+        self._state = state
+        self._need = need
+
+    def _advance(self, header):
+        state = self._state
+        if state == "magic":
+            if header == ZSTD_MAGIC:
+                self._expect("frame header", 1)
+            elif _is_skippable_frame(header):
+                self._expect("skippable size", 4)
+            else:
+                raise CorruptArchive(
+                    f"{self.what} is not valid zstd: no frame magic"
+                )
+        elif state == "skippable size":
+            self._skip = int.from_bytes(header, "little")
+            self._expect("magic", 4)
+        elif state == "frame header":
+            fhd = header[0]
+            if fhd & 0x08:
+                raise CorruptArchive(
+                    f"{self.what} is not valid zstd: reserved bit set"
+                )
+            single_segment = fhd >> 5 & 1
+            self._checksum = bool(fhd >> 2 & 1)
+            fcs = (single_segment, 2, 4, 8)[fhd >> 6]
+            rest = (0 if single_segment else 1) + (0, 1, 2, 4)[fhd & 3] + fcs
+            if rest:
+                self._expect("frame header rest", rest)
+            else:
+                self._expect("block", 3)
+        elif state == "frame header rest":
+            self._expect("block", 3)
+        elif state == "block":
+            value = int.from_bytes(header, "little")
+            last, kind, size = value & 1, value >> 1 & 3, value >> 3
+            if kind == 3:
+                raise CorruptArchive(
+                    f"{self.what} is not valid zstd: reserved block type"
+                )
+            self._skip = 1 if kind == 1 else size
+            if not last:
+                self._expect("block", 3)
+            elif self._checksum:
+                self._expect("checksum", 4)
+            else:
+                self.frames += 1
+                self._expect("magic", 4)
+        elif state == "checksum":
+            self.frames += 1
+            self._expect("magic", 4)
+
+    @property
+    def complete(self):
+        """Did the stream end just after a whole frame?"""
+        return (
+            self._state == "magic"
+            and not self._header
+            and not self._skip
+            and self.frames > 0
+        )
 
 
 class _HashSink:
@@ -189,8 +411,7 @@ class _HashSink:
 
     def write(self, data):
         self.hash.update(data)
-        self.guard.expanded += len(data)
-        self.guard.check()
+        self.guard.expand(len(data))
         return len(data)
 
 
@@ -201,10 +422,10 @@ class DiffIDHasher:
     and never holds more than one chunk of decompressed output.
     """
 
-    def __init__(self, kind, what):
+    def __init__(self, kind, what, parent_guard=None):
         self.kind = kind
         self.what = what
-        self.guard = ExpansionGuard(what)
+        self.guard = ExpansionGuard(what, parent=parent_guard)
         self._sink = _HashSink(self.guard)
         if kind == "gzip":
             self._gz = isal_zlib.decompressobj(31)
@@ -213,6 +434,7 @@ class DiffIDHasher:
             self._zstd = _zstd_decompressor().stream_writer(
                 self._sink, write_size=CHUNK, write_return_read=True
             )
+            self._frames = ZstdFrames(what)
         else:
             raise ValueError(kind)
 
@@ -220,6 +442,7 @@ class DiffIDHasher:
         self.guard.compressed += len(data)
         try:
             if self.kind == "zstd":
+                self._frames.update(data)
                 self._zstd.write(data)
             else:
                 self._feed_gzip(data)
@@ -241,14 +464,20 @@ class DiffIDHasher:
                 data = self._gz.unconsumed_tail
 
     def finish(self):
-        """Return the diff_id; raise if a gzip stream ended early.
+        """Return the diff_id; raise if the stream ended early.
 
-        A truncated zstd frame cannot be told from here; it surfaces as
-        a digest or diff_id mismatch instead.
+        gzip members end with their CRC and size, checked by zlib; zstd
+        frames with their checksum where present, checked by libzstd,
+        and `ZstdFrames` checks that the stream ends with a frame.
         """
         try:
             if self.kind == "zstd":
                 self._zstd.flush()
+                if not self._frames.complete:
+                    raise CorruptArchive(
+                        f"{self.what}: truncated zstd stream (it ends "
+                        f"inside a frame)"
+                    )
             elif not self._gz.eof:
                 raise CorruptArchive(f"{self.what}: truncated gzip stream")
         except (isal_zlib.error, zstandard.ZstdError) as e:
@@ -315,5 +544,21 @@ class LayerCompressor:
         self._writer.write(data)
 
     def finish(self):
-        self._writer.close()
+        try:
+            self._writer.close()
+        except BaseException:
+            self.abort()
+            raise
         return Digest("sha256", self._out.hash.hexdigest()), self._out.size
+
+    def abort(self):
+        """Stop and join every worker thread; the output is garbage.
+
+        Safe to call at any time, more than once, and after `finish`.
+        """
+        # Closing igzip's threaded writer waits for its queues, whose
+        # workers record their own errors, then stops and joins them.
+        try:
+            self._writer.close()
+        except Exception:
+            pass

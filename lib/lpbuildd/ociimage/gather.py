@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass
 
 from lpbuildd.ociimage.blobstore import BlobStore
-from lpbuildd.ociimage.compression import CHUNK, open_outer
+from lpbuildd.ociimage.compression import CHUNK, finish_outer, open_outer
 from lpbuildd.ociimage.errors import CorruptArchive
 from lpbuildd.ociimage.layout import LayoutWriter
 from lpbuildd.ociimage.resolver import Resolver
@@ -89,6 +89,24 @@ def _read_head(stream, n=1024):
     return head[:n], buffered
 
 
+def _check_printable(images, dropped):
+    """Everything the summary prints from the archive can be printed.
+
+    The resolver validates names and platforms as it reads them; this
+    is the last check before anything is committed, so that a summary
+    can never fail (or be forged) after the layout is in place.
+    """
+    texts = list(dropped)
+    for image in images:
+        texts.append(str(image.platform))
+        texts.extend(p for name in image.names for p in name if p)
+    for text in texts:
+        if not text.isprintable() or not text.isascii():
+            raise CorruptArchive(
+                f"the archive names something unprintable: {text[:100]!r}"
+            )
+
+
 def gather(
     source,
     outdir,
@@ -117,9 +135,10 @@ def gather(
             opened = source = open(source, "rb", buffering=0)
         except OSError as e:
             raise CorruptArchive(f"cannot open {e.filename}: {e.strerror}")
-    writer = LayoutWriter(outdir)
-    store = BlobStore(writer.workdir, compression, threads)
+    writer = None
     try:
+        writer = LayoutWriter(outdir)
+        store = BlobStore(writer.workdir, compression, threads)
         _enlarge_pipe(source)
         counted = _CountingStream(source)
         head, stream = _read_head(counted)
@@ -133,6 +152,7 @@ def gather(
                     progress(counted.count)
             elif member.kind in ("symlink", "hardlink"):
                 store.add_link(member.name, member.target)
+        finish_outer(stream)
         resolver = Resolver(store, sources)
         images = resolver.resolve()
         entries = []
@@ -144,10 +164,12 @@ def gather(
                     )
             entries.extend(writer.write_image(image))
         bytes_out = sum(os.path.getsize(p) for p in writer.written.values())
+        _check_printable(images, resolver.dropped)
         writer.commit(entries)
     finally:
         # Removes the partial layout unless `commit` put it in place.
-        writer.abort()
+        if writer is not None:
+            writer.abort()
         if opened is not None:
             opened.close()
     fmt = resolver.format if outer is None else f"{resolver.format}+{outer}"

@@ -10,6 +10,7 @@ consistency when made, so nothing downstream checks it again.
 """
 
 __all__ = [
+    "CheckedDocument",
     "ForeignLayer",
     "IMAGE_NAME",
     "Image",
@@ -18,8 +19,7 @@ __all__ = [
     "Layer",
     "REF_NAME",
     "SourceManifest",
-    "normalise_repository",
-    "split_reference",
+    "document_bytes",
 ]
 
 import dataclasses
@@ -93,16 +93,59 @@ class SourceManifest:
     annotated.
     """
 
-    data: bytes
+    data: object  # bytes, or a `CheckedDocument`: see `document_bytes`
     media_type: str
     layer_sources: dict = field(default_factory=dict)
+
+
+class CheckedDocument:
+    """A document (config, manifest) whose digest is already known.
+
+    It holds the bytes, or only the `DocumentBlob` they are in and reads
+    them when asked, so that the images of an archive do not hold every
+    config and kept manifest in memory at once, and an image built from
+    one does not hash it again (many manifests may share a config of
+    megabytes).
+    """
+
+    __slots__ = ("digest", "size", "_data", "_blob")
+
+    def __init__(self, digest, size, data=None, blob=None):
+        if (data is None) == (blob is None):
+            raise ValueError("give either data or a blob")
+        self.digest = digest
+        self.size = size
+        self._data = data
+        self._blob = blob
+
+    @classmethod
+    def of(cls, data):
+        """Bytes, hashed now."""
+        return cls(Digest.of_bytes(data), len(data), data=bytes(data))
+
+    @classmethod
+    def in_blob(cls, blob):
+        """A verified `DocumentBlob`'s content, read on demand."""
+        return cls(blob.digest, blob.size, blob=blob)
+
+    def read_bytes(self):
+        if self._data is not None:
+            return self._data
+        return self._blob.read_all()
+
+
+def document_bytes(value):
+    """The bytes of a document given as bytes or a `CheckedDocument`."""
+    if isinstance(value, CheckedDocument):
+        return value.read_bytes()
+    return value
 
 
 @dataclass(frozen=True)
 class Image:
     """One verified image."""
 
-    config: bytes
+    config: object  # bytes, or a `CheckedDocument`: see `config_bytes`
     config_digest: Digest
     platform: Platform
     layers: tuple  # of `Layer` and `ForeignLayer`, in the config's order
@@ -110,7 +153,11 @@ class Image:
     source_manifest: SourceManifest = None
 
     def __post_init__(self):
-        if Digest.of_bytes(self.config) != self.config_digest:
+        if isinstance(self.config, CheckedDocument):
+            known = self.config.digest
+        else:
+            known = Digest.of_bytes(self.config)
+        if known != self.config_digest:
             raise ValueError(f"config is not {self.config_digest}")
         object.__setattr__(self, "layers", tuple(self.layers))
         object.__setattr__(self, "names", tuple(self.names))
@@ -119,10 +166,15 @@ class Image:
     def key(self):
         return (self.config_digest, tuple(l.diff_id for l in self.layers))
 
+    def config_bytes(self):
+        return document_bytes(self.config)
+
     def config_descriptor(self):
-        return Descriptor(
-            MediaType.OCI_CONFIG, self.config_digest, len(self.config)
-        )
+        if isinstance(self.config, CheckedDocument):
+            size = self.config.size
+        else:
+            size = len(self.config)
+        return Descriptor(MediaType.OCI_CONFIG, self.config_digest, size)
 
     def with_names(self, names):
         """This image, also known by `names` (duplicates are ignored)."""
@@ -131,31 +183,3 @@ class Image:
         if len(merged) == len(self.names):
             return self
         return dataclasses.replace(self, names=merged)
-
-
-def split_reference(reference):
-    """Split an image reference into (repository, tag or None).
-
-    >>> split_reference("localhost:5000/app:1.0")
-    ('localhost:5000/app', '1.0')
-    """
-    name = reference.split("@", 1)[0]
-    slash = name.rfind("/")
-    colon = name.rfind(":")
-    if colon > slash:
-        return name[:colon], name[colon + 1 :]
-    return name, None
-
-
-def normalise_repository(repository):
-    """Spell a repository in full, as Docker does (docker.io/library/x).
-
-    >>> normalise_repository("busybox")
-    'docker.io/library/busybox'
-    """
-    first, _, rest = repository.partition("/")
-    if not rest:
-        return f"docker.io/library/{repository}"
-    if "." in first or ":" in first or first == "localhost":
-        return repository
-    return f"docker.io/{repository}"

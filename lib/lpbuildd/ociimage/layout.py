@@ -17,7 +17,12 @@ import shutil
 import tempfile
 
 from lpbuildd.ociimage.errors import OutputError
-from lpbuildd.ociimage.image import IMAGE_NAME, LAYER_SOURCES, REF_NAME
+from lpbuildd.ociimage.image import (
+    IMAGE_NAME,
+    LAYER_SOURCES,
+    REF_NAME,
+    document_bytes,
+)
 from ocitypes.descriptor import Descriptor, MediaType
 from ocitypes.digest import Digest
 from ocitypes.safejson import canonical_json
@@ -76,11 +81,11 @@ class LayoutWriter:
     def write_image(self, image):
         """Write an image's config and manifest; return index entries."""
         # An `Image`'s config matches its digest: see `Image`.
-        self.add_blob_bytes(image.config)
+        self.add_blob_bytes(image.config_bytes())
         source = image.source_manifest
         layer_sources = {} if source is None else source.layer_sources
         if source is not None:
-            manifest = source.data
+            manifest = document_bytes(source.data)
             media_type = source.media_type
         else:
             media_type = MediaType.OCI_MANIFEST

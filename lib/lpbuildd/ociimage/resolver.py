@@ -16,6 +16,8 @@ __all__ = [
     "Resolver",
 ]
 
+import dataclasses
+import json
 import re
 from dataclasses import dataclass
 
@@ -30,23 +32,28 @@ from lpbuildd.ociimage.image import (
     IMAGE_NAME,
     LAYER_SOURCE,
     REF_NAME,
+    CheckedDocument,
     ForeignLayer,
     Image,
     Layer,
     SourceManifest,
-    normalise_repository,
-    split_reference,
 )
+from lpbuildd.ociimage.reference import parse_ref_name, parse_reference
 from lpbuildd.ociimage.tarstream import normalise_name
 from ocitypes.descriptor import Descriptor, MediaType, Platform
 from ocitypes.digest import Digest
 from ocitypes.safejson import load_json
 
 MAX_INDEX_DEPTH = 8
+# Index entries read, plus images and names handed up from nested
+# indexes (which bounds the memory of a walk too): a
+# multi-platform image has a few dozen.
+MAX_DESCRIPTORS = 20000
 ATTESTATION = "attestation-manifest"
 _NAMED_DIGEST = re.compile(
     r"(?:^|/)(?:sha256:)?([0-9a-f]{64})(?:\.json|\.tar|\.tar\.gz)?$"
 )
+_LAYER_KINDS = ("tar", "gzip", "zstd")
 _BLOB_PATH = re.compile(r"^blobs/([^/]+)/([^/]+)$")
 
 
@@ -67,9 +74,51 @@ def _document_bytes(blob):
 class _Config:
     """What the resolver needs of an image's config."""
 
-    data: bytes
+    data: CheckedDocument
     diff_ids: tuple
     platform: Platform
+
+
+class _ImageSet:
+    """Images merged by key, in first-seen order, with their names.
+
+    Names are accumulated in a dict per image and images are built with
+    them only once, in `images`: merging stays linear in the names.
+    """
+
+    def __init__(self):
+        self._entries = {}  # key -> [image, {name: None}]
+        self.name_count = 0
+
+    def add(self, image, names=()):
+        entry = self._entries.get(image.key)
+        if entry is None:
+            entry = self._entries[image.key] = [image, {}]
+        known = entry[1]
+        before = len(known)
+        for name in names:
+            known.setdefault(name)
+        for name in image.names:
+            known.setdefault(name)
+        self.name_count += len(known) - before
+
+    def update(self, other, names=()):
+        """Add every image of another set, `names` first."""
+        for image, known in other._entries.values():
+            self.add(image, tuple(names) + tuple(known))
+
+    def __len__(self):
+        return len(self._entries)
+
+    def images(self):
+        return tuple(
+            (
+                image
+                if tuple(names) == image.names
+                else dataclasses.replace(image, names=tuple(names))
+            )
+            for image, names in self._entries.values()
+        )
 
 
 class Resolver:
@@ -81,6 +130,13 @@ class Resolver:
         self.sources = sources or {}
         self.dropped = []
         self.format = None
+        # Every document is read once: indexes and manifests by digest,
+        # configs by digest.
+        self._indexes = {}
+        self._walking = set()
+        self._manifests = {}
+        self._configs = {}
+        self._visits = 0
 
     # -- blobs ---------------------------------------------------------
 
@@ -107,6 +163,10 @@ class Resolver:
             )
         return blob
 
+    def _as_layer(self, blob):
+        """A referenced layer's blob, made a `LayerBlob` if it can be."""
+        return self.store.as_layer(blob) or blob
+
     def _path_blob(self, path, what):
         """The blob at a path named by manifest.json (must exist)."""
         if not isinstance(path, str):
@@ -126,7 +186,11 @@ class Resolver:
                 raise CorruptArchive(f"{what} {name!r}: {e}")
         else:
             match = _NAMED_DIGEST.search(name)
-            if not match or not isinstance(blob, DocumentBlob):
+            if (
+                not match
+                or not isinstance(blob, DocumentBlob)
+                or blob.kind in _LAYER_KINDS
+            ):
                 return
             named = Digest("sha256", match.group(1))
         if named.algorithm != "sha256":
@@ -140,6 +204,13 @@ class Resolver:
     # -- configs and layers ---------------------------------------------
 
     def _config(self, blob, what):
+        config = self._configs.get(blob.digest)
+        if config is None:
+            config = self._read_config(blob, what)
+            self._configs[blob.digest] = config
+        return config
+
+    def _read_config(self, blob, what):
         data = _document_bytes(blob)
         doc = load_json(data, what)
         if not isinstance(doc, dict):
@@ -153,7 +224,10 @@ class Resolver:
         except ValueError as e:
             raise CorruptArchive(f"{what} rootfs.diff_ids: {e}")
         platform = Platform.from_json(doc, what)
-        return _Config(data, tuple(diff_ids), platform)
+        # Not the bytes: the images hold their configs, read when written.
+        return _Config(
+            CheckedDocument.in_blob(blob), tuple(diff_ids), platform
+        )
 
     def _layer(self, blob, diff_id, what):
         if not isinstance(blob, LayerBlob):
@@ -191,27 +265,78 @@ class Resolver:
     # -- index.json -----------------------------------------------------
 
     def _images_from_index(self, blob):
-        return self._walk_index(blob, "index.json", [], 0, frozenset())
+        images, _ = self._walk_index(blob, "index.json", None, 0)
+        return images
 
-    def _walk_index(self, blob, what, names, depth, seen):
+    def _count_visits(self, n):
+        self._visits += n
+        if self._visits > MAX_DESCRIPTORS:
+            raise UnsafeArchive(
+                f"the archive's indexes refer to more than "
+                f"{MAX_DESCRIPTORS} descriptors"
+            )
+
+    def _walk_index(self, blob, what, digest, depth, expected_type=None):
+        """The images below an index, and how deep indexes nest there.
+
+        Each index is walked once (memoised by digest); a shared index
+        reached again costs one look-up, and its images come back merged
+        by key, so no path through the graph multiplies the work.
+        :return: (`_ImageSet`, nesting height below this index).
+        """
         if depth > MAX_INDEX_DEPTH:
             raise UnsafeArchive(
                 f"{what} nests indexes more than {MAX_INDEX_DEPTH} deep"
             )
+        if digest is not None:
+            if digest in self._walking:
+                raise UnsafeArchive(f"index cycle through {digest}")
+            cached = self._indexes.get(digest)
+            if cached is not None:
+                images, height = cached
+                if depth + height > MAX_INDEX_DEPTH:
+                    raise UnsafeArchive(
+                        f"{what} nests indexes more than {MAX_INDEX_DEPTH} "
+                        f"deep"
+                    )
+                return images, height
+            self._walking.add(digest)
         doc = load_json(_document_bytes(blob), what)
         if not isinstance(doc, dict):
             raise CorruptArchive(f"{what} is not a JSON object")
+        own_type = _document_media_type(doc, what)
+        if own_type and expected_type and own_type != expected_type:
+            raise CorruptArchive(
+                f"{what} says its mediaType is {own_type!r}, its descriptor "
+                f"says {expected_type!r}"
+            )
         entries = doc.get("manifests")
         if entries is None:
             # Docker 25.0.0 wrote null for untagged images.
-            return []
+            entries = []
         if not isinstance(entries, list):
             raise CorruptArchive(f"{what} manifests is not a list")
-        images = []
+        self._count_visits(len(entries))
+        # What the walk needs of each entry, so that the parsed document
+        # (whatever else it holds) is not kept while nested indexes are
+        # walked: memory stays bounded by the descriptors visited.
+        records = []
         for i, entry in enumerate(entries):
+            entries[i] = None  # each parsed entry freed as it is read
             entry_what = f"{what} manifests[{i}]"
             desc = Descriptor.from_json(entry, entry_what)
-            entry_names = names + _names_from_annotations(desc.annotations)
+            records.append(
+                (
+                    entry_what,
+                    dataclasses.replace(desc, annotations={}, urls=()),
+                    _names_from_annotations(desc.annotations, entry_what),
+                    desc.annotations.get("vnd.docker.reference.type"),
+                )
+            )
+        del doc, entries
+        images = _ImageSet()
+        height = 0
+        for entry_what, desc, entry_names, reference_type in records:
             child = self._blob(desc, entry_what)
             if child is None:
                 self.dropped.append(
@@ -223,23 +348,18 @@ class Resolver:
                 child, entry_what
             )
             if media_type in MediaType.INDEXES:
-                if desc.digest in seen:
-                    raise UnsafeArchive(
-                        f"index cycle through {desc.digest} in {what}"
-                    )
-                images.extend(
-                    self._walk_index(
-                        child,
-                        f"index {_short(desc.digest)}",
-                        entry_names,
-                        depth + 1,
-                        seen | {desc.digest},
-                    )
+                child_images, child_height = self._walk_index(
+                    child,
+                    f"index {_short(desc.digest)}",
+                    desc.digest,
+                    depth + 1,
+                    desc.media_type,
                 )
+                # Handing images up costs a step per image and per name.
+                self._count_visits(len(child_images) + child_images.name_count)
+                height = max(height, child_height + 1)
+                images.update(child_images, entry_names)
             elif media_type in MediaType.MANIFESTS:
-                reference_type = desc.annotations.get(
-                    "vnd.docker.reference.type"
-                )
                 if reference_type == ATTESTATION or (
                     desc.platform is not None and desc.platform.is_unknown
                 ):
@@ -247,15 +367,26 @@ class Resolver:
                         f"{_short(desc.digest)}: attestation manifest"
                     )
                     continue
-                images.append(
-                    self._image_from_manifest(child, desc, entry_names)
-                )
+                images.add(self._manifest_image(child, desc), entry_names)
             else:
                 self.dropped.append(
                     f"{_short(desc.digest)}: unknown media type "
-                    f"{media_type!r}"
+                    f"{ascii(media_type[:100])}"
                 )
-        return images
+        result = (images, height)
+        if digest is not None:
+            self._walking.discard(digest)
+            self._indexes[digest] = result
+        return result
+
+    def _manifest_image(self, blob, desc):
+        """The image of a manifest, read once per descriptor."""
+        key = (desc.digest, desc.media_type, desc.platform)
+        image = self._manifests.get(key)
+        if image is None:
+            image = self._image_from_manifest(blob, desc, ())
+            self._manifests[key] = image
+        return image
 
     def _image_from_manifest(self, blob, desc, names):
         what = f"manifest {_short(desc.digest)}"
@@ -263,6 +394,12 @@ class Resolver:
         doc = load_json(raw, what)
         if not isinstance(doc, dict) or doc.get("schemaVersion") != 2:
             raise CorruptArchive(f"{what} is not a schema 2 image manifest")
+        own_type = _document_media_type(doc, what)
+        if own_type and desc.media_type and own_type != desc.media_type:
+            raise CorruptArchive(
+                f"{what} says its mediaType is {own_type!r}, its descriptor "
+                f"says {desc.media_type!r}"
+            )
         config_desc = Descriptor.from_json(doc.get("config"), f"{what} config")
         layer_descs = doc.get("layers")
         if not isinstance(layer_descs, list):
@@ -290,7 +427,7 @@ class Resolver:
             lblob = self._blob(ldesc, lwhat)
             if lblob is None:
                 raise CorruptArchive(f"{lwhat} ({ldesc.digest}) is missing")
-            blobs[i] = lblob
+            blobs[i] = self._as_layer(lblob)
         layers, in_order = self._match_layers(expanded, blobs, diff_ids, what)
         # Keep the source manifest byte-exact (and so its digest) when
         # it is an OCI manifest and every layer blob is output as it
@@ -300,7 +437,7 @@ class Resolver:
         # rewritten as OCI manifests over the same blobs: an OCI
         # layout's readers (skopeo's oci: transport among them) skip
         # index entries of other media types.
-        manifest_type = desc.media_type or doc.get("mediaType")
+        manifest_type = desc.media_type or own_type
         keep = (
             manifest_type == MediaType.OCI_MANIFEST
             and in_order
@@ -318,7 +455,7 @@ class Resolver:
         source_manifest = None
         if keep:
             source_manifest = SourceManifest(
-                raw,
+                CheckedDocument.in_blob(blob),
                 manifest_type,
                 {
                     layer.descriptor.digest: layer.descriptor.annotations[
@@ -339,7 +476,7 @@ class Resolver:
         return Image(
             config=config.data,
             config_digest=config_desc.digest,
-            platform=desc.platform or config.platform,
+            platform=_platform(desc.platform, config.platform, what),
             layers=layers,
             names=names,
             source_manifest=source_manifest,
@@ -365,6 +502,7 @@ class Resolver:
             lblob = None if ldesc.is_foreign else self._blob(ldesc, lwhat)
             if lblob is None:
                 return layer_descs
+            lblob = self._as_layer(lblob)
             if isinstance(lblob, LayerBlob):
                 by_diff_id[lblob.diff_id] = ldesc
             else:
@@ -413,57 +551,69 @@ class Resolver:
             raise CorruptArchive("manifest.json is null: it lists no images")
         if not isinstance(doc, list):
             raise CorruptArchive("manifest.json is not a list")
-        images = []
+        images = _ImageSet()
+        built = {}
         for i, entry in enumerate(doc):
             what = f"manifest.json[{i}]"
             if not isinstance(entry, dict):
                 raise CorruptArchive(f"{what} is not an object")
-            config_blob = self._path_blob(
-                entry.get("Config"), f"{what} Config"
-            )
-            if config_blob is None:
-                raise CorruptArchive(
-                    f"{what} Config {entry.get('Config')!r} is missing"
-                )
-            config = self._config(config_blob, f"{what} config")
-            diff_ids = config.diff_ids
-            paths = entry.get("Layers")
-            if not isinstance(paths, list):
-                raise CorruptArchive(f"{what} Layers is not a list")
-            self._check_layer_count(len(paths), diff_ids, what)
-            sources = entry.get("LayerSources") or {}
-            if not isinstance(sources, dict):
-                raise CorruptArchive(f"{what} LayerSources is not an object")
-            layers = []
-            for j, path in enumerate(paths):
-                lwhat = f"{what} layer {j}"
-                lblob = self._path_blob(path, lwhat)
-                if lblob is None:
-                    source = sources.get(str(diff_ids[j]))
-                    if source is not None:
-                        ldesc = Descriptor.from_json(
-                            source, f"{what} LayerSources"
-                        )
-                        if ldesc.is_foreign:
-                            layers.append(ForeignLayer(diff_ids[j], ldesc))
-                            continue
-                    raise CorruptArchive(f"{lwhat} {path!r} is missing")
-                layers.append(self._layer(lblob, diff_ids[j], lwhat))
             tags = entry.get("RepoTags") or []
             if not isinstance(tags, list) or not all(
                 isinstance(t, str) for t in tags
             ):
                 raise CorruptArchive(f"{what} RepoTags is not a string list")
-            images.append(
-                Image(
-                    config=config.data,
-                    config_digest=config_blob.digest,
-                    platform=config.platform,
-                    layers=layers,
-                    names=[_parse_name(t) for t in tags],
-                )
+            names = [parse_reference(t, f"{what} RepoTags") for t in tags]
+            # Entries that differ only in their tags are one image,
+            # verified once.
+            shape = json.dumps(
+                [entry.get(k) for k in ("Config", "Layers", "LayerSources")],
+                sort_keys=True,
             )
+            image = built.get(shape)
+            if image is None:
+                image = built[shape] = self._docker_manifest_image(entry, what)
+            images.add(image, names)
         return images
+
+    def _docker_manifest_image(self, entry, what):
+        """The image of one manifest.json entry, without its names."""
+        config_blob = self._path_blob(entry.get("Config"), f"{what} Config")
+        if config_blob is None:
+            raise CorruptArchive(
+                f"{what} Config {entry.get('Config')!r} is missing"
+            )
+        config = self._config(config_blob, f"{what} config")
+        diff_ids = config.diff_ids
+        paths = entry.get("Layers")
+        if not isinstance(paths, list):
+            raise CorruptArchive(f"{what} Layers is not a list")
+        self._check_layer_count(len(paths), diff_ids, what)
+        sources = entry.get("LayerSources") or {}
+        if not isinstance(sources, dict):
+            raise CorruptArchive(f"{what} LayerSources is not an object")
+        layers = []
+        for j, path in enumerate(paths):
+            lwhat = f"{what} layer {j}"
+            lblob = self._path_blob(path, lwhat)
+            if lblob is None:
+                source = sources.get(str(diff_ids[j]))
+                if source is not None:
+                    ldesc = Descriptor.from_json(
+                        source, f"{what} LayerSources"
+                    )
+                    if ldesc.is_foreign:
+                        layers.append(ForeignLayer(diff_ids[j], ldesc))
+                        continue
+                raise CorruptArchive(f"{lwhat} {path!r} is missing")
+            layers.append(
+                self._layer(self._as_layer(lblob), diff_ids[j], lwhat)
+            )
+        return Image(
+            config=config.data,
+            config_digest=config_blob.digest,
+            platform=config.platform,
+            layers=layers,
+        )
 
     # -- the whole archive ------------------------------------------------
 
@@ -480,22 +630,14 @@ class Resolver:
             raise CorruptArchive(
                 "not an image archive: no manifest.json or index.json"
             )
-        found = []
-        if index is not None:
-            found.extend(self._images_from_index(index))
-        if docker is not None:
-            found.extend(self._images_from_docker_manifest(docker))
         # One image per key: index.json has an entry per tag, and the
         # two lists overlap.  Merge their names.
-        images = []
-        positions = {}
-        for image in found:
-            i = positions.get(image.key)
-            if i is None:
-                positions[image.key] = len(images)
-                images.append(image)
-            else:
-                images[i] = images[i].with_names(image.names)
+        found = _ImageSet()
+        if index is not None:
+            found.update(self._images_from_index(index))
+        if docker is not None:
+            found.update(self._images_from_docker_manifest(docker))
+        images = found.images()
         if not images:
             raise CorruptArchive("the archive holds no complete image")
         self.format = self._detect_format(index, docker, images)
@@ -520,20 +662,12 @@ class Resolver:
         return "docker-archive"
 
 
-def _names_from_annotations(annotations):
+def _names_from_annotations(annotations, what):
     if IMAGE_NAME in annotations:
-        return [_parse_name(annotations[IMAGE_NAME])]
+        return [parse_reference(annotations[IMAGE_NAME], f"{what} name")]
     if REF_NAME in annotations:
-        return [_parse_name(annotations[REF_NAME])]
+        return [parse_ref_name(annotations[REF_NAME], f"{what} ref.name")]
     return []
-
-
-def _parse_name(reference):
-    """(repository or None, tag or None) for a reference or bare tag."""
-    if "/" not in reference and ":" not in reference and "@" not in reference:
-        return (None, reference)
-    repository, tag = split_reference(reference)
-    return normalise_repository(repository), tag
 
 
 def _compression_of(media_type):
@@ -544,11 +678,44 @@ def _compression_of(media_type):
     return None
 
 
+def _document_media_type(doc, what):
+    """A document's own `mediaType`, checked; None if it has none."""
+    media_type = doc.get("mediaType")
+    if media_type is None or media_type == "":
+        return None
+    if not isinstance(media_type, str) or len(media_type) > 255:
+        raise CorruptArchive(f"{what} has an invalid mediaType")
+    return media_type
+
+
+def _platform(listed, config, what):
+    """The platform of an image: the config's, which an index entry's
+    must agree with (os, architecture, and variant where both say)."""
+    if listed is None:
+        return config
+    mismatch = (
+        (config.os and listed.os != config.os)
+        or (config.architecture and listed.architecture != config.architecture)
+        or (
+            config.variant
+            and listed.variant
+            and listed.variant != config.variant
+        )
+    )
+    if mismatch:
+        raise CorruptArchive(
+            f"{what} is listed for platform {listed} but its config says "
+            f"{config}"
+        )
+    return listed
+
+
 def _sniff_media_type(blob, what):
     doc = load_json(_document_bytes(blob), what)
     if isinstance(doc, dict):
-        if doc.get("mediaType"):
-            return doc["mediaType"]
+        media_type = _document_media_type(doc, what)
+        if media_type:
+            return media_type
         if "manifests" in doc:
             return MediaType.OCI_INDEX
         if "layers" in doc:

@@ -5,8 +5,9 @@
 
 Member names and link targets are normalised and must stay inside the
 archive; nothing is ever extracted, so names are only keys.  The stream
-may be a pipe: `ForwardReader` gives `tarfile` the `tell`/`seek` it
-wants while only ever moving forward.
+may be a pipe: `ForwardReader` only ever moves forward.  Headers are
+parsed here rather than by `tarfile`, whose errors on malformed PAX
+records, sparse maps or negative sizes are not all `TarError`s.
 """
 
 __all__ = [
@@ -19,7 +20,7 @@ __all__ = [
 
 import io
 import posixpath
-import tarfile
+import re
 from dataclasses import dataclass
 
 from lpbuildd.ociimage.errors import (
@@ -32,6 +33,17 @@ from lpbuildd.ociimage.errors import (
 # bookkeeping.
 MAX_MEMBERS = 200000
 MAX_NAME_LENGTH = 4096
+# Each extended header record (PAX header, GNU long name or link) is at
+# most this long, as Go's archive/tar allows.
+MAX_HEADER_RECORD = 1 << 20
+# Sizes beyond this (8 PiB) are garbage, whatever the field can encode.
+MAX_MEMBER_SIZE = 1 << 53
+BLOCK = 512
+_ZERO_BLOCK = bytes(BLOCK)
+_OCTAL = re.compile(rb"[0-7]*")
+# Types whose size field says nothing about data that follows (as Go's
+# reader has it): links, devices, directories, FIFOs.
+_HEADER_ONLY = (b"1", b"2", b"3", b"4", b"5", b"6")
 
 
 class ForwardReader(io.RawIOBase):
@@ -40,7 +52,6 @@ class ForwardReader(io.RawIOBase):
     def __init__(self, stream):
         self._stream = stream
         self._position = 0
-        self.last_read = b""
 
     def readable(self):
         return True
@@ -54,8 +65,18 @@ class ForwardReader(io.RawIOBase):
     def read(self, n=-1):
         data = self._stream.read(n)
         self._position += len(data)
-        self.last_read = data[-512:] if n == 512 else b""
         return data
+
+    def read_exact(self, n):
+        """Read `n` bytes, fewer only at the end of the stream."""
+        parts = []
+        while n > 0:
+            data = self.read(min(n, 1 << 20))
+            if not data:
+                break
+            parts.append(data)
+            n -= len(data)
+        return b"".join(parts)
 
     def readinto(self, buffer):
         data = self.read(len(buffer))
@@ -137,62 +158,284 @@ class Member:
             yield data
 
 
+def _cstring(field):
+    """The bytes of a NUL-terminated header field."""
+    end = field.find(b"\0")
+    return field if end < 0 else field[:end]
+
+
+def _text(data, what, offset):
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise CorruptArchive(
+            f"corrupt tar archive: {what} of the header at offset {offset} "
+            f"is not UTF-8"
+        )
+
+
+def _number(field, what, offset):
+    """A numeric header field: octal, or base-256 (GNU); never negative."""
+    if field[:1] and field[0] & 0x80:
+        if field[0] == 0xFF:
+            raise CorruptArchive(
+                f"corrupt tar archive: negative {what} in the header at "
+                f"offset {offset}"
+            )
+        value = int.from_bytes(bytes([field[0] & 0x7F]) + field[1:], "big")
+    else:
+        digits = _cstring(field).strip(b" ")
+        if not _OCTAL.fullmatch(digits):
+            raise CorruptArchive(
+                f"corrupt tar archive: invalid {what} {field[:12]!r} in the "
+                f"header at offset {offset}"
+            )
+        value = int(digits or b"0", 8)
+    if value > MAX_MEMBER_SIZE:
+        raise CorruptArchive(
+            f"corrupt tar archive: {what} {value} in the header at offset "
+            f"{offset} is out of range"
+        )
+    return value
+
+
+def _checksum_ok(block, offset):
+    stored = _number(block[148:156], "header checksum", offset)
+    unsigned = sum(block[:148]) + 8 * 0x20 + sum(block[156:])
+    if stored == unsigned:
+        return True
+    signed = unsigned - sum(b for b in block[:148] if b > 0x7F) * 2
+    signed -= sum(b for b in block[156:] if b > 0x7F) * 2
+    return stored == signed
+
+
+def _parse_pax(data, offset):
+    """The records of a PAX extended header, as {key: bytes value}.
+
+    Each record is "<length> <key>=<value>\n", where the decimal
+    length counts the whole record.
+    """
+    records = {}
+    pos = 0
+    what = f"corrupt tar archive: malformed PAX header at offset {offset}"
+    while pos < len(data):
+        space = data.find(b" ", pos, pos + 21)
+        if space < 0:
+            raise CorruptArchive(what)
+        digits = data[pos:space]
+        if not digits.isdigit() or digits.startswith(b"0"):
+            raise CorruptArchive(what)
+        length = int(digits)
+        end = pos + length
+        if length <= len(digits) + 1 or end > len(data):
+            raise CorruptArchive(what)
+        if data[end - 1 : end] != b"\n":
+            raise CorruptArchive(what)
+        key, equals, value = data[space + 1 : end - 1].partition(b"=")
+        if not equals or not key or b"\0" in key:
+            raise CorruptArchive(what)
+        records[_text(key, "a PAX key", offset)] = value
+        pos = end
+    return records
+
+
+class _Header:
+    """One 512-byte header block, checked and decoded."""
+
+    def __init__(self, block, offset):
+        self.offset = offset
+        self.type = block[156:157]
+        self.size = _number(block[124:136], "size", offset)
+        name = _cstring(block[0:100])
+        if block[257:263] == b"ustar\0":
+            # POSIX ustar: a prefix for long names (GNU uses these bytes
+            # for other things and says "ustar  \0").
+            prefix = _cstring(block[345:500])
+            if prefix:
+                name = prefix + b"/" + name
+        self.name = _text(name, "the member name", offset)
+        self.linkname = _text(
+            _cstring(block[157:257]), "the link target", offset
+        )
+
+
+class _Pending:
+    """Extended header records that apply to the next member."""
+
+    def __init__(self):
+        self.clear()
+
+    def clear(self):
+        self.pax = {}
+        self.long_name = None
+        self.long_link = None
+        self.present = False
+
+
+def _record(reader, header, what):
+    """The data of an extended header member (PAX, GNU long name)."""
+    if header.size > MAX_HEADER_RECORD:
+        raise UnsafeArchive(
+            f"{what} at offset {header.offset} has {header.size} bytes "
+            f"(the limit is {MAX_HEADER_RECORD})"
+        )
+    data = reader.read_exact(header.size)
+    if len(data) != header.size:
+        raise CorruptArchive(
+            f"truncated archive: {what} at offset {header.offset} is cut "
+            f"short"
+        )
+    reader.seek(_padded(reader.tell()))
+    return data
+
+
+def _padded(position):
+    return -(-position // BLOCK) * BLOCK
+
+
+def _apply_pax(pending, records, offset):
+    for key, value in records.items():
+        if key.startswith("GNU.sparse."):
+            raise UnsupportedArchive(
+                f"sparse archive member (PAX header at offset {offset}) "
+                f"is not supported"
+            )
+        if key in ("path", "linkpath"):
+            if value:
+                pending.pax[key] = _text(value, f"PAX {key}", offset)
+            else:
+                pending.pax.pop(key, None)
+        elif key == "size":
+            if not value.isdigit() or len(value) > 19:
+                raise CorruptArchive(
+                    f"corrupt tar archive: invalid PAX size {value[:20]!r} "
+                    f"at offset {offset}"
+                )
+            size = int(value)
+            if size > MAX_MEMBER_SIZE:
+                raise CorruptArchive(
+                    f"corrupt tar archive: PAX size {size} at offset "
+                    f"{offset} is out of range"
+                )
+            pending.pax["size"] = size
+
+
 def iter_members(stream):
     """Yield a `Member` for every tar entry, in archive order.
+
+    Headers are parsed here, not by `tarfile`: ustar, PAX (`path`,
+    `linkpath`, `size`) and GNU long names and links are understood;
+    sparse members are refused; every field is checked, sizes are never
+    negative and each extended header record is at most
+    `MAX_HEADER_RECORD` bytes.  Any malformed header is one
+    `ArchiveError`.
 
     The caller must consume a file member's data (`read_chunks`) before
     asking for the next member, or it is skipped.
     """
     reader = ForwardReader(stream)
-    try:
-        tar = tarfile.open(fileobj=reader, mode="r:")
-    except tarfile.ReadError as e:
-        raise CorruptArchive(f"not a tar archive ({e})")
     count = 0
-    try:
-        while True:
-            info = tar.next()
-            if info is None:
-                break
-            count += 1
-            if count > MAX_MEMBERS:
-                raise UnsafeArchive(
-                    f"archive has more than {MAX_MEMBERS} members"
+    pending = _Pending()
+    next_header = 0
+    while True:
+        reader.seek(next_header)
+        offset = reader.tell()
+        block = reader.read_exact(BLOCK)
+        if len(block) < BLOCK:
+            if offset == 0:
+                raise CorruptArchive(
+                    f"truncated archive: {len(block)} bytes is not even a "
+                    f"tar header"
+                    if block
+                    else "not a tar archive (empty)"
                 )
-            # Forget members: we keep our own (smaller) records.
-            tar.members.clear()
-            name = normalise_name(info.name)
-            if info.isreg():
-                if info.issparse():
-                    raise UnsupportedArchive(
-                        f"sparse archive member {name!r} is not supported"
-                    )
-                reader.seek(info.offset_data)
-                yield Member(name, "file", info.size, reader=reader)
-            elif info.issym():
-                yield Member(
-                    name,
-                    "symlink",
-                    target=resolve_link(name, info.linkname, False),
+            raise CorruptArchive(
+                "truncated archive: no end-of-archive marker after "
+                f"{offset} bytes"
+            )
+        if block == _ZERO_BLOCK:
+            if offset == 0:
+                raise CorruptArchive("not a tar archive (empty tar)")
+            if pending.present:
+                raise CorruptArchive(
+                    "corrupt tar archive: an extended header is followed "
+                    "by the end of the archive"
                 )
-            elif info.islnk():
-                yield Member(
-                    name,
-                    "hardlink",
-                    target=resolve_link(name, info.linkname, True),
+            rest = reader.read_exact(BLOCK)
+            if rest.strip(b"\0"):
+                raise CorruptArchive(
+                    f"corrupt tar archive: garbage after the end-of-archive "
+                    f"block at offset {offset}"
                 )
-            elif info.isdir():
+            return
+        try:
+            valid = _checksum_ok(block, offset)
+        except CorruptArchive:
+            valid = False
+        if not valid:
+            if offset == 0:
+                raise CorruptArchive("not a tar archive (bad header checksum)")
+            raise CorruptArchive(
+                f"corrupt tar archive: bad header checksum at offset {offset}"
+            )
+        header = _Header(block, offset)
+        kind = header.type
+        if kind in (b"x", b"g", b"L", b"K"):
+            what = {
+                b"x": "PAX header",
+                b"g": "PAX global header",
+                b"L": "GNU long name",
+                b"K": "GNU long link",
+            }[kind]
+            data = _record(reader, header, what)
+            next_header = reader.tell()
+            if kind == b"g":
+                # Validated, then ignored: a global header says nothing
+                # an image archive needs.
+                _parse_pax(data, offset)
+                continue
+            pending.present = True
+            if kind == b"x":
+                _apply_pax(pending, _parse_pax(data, offset), offset)
+            elif kind == b"L":
+                pending.long_name = _text(_cstring(data), what, offset)
+            else:
+                pending.long_link = _text(_cstring(data), what, offset)
+            continue
+        if kind == b"S":
+            raise UnsupportedArchive(
+                f"sparse archive member {header.name[:200]!r} is not "
+                f"supported"
+            )
+        count += 1
+        if count > MAX_MEMBERS:
+            raise UnsafeArchive(f"archive has more than {MAX_MEMBERS} members")
+        raw_name = pending.pax.get("path") or pending.long_name or header.name
+        linkname = (
+            pending.pax.get("linkpath") or pending.long_link or header.linkname
+        )
+        size = pending.pax.get("size", header.size)
+        pending.clear()
+        data_start = reader.tell()
+        if kind in _HEADER_ONLY:
+            size = 0
+        next_header = _padded(data_start + size)
+        name = normalise_name(raw_name)
+        if kind in (b"0", b"\0", b"7"):
+            if kind == b"\0" and raw_name.endswith("/"):
+                # Pre-POSIX tars mark directories by the trailing slash.
                 yield Member(name, "dir")
             else:
-                yield Member(name, "other")
-    except tarfile.TarError as e:
-        raise CorruptArchive(f"corrupt tar archive: {e}")
-    except EOFError:
-        raise CorruptArchive("truncated archive")
-    # tarfile treats a truncated or garbled header after the first as
-    # the end of the archive; insist on a real end-of-archive block.
-    if reader.last_read != bytes(512):
-        raise CorruptArchive(
-            "truncated archive: no end-of-archive marker after "
-            f"{reader.tell()} bytes"
-        )
+                yield Member(name, "file", size, reader=reader)
+        elif kind == b"2":
+            yield Member(
+                name, "symlink", target=resolve_link(name, linkname, False)
+            )
+        elif kind == b"1":
+            yield Member(
+                name, "hardlink", target=resolve_link(name, linkname, True)
+            )
+        elif kind == b"5":
+            yield Member(name, "dir")
+        else:
+            yield Member(name, "other")

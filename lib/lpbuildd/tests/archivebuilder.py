@@ -53,6 +53,14 @@ Hostile recipes (``b`` is any builder's result):
   `MALFORMED_DIGESTS`.
 * Compression bombs: ``gzip_bomb(10 << 30)``, ``zstd_bomb(10 << 30)``;
   use ``replace_blob`` to make one a layer with consistent descriptors.
+  An xz stream asking for a huge decoder dictionary:
+  ``xz_with_dictionary(data, 40)``.
+* Lying tar headers (malformed PAX records, negative or base-256 sizes,
+  sparse and GNU long-name types, bad checksums):
+  ``raw_tar((raw_tar_header(b"PaxHeader", n, type=b"x"),
+  pax_record(b"size", b"-5")), (raw_tar_header(b"f", 1), b"x"))``.
+* zstd skippable frames (which Docker accepts):
+  ``zstd_skippable_frame() + frames``.
 """
 
 __all__ = [
@@ -96,14 +104,19 @@ __all__ = [
     "nested_index_archive",
     "oci_archive",
     "podman_docker_archive",
+    "pax_record",
     "pre_1_10_save",
+    "raw_tar",
+    "raw_tar_header",
     "replace_blob",
     "sha256_digest",
     "size_mismatch_archive",
     "symlink_cycle_archive",
     "tamper_json",
     "traversal_manifest_archive",
+    "xz_with_dictionary",
     "zstd_bomb",
+    "zstd_skippable_frame",
 ]
 
 import copy
@@ -1484,6 +1497,102 @@ def zstd_bomb(uncompressed_size, as_tar=False):
     if remaining % _BOMB_CHUNK or not parts:
         parts.append(compressor.compress(bytes(remaining % _BOMB_CHUNK)))
     return b"".join(parts)
+
+
+def raw_tar_header(
+    name=b"member",
+    size=0,
+    type=b"0",
+    linkname=b"",
+    size_field=None,
+    magic=b"ustar\x0000",
+    prefix=b"",
+    checksum=None,
+):
+    """One hand-made 512-byte tar header, hostile fields allowed.
+
+    `size_field` (12 bytes) overrides the octal `size`, e.g. for
+    base-256 or garbage; `checksum` (an int) overrides the correct one.
+    Names are bytes, written as they are (truncated to their field).
+    """
+    block = bytearray(512)
+
+    def put(offset, length, value):
+        block[offset : offset + length] = value[:length].ljust(length, b"\0")
+
+    put(0, 100, name)
+    put(100, 8, b"0000644\0")
+    put(108, 8, b"0000000\0")
+    put(116, 8, b"0000000\0")
+    put(124, 12, size_field or b"%011o\0" % size)
+    put(136, 12, b"00000000000\0")
+    block[148:156] = b" " * 8
+    put(156, 1, type)
+    put(157, 100, linkname)
+    put(257, 8, magic)
+    put(345, 155, prefix)
+    if checksum is None:
+        checksum = sum(block)
+    block[148:156] = b"%06o\0 " % checksum
+    return bytes(block)
+
+
+def pax_record(key, value):
+    """One PAX extended header record: ``"<len> <key>=<value>\\n"``."""
+    body = b" %s=%s\n" % (key, value)
+    length = len(body) + 1
+    while len(b"%d" % length) + len(body) != length:
+        length += 1
+    return b"%d%s" % (length, body)
+
+
+def raw_tar(*members, end=True):
+    """A tar stream of (header, data) pairs, data padded to blocks.
+
+    A pair's data may differ in length from its header's size field: the
+    point is to build archives that lie.
+    """
+    parts = []
+    for header, data in members:
+        parts.append(header)
+        parts.append(data + _tar_padding(len(data)))
+    if end:
+        parts.append(bytes(1024))
+    return b"".join(parts)
+
+
+def xz_with_dictionary(data, dict_code=37):
+    """xz data whose block header claims another LZMA2 dictionary size.
+
+    The dictionary size byte is 0..40: (2 | code & 1) << (code // 2 +
+    11), 40 meaning 4 GiB - 1; 37 is 1.5 GiB.  Only the header's claim
+    changes (its CRC is recomputed): a decoder must refuse it from the
+    header, before allocating anything.
+    """
+    out = bytearray(
+        lzma.compress(
+            data,
+            format=lzma.FORMAT_XZ,
+            filters=[{"id": lzma.FILTER_LZMA2, "dict_size": 1 << 20}],
+        )
+    )
+    # Stream header (12 bytes), then the block header: size, flags (no
+    # optional sizes), LZMA2 filter id 0x21, 1 property byte.
+    header_size = (out[12] + 1) * 4
+    assert out[13:16] == b"\x00\x21\x01", bytes(out[12:20])
+    out[16] = dict_code
+    end = 12 + header_size - 4
+    out[end : end + 4] = struct.pack("<I", zlib.crc32(out[12:end]))
+    return bytes(out)
+
+
+def zstd_skippable_frame(payload=b"skip me", magic_nibble=0):
+    """A zstd skippable frame (ignored by decoders; Docker accepts it)."""
+    return (
+        struct.pack("<I", 0x184D2A50 | magic_nibble)
+        + struct.pack("<I", len(payload))
+        + payload
+    )
 
 
 def tamper_json(builder, name, mutate):

@@ -57,14 +57,19 @@ from lpbuildd.tests.archivebuilder import (
     malformed_digest_archive,
     nested_index_archive,
     oci_archive,
+    pax_record,
     podman_docker_archive,
     pre_1_10_save,
+    raw_tar,
+    raw_tar_header,
     replace_blob,
     sha256_digest,
     size_mismatch_archive,
     symlink_cycle_archive,
     traversal_manifest_archive,
+    xz_with_dictionary,
     zstd_bomb,
+    zstd_skippable_frame,
 )
 
 
@@ -756,6 +761,47 @@ class TestHostile(TestCase):
         self.assertEqual(
             "../%s/layer.tar" % a, builder.get_info(b + "/layer.tar").linkname
         )
+
+
+class TestRawHeaders(TestCase):
+    """The hand-made headers are what they claim, to Python's tarfile."""
+
+    def test_raw_tar_header_and_pax_record(self):
+        record = pax_record(b"path", b"x" * 95)
+        self.assertEqual(len(record), int(record.split(b" ")[0]))
+        data = raw_tar(
+            (raw_tar_header(b"PaxHeader", len(record), type=b"x"), record),
+            (raw_tar_header(b"short", 3), b"abc"),
+            (raw_tar_header(b"l", type=b"2", linkname=b"t"), b""),
+        )
+        with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+            members = tar.getmembers()
+            self.assertEqual(["x" * 95, "l"], [m.name for m in members])
+            self.assertEqual(b"abc", tar.extractfile(members[0]).read())
+            self.assertEqual("t", members[1].linkname)
+
+    def test_bad_checksum_on_request(self):
+        header = raw_tar_header(b"f", checksum=1)
+        self.assertRaises(
+            tarfile.ReadError, tarfile.open, fileobj=io.BytesIO(header)
+        )
+
+    def test_xz_with_dictionary(self):
+        data = b"hello" * 1000
+        self.assertEqual(data, lzma.decompress(xz_with_dictionary(data, 20)))
+        self.assertRaises(
+            lzma.LZMAError,
+            lzma.LZMADecompressor(memlimit=1 << 30).decompress,
+            xz_with_dictionary(data, 40),
+        )
+
+    def test_zstd_skippable_frame(self):
+        frame = zstandard.ZstdCompressor().compress(b"x" * 100)
+        data = zstd_skippable_frame(b"abc", 7) + frame
+        reader = zstandard.ZstdDecompressor().stream_reader(
+            io.BytesIO(data), read_across_frames=True
+        )
+        self.assertEqual(b"x" * 100, reader.read())
 
 
 class TestWithSkopeo(TestCase):

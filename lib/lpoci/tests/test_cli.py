@@ -14,6 +14,7 @@ import sys
 from fixtures import TempDir
 from testtools import TestCase
 
+from lpbuildd.ociimage.tests.helpers import CHILD_ENV
 from lpbuildd.tests.archivebuilder import (
     corrupt_member,
     docker25_classic,
@@ -29,6 +30,7 @@ def lp_oci(*args, stdin=None):
         [sys.executable, "-m", "lpoci.cli", *args],
         input=stdin,
         capture_output=True,
+        env=CHILD_ENV,
     )
     return (
         proc.returncode,

@@ -5,6 +5,9 @@
 
 __all__ = []
 
+import base64
+import hashlib
+
 from testtools import TestCase
 
 from ocitypes.descriptor import Descriptor, MediaType, Platform
@@ -104,3 +107,36 @@ class TestPlatform(TestCase):
     def test_unknown(self):
         for value in ({}, {"os": "unknown", "architecture": "unknown"}):
             self.assertTrue(Platform.from_json(value).is_unknown)
+
+
+class TestDescriptorData(TestCase):
+    content = b"abc"
+    digest = "sha256:" + hashlib.sha256(b"abc").hexdigest()
+
+    def test_matching_data_accepted(self):
+        value = descriptor(
+            digest=self.digest, data=base64.b64encode(b"abc").decode()
+        )
+        self.assertEqual(3, Descriptor.from_json(value).size)
+
+    def test_mismatching_data_refused(self):
+        for data, fragment in (
+            (base64.b64encode(b"abd").decode(), "does not match"),
+            (base64.b64encode(b"abcd").decode(), "has 4 bytes"),
+            ("a b c", "not valid base64"),
+            (["x"], "not a string"),
+        ):
+            value = descriptor(digest=self.digest, data=data)
+            e = self.assertRaises(
+                MalformedContent, Descriptor.from_json, value, "d"
+            )
+            self.assertIn(fragment, str(e))
+
+
+class TestPlatformWords(TestCase):
+    def test_unprintable_refused(self):
+        for field in ("os", "architecture", "variant"):
+            for bad in ("a\nb", "x y", "\x1b", "caf\u00e9", "/", "-x"):
+                value = {"os": "linux", "architecture": "amd64"}
+                value[field] = bad
+                self.assertRaises(MalformedContent, Platform.from_json, value)

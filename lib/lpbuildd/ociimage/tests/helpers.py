@@ -17,6 +17,7 @@ every end-to-end test:
 """
 
 __all__ = [
+    "CHILD_ENV",
     "GatherTestCase",
     "LayoutContents",
     "decompress_layer",
@@ -37,6 +38,20 @@ from fixtures import TempDir
 from testtools import TestCase
 
 from lpbuildd.ociimage.gather import gather
+
+# A child Python process must import this checkout's code, not whatever
+# checkout the shared virtualenv's .pth file points at.
+_LIB = os.path.dirname(
+    os.path.dirname(
+        os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    )
+)
+CHILD_ENV = dict(
+    os.environ,
+    PYTHONPATH=os.pathsep.join(
+        filter(None, [_LIB, os.environ.get("PYTHONPATH")])
+    ),
+)
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 MANIFEST_TYPES = (

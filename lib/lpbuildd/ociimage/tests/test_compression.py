@@ -9,16 +9,20 @@ __all__ = []
 import gzip
 import hashlib
 import io
+import json
 import lzma
 import os
 import re
 import subprocess
 import sys
+import threading
+import zlib
 
 import zstandard
 from fixtures import TempDir
 from testtools import TestCase
 
+from lpbuildd.ociimage import blobstore
 from lpbuildd.ociimage.compression import (
     BOMB_FLOOR,
     DiffIDHasher,
@@ -32,16 +36,23 @@ from lpbuildd.ociimage.errors import (
     UnsafeArchive,
     UnsupportedArchive,
 )
-from lpbuildd.ociimage.tests.helpers import GatherTestCase
+from lpbuildd.ociimage.tests.helpers import CHILD_ENV, GatherTestCase
 from lpbuildd.tests.archivebuilder import (
+    Image,
     estargz_compress,
     gzip_bomb,
+    legacy_docker_save,
     make_image,
     make_layer,
     oci_archive,
+    raw_tar,
+    raw_tar_header,
     replace_blob,
+    xz_with_dictionary,
     zstd_bomb,
+    zstd_skippable_frame,
 )
+from ocitypes.safejson import MAX_JSON_ELEMENTS
 
 # Bombs expand to this much if nothing stops them.
 BOMB_SIZE = 10 << 30
@@ -80,6 +91,7 @@ def gather_in_child(archive_path, outdir):
     """
     proc = subprocess.run(
         [sys.executable, "-c", _CHILD, archive_path, outdir],
+        env=CHILD_ENV,
         capture_output=True,
         text=True,
     )
@@ -155,19 +167,60 @@ class TestDiffIDHasher(TestCase):
         )
         self.assertEqual("layer 'x': truncated gzip stream", str(e))
 
+    def test_gzip_trailer_checked(self):
+        data = gzip.compress(make_layer(size=10000), mtime=0)
+        for offset, what in ((-8, "CRC"), (-4, "size")):
+            bad = bytearray(data)
+            bad[offset] ^= 1
+            e = self.assertRaises(
+                CorruptArchive, self.feed, "gzip", bytes(bad)
+            )
+            self.assertIn("is not valid gzip", str(e), what)
+
     def test_invalid(self):
         data = bytearray(gzip.compress(make_layer(size=10000)))
         data[len(data) // 2] ^= 0xFF
         e = self.assertRaises(CorruptArchive, self.feed, "gzip", bytes(data))
         self.assertIn("layer 'x' is not valid gzip", str(e))
 
-    def test_truncated_zstd_changes_the_diff_id(self):
-        # zstd cannot tell a cut frame from one still arriving: the
-        # diff_id differs, which the resolver reports as a mismatch.
-        layer = make_layer(size=100000)
-        data = zstandard.ZstdCompressor().compress(layer)
-        self.assertNotEqual(
-            sha256(layer), self.feed("zstd", data[: len(data) // 2])
+    def test_truncated_zstd_refused(self):
+        # libzstd cannot tell a cut frame from one still arriving; the
+        # frame walk can, wherever the cut is.
+        layer = make_layer(size=300000)
+        for compressor in (
+            zstandard.ZstdCompressor(),
+            zstandard.ZstdCompressor(write_checksum=True, level=1),
+            zstandard.ZstdCompressor(write_content_size=False, threads=2),
+        ):
+            data = compressor.compress(layer)
+            self.assertEqual(sha256(layer), self.feed("zstd", data))
+            for cut in range(1, len(data), max(1, len(data) // 97)):
+                e = self.assertRaises(
+                    CorruptArchive, self.feed, "zstd", data[:cut]
+                )
+                self.assertIn("zstd", str(e))
+
+    def test_zstd_checksum_checked(self):
+        data = bytearray(
+            zstandard.ZstdCompressor(write_checksum=True).compress(b"x" * 999)
+        )
+        data[-1] ^= 1
+        e = self.assertRaises(CorruptArchive, self.feed, "zstd", bytes(data))
+        self.assertIn("checksum", str(e))
+
+    def test_zstd_skippable_frames(self):
+        layer = make_layer(size=10000)
+        frame = zstandard.ZstdCompressor().compress(layer)
+        for data in (
+            zstd_skippable_frame() + frame,
+            zstd_skippable_frame(b"", 15) + frame + zstd_skippable_frame(),
+            frame[:0] + zstd_skippable_frame(b"x" * 70000) + frame,
+        ):
+            self.assertEqual("zstd", sniff(data[:1024]))
+            self.assertEqual(sha256(layer), self.feed("zstd", data))
+        # Only skippable frames: no content at all is not a layer.
+        self.assertRaises(
+            CorruptArchive, self.feed, "zstd", zstd_skippable_frame()
         )
 
     def test_bounded(self):
@@ -253,11 +306,106 @@ class TestOpenOuter(TestCase):
         raw = io.BytesIO(data)
         self.assertEqual((None, raw), open_outer(raw, data[:512]))
 
+    def test_xz_memory_limited(self):
+        data = make_layer(size=50000)
+        for code in (37, 40, 30):
+            stream = xz_with_dictionary(data, code)
+            kind, reader = open_outer(io.BytesIO(stream), stream[:1024])
+            e = self.assertRaises(UnsafeArchive, reader.read)
+            self.assertIn("MiB of memory", str(e))
+        # Within the limit (32 MiB, as xz -8): read as usual.
+        stream = xz_with_dictionary(data, 26)
+        kind, reader = open_outer(io.BytesIO(stream), stream[:1024])
+        self.assertEqual(data, reader.read())
+
+    def test_xz_concatenated_streams(self):
+        data = make_layer(size=50000)
+        stream = (
+            lzma.compress(data[:100]) + bytes(8) + lzma.compress(data[100:])
+        )
+        kind, reader = open_outer(io.BytesIO(stream), stream[:1024])
+        self.assertEqual(data, reader.read())
+
+    def test_zstd_skippable_frame_first(self):
+        data = make_layer(size=50000)
+        stream = zstd_skippable_frame() + zstandard.ZstdCompressor().compress(
+            data
+        )
+        kind, reader = open_outer(io.BytesIO(stream), stream[:1024])
+        self.assertEqual(("zstd", data), (kind, reader.read()))
+
     def test_bzip2(self):
         e = self.assertRaises(
             UnsupportedArchive, open_outer, io.BytesIO(), b"BZh9"
         )
         self.assertIn("bzip2", str(e))
+
+
+class TestLayerStreamEnds(GatherTestCase):
+    """A compressed layer must end properly, even when every digest in
+    the archive agrees with what a cut stream decompresses to."""
+
+    def cut_layer_archive(self, compression, blob, cut):
+        short = blob[:cut]
+        if compression == "zstd":
+            reader = zstandard.ZstdDecompressor().stream_reader(
+                io.BytesIO(short), read_across_frames=True
+            )
+            prefix = reader.read()
+        else:
+            prefix = zlib.decompressobj(31).decompress(short)
+        image = Image(
+            [prefix],
+            layer_compression=compression,
+            compressed_layers=[short],
+        )
+        return oci_archive(image, layer_compression=compression).to_bytes()
+
+    def test_truncated_layers_refused(self):
+        layer = make_layer(size=200000, seed=5)
+        for compression, blob in (
+            ("zstd", zstandard.ZstdCompressor().compress(layer)),
+            ("gzip", gzip.compress(layer, mtime=0)),
+        ):
+            for cut in (len(blob) // 2, len(blob) - 3):
+                self.assertRefused(
+                    self.cut_layer_archive(compression, blob, cut),
+                    CorruptArchive,
+                    f"truncated {compression} stream",
+                )
+
+    def test_skippable_frame_layer_accepted(self):
+        layer = make_layer(size=20000)
+        blob = zstd_skippable_frame() + zstandard.ZstdCompressor().compress(
+            layer
+        )
+        image = Image(
+            [layer], layer_compression="zstd", compressed_layers=[blob]
+        )
+        result, outdir = self.gather(
+            oci_archive(image, layer_compression="zstd").to_bytes()
+        )
+        self.assertValidLayout(outdir)
+
+    def test_outer_trailer_checked(self):
+        archive = oci_archive(make_image()).to_bytes()
+        for outer, stream in (
+            (
+                "zstd",
+                zstandard.ZstdCompressor(write_checksum=True).compress(
+                    archive
+                ),
+            ),
+            ("gzip", gzip.compress(archive, mtime=0)),
+            ("xz", lzma.compress(archive)),
+        ):
+            for cut in (1, 3):
+                self.assertRefused(
+                    stream[:-cut], CorruptArchive, f"outer {outer} stream"
+                )
+            result, outdir = self.gather(stream)
+            self.assertValidLayout(outdir)
+            os.rename(outdir, os.path.join(self.tmp, os.urandom(8).hex()))
 
 
 class TestLongZeroRuns(TestCase):
@@ -322,7 +470,12 @@ class TestBombs(GatherTestCase):
         bombs = {
             "layer.tar": self.layer_bomb_archive(zstd_bomb(BOMB_SIZE), "zstd"),
             "outer.tar.gz": gzip_bomb(BOMB_SIZE, as_tar=True),
+            # A 4 GiB dictionary (refused from the block header).
+            "outer.tar.xz": xz_with_dictionary(
+                gzip.decompress(gzip_bomb(8 << 20, as_tar=True)), 40
+            ),
         }
+        fragments = {"outer.tar.xz": "MiB of memory to decode"}
         for name, data in bombs.items():
             path = os.path.join(tmp, name)
             with open(path, "wb") as f:
@@ -331,6 +484,173 @@ class TestBombs(GatherTestCase):
             status, stderr, peak = gather_in_child(path, outdir)
             self.assertEqual(1, status, stderr)
             self.assertEqual(1, len(stderr.splitlines()), stderr)
-            self.assertIn("decompression bomb", stderr)
+            self.assertIn(fragments.get(name, "decompression bomb"), stderr)
             self.assertLess(peak, BOMB_MEMORY, name)
             self.assertFalse(os.path.exists(outdir))
+
+
+class TestWorkOnlyForReferencedBlobs(GatherTestCase):
+    """Junk costs reading and hashing, nothing more."""
+
+    def count_tempfiles(self):
+        calls = []
+        original = blobstore.BlobStore._tempfile
+        self.patch(
+            blobstore.BlobStore,
+            "_tempfile",
+            lambda store: calls.append(1) or original(store),
+        )
+        return calls
+
+    def test_junk_that_looks_like_layers(self):
+        builder = oci_archive(make_image())
+        for i in range(600):
+            builder.add_file(f"junk/{i}/empty.tar", bytes(1024))
+            builder.add_file(f"junk/{i}/x.gz", gzip.compress(b"", mtime=0))
+            builder.add_file(
+                f"junk/{i}/x.zst", zstandard.ZstdCompressor().compress(b"")
+            )
+        calls = self.count_tempfiles()
+        before = threading.active_count()
+        result, outdir = self.gather(builder.to_bytes())
+        self.assertValidLayout(outdir)
+        # One file for the one referenced layer; no compressor thread
+        # was ever started for junk (they would still be counted here
+        # only if leaked, so count the files instead).
+        self.assertEqual(1, len(calls))
+        self.assertEqual(before, threading.active_count())
+
+    def test_all_layers_share_one_expansion_bound(self):
+        # Each layer alone is within its own bound; together they are
+        # not (the shared floor is made small here, as bytes, not time).
+        self.patch(
+            blobstore,
+            "ExpansionGuard",
+            lambda what: ExpansionGuard(what, floor=8 << 20),
+        )
+        zeros = bytes(3 << 20)
+        frame = zstandard.ZstdCompressor(level=19).compress(zeros)
+        blobs = [zstd_skippable_frame(b"%d" % i) + frame for i in range(4)]
+        image = Image(
+            [zeros] * 4, layer_compression="zstd", compressed_layers=blobs
+        )
+        self.assertRefused(
+            oci_archive(image, layer_compression="zstd").to_bytes(),
+            UnsafeArchive,
+            "the archive's layers together expands",
+        )
+
+
+class TestHostileCasesInAFreshProcess(GatherTestCase):
+    """Peak memory of `lp-oci gather`, each case in a process of its
+    own (see `gather_in_child`): under 100 MB, one line or success."""
+
+    def cases(self):
+        junk = oci_archive(make_image())
+        for i in range(2000):
+            junk.add_file(f"junk/{i}.tar", bytes(1024))
+        graph = oci_archive(make_image())
+        child = json.loads(graph.get("index.json"))["manifests"][0]
+        for _ in range(7):
+            data = json.dumps(
+                {"schemaVersion": 2, "manifests": [child] * 50}
+            ).encode()
+            graph.add_file(f"blobs/sha256/{sha256(data)[7:]}", data)
+            child = {
+                "mediaType": "application/vnd.oci.image.index.v1+json",
+                "digest": sha256(data),
+                "size": len(data),
+            }
+        graph.replace(
+            "index.json",
+            json.dumps({"schemaVersion": 2, "manifests": [child]}).encode(),
+        )
+        long_name = raw_tar(
+            (raw_tar_header(b"././@LongLink", 100 << 30, type=b"L"), b"")
+        )
+        # 16 MiB of junk held as documents, then an index.json of 19,000
+        # entries (nearly the bound on descriptors visited).
+        big_index = oci_archive(make_image())
+        for i in range(5):
+            big_index.add_file(f"junk/{i}", bytes([i]) * (4 << 20))
+        leaf = json.loads(big_index.get("index.json"))["manifests"][0]
+        missing = [
+            {
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "digest": "sha256:%064x" % i,
+                "size": 1,
+            }
+            for i in range(19000)
+        ]
+        big_index.replace(
+            "index.json",
+            json.dumps(
+                {"schemaVersion": 2, "manifests": [leaf] + missing},
+                separators=(",", ":"),
+            ).encode(),
+        )
+        # The densest document the element bound lets through.
+        strings = oci_archive(make_image())
+        strings.replace(
+            "index.json", b"[" + b'"ab",' * (MAX_JSON_ELEMENTS - 1) + b'"ab"]'
+        )
+        # Eight nested indexes, each as dense as a document may be.
+        nested = oci_archive(make_image())
+        child = json.loads(nested.get("index.json"))["manifests"][0]
+        padding = ["ab"] * (MAX_JSON_ELEMENTS - 100)
+        for _ in range(8):
+            data = json.dumps(
+                {"schemaVersion": 2, "manifests": [child], "x": padding},
+                separators=(",", ":"),
+            ).encode()
+            nested.add_file(f"blobs/sha256/{sha256(data)[7:]}", data)
+            child = {
+                "mediaType": "application/vnd.oci.image.index.v1+json",
+                "digest": sha256(data),
+                "size": len(data),
+            }
+        nested.replace(
+            "index.json",
+            json.dumps({"schemaVersion": 2, "manifests": [child]}).encode(),
+        )
+        # Ten images whose configs are 3.5 MiB each: held all at once,
+        # they were 70 MB (twice their size); now each is read when
+        # written.
+        layer = make_layer()
+        big_configs = legacy_docker_save(
+            [
+                make_image(
+                    layers=[layer],
+                    tags=[f"app:{i}"],
+                    config_overrides={"padding": chr(97 + i) * (7 << 19)},
+                )
+                for i in range(10)
+            ]
+        )
+        return {
+            "big-configs.tar": (big_configs.to_bytes(), None),
+            "nested-dense.tar": (nested.to_bytes(), None),
+            "big-index.tar": (big_index.to_bytes(), None),
+            "json-strings.tar": (strings.to_bytes(), "not a JSON object"),
+            "junk.tar": (junk.to_bytes(), None),
+            "graph.tar": (graph.to_bytes(), None),
+            "long-name.tar": (long_name, "the limit is 1048576"),
+        }
+
+    def test_memory_and_outcome(self):
+        tmp = self.useFixture(TempDir()).path
+        for name, (data, fragment) in self.cases().items():
+            path = os.path.join(tmp, name)
+            with open(path, "wb") as f:
+                f.write(data)
+            outdir = os.path.join(tmp, "out-" + name)
+            status, stderr, peak = gather_in_child(path, outdir)
+            self.assertLess(peak, BOMB_MEMORY, name)
+            if fragment is None:
+                self.assertEqual((0, ""), (status, stderr), name)
+                self.assertTrue(os.path.isdir(outdir))
+            else:
+                self.assertEqual(1, status, stderr)
+                self.assertEqual(1, len(stderr.splitlines()), stderr)
+                self.assertIn(fragment, stderr)
+                self.assertFalse(os.path.exists(outdir))

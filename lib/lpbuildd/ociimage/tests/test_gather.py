@@ -14,7 +14,10 @@ __all__ = []
 import json
 import os
 
-from lpbuildd.ociimage.gather import gather
+import zstandard
+
+from lpbuildd.ociimage.errors import CorruptArchive
+from lpbuildd.ociimage.gather import _check_printable, gather
 from lpbuildd.ociimage.tests.helpers import GatherTestCase, tree_digests
 from lpbuildd.tests.archivebuilder import (
     DOCKER_LAYER_FOREIGN,
@@ -32,6 +35,7 @@ from lpbuildd.tests.archivebuilder import (
     make_layer,
     oci_archive,
     podman_docker_archive,
+    zstd_skippable_frame,
 )
 from ocitypes.digest import Digest
 
@@ -391,6 +395,15 @@ class TestFormats(GatherTestCase):
                 outer=outer,
             )
 
+    def test_outer_zstd_with_skippable_frames(self):
+        # Docker reads a zstd stream that starts with a skippable frame.
+        data = docker25_classic(make_image()).to_bytes()
+        frames = zstandard.ZstdCompressor().compress(data)
+        stream = zstd_skippable_frame() + frames + zstd_skippable_frame()
+        result, outdir = self.gather(stream)
+        self.assertEqual("docker25-classic+zstd", result.format)
+        self.assertValidLayout(outdir)
+
     def test_empty_layer(self):
         image = make_image(layers=[EMPTY_LAYER, make_layer(seed=1)])
         self.assertEqual(EMPTY_LAYER_DIFF_ID, image.diff_ids[0])
@@ -520,3 +533,24 @@ class TestDeterminism(GatherTestCase):
         self.assertEqual(
             tree_digests(outdir), tree_digests(self.gather(data, jobs=1)[1])
         )
+
+
+class TestCheckPrintable(GatherTestCase):
+    """The last check before commit: whatever the resolver let through,
+    nothing unprintable reaches the summary."""
+
+    def test_unprintable_refused(self):
+        result, outdir = self.gather(docker25_classic(make_image()).to_bytes())
+        image = result.images[0]
+        _check_printable([image], ["sha256:abc: not in the archive"])
+        for names, dropped in (
+            ([("docker.io/x\n", "t")], []),
+            ([("r", "\ud800")], []),
+            ([], ["x\x1b[2J"]),
+            ([], ["caf\u00e9"]),
+        ):
+            bad = image.with_names(names)
+            e = self.assertRaises(
+                CorruptArchive, _check_printable, [bad], dropped
+            )
+            self.assertTrue(str(e).isprintable())

@@ -11,7 +11,7 @@ from testtools import TestCase
 
 from lpbuildd.ociimage.blobstore import DocumentBlob, LayerBlob
 from lpbuildd.ociimage.errors import CorruptArchive
-from lpbuildd.ociimage.image import ForeignLayer, Image, Layer
+from lpbuildd.ociimage.image import CheckedDocument, ForeignLayer, Image, Layer
 from ocitypes.descriptor import Descriptor, MediaType, Platform
 from ocitypes.digest import Digest
 from ocitypes.safejson import MAX_JSON_SIZE
@@ -128,6 +128,17 @@ class TestImage(TestCase):
     def test_config_must_match_its_digest(self):
         self.assertRaises(
             ValueError, Image, CONFIG, digest(b"other"), PLATFORM, []
+        )
+
+    def test_checked_config_is_still_checked(self):
+        checked = CheckedDocument.of(CONFIG)
+        self.assertEqual(digest(CONFIG), checked.digest)
+        self.assertEqual(
+            CONFIG,
+            Image(checked, digest(CONFIG), PLATFORM, []).config_bytes(),
+        )
+        self.assertRaises(
+            ValueError, Image, checked, digest(b"other"), PLATFORM, []
         )
 
     def test_sequences_become_tuples(self):

@@ -14,15 +14,18 @@ __all__ = []
 import io
 import random
 import tarfile
+import threading
 
 from testtools import TestCase
 
 from lpbuildd.ociimage.errors import (
+    ArchiveError,
     CorruptArchive,
     UnsafeArchive,
     UnsupportedArchive,
 )
 from lpbuildd.ociimage.tarstream import (
+    MAX_HEADER_RECORD,
     ForwardReader,
     iter_members,
     normalise_name,
@@ -37,6 +40,9 @@ from lpbuildd.tests.archivebuilder import (
     make_image,
     make_layer,
     oci_archive,
+    pax_record,
+    raw_tar,
+    raw_tar_header,
     symlink_cycle_archive,
 )
 
@@ -320,6 +326,17 @@ class TestTruncation(GatherTestCase):
             error = self.assertRefused(data[:cut], CorruptArchive, "")
             self.assertIn("truncated", str(error), cut)
 
+    def test_no_compressor_thread_left_behind(self):
+        # Cut inside an uncompressed layer being compressed, with one
+        # and with several compressor threads.
+        data = self.builder().to_bytes()
+        before = set(threading.enumerate())
+        for jobs in (1, 3):
+            self.assertRefused(
+                data[: len(data) // 2], CorruptArchive, "truncated", jobs=jobs
+            )
+            self.assertEqual(before, set(threading.enumerate()))
+
     def test_lost_end_marker(self):
         data = self.builder().to_bytes()
         self.assertRefused(
@@ -368,3 +385,245 @@ class TestTruncation(GatherTestCase):
         self.assertRefused(
             data[: len(data) // 2], CorruptArchive, "truncated", via="pipe"
         )
+
+
+def _walk(data):
+    """[(name, kind, target, data)] for every member of a tar stream."""
+    seen = []
+    for member in iter_members(io.BufferedReader(OneWayStream(data))):
+        content = b""
+        if member.kind == "file":
+            content = b"".join(member.read_chunks())
+        seen.append((member.name, member.kind, member.target, content))
+    return seen
+
+
+def _pax(*records, type=b"x"):
+    data = b"".join(records)
+    return raw_tar_header(b"PaxHeader", len(data), type=type), data
+
+
+class TestHeaderParsing(TestCase):
+    """Headers we parse ourselves: what real writers produce is read."""
+
+    def test_tarfile_formats_round_trip(self):
+        long_name = "d/" + "n" * 150 + "/" + "f" * 120
+        long_link = "../" + "t" * 200
+        for fmt in (tarfile.USTAR_FORMAT, tarfile.GNU_FORMAT):
+            if fmt == tarfile.USTAR_FORMAT:
+                names = ("a" * 90 + "/" + "b" * 90, "l", "c")
+            else:
+                names = (long_name, long_link, "c")
+            out = io.BytesIO()
+            with tarfile.open(fileobj=out, mode="w", format=fmt) as tar:
+                info = tarfile.TarInfo(names[0])
+                info.size = 3
+                tar.addfile(info, io.BytesIO(b"abc"))
+                link = tarfile.TarInfo(names[0] + "-link")
+                link.type = tarfile.SYMTYPE
+                link.linkname = names[1]
+                tar.addfile(link)
+            seen = _walk(out.getvalue())
+            self.assertEqual((names[0], "file", None, b"abc"), seen[0])
+            self.assertEqual("symlink", seen[1][1])
+
+    def test_pax_path_linkpath_size(self):
+        data = raw_tar(
+            _pax(
+                pax_record(b"path", "caf\u00e9/x".encode()),
+                pax_record(b"size", b"5"),
+            ),
+            (raw_tar_header(b"short", 0), b"hello"),
+            _pax(pax_record(b"linkpath", b"x")),
+            (raw_tar_header(b"caf\xc3\xa9/l", type=b"2", linkname=b"y"), b""),
+        )
+        self.assertEqual(
+            [
+                ("caf\u00e9/x", "file", None, b"hello"),
+                ("caf\u00e9/l", "symlink", "caf\u00e9/x", b""),
+            ],
+            _walk(data),
+        )
+
+    def test_gnu_long_name_and_link(self):
+        name = b"n" * 300
+        data = raw_tar(
+            (
+                raw_tar_header(b"././@LongLink", len(name) + 1, type=b"L"),
+                name + b"\0",
+            ),
+            (raw_tar_header(b"n" * 100, 2), b"hi"),
+            (raw_tar_header(b"././@LongLink", 4, type=b"K"), b"abc\0"),
+            (raw_tar_header(b"h", type=b"1", linkname=b"x"), b""),
+        )
+        self.assertEqual(
+            [("n" * 300, "file", None, b"hi"), ("h", "hardlink", "abc", b"")],
+            _walk(data),
+        )
+
+    def test_global_header_ignored(self):
+        data = raw_tar(
+            _pax(pax_record(b"comment", b"git"), type=b"g"),
+            (raw_tar_header(b"f", 1), b"x"),
+        )
+        self.assertEqual([("f", "file", None, b"x")], _walk(data))
+
+    def test_base256_size(self):
+        field = b"\x80" + (5).to_bytes(11, "big")
+        data = raw_tar((raw_tar_header(b"f", size_field=field), b"12345"))
+        self.assertEqual([("f", "file", None, b"12345")], _walk(data))
+
+    def test_header_only_types_have_no_data(self):
+        # A directory claiming a size has no data after it (as in Go).
+        data = raw_tar(
+            (raw_tar_header(b"d/", 1000, type=b"5"), b""),
+            (raw_tar_header(b"f", 1), b"x"),
+        )
+        self.assertEqual(
+            [("d", "dir", None, b""), ("f", "file", None, b"x")], _walk(data)
+        )
+
+
+class TestHostileHeaders(GatherTestCase):
+    """Every malformed header is one `ArchiveError`, bounded by bytes."""
+
+    def assertHeaderRefused(self, data, exception, fragment):
+        e = self.assertRaises(exception, _walk, data)
+        self.assertIs(exception, type(e), str(e))
+        self.assertNotIn("\n", str(e))
+        self.assertIn(fragment, str(e))
+        # And end to end: one line, nothing left behind, no thread.
+        self.assertRefused(data, exception, fragment)
+
+    def test_malformed_pax_records(self):
+        bad = [
+            b"x",
+            b"5 a=b",
+            b"0 a=b\n",
+            b"06 a=\n",
+            b"6 ab\n",
+            b"6 =b\n",
+            b"99 a=b\n",
+            b"-6 a=b\n",
+            b"6\ta=b\n",
+            b"7 a=bc",
+            b"1" * 30 + b" a=b\n",
+            b"\xff\xfe a=b\n",
+            b"9 \xff\xfe=b\n",
+        ]
+        for record in bad:
+            data = raw_tar(_pax(record), (raw_tar_header(b"f", 1), b"x"))
+            self.assertHeaderRefused(data, CorruptArchive, "PAX")
+
+    def test_negative_and_huge_sizes(self):
+        cases = [
+            _pax(pax_record(b"size", b"-5")),
+            _pax(pax_record(b"size", b"99999999999999999999999")),
+            _pax(pax_record(b"size", b"1e3")),
+        ]
+        for pax in cases:
+            data = raw_tar(pax, (raw_tar_header(b"f", 1), b"x"))
+            self.assertHeaderRefused(data, CorruptArchive, "PAX size")
+        for field in (
+            b"\xff" * 12,
+            b"\xff" + bytes(10) + b"\x05",
+            b"\x80" + b"\xff" * 11,
+            b" -0000000005",
+            b"0000000008\0\0",
+            b"garbage\0\0\0\0\0",
+        ):
+            data = raw_tar((raw_tar_header(b"f", size_field=field), b""))
+            self.assertHeaderRefused(data, CorruptArchive, "size")
+
+    def test_sparse_refused(self):
+        cases = [
+            (raw_tar_header(b"old", 0, type=b"S"), b""),
+            _pax(pax_record(b"GNU.sparse.map", b"0,1")),
+            _pax(
+                pax_record(b"GNU.sparse.major", b"1"),
+                pax_record(b"GNU.sparse.minor", b"0"),
+                pax_record(b"GNU.sparse.map", b"0,10,x"),
+            ),
+            _pax(pax_record(b"GNU.sparse.numblocks", b"1" * 30)),
+        ]
+        for case in cases:
+            data = raw_tar(case, (raw_tar_header(b"f", 1), b"x"))
+            self.assertHeaderRefused(data, UnsupportedArchive, "sparse")
+
+    def test_not_utf8(self):
+        cases = [
+            raw_tar(
+                _pax(
+                    pax_record(b"hdrcharset", b"BINARY"),
+                    pax_record(b"path", b"\xff\xfe"),
+                ),
+                (raw_tar_header(b"f", 1), b"x"),
+            ),
+            raw_tar(
+                _pax(pax_record(b"hdrcharset", b"\xff")),
+                (raw_tar_header(b"\xff", 1), b"x"),
+            ),
+            raw_tar((raw_tar_header(b"f", type=b"2", linkname=b"\xc3"), b"")),
+            raw_tar(
+                (raw_tar_header(b"././@LongLink", 2, type=b"L"), b"\xff\0"),
+                (raw_tar_header(b"f", 1), b"x"),
+            ),
+        ]
+        for data in cases:
+            self.assertHeaderRefused(data, CorruptArchive, "not UTF-8")
+
+    def test_header_records_capped(self):
+        # Refused from the header alone: no need to send the megabytes.
+        for type in (b"x", b"g", b"L", b"K"):
+            data = raw_tar(
+                (raw_tar_header(b"h", MAX_HEADER_RECORD + 1, type=type), b"")
+            )
+            self.assertHeaderRefused(data, UnsafeArchive, "the limit is")
+
+    def test_corrupt_headers(self):
+        good = raw_tar_header(b"f", 1)
+        cases = {
+            "bad header checksum": raw_tar(
+                (good, b"x"), (raw_tar_header(b"g", 1, checksum=1), b"y")
+            ),
+            "garbage after the end": raw_tar((good, b"x"), end=False)
+            + bytes(512)
+            + b"junk",
+            "followed by the end": raw_tar(_pax(pax_record(b"a", b"b"))),
+            "not a tar archive": raw_tar(
+                (raw_tar_header(b"f", 1, checksum=7), b"x")
+            ),
+            "truncated": raw_tar(
+                _pax(pax_record(b"a", b"b" * 600)), end=False
+            )[:900],
+        }
+        for fragment, data in cases.items():
+            self.assertHeaderRefused(data, CorruptArchive, fragment)
+
+    def test_fuzzed_headers_only_archive_errors(self):
+        # Seeded mutations of a small valid archive with every kind of
+        # header: whatever the bytes, the walk ends in success or one
+        # `ArchiveError`, and never reads more than it was given.
+        base = raw_tar(
+            _pax(pax_record(b"path", b"p" * 120), pax_record(b"size", b"3")),
+            (raw_tar_header(b"f", 3), b"abc"),
+            (raw_tar_header(b"././@LongLink", 6, type=b"L"), b"long\0\0"),
+            (raw_tar_header(b"l", type=b"2", linkname=b"f"), b""),
+            (raw_tar_header(b"d/", type=b"5"), b""),
+        )
+        rng = random.Random(7)
+        for _ in range(3000):
+            data = bytearray(base)
+            for _ in range(rng.randint(1, 4)):
+                i = rng.randrange(len(data))
+                data[i] = (
+                    rng.choice((0, 0x20, 0x30, 0x37, 0x80, 0xFF))
+                    if (rng.random() < 0.5)
+                    else rng.randrange(256)
+                )
+            if rng.random() < 0.2:
+                data = data[: rng.randrange(len(data))]
+            try:
+                _walk(bytes(data))
+            except ArchiveError as e:
+                self.assertNotIn("\n", str(e))
