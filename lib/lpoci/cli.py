@@ -4,6 +4,8 @@
 """The `lp-oci` command line.
 
     lp-oci gather ARCHIVE|- -o OUTDIR [--compression gzip|zstd] [--jobs N]
+                  [--json]
+    lp-oci run [ARCHIVE | --sample] [--state DIR] [--json]
 
 Errors are one line on stderr (``lp-oci: error: ...``) and a non-zero
 exit status, never a traceback.
@@ -14,6 +16,7 @@ __all__ = [
 ]
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -95,6 +98,9 @@ def make_parser():
         default=None,
         help="compression threads (default: number of CPUs)",
     )
+    gather.add_argument(
+        "--json", action="store_true", help="print the summary as JSON"
+    )
     gather.set_defaults(func=cmd_gather)
     run = commands.add_parser(
         "run",
@@ -138,22 +144,22 @@ def cmd_gather(args, stdout, stderr):
         )
     finally:
         progress.clear()
-    layers = result.layer_count
+    if args.json:
+        json.dump(gather_report(result), stdout, indent=2)
+        stdout.write("\n")
+        return 0
     stdout.write(
         f"format: {result.format}\n"
         f"images: {len(result.images)}\n"
-        f"layers: {layers}\n"
+        f"layers: {result.layer_count}\n"
         f"bytes in: {result.bytes_in}\n"
         f"bytes out: {result.bytes_out}\n"
         f"seconds: {result.seconds:.2f}\n"
     )
     for image in result.images:
-        names = ", ".join(
-            ":".join(p for p in name if p) for name in image.names
-        )
         stdout.write(
             f"  {image.platform} config {image.config_digest} "
-            f"{len(image.layers)} layers {names}\n"
+            f"{len(image.layers)} layers {', '.join(_names(image))}\n"
         )
     if result.dropped:
         stdout.write(
@@ -161,6 +167,47 @@ def cmd_gather(args, stdout, stderr):
             f"({', '.join(_reasons(result.dropped))})\n"
         )
     return 0
+
+
+def _names(image):
+    return [":".join(p for p in name if p) for name in image.names]
+
+
+def gather_report(result):
+    """The ``gather --json`` document for a `GatherResult`."""
+    return {
+        "format": result.format,
+        "images": [
+            {
+                "platform": str(image.platform),
+                "config_digest": str(image.config_digest),
+                "names": _names(image),
+                "layers": [
+                    {
+                        "digest": str(layer.descriptor.digest),
+                        "diff_id": str(layer.diff_id),
+                        "size": layer.descriptor.size,
+                        "media_type": layer.descriptor.media_type,
+                    }
+                    for layer in image.layers
+                ],
+            }
+            for image in result.images
+        ],
+        "index": [
+            {
+                "digest": str(descriptor.digest),
+                "media_type": descriptor.media_type,
+                "size": descriptor.size,
+                "annotations": dict(descriptor.annotations or {}),
+            }
+            for descriptor in result.index
+        ],
+        "bytes_in": result.bytes_in,
+        "bytes_out": result.bytes_out,
+        "seconds": round(result.seconds, 3),
+        "skipped": list(result.dropped),
+    }
 
 
 def _reasons(notes):

@@ -85,6 +85,34 @@ class TestGatherCommand(TestCase):
         self.assertGreaterEqual(float(fields["seconds"]), 0)
         self.assertIn("example.com/app:1.0", stdout)
 
+    def test_json(self):
+        status, stdout, stderr = lp_oci(
+            "gather", self.path, "-o", self.out, "--json"
+        )
+        self.assertEqual(0, status, stderr)
+        report = json.loads(stdout)
+        self.assertEqual("docker25-classic", report["format"])
+        self.assertEqual(os.path.getsize(self.path), report["bytes_in"])
+        (image,) = report["images"]
+        self.assertEqual(["example.com/app:1.0"], image["names"])
+        self.assertEqual(
+            self.image.diff_ids,
+            [layer["diff_id"] for layer in image["layers"]],
+        )
+        with open(os.path.join(self.out, "index.json")) as f:
+            index = json.load(f)
+        self.assertEqual(
+            [entry["digest"] for entry in index["manifests"]],
+            [entry["digest"] for entry in report["index"]],
+        )
+        blobs = os.path.join(self.out, "blobs", "sha256")
+        for layer in image["layers"]:
+            self.assertEqual(
+                layer["size"],
+                os.path.getsize(os.path.join(blobs, layer["digest"][7:])),
+            )
+        self.assertEqual([], report["skipped"])
+
     def test_stdin_and_zstd(self):
         with open(self.path, "rb") as f:
             data = f.read()
