@@ -9,6 +9,7 @@ which checks every field it keeps; everything downstream can rely on
 """
 
 __all__ = [
+    "MAX_INDEX_DEPTH",
     "Descriptor",
     "MediaType",
     "Platform",
@@ -21,6 +22,10 @@ from dataclasses import dataclass, field
 
 from ocitypes.digest import Digest
 from ocitypes.errors import MalformedContent
+
+# How deep image indexes may nest below index.json: the builder refuses
+# deeper archives and Launchpad deeper uploads, so both sides agree.
+MAX_INDEX_DEPTH = 8
 
 
 class MediaType:

@@ -40,11 +40,15 @@ from lpbuildd.ociimage.image import (
 )
 from lpbuildd.ociimage.reference import parse_ref_name, parse_reference
 from lpbuildd.ociimage.tarstream import normalise_name
-from ocitypes.descriptor import Descriptor, MediaType, Platform
+from ocitypes.descriptor import (
+    MAX_INDEX_DEPTH,
+    Descriptor,
+    MediaType,
+    Platform,
+)
 from ocitypes.digest import Digest
 from ocitypes.safejson import load_json
 
-MAX_INDEX_DEPTH = 8
 # Index entries read, plus images and names handed up from nested
 # indexes (which bounds the memory of a walk too): a
 # multi-platform image has a few dozen.

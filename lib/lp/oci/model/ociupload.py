@@ -58,7 +58,7 @@ from dataclasses import dataclass
 from lp.buildmaster.model.buildfarmjobbehaviour import is_safe_file_name
 from lp.oci.enums import OCIFileKind
 from lp.oci.interfaces.ociupload import OCIUploadError
-from ocitypes.descriptor import Descriptor, MediaType
+from ocitypes.descriptor import MAX_INDEX_DEPTH, Descriptor, MediaType
 from ocitypes.digest import Digest
 from ocitypes.errors import MalformedContent
 from ocitypes.filenames import (
@@ -72,10 +72,6 @@ from ocitypes.safejson import MAX_JSON_SIZE, load_json
 CHUNK_SIZE = 1024 * 1024
 
 LEGACY_LAYER_MEDIA_TYPE = MediaType.DOCKER_LAYER_GZIP
-
-# How deep image indexes may nest below index.json (the builder's
-# `lpbuildd.ociimage.resolver` allows as much).
-MAX_INDEX_DEPTH = 8
 
 
 def check_file_name(name):

@@ -169,13 +169,6 @@ class TestWalkOCIUpload(WalkTestMixin, TestCase):
         )
         self.assertIn("nests too deeply", str(error))
 
-    def test_nesting_limit_is_the_builders(self):
-        from lpbuildd.ociimage.resolver import (
-            MAX_INDEX_DEPTH as BUILDER_MAX_INDEX_DEPTH,
-        )
-
-        self.assertEqual(BUILDER_MAX_INDEX_DEPTH, MAX_INDEX_DEPTH)
-
     def test_artifacts_are_skipped(self):
         index = self.nest(0)
         index["manifests"].append(
