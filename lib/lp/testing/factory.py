@@ -25,8 +25,12 @@ from lp.buildmaster.interfaces.processor import (
     ProcessorNotFound,
 )
 from lp.oci.enums import OCIFileKind
+from lp.oci.interfaces.ocipushrule import IOCIPushRuleSet
 from lp.oci.interfaces.ocirecipe import IOCIRecipeSet
 from lp.oci.interfaces.ocirecipebuild import IOCIRecipeBuildSet
+from lp.oci.interfaces.ociregistrycredentials import (
+    IOCIRegistryCredentialsSet,
+)
 from lp.registry.interfaces.distribution import IDistributionSet
 from lp.registry.interfaces.person import IPersonSet
 from lp.services.librarian.interfaces import ILibraryFileAliasSet
@@ -167,6 +171,38 @@ class LaunchpadObjectFactory:
             registry_url=registry_url,
             image_name=image_name,
             private=private,
+        )
+
+    def makeOCIRegistryCredentials(
+        self, registrant=None, owner=None, url=None, credentials=None
+    ):
+        """Credentials; by default a username and password, sealed."""
+        if owner is None:
+            owner = registrant or self.makePerson()
+        if registrant is None:
+            registrant = owner
+        if url is None:
+            url = "https://%s.example" % self.getUniqueString("registry")
+        if credentials is None:
+            credentials = {
+                "username": self.getUniqueString("user"),
+                "password": self.getUniqueString("password"),
+            }
+        return getUtility(IOCIRegistryCredentialsSet).new(
+            registrant, owner, url, credentials
+        )
+
+    def makeOCIPushRule(
+        self, recipe=None, registry_credentials=None, image_name=None
+    ):
+        if recipe is None:
+            recipe = self.makeOCIRecipe()
+        if registry_credentials is None:
+            registry_credentials = self.makeOCIRegistryCredentials()
+        if image_name is None:
+            image_name = self.getUniqueString("image")
+        return getUtility(IOCIPushRuleSet).new(
+            recipe, registry_credentials, image_name
         )
 
     def makeOCIRecipeBuild(

@@ -29,8 +29,10 @@ __all__ = [
     "SQLiteLaunchpadZopelessLayer",
     "ZopelessDatabaseLayer",
     "reset_database",
+    "set_test_secrets_key",
 ]
 
+import base64
 import os
 import shutil
 import tempfile
@@ -74,12 +76,33 @@ def reset_database(store):
     transaction.commit()
 
 
+def set_test_secrets_key():
+    """Configure a private key for registry secrets made for this run.
+
+    As Launchpad's test configuration does, so that credentials can be
+    sealed and opened; never a key of a real deployment.
+    """
+    from nacl.public import PrivateKey
+
+    from lp.oci.model.ociregistrycredentials import (
+        PRIVATE_KEY_ENV,
+        PRIVATE_KEY_FILE_ENV,
+        PUBLIC_KEY_ENV,
+    )
+
+    key = PrivateKey.generate()
+    os.environ[PRIVATE_KEY_ENV] = base64.b64encode(bytes(key)).decode()
+    os.environ.pop(PRIVATE_KEY_FILE_ENV, None)
+    os.environ.pop(PUBLIC_KEY_ENV, None)
+
+
 class BaseLayer:
     """Component registrations; every other layer builds on this."""
 
     @classmethod
     def setUp(cls):
         execute_zcml_for_scripts()
+        set_test_secrets_key()
 
     @classmethod
     def tearDown(cls):
