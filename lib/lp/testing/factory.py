@@ -287,12 +287,18 @@ class LaunchpadObjectFactory:
             kind=kind,
         )
 
-    def makeOCILayoutFiles(self, build=None, layer_contents=None):
+    def makeOCILayoutFiles(
+        self, build=None, layer_contents=None, layer_sources=None
+    ):
         """Give ``build`` the files of a Docker 25+ OCI-layout image.
 
         Layers are stored uncompressed, as docker writes them, so each
         layer's diff_id is its digest.
+
+        :param layer_sources: {layer position: repository the builder
+            recorded it was pulled from}, annotated as the builder does.
         """
+        layer_sources = layer_sources or {}
         if build is None:
             build = self.makeOCIRecipeBuild()
         if layer_contents is None:
@@ -323,19 +329,27 @@ class LaunchpadObjectFactory:
             build, config_content, OCIFileKind.CONFIG, OCI_CONFIG
         )
 
-        def descriptor(oci_file):
-            return {
+        def descriptor(oci_file, source=None):
+            value = {
                 "mediaType": oci_file.media_type,
                 "digest": str(oci_file.layer_file_digest),
                 "size": oci_file.size,
             }
+            if source:
+                value["annotations"] = {
+                    "com.canonical.launchpad.oci.source-repository": source
+                }
+            return value
 
         manifest_content = _json_bytes(
             {
                 "schemaVersion": 2,
                 "mediaType": OCI_MANIFEST,
                 "config": descriptor(config),
-                "layers": [descriptor(layer) for layer in layers],
+                "layers": [
+                    descriptor(layer, layer_sources.get(position))
+                    for position, layer in enumerate(layers)
+                ],
             }
         )
         manifest = self._addBlob(

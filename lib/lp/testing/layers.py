@@ -17,6 +17,10 @@ the bases' methods itself, so every layer defines all four classmethods.
     A librarian in a temporary directory, emptied after each test.
 ``LaunchpadZopelessLayer``, ``SQLiteLaunchpadZopelessLayer``
     A database and a librarian.
+``RegistryLayer``, ``LaunchpadZopelessRegistryLayer``
+    Two real OCI registries (``docker-registry``) on loopback, one
+    anonymous and one with htpasswd basic auth; without the binary the
+    layer sets up nothing and its tests skip.
 """
 
 __all__ = [
@@ -24,7 +28,9 @@ __all__ = [
     "DatabaseFunctionalLayer",
     "DatabaseLayer",
     "LaunchpadZopelessLayer",
+    "LaunchpadZopelessRegistryLayer",
     "LibrarianLayer",
+    "RegistryLayer",
     "SQLiteDatabaseLayer",
     "SQLiteLaunchpadZopelessLayer",
     "ZopelessDatabaseLayer",
@@ -257,6 +263,71 @@ class LaunchpadZopelessLayer(ZopelessDatabaseLayer, LibrarianLayer):
 
 class SQLiteLaunchpadZopelessLayer(SQLiteDatabaseLayer, LibrarianLayer):
     """An SQLite database and a librarian."""
+
+    @classmethod
+    def setUp(cls):
+        pass
+
+    @classmethod
+    def tearDown(cls):
+        pass
+
+    @classmethod
+    def testSetUp(cls):
+        pass
+
+    @classmethod
+    def testTearDown(cls):
+        pass
+
+
+class RegistryLayer(BaseLayer):
+    """Two real registries on loopback: anonymous and basic auth.
+
+    ``anonymous`` and ``basic`` are `DockerRegistry` instances, or None
+    where ``docker-registry`` is not installed (tests then skip:
+    `lp.testing.registry`).  Repositories are not emptied between tests:
+    each test pushes to names of its own.
+    """
+
+    anonymous = None
+    basic = None
+    basic_users = {"pusher": "registry-test-password"}
+
+    @classmethod
+    def setUp(cls):
+        from lp.testing.registry import DockerRegistry, docker_registry_path
+
+        if docker_registry_path() is None:
+            return
+        cls.anonymous = DockerRegistry()
+        cls.anonymous.start()
+        try:
+            cls.basic = DockerRegistry(users=cls.basic_users)
+            cls.basic.start()
+        except BaseException:
+            cls.anonymous.stop()
+            cls.anonymous = None
+            raise
+
+    @classmethod
+    def tearDown(cls):
+        for registry in (cls.anonymous, cls.basic):
+            if registry is not None:
+                registry.stop()
+        cls.anonymous = cls.basic = None
+
+    @classmethod
+    def testSetUp(cls):
+        pass
+
+    @classmethod
+    def testTearDown(cls):
+        pass
+
+
+class LaunchpadZopelessRegistryLayer(LaunchpadZopelessLayer, RegistryLayer):
+    """A PostgreSQL database, a librarian and real registries."""
 
     @classmethod
     def setUp(cls):
