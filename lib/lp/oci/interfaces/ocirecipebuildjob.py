@@ -62,7 +62,6 @@ class IOCIRegistryUploadJob(Interface):
         title="The tags to update (None: the client's default)",
         value_type=TextLine(),
         required=False,
-        readonly=True,
     )
     uploaded_manifests = Dict(
         title="The manifests pushed, by push rule id",

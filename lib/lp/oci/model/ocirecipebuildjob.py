@@ -150,6 +150,10 @@ class OCIRegistryUploadJob:
         """See `IOCIRegistryUploadJob`."""
         return self.json_data.get("tags")
 
+    @tags.setter
+    def tags(self, tags):
+        self._update(tags=list(tags) if tags else None)
+
     @property
     def uploaded_manifests(self):
         """See `IOCIRegistryUploadJob`."""
