@@ -18,9 +18,10 @@ the bases' methods itself, so every layer defines all four classmethods.
 ``LaunchpadZopelessLayer``, ``SQLiteLaunchpadZopelessLayer``
     A database and a librarian.
 ``RegistryLayer``, ``LaunchpadZopelessRegistryLayer``
-    Two real OCI registries (``docker-registry``) on loopback, one
-    anonymous and one with htpasswd basic auth; without the binary the
-    layer sets up nothing and its tests skip.
+    Three real OCI registries (``docker-registry``) on loopback:
+    anonymous, htpasswd basic auth, and token auth with a token server
+    the layer runs; without the binary the layer sets up nothing and
+    its tests skip.
 """
 
 __all__ = [
@@ -282,7 +283,7 @@ class SQLiteLaunchpadZopelessLayer(SQLiteDatabaseLayer, LibrarianLayer):
 
 
 class RegistryLayer(BaseLayer):
-    """Two real registries on loopback: anonymous and basic auth.
+    """Real registries on loopback: anonymous, basic and token auth.
 
     ``anonymous`` and ``basic`` are `DockerRegistry` instances, or None
     where ``docker-registry`` is not installed (tests then skip:
@@ -292,30 +293,39 @@ class RegistryLayer(BaseLayer):
 
     anonymous = None
     basic = None
+    token = None
+    token_server = None
     basic_users = {"pusher": "registry-test-password"}
 
     @classmethod
     def setUp(cls):
-        from lp.testing.registry import DockerRegistry, docker_registry_path
+        from lp.testing.registry import (
+            DockerRegistry,
+            TokenServer,
+            docker_registry_path,
+        )
 
         if docker_registry_path() is None:
             return
-        cls.anonymous = DockerRegistry()
-        cls.anonymous.start()
         try:
+            cls.anonymous = DockerRegistry()
+            cls.anonymous.start()
             cls.basic = DockerRegistry(users=cls.basic_users)
             cls.basic.start()
+            cls.token_server = TokenServer(cls.basic_users)
+            cls.token_server.start()
+            cls.token = DockerRegistry(token_server=cls.token_server)
+            cls.token.start()
         except BaseException:
-            cls.anonymous.stop()
-            cls.anonymous = None
+            cls.tearDown()
             raise
 
     @classmethod
     def tearDown(cls):
-        for registry in (cls.anonymous, cls.basic):
-            if registry is not None:
-                registry.stop()
-        cls.anonymous = cls.basic = None
+        for server in (cls.anonymous, cls.basic, cls.token, cls.token_server):
+            if server is not None:
+                server.stop()
+        cls.anonymous = cls.basic = cls.token = cls.token_server = None
 
     @classmethod
     def testSetUp(cls):

@@ -363,6 +363,90 @@ class TestOCIRegistryClientUpload(RegistryTestMixin, TestCaseWithFactory):
             hashlib.sha256(raw).hexdigest(),
         )
 
+    def test_token_auth(self):
+        registry = RegistryLayer.token
+        user, password = next(iter(RegistryLayer.basic_users.items()))
+        build, files = self.makeBuild(
+            url=registry.url,
+            credentials={"username": user, "password": password},
+        )
+        credentials = build.recipe.push_rules[0].registry_credentials
+        self.factory.makeOCIPushRule(
+            recipe=build.recipe,
+            registry_credentials=credentials,
+            image_name=self.factory.getUniqueString("tokenmount"),
+        )
+        transaction.commit()
+        job = self.pushBuild(build)
+        self.assertIsNone(job.error_summary)
+        first, second = (
+            job.registry_results[str(rule.id)]
+            for rule in build.recipe.push_rules
+        )
+        self.assertEqual(3, first["blobs_uploaded"])
+        # The mount's token had pull on the first repository too.
+        self.assertEqual(2, second["blobs_mounted"])
+        raw = self.skopeoInspect(
+            "docker://%s/%s@%s"
+            % (
+                registry.host,
+                build.recipe.push_rules[0].image_name,
+                files.manifest.layer_file_digest,
+            ),
+            creds=(user, password),
+        )
+        self.assertEqual(
+            files.manifest.layer_file_digest.hex,
+            hashlib.sha256(raw).hexdigest(),
+        )
+
+    def test_token_expiry_renews_once(self):
+        registry = RegistryLayer.token
+        proxy = self.makeProxy(registry)
+        user, password = next(iter(RegistryLayer.basic_users.items()))
+        build, files = self.makeBuild(
+            url=proxy.url,
+            credentials={"username": user, "password": password},
+        )
+        challenge = 'Bearer realm="%s",service="%s",error="invalid_token"' % (
+            RegistryLayer.token_server.realm,
+            RegistryLayer.token_server.service,
+        )
+        # The registry says the token expired in the middle of the push.
+        proxy.addRule(
+            "status",
+            method="PUT",
+            path="/manifests/",
+            status=401,
+            headers={"WWW-Authenticate": challenge},
+        )
+        issued = RegistryLayer.token_server.issued
+        job = self.pushBuild(build, client=self.makeClient(parallelism=1))
+        self.assertIsNone(job.error_summary)
+        # One token for the push, one renewal, one for the tag's client.
+        self.assertEqual(3, RegistryLayer.token_server.issued - issued)
+        manifest_puts = [
+            path
+            for method, path, _ in proxy.requests
+            if method == "PUT"
+            and path.endswith(
+                "/manifests/%s" % files.manifest.layer_file_digest
+            )
+        ]
+        # Refused once with the old token, then accepted.
+        self.assertEqual(2, len(manifest_puts))
+
+    def test_token_refused(self):
+        registry = RegistryLayer.token
+        build, files = self.makeBuild(
+            url=registry.url,
+            credentials={"username": "pusher", "password": "wrong-token-pw"},
+        )
+        job = self.pushBuild(build)
+        self.assertEqual("Failed", job.job.status.title)
+        self.assertNotIn("wrong-token-pw", job.error_summary)
+        self.assertIn("token server answered 401", job.error_summary)
+
     def test_basic_auth_refused(self):
         registry = RegistryLayer.basic
         build, files = self.makeBuild(
