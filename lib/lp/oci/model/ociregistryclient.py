@@ -1037,7 +1037,12 @@ class OCIRegistryClient:
         if build.status == BuildStatus.SUPERSEDED:
             return True
         if build.hasMoreRecentBuild():
-            build.updateStatus(BuildStatus.SUPERSEDED)
+            build.updateStatus(
+                BuildStatus.SUPERSEDED,
+                force_invalid_transition=(
+                    build.status == BuildStatus.FULLYBUILT
+                ),
+            )
             return True
         return False
 

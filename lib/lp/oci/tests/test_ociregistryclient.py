@@ -12,6 +12,7 @@ __all__ = []
 import hashlib
 import json
 import os
+import tracemalloc
 
 import requests
 import transaction
@@ -341,6 +342,45 @@ class TestOCIRegistryClientUpload(RegistryTestMixin, TestCaseWithFactory):
         (result,) = self.makeClient(parallelism=3).upload(build).values()
         self.assertEqual(7, result.blobs_uploaded)
         self.assertThat(proxy.peak, _Between(2, 3))
+
+    def test_memory_flat(self):
+        # Blobs stream from the librarian: pushing a 24 MiB layer (one
+        # streamed PUT, then again in 4 MiB chunks after a cut) holds
+        # far less than the layer in memory.
+        big = os.urandom(24 * 1024 * 1024)
+        build, files = self.makeBuild(layer_contents=[big])
+        digest = Digest.of_bytes(big)
+        del big
+        client = self.makeClient(chunk_size=4 * 1024 * 1024)
+        tracemalloc.start()
+        self.addCleanup(tracemalloc.stop)
+        (result,) = client.upload(build).values()
+        _, peak = tracemalloc.get_traced_memory()
+        self.assertEqual(2, result.blobs_uploaded)
+        # read_json_library_file's bounded read allocates 4 MiB for a
+        # moment whatever the document's size; the layer adds ~nothing.
+        self.assertTrue(peak < 6 * 1024 * 1024, peak)
+        # Again in chunks, to another repository through a proxy (whose
+        # own 1 MiB buffers are counted too).
+        proxy = self.makeProxy()
+        proxy.addRule("drop", method="PUT", path=digest.hex, after_bytes=1)
+        self.factory.makeOCIPushRule(
+            recipe=build.recipe,
+            registry_credentials=self.factory.makeOCIRegistryCredentials(
+                url=proxy.url, credentials={}
+            ),
+            image_name=self.factory.getUniqueString("chunks"),
+        )
+        transaction.commit()
+        tracemalloc.reset_peak()
+        results = client.upload(build)
+        _, peak = tracemalloc.get_traced_memory()
+        second = results[build.recipe.push_rules[1].id]
+        self.assertEqual(2, second.blobs_uploaded)
+        self.assertTrue(peak < 10 * 1024 * 1024, peak)
+        self.assertEqual(
+            6, [method for method, _, _ in proxy.requests].count("PATCH")
+        )
 
     def test_basic_auth(self):
         registry = RegistryLayer.basic
