@@ -348,8 +348,10 @@ class BearerTokenRegistryClient(RegistryHTTPClient):
     def __init__(self, push_rule=None, **kwargs):
         super().__init__(push_rule, **kwargs)
         self._tokens = {}
-        self._challenge = None
         self._lock = threading.Lock()
+        # One token fetch at a time: threads that got a 401 together
+        # share the token the first of them fetched.
+        self._fetch_lock = threading.Lock()
 
     def _scope(self, mount_from=None):
         scopes = [f"repository:{self.image_name}:pull,push"]
@@ -422,7 +424,16 @@ class BearerTokenRegistryClient(RegistryHTTPClient):
     def _handleUnauthorized(self, response, mount_from=None, renewed=False):
         if renewed:
             return False
-        with self._lock:
-            self._tokens.pop(self._scope(mount_from), None)
-        self.authenticate(response, mount_from=mount_from)
+        scope = self._scope(mount_from)
+        request = getattr(response, "request", None)
+        sent = request.headers.get("Authorization") if request else None
+        with self._fetch_lock:
+            with self._lock:
+                current = self._tokens.get(scope)
+            if current is not None and sent != f"Bearer {current}":
+                # Another thread renewed it meanwhile.
+                return True
+            with self._lock:
+                self._tokens.pop(scope, None)
+            self.authenticate(response, mount_from=mount_from)
         return True

@@ -417,8 +417,12 @@ class TestOCIRegistryClientUpload(RegistryTestMixin, TestCaseWithFactory):
             image_name=self.factory.getUniqueString("tokenmount"),
         )
         transaction.commit()
+        issued = RegistryLayer.token_server.issued
         job = self.pushBuild(build)
         self.assertIsNone(job.error_summary)
+        # Threads share tokens: one per push rule, one for the mounts'
+        # scope, one per push rule's manifest list.
+        self.assertEqual(5, RegistryLayer.token_server.issued - issued)
         first, second = (
             job.registry_results[str(rule.id)]
             for rule in build.recipe.push_rules
