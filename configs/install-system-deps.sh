@@ -8,6 +8,7 @@
 #
 #   postgresql       initdb/pg_ctl for the database test layers
 #   skopeo           conformance tests: copies images to/from OCI layouts
+#   docker-registry  registry upload tests: the CNCF distribution server
 #   python3-venv     only if "$PYTHON -m venv" cannot work without it
 #   make             .ci/run drives everything through make
 #
@@ -31,6 +32,7 @@ if ! compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null \
     missing+=(postgresql)
 fi
 command -v skopeo >/dev/null 2>&1 || missing+=(skopeo)
+command -v docker-registry >/dev/null 2>&1 || missing+=(docker-registry)
 if ! command -v "$PYTHON" >/dev/null 2>&1; then
     missing+=(python3 python3-venv)
 elif ! "$PYTHON" -c 'import ensurepip, venv' >/dev/null 2>&1; then

@@ -113,7 +113,32 @@ def make_parser():
     )
     run.add_argument("--state", default="var", help="state directory")
     run.add_argument("--json", action="store_true", help="print JSON")
+    run.add_argument(
+        "--registry",
+        metavar="URL",
+        help="push the build to this registry (e.g. http://127.0.0.1:5000)",
+    )
+    run.add_argument(
+        "--image", metavar="NAME", help="repository to push to (--registry)"
+    )
+    run.add_argument(
+        "--tag",
+        action="append",
+        metavar="TAG",
+        help="tag to update (default edge; may be repeated)",
+    )
+    run.add_argument(
+        "--credentials",
+        metavar="FILE",
+        help='JSON file {"username": ..., "password": ...} for the registry',
+    )
     run.set_defaults(func=cmd_run)
+    run_jobs = commands.add_parser(
+        "run-jobs",
+        help="run the registry upload jobs that are ready",
+    )
+    run_jobs.add_argument("--state", default="var", help="state directory")
+    run_jobs.set_defaults(func=cmd_run_jobs)
     return parser
 
 
@@ -222,6 +247,12 @@ def cmd_run(args, stdout, stderr):
     from lpoci.run import run_main
 
     return run_main(args, stdout, stderr)
+
+
+def cmd_run_jobs(args, stdout, stderr):
+    from lpoci.registry import run_jobs_main
+
+    return run_jobs_main(args, stdout, stderr)
 
 
 def main(argv=None, stdout=None, stderr=None):

@@ -21,6 +21,10 @@ Everything runs on one Twisted reactor, in the main thread:
 4. Upload processing: `UploadProcessor.processBuildUpload` runs
    `OCIRecipeUpload.process` on ``incoming/<leaf>`` in its transaction;
    the build is FULLYBUILT.
+5. With ``--registry URL --image NAME``: the recipe's one push rule, so
+   processing scheduled an `OCIRegistryUploadJob`, which runs once the
+   reactor has stopped (`lpoci.registry`); ``--json`` gains
+   ``"registry"``.
 
 The report (``--json``: one JSON document) lists every image and layer
 and whether each layer was ``fetched`` or ``reused``.
@@ -72,6 +76,14 @@ from lp.registry.interfaces.person import IPersonSet
 from lp.services.scripts import setup_services
 from lpbuildd.oci import OCIBuildManager, OCIGatherError
 from lpbuildd.server import BuilderServer
+from lpoci.registry import (
+    RegistryRunError,
+    configure_push_rule,
+    ensure_secrets_key,
+    read_credentials_file,
+    run_pending_push,
+    write_push_summary,
+)
 from lpoci.replay import ReplayBackend
 from lpoci.sample import SAMPLE_IMAGE_NAME, write_sample_archive
 
@@ -410,6 +422,17 @@ def run_main(args, stdout, stderr):
     if args.archive and not os.path.isfile(args.archive):
         stderr.write(f"lp-oci: error: no such archive: {args.archive}\n")
         return 1
+    registry = getattr(args, "registry", None)
+    if bool(registry) != bool(getattr(args, "image", None)):
+        stderr.write("lp-oci: error: --registry and --image go together\n")
+        return 2
+    if not registry and (
+        getattr(args, "tag", None) or getattr(args, "credentials", None)
+    ):
+        stderr.write(
+            "lp-oci: error: --tag and --credentials need --registry\n"
+        )
+        return 2
     logger = _quiet_logger()
 
     def progress(line):
@@ -419,16 +442,22 @@ def run_main(args, stdout, stderr):
             stderr.flush()
 
     setup_services(args.state)
+    recipe_name = "sample" if args.sample else "run"
+    try:
+        _configure_push(args, recipe_name)
+    except RegistryRunError as e:
+        stderr.write(f"lp-oci: error: {' '.join(str(e).split())}\n")
+        return 1
     work_dir = tempfile.mkdtemp(prefix="lp-oci-run-")
     try:
         if args.sample:
             archive = write_sample_archive(
                 os.path.join(work_dir, "sample.tar")
             )
-            recipe_name, image_name = "sample", SAMPLE_IMAGE_NAME
+            image_name = SAMPLE_IMAGE_NAME
         else:
             archive = os.path.abspath(args.archive)
-            recipe_name, image_name = "run", IMAGE_NAME
+            image_name = IMAGE_NAME
         try:
             report, build = run_reactor(
                 _run,
@@ -445,9 +474,33 @@ def run_main(args, stdout, stderr):
             return 1
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
+    if registry and build.status == BuildStatus.FULLYBUILT:
+        progress(f"registry: pushing to {registry} {args.image}")
+        try:
+            report["registry"] = run_pending_push(build, tags=args.tag)
+        except RegistryRunError as e:
+            stderr.write(f"lp-oci: error: {' '.join(str(e).split())}\n")
+            return 1
     if args.json:
         json.dump(report, stdout, indent=2)
         stdout.write("\n")
     else:
         _write_summary(report, build, stdout)
+        if "registry" in report:
+            write_push_summary(report["registry"], stdout)
     return 0 if build.status == BuildStatus.FULLYBUILT else 1
+
+
+def _configure_push(args, recipe_name):
+    """Give the recipe the push rule the options ask for, or none."""
+    recipe = _get_recipe(recipe_name)
+    if not getattr(args, "registry", None):
+        for rule in recipe.push_rules:
+            rule.destroySelf()
+        transaction.commit()
+        return
+    ensure_secrets_key(args.state)
+    credentials = (
+        read_credentials_file(args.credentials) if args.credentials else None
+    )
+    configure_push_rule(recipe, args.registry, args.image, credentials)

@@ -194,6 +194,7 @@ class BuildUploadHandler:
                     "The upload is not a complete image: %s"
                     % "; ".join(problems)
                 )
+            self.scheduleRegistryUpload(logger)
         except UploadError as e:
             logger.error(str(e))
             self.failure_reason = str(e)
@@ -206,6 +207,21 @@ class BuildUploadHandler:
             upload.removeUnreferencedContent()
             raise
         return UploadStatusEnum.ACCEPTED
+
+    def scheduleRegistryUpload(self, logger):
+        """Queue the push of a FULLYBUILT build to its recipe's registries.
+
+        Upstream does this in a subscriber to the build's modified event
+        (`lp.oci.subscribers.ocirecipebuild`); here the one place a build
+        becomes FULLYBUILT calls it, in the same transaction.
+        """
+        build = self.build
+        if (
+            build.status == BuildStatus.FULLYBUILT
+            and build.recipe.can_upload_to_registry
+        ):
+            job = build.scheduleRegistryUpload()
+            logger.info("Scheduled %r.", job)
 
     def moveProcessedUpload(self, destination, logger):
         """Move the leaf to ``<base_fsroot>/<destination>``."""

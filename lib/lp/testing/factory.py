@@ -25,8 +25,12 @@ from lp.buildmaster.interfaces.processor import (
     ProcessorNotFound,
 )
 from lp.oci.enums import OCIFileKind
+from lp.oci.interfaces.ocipushrule import IOCIPushRuleSet
 from lp.oci.interfaces.ocirecipe import IOCIRecipeSet
 from lp.oci.interfaces.ocirecipebuild import IOCIRecipeBuildSet
+from lp.oci.interfaces.ociregistrycredentials import (
+    IOCIRegistryCredentialsSet,
+)
 from lp.registry.interfaces.distribution import IDistributionSet
 from lp.registry.interfaces.person import IPersonSet
 from lp.services.librarian.interfaces import ILibraryFileAliasSet
@@ -169,6 +173,38 @@ class LaunchpadObjectFactory:
             private=private,
         )
 
+    def makeOCIRegistryCredentials(
+        self, registrant=None, owner=None, url=None, credentials=None
+    ):
+        """Credentials; by default a username and password, sealed."""
+        if owner is None:
+            owner = registrant or self.makePerson()
+        if registrant is None:
+            registrant = owner
+        if url is None:
+            url = "https://%s.example" % self.getUniqueString("registry")
+        if credentials is None:
+            credentials = {
+                "username": self.getUniqueString("user"),
+                "password": self.getUniqueString("password"),
+            }
+        return getUtility(IOCIRegistryCredentialsSet).new(
+            registrant, owner, url, credentials
+        )
+
+    def makeOCIPushRule(
+        self, recipe=None, registry_credentials=None, image_name=None
+    ):
+        if recipe is None:
+            recipe = self.makeOCIRecipe()
+        if registry_credentials is None:
+            registry_credentials = self.makeOCIRegistryCredentials()
+        if image_name is None:
+            image_name = self.getUniqueString("image")
+        return getUtility(IOCIPushRuleSet).new(
+            recipe, registry_credentials, image_name
+        )
+
     def makeOCIRecipeBuild(
         self,
         requester=None,
@@ -251,12 +287,18 @@ class LaunchpadObjectFactory:
             kind=kind,
         )
 
-    def makeOCILayoutFiles(self, build=None, layer_contents=None):
+    def makeOCILayoutFiles(
+        self, build=None, layer_contents=None, layer_sources=None
+    ):
         """Give ``build`` the files of a Docker 25+ OCI-layout image.
 
         Layers are stored uncompressed, as docker writes them, so each
         layer's diff_id is its digest.
+
+        :param layer_sources: {layer position: repository the builder
+            recorded it was pulled from}, annotated as the builder does.
         """
+        layer_sources = layer_sources or {}
         if build is None:
             build = self.makeOCIRecipeBuild()
         if layer_contents is None:
@@ -287,19 +329,27 @@ class LaunchpadObjectFactory:
             build, config_content, OCIFileKind.CONFIG, OCI_CONFIG
         )
 
-        def descriptor(oci_file):
-            return {
+        def descriptor(oci_file, source=None):
+            value = {
                 "mediaType": oci_file.media_type,
                 "digest": str(oci_file.layer_file_digest),
                 "size": oci_file.size,
             }
+            if source:
+                value["annotations"] = {
+                    "com.canonical.launchpad.oci.source-repository": source
+                }
+            return value
 
         manifest_content = _json_bytes(
             {
                 "schemaVersion": 2,
                 "mediaType": OCI_MANIFEST,
                 "config": descriptor(config),
-                "layers": [descriptor(layer) for layer in layers],
+                "layers": [
+                    descriptor(layer, layer_sources.get(position))
+                    for position, layer in enumerate(layers)
+                ],
             }
         )
         manifest = self._addBlob(

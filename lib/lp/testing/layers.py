@@ -17,6 +17,11 @@ the bases' methods itself, so every layer defines all four classmethods.
     A librarian in a temporary directory, emptied after each test.
 ``LaunchpadZopelessLayer``, ``SQLiteLaunchpadZopelessLayer``
     A database and a librarian.
+``RegistryLayer``, ``LaunchpadZopelessRegistryLayer``
+    Three real OCI registries (``docker-registry``) on loopback:
+    anonymous, htpasswd basic auth, and token auth with a token server
+    the layer runs; without the binary the layer sets up nothing and
+    its tests skip.
 """
 
 __all__ = [
@@ -24,13 +29,17 @@ __all__ = [
     "DatabaseFunctionalLayer",
     "DatabaseLayer",
     "LaunchpadZopelessLayer",
+    "LaunchpadZopelessRegistryLayer",
     "LibrarianLayer",
+    "RegistryLayer",
     "SQLiteDatabaseLayer",
     "SQLiteLaunchpadZopelessLayer",
     "ZopelessDatabaseLayer",
     "reset_database",
+    "set_test_secrets_key",
 ]
 
+import base64
 import os
 import shutil
 import tempfile
@@ -74,12 +83,33 @@ def reset_database(store):
     transaction.commit()
 
 
+def set_test_secrets_key():
+    """Configure a private key for registry secrets made for this run.
+
+    As Launchpad's test configuration does, so that credentials can be
+    sealed and opened; never a key of a real deployment.
+    """
+    from nacl.public import PrivateKey
+
+    from lp.oci.model.ociregistrycredentials import (
+        PRIVATE_KEY_ENV,
+        PRIVATE_KEY_FILE_ENV,
+        PUBLIC_KEY_ENV,
+    )
+
+    key = PrivateKey.generate()
+    os.environ[PRIVATE_KEY_ENV] = base64.b64encode(bytes(key)).decode()
+    os.environ.pop(PRIVATE_KEY_FILE_ENV, None)
+    os.environ.pop(PUBLIC_KEY_ENV, None)
+
+
 class BaseLayer:
     """Component registrations; every other layer builds on this."""
 
     @classmethod
     def setUp(cls):
         execute_zcml_for_scripts()
+        set_test_secrets_key()
 
     @classmethod
     def tearDown(cls):
@@ -234,6 +264,80 @@ class LaunchpadZopelessLayer(ZopelessDatabaseLayer, LibrarianLayer):
 
 class SQLiteLaunchpadZopelessLayer(SQLiteDatabaseLayer, LibrarianLayer):
     """An SQLite database and a librarian."""
+
+    @classmethod
+    def setUp(cls):
+        pass
+
+    @classmethod
+    def tearDown(cls):
+        pass
+
+    @classmethod
+    def testSetUp(cls):
+        pass
+
+    @classmethod
+    def testTearDown(cls):
+        pass
+
+
+class RegistryLayer(BaseLayer):
+    """Real registries on loopback: anonymous, basic and token auth.
+
+    ``anonymous`` and ``basic`` are `DockerRegistry` instances, or None
+    where ``docker-registry`` is not installed (tests then skip:
+    `lp.testing.registry`).  Repositories are not emptied between tests:
+    each test pushes to names of its own.
+    """
+
+    anonymous = None
+    basic = None
+    token = None
+    token_server = None
+    basic_users = {"pusher": "registry-test-password"}
+
+    @classmethod
+    def setUp(cls):
+        from lp.testing.registry import (
+            DockerRegistry,
+            TokenServer,
+            docker_registry_path,
+        )
+
+        if docker_registry_path() is None:
+            return
+        try:
+            cls.anonymous = DockerRegistry()
+            cls.anonymous.start()
+            cls.basic = DockerRegistry(users=cls.basic_users)
+            cls.basic.start()
+            cls.token_server = TokenServer(cls.basic_users)
+            cls.token_server.start()
+            cls.token = DockerRegistry(token_server=cls.token_server)
+            cls.token.start()
+        except BaseException:
+            cls.tearDown()
+            raise
+
+    @classmethod
+    def tearDown(cls):
+        for server in (cls.anonymous, cls.basic, cls.token, cls.token_server):
+            if server is not None:
+                server.stop()
+        cls.anonymous = cls.basic = cls.token = cls.token_server = None
+
+    @classmethod
+    def testSetUp(cls):
+        pass
+
+    @classmethod
+    def testTearDown(cls):
+        pass
+
+
+class LaunchpadZopelessRegistryLayer(LaunchpadZopelessLayer, RegistryLayer):
+    """A PostgreSQL database, a librarian and real registries."""
 
     @classmethod
     def setUp(cls):

@@ -17,6 +17,9 @@ from lp.archiveuploader.uploadprocessor import (
     parse_build_upload_leaf_name,
 )
 from lp.buildmaster.enums import BuildStatus
+from lp.oci.interfaces.ocirecipebuild import (
+    OCIRecipeBuildRegistryUploadStatus,
+)
 from lp.oci.tests.buildfarm import (
     librarian_contents,
     make_oci_upload_dir,
@@ -78,6 +81,34 @@ class UploadProcessorMixin:
         self.assertEqual(
             [leaf], os.listdir(os.path.join(self.root, "accepted"))
         )
+
+    def test_accepted_schedules_registry_upload(self):
+        # A recipe with push rules gets its FULLYBUILT build pushed.
+        build, leaf = self.makeUpload()
+        self.factory.makeOCIPushRule(recipe=build.recipe)
+        transaction.commit()
+        UploadProcessor(self.root).processBuildUpload(self.fsroot, leaf)
+        transaction.abort()
+        self.assertEqual(
+            OCIRecipeBuildRegistryUploadStatus.PENDING,
+            build.registry_upload_status,
+        )
+        self.assertEqual(1, len(build.registry_upload_jobs))
+
+    def test_accepted_without_push_rules_schedules_nothing(self):
+        build, leaf = self.makeUpload()
+        UploadProcessor(self.root).processBuildUpload(self.fsroot, leaf)
+        transaction.abort()
+        self.assertEqual([], build.registry_upload_jobs)
+
+    def test_rejected_schedules_nothing(self):
+        build, leaf = self.makeUpload()
+        self.factory.makeOCIPushRule(recipe=build.recipe)
+        transaction.commit()
+        self.breakUpload(build, leaf)
+        UploadProcessor(self.root).processBuildUpload(self.fsroot, leaf)
+        transaction.abort()
+        self.assertEqual([], build.registry_upload_jobs)
 
     def test_rejected(self):
         build, leaf = self.makeUpload()

@@ -15,8 +15,9 @@ from zope.schema import Bool, Datetime, Int, Text, TextLine
 class IOCIRecipe(Interface):
     """A recipe for building OCI images.
 
-    Minimal for now: the owner is a name, not a `Person`, and pushing is
-    configured by one registry URL and image name rather than push rules.
+    Minimal for now: the owner is a name, not a `Person`.  Pushing is
+    configured by push rules; ``registry_url`` and ``image_name`` are
+    what this tree had before them (``image_name`` names the build).
     """
 
     id = Int(title="ID", required=True, readonly=True)
@@ -33,8 +34,11 @@ class IOCIRecipe(Interface):
         description="Whether the recipe and its builds are private.",
         required=True,
     )
+    push_rules = Attribute("The `IOCIPushRule`s of this recipe.")
     can_upload_to_registry = Bool(
-        title="Whether builds can be pushed to a registry", readonly=True
+        title="Whether builds can be pushed to a registry",
+        description="Whether the recipe has push rules.",
+        readonly=True,
     )
     builds = Attribute("The builds of this recipe, newest first.")
 

@@ -58,10 +58,43 @@ class IOCIRegistryUploadJob(Interface):
     build_uploaded = Bool(
         title="Whether this build has been pushed", required=True
     )
+    tags = List(
+        title="The tags to update (None: the client's default)",
+        value_type=TextLine(),
+        required=False,
+    )
+    uploaded_manifests = Dict(
+        title="The manifests pushed, by push rule id",
+        description=(
+            "Each a list of descriptors (mediaType, digest, size, "
+            "platform) for the manifest list."
+        ),
+        readonly=True,
+    )
+    registry_results = Dict(
+        title="What each push rule's push did, by push rule id",
+        readonly=True,
+    )
+    manifest_list_digests = Dict(
+        title="The manifest list digest of each tag, by push rule id",
+        readonly=True,
+    )
+
+    def run(client=None):
+        """Push the build, then update the manifest lists.
+
+        :raises OCIRegistryError: if a registry refused or failed.
+        """
+
+    def runAndRecord(client=None):
+        """Run, recording the outcome and errors on the job; commits."""
 
 
 class IOCIRegistryUploadJobSource(Interface):
     """Creating registry upload jobs."""
 
-    def create(build):
+    def create(build, tags=None):
         """Queue a registry upload of ``build``; return the new job."""
+
+    def iterReady():
+        """The registry upload jobs ready to run, oldest first."""

@@ -56,9 +56,21 @@ class OCIRecipe(StormBase):
         return f"<OCIRecipe ~{self.owner_name}/{self.name}>"
 
     @property
+    def push_rules(self):
+        """See `IOCIRecipe`."""
+        # Circular import.
+        from lp.oci.model.ocipushrule import OCIPushRule
+
+        return list(
+            IStore(self)
+            .find(OCIPushRule, OCIPushRule.recipe_id == self.id)
+            .order_by(OCIPushRule.id)
+        )
+
+    @property
     def can_upload_to_registry(self):
         """See `IOCIRecipe`."""
-        return bool(self.registry_url and self.image_name)
+        return bool(self.push_rules)
 
     @property
     def builds(self):

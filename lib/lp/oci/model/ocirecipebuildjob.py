@@ -7,10 +7,16 @@ __all__ = [
     "OCIRecipeBuildJob",
     "OCIRecipeBuildJobType",
     "OCIRegistryUploadJob",
+    "run_registry_upload_jobs",
 ]
 
+import logging
+from datetime import timedelta
+
+import transaction
 from storm.databases.postgres import JSON
-from storm.locals import Int, Reference
+from storm.locals import Int, Or, Reference
+from zope.component import getUtility
 from zope.interface import implementer, provider
 
 from lp.oci.interfaces.ocirecipebuildjob import (
@@ -19,10 +25,20 @@ from lp.oci.interfaces.ocirecipebuildjob import (
     IOCIRegistryUploadJobSource,
     OCIRecipeBuildJobType,
 )
+from lp.oci.interfaces.ociregistryclient import (
+    IOCIRegistryClient,
+    OCIRegistryError,
+)
+from lp.oci.interfaces.ociupload import OCIUploadError
+from lp.services.database.constants import utc_now
 from lp.services.database.enumcol import DBEnum
-from lp.services.database.interfaces import IPrimaryStore
+from lp.services.database.interfaces import IPrimaryStore, IStore
+from lp.services.database.locking import LockType, take_xact_lock
 from lp.services.database.stormbase import StormBase
+from lp.services.job.interfaces.job import JobStatus
 from lp.services.job.model.job import Job
+
+log = logging.getLogger(__name__)
 
 
 @implementer(IOCIRecipeBuildJob)
@@ -62,6 +78,10 @@ class OCIRegistryUploadJob:
 
     class_job_type = OCIRecipeBuildJobType.REGISTRY_UPLOAD
 
+    # As upstream: up to 5 attempts in all, for failures that may pass.
+    max_retries = 5
+    retry_delay = timedelta(minutes=1)
+
     def __init__(self, context):
         self.context = context
 
@@ -69,9 +89,12 @@ class OCIRegistryUploadJob:
         return "<OCIRegistryUploadJob for build %d>" % self.context.build_id
 
     @classmethod
-    def create(cls, build):
+    def create(cls, build, tags=None):
         """See `IOCIRegistryUploadJobSource`."""
-        context = OCIRecipeBuildJob(build, cls.class_job_type, {})
+        data = {"tags": list(tags)} if tags else {}
+        context = OCIRecipeBuildJob(
+            build, cls.class_job_type, data, max_retries=cls.max_retries
+        )
         store = IPrimaryStore(OCIRecipeBuildJob)
         store.add(context)
         store.flush()
@@ -121,3 +144,147 @@ class OCIRegistryUploadJob:
     @build_uploaded.setter
     def build_uploaded(self, uploaded):
         self._update(build_uploaded=bool(uploaded))
+
+    @property
+    def tags(self):
+        """See `IOCIRegistryUploadJob`."""
+        return self.json_data.get("tags")
+
+    @tags.setter
+    def tags(self, tags):
+        self._update(tags=list(tags) if tags else None)
+
+    @property
+    def uploaded_manifests(self):
+        """See `IOCIRegistryUploadJob`."""
+        return self.json_data.get("uploaded_manifests") or {}
+
+    @uploaded_manifests.setter
+    def uploaded_manifests(self, manifests):
+        self._update(uploaded_manifests=manifests)
+
+    @property
+    def registry_results(self):
+        """See `IOCIRegistryUploadJob`."""
+        return self.json_data.get("registry_results") or {}
+
+    @registry_results.setter
+    def registry_results(self, results):
+        self._update(registry_results=results)
+
+    @property
+    def manifest_list_digests(self):
+        """See `IOCIRegistryUploadJob`."""
+        return self.json_data.get("manifest_list_digests") or {}
+
+    @manifest_list_digests.setter
+    def manifest_list_digests(self, digests):
+        self._update(manifest_list_digests=digests)
+
+    @classmethod
+    def iterReady(cls):
+        """See `IOCIRegistryUploadJobSource`."""
+        now = utc_now()
+        rows = (
+            IStore(OCIRecipeBuildJob)
+            .find(
+                OCIRecipeBuildJob,
+                OCIRecipeBuildJob.job_type == cls.class_job_type,
+                OCIRecipeBuildJob.job_id == Job.id,
+                Job.status == JobStatus.WAITING,
+                Or(Job.scheduled_start == None, Job.scheduled_start <= now),
+            )
+            .order_by(Job.id)
+        )
+        return [cls(row) for row in rows]
+
+    def _lockRecipe(self):
+        """Serialise manifest-list updates of this recipe until commit."""
+        take_xact_lock(
+            IStore(OCIRecipeBuildJob),
+            LockType.REGISTRY_UPLOAD,
+            self.build.recipe.id,
+        )
+
+    def run(self, client=None):
+        """See `IOCIRegistryUploadJob`.
+
+        Commits: the blobs and manifests are pushed outside any lock,
+        their results committed, then the manifest list is updated
+        holding the recipe's lock.
+        """
+        client = client or getUtility(IOCIRegistryClient)
+        build = self.build
+        if client.updateSupersededBuilds(build):
+            log.info("%r: the build is superseded; nothing to push", self)
+            return
+        if not self.build_uploaded:
+            results = client.upload(build)
+            self.uploaded_manifests = {
+                str(rule_id): result.manifests
+                for rule_id, result in results.items()
+            }
+            self.registry_results = {
+                str(rule_id): result.to_json()
+                for rule_id, result in results.items()
+            }
+            self.build_uploaded = True
+            transaction.commit()
+        self._lockRecipe()
+        digests = client.uploadManifestList(None, [build], tags=self.tags)
+        self.manifest_list_digests = {
+            str(rule_id): {tag: str(digest) for tag, digest in tags.items()}
+            for rule_id, tags in digests.items()
+        }
+        results = self.registry_results
+        for rule_id, tags in self.manifest_list_digests.items():
+            if rule_id in results:
+                results[rule_id]["tag"] = ", ".join(sorted(tags))
+        self.registry_results = results
+
+    def runAndRecord(self, client=None):
+        """Run this job, recording its outcome on the job and committing.
+
+        Failures that may pass (`OCIRegistryError.transient`: the
+        registry unreachable, or 408/429/5xx after the client's own
+        retries) queue the job again, later, until `max_retries`; a
+        definite refusal fails it at once.
+        """
+        self.job.start()
+        self.error_summary = None
+        self.errors = None
+        transaction.commit()
+        try:
+            self.run(client=client)
+        except (OCIRegistryError, OCIUploadError) as e:
+            transaction.abort()
+            errors = list(getattr(e, "errors", None) or [])
+            self.error_summary = str(e)
+            self.errors = errors
+            transient = getattr(e, "transient", False)
+            if transient and self.job.attempt_count < self.job.max_retries:
+                self.job.queue(
+                    scheduled_start=utc_now()
+                    + self.retry_delay * self.job.attempt_count
+                )
+                log.info("%r failed, will retry: %s", self, e)
+            else:
+                self.job.fail()
+                log.warning("%r failed: %s", self, e)
+        except BaseException:
+            transaction.abort()
+            self.error_summary = "Internal error"
+            self.job.fail()
+            transaction.commit()
+            raise
+        else:
+            self.job.complete()
+        transaction.commit()
+
+
+def run_registry_upload_jobs(client=None):
+    """Run every registry upload job that is ready; return them."""
+    jobs = OCIRegistryUploadJob.iterReady()
+    for job in jobs:
+        job.runAndRecord(client=client)
+    return jobs

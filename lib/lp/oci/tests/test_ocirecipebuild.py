@@ -775,11 +775,9 @@ class TestRegistryUpload(TestCaseWithFactory):
 
     def makeBuild(self, **kwargs):
         build = self.factory.makeOCIRecipeBuild(
-            status=BuildStatus.FULLYBUILT,
-            registry_url="https://registry.example",
-            image_name="image",
-            **kwargs,
+            status=BuildStatus.FULLYBUILT, **kwargs
         )
+        self.factory.makeOCIPushRule(recipe=build.recipe)
         self.factory.makeOCILayoutFiles(build=build)
         return build
 
@@ -840,9 +838,8 @@ class TestRegistryUpload(TestCaseWithFactory):
         )
 
     def test_cannot_schedule_unbuilt(self):
-        build = self.factory.makeOCIRecipeBuild(
-            registry_url="https://registry.example", image_name="image"
-        )
+        build = self.factory.makeOCIRecipeBuild()
+        self.factory.makeOCIPushRule(recipe=build.recipe)
         self.assertRaises(
             CannotScheduleRegistryUpload, build.scheduleRegistryUpload
         )

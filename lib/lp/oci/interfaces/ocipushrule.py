@@ -1,0 +1,75 @@
+# Copyright 2026 Canonical Ltd.  This software is licensed under the
+# GNU Affero General Public License version 3 (see the file LICENSE).
+
+"""Interfaces for handling OCI push rules."""
+
+__all__ = [
+    "IOCIPushRule",
+    "IOCIPushRuleSet",
+    "OCIPushRuleAlreadyExists",
+]
+
+from zope.interface import Attribute, Interface
+from zope.schema import Int, TextLine
+
+
+class OCIPushRuleAlreadyExists(Exception):
+    """A push rule already exists with the same arguments."""
+
+    def __init__(self):
+        super().__init__(
+            "A push rule already exists with the same URL, image name, "
+            "and credentials"
+        )
+
+
+class IOCIPushRule(Interface):
+    """A rule for pushing an OCI recipe's builds to a registry."""
+
+    id = Int(title="ID", required=True, readonly=True)
+    recipe = Attribute("The `IOCIRecipe` this push rule is for.")
+    registry_credentials = Attribute(
+        "The `IOCIRegistryCredentials` to use for pushing."
+    )
+    registry_url = TextLine(
+        title="Registry URL",
+        description="The registry URL (from the credentials).",
+        readonly=True,
+    )
+    username = TextLine(
+        title="Username",
+        description="The registry username (from the credentials).",
+        required=False,
+        readonly=True,
+    )
+    image_name = TextLine(
+        title="Image name",
+        description="The repository the image is pushed to.",
+        required=True,
+    )
+
+    def setNewImageName(new_image_name):
+        """Set the image name of this push rule.
+
+        :raises OCIPushRuleAlreadyExists: if another rule of the recipe
+            has the same credentials and image name.
+        """
+
+    def destroySelf():
+        """Delete this push rule."""
+
+
+class IOCIPushRuleSet(Interface):
+    """A utility to create and access OCI push rules."""
+
+    def new(recipe, registry_credentials, image_name):
+        """Create a new `IOCIPushRule`."""
+
+    def findByRecipe(recipe):
+        """The push rules of ``recipe``."""
+
+    def findByRegistryCredentials(credentials):
+        """The push rules using ``credentials``."""
+
+    def getByID(id):
+        """The push rule with this id, or None."""

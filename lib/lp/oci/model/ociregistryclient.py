@@ -1,0 +1,1102 @@
+# Copyright 2026 Canonical Ltd.  This software is licensed under the
+# GNU Affero General Public License version 3 (see the file LICENSE).
+
+"""Client for talking to an OCI registry.
+
+`OCIRegistryClient.upload` pushes a build to the registry of each of its
+recipe's push rules, in go-containerregistry's ``remote.Write`` order:
+every layer (in parallel, a bounded number at a time), then the configs,
+then the manifests, then `uploadManifestList` merges them into the tag's
+image index.  For each blob, once per digest:
+
+1. ``HEAD`` it: already there, nothing to send;
+2. else try a cross-repository mount from a repository of the same
+   registry known to hold it (`IOCIPushedBlobSet`, then the layer's
+   recorded source repository); a ``202`` means the registry declined,
+   and its upload session is used for
+3. an upload: one streamed ``PUT`` from the librarian; after an
+   interruption, a new session in ``PATCH`` chunks that resumes from the
+   registry's ``Range`` when a chunk is cut;
+4. the registry's ``Docker-Content-Digest`` must be ours.
+
+Manifests and configs are pushed exactly as the build stored them, so
+the registry's digests are the build's.  A legacy build (``digests.json``)
+has no stored manifest: one is made from what it stored (the config
+as stored, each layer file under its own sha256), never with the
+``sha256:sha256:`` prefix upstream produced.
+
+Everything that touches the database (the plan of what to push, the
+credentials, the push records) happens in the calling thread; the
+pushing threads only read librarian files and speak HTTP.
+"""
+
+__all__ = [
+    "OCIRegistryClient",
+    "RegistryUploadResult",
+    "make_push_plan",
+]
+
+import hashlib
+import json
+import logging
+import os
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+import requests
+from zope.component import getUtility
+from zope.interface import implementer
+
+from lp.buildmaster.enums import BuildStatus
+from lp.oci.interfaces.ocipushedblob import IOCIPushedBlobSet
+from lp.oci.interfaces.ociregistryclient import (
+    BlobUploadFailed,
+    IOCIRegistryClient,
+    ManifestListUploadFailed,
+    ManifestUploadFailed,
+    MultipleOCIRegistryError,
+    OCIRegistryError,
+)
+from lp.oci.interfaces.ociupload import OCIUploadError
+from lp.oci.model.ociregistryhttp import (
+    TRANSIENT_ERRORS,
+    RegistryHTTPClient,
+    RetryPolicy,
+    is_retryable_status,
+    parse_registry_errors,
+)
+from lp.oci.model.ociupload import (
+    parse_legacy_upload,
+    read_json_library_file,
+    walk_oci_upload,
+)
+from lp.services.librarian.storage import get_librarian_storage
+from ocitypes.descriptor import MediaType
+from ocitypes.digest import Digest
+
+log = logging.getLogger(__name__)
+
+# Annotations the builder puts on layers pulled from a registry.
+LAYER_SOURCE = "com.canonical.launchpad.oci.source-repository"
+LAYER_SOURCES = "com.canonical.launchpad.oci.layer-source-repositories"
+
+PARALLELISM_ENV = "LP_OCI_REGISTRY_PUSH_JOBS"
+DEFAULT_PARALLELISM = 4
+DEFAULT_CHUNK_SIZE = 16 * 1024 * 1024
+# How many times a lost race for the tag is tried again.
+MANIFEST_LIST_ATTEMPTS = 5
+# How many known repositories a blob mount is tried from.
+MAX_MOUNT_SOURCES = 3
+
+MANIFEST_ACCEPT = ", ".join(
+    [
+        MediaType.OCI_INDEX,
+        MediaType.DOCKER_MANIFEST_LIST,
+        MediaType.OCI_MANIFEST,
+        MediaType.DOCKER_MANIFEST,
+    ]
+)
+DOCKER_MEDIA_TYPES = frozenset(
+    {MediaType.DOCKER_MANIFEST, MediaType.DOCKER_MANIFEST_LIST}
+)
+
+
+@dataclass(frozen=True)
+class BlobToPush:
+    """A layer or config to push, and where its bytes are."""
+
+    digest: Digest
+    size: int
+    sha256: str
+    sources: tuple = ()
+
+
+@dataclass(frozen=True)
+class ManifestToPush:
+    """An image manifest to push, as stored."""
+
+    digest: Digest
+    media_type: str
+    content: bytes
+    platform: dict
+
+    @property
+    def descriptor(self):
+        return {
+            "mediaType": self.media_type,
+            "digest": str(self.digest),
+            "size": len(self.content),
+            "platform": self.platform,
+        }
+
+
+@dataclass
+class PushPlan:
+    """What a build pushes: layers, configs, manifests (in that order)."""
+
+    layers: list = field(default_factory=list)
+    configs: list = field(default_factory=list)
+    manifests: list = field(default_factory=list)
+
+
+@dataclass
+class RegistryUploadResult:
+    """What pushing a build to one push rule did."""
+
+    registry_url: str
+    image_name: str
+    blobs_uploaded: int = 0
+    blobs_mounted: int = 0
+    blobs_existing: int = 0
+    bytes_uploaded: int = 0
+    manifests: list = field(default_factory=list)
+    tag: str = None
+    seconds: float = 0.0
+
+    def __post_init__(self):
+        self._lock = threading.Lock()
+
+    def count(self, what, size=0):
+        with self._lock:
+            setattr(self, what, getattr(self, what) + 1)
+            if what == "blobs_uploaded":
+                self.bytes_uploaded += size
+
+    def to_json(self):
+        return {
+            "registry_url": self.registry_url,
+            "image_name": self.image_name,
+            "blobs_uploaded": self.blobs_uploaded,
+            "blobs_mounted": self.blobs_mounted,
+            "blobs_existing": self.blobs_existing,
+            "bytes_uploaded": self.bytes_uploaded,
+            "manifests": list(self.manifests),
+            "tag": self.tag,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+class _TransientUploadError(Exception):
+    """An upload was interrupted; a new attempt may succeed."""
+
+    def __init__(self, message, response=None):
+        super().__init__(message)
+        self.response = response
+
+
+class _FileSlice:
+    """``length`` bytes of a file from ``offset``, read as a stream."""
+
+    def __init__(self, path, offset, length):
+        self._file = open(path, "rb")
+        self._file.seek(offset)
+        self._remaining = length
+        self._length = length
+
+    def __len__(self):
+        return self._length
+
+    def read(self, size=-1):
+        if self._remaining <= 0:
+            return b""
+        if size is None or size < 0 or size > self._remaining:
+            size = self._remaining
+        data = self._file.read(min(size, 1024 * 1024))
+        self._remaining -= len(data)
+        return data
+
+    def close(self):
+        self._file.close()
+
+
+def _range_end(value):
+    """The last byte a registry's ``Range`` header says it holds.
+
+    ``0-N``; distribution says ``0--1`` for an empty upload: -1.
+    """
+    if not value:
+        return -1
+    value = value.strip()
+    if value.startswith("bytes="):
+        value = value[len("bytes=") :]
+    try:
+        start, end = value.split("-", 1)
+        start, end = int(start), int(end)
+    except ValueError:
+        return -1
+    if start != 0 or end < -1:
+        return -1
+    return end
+
+
+def _json_bytes(value):
+    return json.dumps(value, separators=(",", ":")).encode("utf-8")
+
+
+def _platform_of(config, fallback=None):
+    """A manifest-list platform from an image config."""
+    platform = {}
+    if isinstance(config, dict):
+        for key in ("architecture", "os", "variant", "os.version"):
+            value = config.get(key)
+            if isinstance(value, str) and value:
+                platform[key] = value
+    if "architecture" not in platform or "os" not in platform:
+        if fallback is not None:
+            return dict(fallback)
+    return platform
+
+
+def _platform_key(platform):
+    platform = platform or {}
+    architecture = platform.get("architecture")
+    variant = platform.get("variant")
+    if architecture == "arm64" and variant == "v8":
+        variant = None
+    return (platform.get("os"), architecture, variant)
+
+
+def _source_repositories(registry_url, annotated):
+    """The repositories of this registry among recorded layer sources.
+
+    Sources are recorded as ``<registry host>/<repository>``.
+    """
+    host = urlsplit(registry_url).netloc
+    aliases = {host}
+    if host in ("registry-1.docker.io", "index.docker.io"):
+        aliases.add("docker.io")
+    repositories = []
+    for source in annotated:
+        if not isinstance(source, str) or "/" not in source:
+            continue
+        source_host, repository = source.split("/", 1)
+        if source_host in aliases and repository:
+            repositories.append(repository)
+    return repositories
+
+
+def _layer_sources(descriptor, index_entry_sources):
+    sources = []
+    source = descriptor.annotations.get(LAYER_SOURCE)
+    if source:
+        sources.append(source)
+    source = index_entry_sources.get(str(descriptor.digest))
+    if isinstance(source, str) and source:
+        sources.append(source)
+    return tuple(sources)
+
+
+def _index_entry_sources(index):
+    """Layer sources the builder put on index entries (kept manifests)."""
+    sources = {}
+    entries = index.get("manifests") if isinstance(index, dict) else None
+    for entry in entries if isinstance(entries, list) else []:
+        annotations = (
+            entry.get("annotations") if isinstance(entry, dict) else None
+        )
+        value = (annotations or {}).get(LAYER_SOURCES)
+        if not isinstance(value, str):
+            continue
+        try:
+            mapping = json.loads(value)
+        except ValueError:
+            continue
+        if isinstance(mapping, dict):
+            sources.update(mapping)
+    return sources
+
+
+def _stored_file(build, digest, what):
+    """The librarian file and content of a build's blob, checked."""
+    try:
+        _, lfa, content = build.getLayerFileByDigest(digest)
+    except Exception:
+        raise OCIUploadError(f"{what} {digest} is missing") from None
+    if digest.algorithm != "sha256" or content.sha256 != digest.hex:
+        raise OCIUploadError(
+            f"{what} {digest} has content with sha256 {content.sha256}"
+        )
+    return lfa, content
+
+
+def _make_oci_plan(build):
+    plan = PushPlan()
+    index = read_json_library_file(build.index)
+    entry_sources = _index_entry_sources(index)
+    documents = {}
+
+    def load_json(descriptor):
+        lfa, content = _stored_file(build, descriptor.digest, "Blob")
+        if content.filesize != descriptor.size:
+            raise OCIUploadError(
+                f"Blob {descriptor.digest} is {content.filesize} bytes, "
+                f"its descriptor says {descriptor.size}"
+            )
+        stream = lfa.open()
+        try:
+            data = stream.read(descriptor.size + 1)
+        finally:
+            lfa.close()
+        if hashlib.sha256(data).hexdigest() != descriptor.digest.hex:
+            raise OCIUploadError(f"Blob {descriptor.digest} is corrupt")
+        documents[descriptor.digest] = data
+        return read_json_library_file(lfa, str(descriptor.digest))
+
+    _, images = walk_oci_upload(index, load_json)
+    seen = set()
+    for image in images:
+        for layer in image.layers:
+            if layer.is_foreign or layer.digest in seen:
+                continue
+            seen.add(layer.digest)
+            _, content = _stored_file(build, layer.digest, "Layer")
+            plan.layers.append(
+                BlobToPush(
+                    layer.digest,
+                    content.filesize,
+                    content.sha256,
+                    _layer_sources(layer.descriptor, entry_sources),
+                )
+            )
+        if image.config.digest not in seen:
+            seen.add(image.config.digest)
+            plan.configs.append(
+                BlobToPush(
+                    image.config.digest,
+                    image.config.size,
+                    image.config.digest.hex,
+                )
+            )
+        config = json.loads(documents[image.config.digest])
+        fallback = (
+            image.manifest.platform.to_json()
+            if image.manifest.platform is not None
+            else None
+        )
+        plan.manifests.append(
+            ManifestToPush(
+                image.manifest.digest,
+                image.manifest.media_type,
+                documents[image.manifest.digest],
+                _platform_of(config, fallback),
+            )
+        )
+    return plan
+
+
+def _make_legacy_plan(build):
+    plan = PushPlan()
+    manifest = build.manifest_data
+    digests = build.digests_data
+    if manifest is None or digests is None:
+        raise OCIUploadError(
+            "The build has neither index.json nor digests.json"
+        )
+    seen = set()
+    images = parse_legacy_upload(manifest, digests)
+    for entry, image in zip(manifest, images):
+        # digests.json is keyed by diff_id; manifest.json's Layers have
+        # the order (``<layer_id>/layer.tar``).
+        order = {
+            path.split("/", 1)[0]: position
+            for position, path in enumerate(entry.get("Layers") or [])
+            if isinstance(path, str)
+        }
+        layers = sorted(
+            image.layers, key=lambda layer: order.get(layer.layer_id, 0)
+        )
+        config_lfa = build.getFileByName(image.config_name)
+        config_bytes = config_lfa.read()
+        config_lfa.close()
+        config_digest = Digest.of_bytes(config_bytes)
+        config = json.loads(config_bytes)
+        layer_descriptors = []
+        for layer in layers:
+            # The file the builder made; for a pulled layer digests.json
+            # has the registry's digest of another file.
+            lfa = build.getFileByName(layer.file_name)
+            content = lfa.content
+            digest = Digest("sha256", content.sha256)
+            if digest not in seen:
+                seen.add(digest)
+                plan.layers.append(
+                    BlobToPush(digest, content.filesize, content.sha256)
+                )
+            layer_descriptors.append(
+                {
+                    "mediaType": MediaType.DOCKER_LAYER_GZIP,
+                    "size": content.filesize,
+                    "digest": str(digest),
+                }
+            )
+        if config_digest not in seen:
+            seen.add(config_digest)
+            plan.configs.append(
+                BlobToPush(config_digest, len(config_bytes), config_digest.hex)
+            )
+        content = _json_bytes(
+            {
+                "schemaVersion": 2,
+                "mediaType": MediaType.DOCKER_MANIFEST,
+                "config": {
+                    "mediaType": MediaType.DOCKER_CONFIG,
+                    "size": len(config_bytes),
+                    "digest": str(config_digest),
+                },
+                "layers": layer_descriptors,
+            }
+        )
+        plan.manifests.append(
+            ManifestToPush(
+                Digest.of_bytes(content),
+                MediaType.DOCKER_MANIFEST,
+                content,
+                _platform_of(
+                    config, {"architecture": build.arch_tag, "os": "linux"}
+                ),
+            )
+        )
+    return plan
+
+
+def make_push_plan(build):
+    """What pushing ``build`` sends, read from what it stored.
+
+    :raises OCIUploadError: if the stored upload cannot be pushed.
+    """
+    if build.index is not None:
+        return _make_oci_plan(build)
+    return _make_legacy_plan(build)
+
+
+@implementer(IOCIRegistryClient)
+class OCIRegistryClient:
+    """See `IOCIRegistryClient`.
+
+    :param parallelism: how many blobs are pushed at once (default
+        ``$LP_OCI_REGISTRY_PUSH_JOBS`` or 4).
+    :param chunk_size: the size of ``PATCH`` chunks after an interrupted
+        upload.
+    :param retry_policy: a `RetryPolicy` for every request.
+    """
+
+    def __init__(
+        self,
+        parallelism=None,
+        chunk_size=DEFAULT_CHUNK_SIZE,
+        retry_policy=None,
+        http_client_factory=None,
+    ):
+        if parallelism is None:
+            try:
+                parallelism = int(os.environ.get(PARALLELISM_ENV, ""))
+            except ValueError:
+                parallelism = DEFAULT_PARALLELISM
+        self.parallelism = max(1, parallelism)
+        self.chunk_size = chunk_size
+        self.retry_policy = retry_policy or RetryPolicy()
+        self.http_client_factory = (
+            http_client_factory or RegistryHTTPClient.getInstance
+        )
+
+    def _getHTTPClient(self, push_rule):
+        return self.http_client_factory(
+            push_rule, retry_policy=self.retry_policy
+        )
+
+    @staticmethod
+    def _makeRegistryError(error_class, summary, response):
+        errors = parse_registry_errors(response)
+        if errors:
+            summary = "{}: {}".format(
+                summary,
+                "; ".join(
+                    "{} {}".format(e.get("code", ""), e.get("message", ""))
+                    for e in errors
+                ),
+            )
+        else:
+            summary = f"{summary}: {response.status_code}"
+        return error_class(
+            summary,
+            errors,
+            transient=is_retryable_status(response.status_code),
+        )
+
+    @staticmethod
+    def _checkDigest(response, digest, what):
+        header = response.headers.get("Docker-Content-Digest")
+        if header is not None and header.strip() != str(digest):
+            raise BlobUploadFailed(
+                f"The registry says {what} {digest} has digest "
+                f"{header.strip()[:100]}"
+            )
+
+    # Blobs.
+
+    def _blobExists(self, http_client, blob):
+        response = http_client.requestPath(
+            f"/blobs/{blob.digest}", method="HEAD"
+        )
+        if response.status_code == 200:
+            self._checkDigest(response, blob.digest, "blob")
+            return True
+        if response.status_code == 404:
+            return False
+        raise self._makeRegistryError(
+            BlobUploadFailed,
+            f"Cannot check blob {blob.digest}",
+            response,
+        )
+
+    def _mount(self, http_client, blob, source):
+        """Try to mount ``blob`` from ``source``.
+
+        :return: (True, None) if mounted; (False, upload location) if
+            the registry declined and opened an upload instead; (False,
+            None) if it refused.
+        """
+        response = http_client.requestPath(
+            "/blobs/uploads/",
+            method="POST",
+            params={"mount": str(blob.digest), "from": source},
+            mount_from=source,
+        )
+        if response.status_code == 201:
+            self._checkDigest(response, blob.digest, "mounted blob")
+            return True, None
+        if response.status_code == 202 and "Location" in response.headers:
+            return False, response.headers["Location"]
+        log.info(
+            "Mounting %s from %s answered %d",
+            blob.digest,
+            source,
+            response.status_code,
+        )
+        return False, None
+
+    def _startUpload(self, http_client):
+        response = http_client.requestPath("/blobs/uploads/", method="POST")
+        if response.status_code != 202 or "Location" not in response.headers:
+            raise self._makeRegistryError(
+                BlobUploadFailed, "Cannot start a blob upload", response
+            )
+        return response.headers["Location"]
+
+    def _finishUpload(self, http_client, blob, location, body=None):
+        def opener():
+            return body() if body is not None else b""
+
+        try:
+            response = http_client.request(
+                http_client.absoluteURL(location),
+                "PUT",
+                body=opener,
+                retry=False,
+                params={"digest": str(blob.digest)},
+                headers={"Content-Type": "application/octet-stream"},
+            )
+        except TRANSIENT_ERRORS as e:
+            raise _TransientUploadError(
+                f"PUT of {blob.digest} failed: {e.__class__.__name__}"
+            ) from None
+        if response.status_code in (201, 204):
+            self._checkDigest(response, blob.digest, "blob")
+            return
+        if is_retryable_status(response.status_code):
+            raise _TransientUploadError(
+                f"PUT of {blob.digest} answered {response.status_code}",
+                response,
+            )
+        raise self._makeRegistryError(
+            BlobUploadFailed, f"Upload of blob {blob.digest} failed", response
+        )
+
+    def _uploadStatus(self, http_client, location):
+        """The next offset of an upload session, and its location."""
+        response = http_client.request(http_client.absoluteURL(location))
+        if response.status_code != 204:
+            raise _TransientUploadError(
+                f"Upload session lost ({response.status_code})", response
+            )
+        offset = _range_end(response.headers.get("Range")) + 1
+        return offset, response.headers.get("Location", location)
+
+    def _uploadChunked(self, http_client, blob, location, path):
+        offset = 0
+        cuts = 0
+        while offset < blob.size:
+            length = min(self.chunk_size, blob.size - offset)
+            start = offset
+            try:
+                response = http_client.request(
+                    http_client.absoluteURL(location),
+                    "PATCH",
+                    body=lambda: _FileSlice(path, start, length),
+                    retry=False,
+                    headers={
+                        "Content-Type": "application/octet-stream",
+                        "Content-Range": f"{start}-{start + length - 1}",
+                    },
+                )
+            except TRANSIENT_ERRORS:
+                response = None
+            if response is not None and response.status_code == 202:
+                location = response.headers.get("Location", location)
+                if response.headers.get("Range"):
+                    offset = _range_end(response.headers["Range"]) + 1
+                else:
+                    offset = start + length
+                continue
+            if response is not None and not is_retryable_status(
+                response.status_code
+            ):
+                raise self._makeRegistryError(
+                    BlobUploadFailed,
+                    f"Upload of blob {blob.digest} failed",
+                    response,
+                )
+            # Cut or refused for now: ask the registry where it is.
+            cuts += 1
+            if cuts >= http_client.retry_policy.attempts:
+                raise _TransientUploadError(
+                    f"Upload of {blob.digest} interrupted {cuts} times",
+                    response,
+                )
+            http_client.retry_policy.wait(cuts, response)
+            offset, location = self._uploadStatus(http_client, location)
+            log.info("Resuming upload of %s at %d", blob.digest, offset)
+        self._finishUpload(http_client, blob, location)
+
+    def _uploadBlob(self, http_client, blob, path, result, location=None):
+        policy = http_client.retry_policy
+        chunked = False
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                if location is None:
+                    location = self._startUpload(http_client)
+                if chunked:
+                    self._uploadChunked(http_client, blob, location, path)
+                else:
+                    self._finishUpload(
+                        http_client,
+                        blob,
+                        location,
+                        body=lambda: _FileSlice(path, 0, blob.size),
+                    )
+                result.count("blobs_uploaded", blob.size)
+                return
+            except _TransientUploadError as e:
+                if attempt >= policy.attempts:
+                    raise BlobUploadFailed(
+                        f"Upload of blob {blob.digest} failed: {e}",
+                        transient=True,
+                    ) from None
+                log.info("%s; starting again in chunks", e)
+                location = None
+                chunked = True
+                policy.wait(attempt, e.response)
+
+    def _pushBlob(self, http_client, blob, sources, storage, result, abort):
+        """Push one blob: exists, mount, or upload.  Runs in a thread."""
+        if abort.is_set():
+            # Another blob failed: the push has failed.
+            return
+        try:
+            if self._blobExists(http_client, blob):
+                result.count("blobs_existing")
+                return
+            location = None
+            for source in sources:
+                mounted, location = self._mount(http_client, blob, source)
+                if mounted:
+                    result.count("blobs_mounted")
+                    return
+                if location is not None:
+                    break
+            self._uploadBlob(
+                http_client,
+                blob,
+                storage.getPath(blob.sha256),
+                result,
+                location=location,
+            )
+        except TRANSIENT_ERRORS as e:
+            raise BlobUploadFailed(
+                f"Push of blob {blob.digest} failed: {e.__class__.__name__}",
+                transient=True,
+            ) from None
+
+    def _pushBlobs(self, http_client, blobs, sources, result):
+        if not blobs:
+            return
+        storage = get_librarian_storage()
+        abort = threading.Event()
+        with ThreadPoolExecutor(
+            max_workers=min(self.parallelism, len(blobs)),
+            thread_name_prefix="registry-push",
+        ) as executor:
+            futures = [
+                executor.submit(
+                    self._pushBlob,
+                    http_client,
+                    blob,
+                    sources.get(blob.digest, ()),
+                    storage,
+                    result,
+                    abort,
+                )
+                for blob in blobs
+            ]
+            done, _ = wait(futures, return_when="FIRST_EXCEPTION")
+            failed = [f for f in done if f.exception() is not None]
+            if failed:
+                abort.set()
+                for future in futures:
+                    future.cancel()
+                raise failed[0].exception()
+
+    # Manifests.
+
+    def _putManifest(self, http_client, reference, media_type, content):
+        digest = Digest.of_bytes(content)
+        response = http_client.requestPath(
+            f"/manifests/{reference}",
+            method="PUT",
+            body=content,
+            headers={"Content-Type": media_type},
+        )
+        if response.status_code != 201:
+            raise self._makeRegistryError(
+                ManifestUploadFailed,
+                f"Failed to upload manifest {reference} to "
+                f"{http_client.registry_url} {http_client.image_name}",
+                response,
+            )
+        header = response.headers.get("Docker-Content-Digest")
+        if header is not None and header.strip() != str(digest):
+            raise ManifestUploadFailed(
+                f"The registry says manifest {digest} has digest "
+                f"{header.strip()[:100]}"
+            )
+        return digest
+
+    def _uploadToPushRule(self, push_rule, plan, http_client):
+        result = RegistryUploadResult(
+            push_rule.registry_url, push_rule.image_name
+        )
+        started = time.monotonic()
+        pushed_blobs = getUtility(IOCIPushedBlobSet)
+        sources = {}
+        for blob in plan.layers:
+            known = pushed_blobs.findRepositories(
+                push_rule.registry_url,
+                blob.digest,
+                exclude=push_rule.image_name,
+            )
+            annotated = _source_repositories(
+                push_rule.registry_url, blob.sources
+            )
+            candidates = []
+            for repository in known + annotated:
+                if (
+                    repository != push_rule.image_name
+                    and repository not in candidates
+                ):
+                    candidates.append(repository)
+            sources[blob.digest] = tuple(candidates[:MAX_MOUNT_SOURCES])
+        self._pushBlobs(http_client, plan.layers, sources, result)
+        self._pushBlobs(http_client, plan.configs, {}, result)
+        for blob in plan.layers + plan.configs:
+            pushed_blobs.record(
+                push_rule.registry_url,
+                push_rule.image_name,
+                blob.digest,
+                blob.size,
+            )
+        for manifest in plan.manifests:
+            self._putManifest(
+                http_client,
+                str(manifest.digest),
+                manifest.media_type,
+                manifest.content,
+            )
+            result.manifests.append(manifest.descriptor)
+        result.seconds = time.monotonic() - started
+        return result
+
+    def upload(self, build):
+        """See `IOCIRegistryClient`."""
+        plan = make_push_plan(build)
+        results = {}
+        exceptions = []
+        for push_rule in build.recipe.push_rules:
+            http_client = None
+            try:
+                http_client = self._getHTTPClient(push_rule)
+                results[push_rule.id] = self._uploadToPushRule(
+                    push_rule, plan, http_client
+                )
+            except (OCIRegistryError, OCIUploadError) as e:
+                exceptions.append(e)
+            except requests.RequestException as e:
+                exceptions.append(
+                    OCIRegistryError(
+                        f"Push to {push_rule.registry_url} failed: "
+                        f"{e.__class__.__name__}",
+                        transient=True,
+                    )
+                )
+            finally:
+                if http_client is not None:
+                    http_client.close()
+        if len(exceptions) == 1:
+            raise exceptions[0]
+        elif exceptions:
+            raise MultipleOCIRegistryError(exceptions)
+        return results
+
+    # Manifest lists.
+
+    @classmethod
+    def _calculateTags(cls, recipe):
+        """The tags a recipe's builds are pushed under.
+
+        Upstream adds ``<branch>_edge`` for recipes built from a
+        branch; recipes here have no Git reference.
+        """
+        return ["edge"]
+
+    def _getCurrentRegistryManifest(self, http_client, tag):
+        """The tag's current manifest: (document, media type, digest).
+
+        :return: (None, None, None, 0) if the tag does not exist.
+        """
+        response = http_client.requestPath(
+            f"/manifests/{tag}", headers={"Accept": MANIFEST_ACCEPT}
+        )
+        if response.status_code == 404:
+            return None, None, None, 0
+        if response.status_code != 200:
+            raise self._makeRegistryError(
+                ManifestListUploadFailed,
+                f"Cannot read tag {tag} of {http_client.image_name}",
+                response,
+            )
+        content = response.content
+        try:
+            document = json.loads(content)
+        except ValueError:
+            document = None
+        media_type = response.headers.get("Content-Type", "").split(";")[0]
+        if isinstance(document, dict) and document.get("mediaType"):
+            media_type = document["mediaType"]
+        return document, media_type, Digest.of_bytes(content), len(content)
+
+    def _headTag(self, http_client, tag):
+        response = http_client.requestPath(
+            f"/manifests/{tag}",
+            method="HEAD",
+            headers={"Accept": MANIFEST_ACCEPT},
+        )
+        if response.status_code == 404:
+            return None
+        if response.status_code != 200:
+            raise self._makeRegistryError(
+                ManifestListUploadFailed, f"Cannot read tag {tag}", response
+            )
+        header = response.headers.get("Docker-Content-Digest")
+        return Digest.parse(header.strip()) if header else None
+
+    def _existingEntries(
+        self, http_client, document, media_type, digest, size
+    ):
+        """The entries to merge into, from the tag's current manifest."""
+        if not isinstance(document, dict):
+            return [], {}
+        if media_type in MediaType.INDEXES:
+            entries = document.get("manifests")
+            annotations = document.get("annotations")
+            return (
+                [e for e in entries or [] if isinstance(e, dict)],
+                annotations if isinstance(annotations, dict) else {},
+            )
+        if media_type in MediaType.MANIFESTS:
+            # A single image at the tag: keep it as its platform's entry.
+            config = document.get("config")
+            platform = None
+            if isinstance(config, dict) and config.get("digest"):
+                response = http_client.requestPath(
+                    "/blobs/{}".format(config["digest"])
+                )
+                if response.status_code == 200:
+                    try:
+                        platform = _platform_of(response.json())
+                    except ValueError:
+                        platform = None
+            if platform:
+                return [
+                    {
+                        "mediaType": media_type,
+                        "digest": str(digest),
+                        "size": size,
+                        "platform": platform,
+                    }
+                ], {}
+        return [], {}
+
+    def makeMultiArchManifest(self, current_entries, annotations, children):
+        """The image index for ``children`` merged into the current ones.
+
+        Entries of other platforms are kept; an entry for a child's
+        platform is replaced, and attestations of replaced manifests
+        dropped.  The index is a Docker manifest list when every entry
+        is a Docker manifest, an OCI image index otherwise.
+        """
+        replaced = {_platform_key(child["platform"]) for child in children}
+        removed = set()
+        entries = []
+        for entry in current_entries:
+            platform = entry.get("platform")
+            if platform and _platform_key(platform) in replaced:
+                removed.add(entry.get("digest"))
+                continue
+            entries.append(entry)
+        # Attestations of the manifests replaced describe nothing now.
+        entries = [
+            entry
+            for entry in entries
+            if (entry.get("annotations") or {}).get(
+                "vnd.docker.reference.digest"
+            )
+            not in removed
+        ]
+        entries.extend(dict(child) for child in children)
+        if all(
+            entry.get("mediaType") in DOCKER_MEDIA_TYPES for entry in entries
+        ):
+            return {
+                "schemaVersion": 2,
+                "mediaType": MediaType.DOCKER_MANIFEST_LIST,
+                "manifests": entries,
+            }
+        index = {
+            "schemaVersion": 2,
+            "mediaType": MediaType.OCI_INDEX,
+            "manifests": entries,
+        }
+        if annotations:
+            index["annotations"] = annotations
+        return index
+
+    def _beforeTagUpdate(self, http_client, tag):
+        """A hook for tests: called between reading and checking the tag."""
+
+    def _uploadManifestListToTag(self, http_client, tag, children):
+        for _ in range(MANIFEST_LIST_ATTEMPTS):
+            current = self._getCurrentRegistryManifest(http_client, tag)
+            document, media_type, digest, size = current
+            entries, annotations = self._existingEntries(
+                http_client, document, media_type, digest, size
+            )
+            index = self.makeMultiArchManifest(entries, annotations, children)
+            content = _json_bytes(index)
+            self._beforeTagUpdate(http_client, tag)
+            current = self._headTag(http_client, tag)
+            if current != digest:
+                log.info("Tag %s changed while merging; reading again", tag)
+                continue
+            if digest == Digest.of_bytes(content):
+                return digest
+            self._putManifest(
+                http_client,
+                str(Digest.of_bytes(content)),
+                index["mediaType"],
+                content,
+            )
+            return self._putManifest(
+                http_client, tag, index["mediaType"], content
+            )
+        raise ManifestListUploadFailed(
+            f"Tag {tag} of {http_client.image_name} kept changing while "
+            "its manifest list was updated",
+            transient=True,
+        )
+
+    @classmethod
+    def updateSupersededBuilds(cls, build):
+        """Mark ``build`` SUPERSEDED if a newer build of it was built.
+
+        :return: True if the build is superseded.
+        """
+        if build.status == BuildStatus.SUPERSEDED:
+            return True
+        if build.hasMoreRecentBuild():
+            build.updateStatus(
+                BuildStatus.SUPERSEDED,
+                force_invalid_transition=(
+                    build.status == BuildStatus.FULLYBUILT
+                ),
+            )
+            return True
+        return False
+
+    def uploadManifestList(self, build_request, uploaded_builds, tags=None):
+        """See `IOCIRegistryClient`.
+
+        :param tags: the tags to update (default: `_calculateTags`).
+        :return: {push rule id: {tag: digest}}.
+        """
+        uploaded_builds = [
+            build
+            for build in uploaded_builds
+            if not self.updateSupersededBuilds(build)
+        ]
+        if not uploaded_builds:
+            return {}
+        recipe = uploaded_builds[0].recipe
+        tags = tags or self._calculateTags(recipe)
+        digests = {}
+        exceptions = []
+        for push_rule in recipe.push_rules:
+            children = []
+            for build in uploaded_builds:
+                job = build.last_registry_upload_job
+                manifests = (job.uploaded_manifests if job else {}).get(
+                    str(push_rule.id), []
+                )
+                children.extend(manifests)
+            if not children:
+                continue
+            http_client = None
+            try:
+                http_client = self._getHTTPClient(push_rule)
+                digests[push_rule.id] = {
+                    tag: self._uploadManifestListToTag(
+                        http_client, tag, children
+                    )
+                    for tag in tags
+                }
+            except OCIRegistryError as e:
+                exceptions.append(e)
+            except requests.RequestException as e:
+                exceptions.append(
+                    ManifestListUploadFailed(
+                        f"Manifest list push to {push_rule.registry_url} "
+                        f"failed: {e.__class__.__name__}",
+                        transient=True,
+                    )
+                )
+            finally:
+                if http_client is not None:
+                    http_client.close()
+        if len(exceptions) == 1:
+            raise exceptions[0]
+        elif exceptions:
+            raise MultipleOCIRegistryError(exceptions)
+        return digests

@@ -1,0 +1,260 @@
+# Copyright 2026 Canonical Ltd.  This software is licensed under the
+# GNU Affero General Public License version 3 (see the file LICENSE).
+
+"""Tests for `OCIRegistryUploadJob`, with a recording client, on every
+backend."""
+
+__all__ = []
+
+from datetime import timedelta
+
+import psycopg2
+import transaction
+from zope.interface import implementer
+
+from lp.buildmaster.enums import BuildStatus
+from lp.oci.interfaces.ocirecipebuild import (
+    OCIRecipeBuildRegistryUploadStatus,
+)
+from lp.oci.interfaces.ociregistryclient import (
+    IOCIRegistryClient,
+    ManifestListUploadFailed,
+    ManifestUploadFailed,
+    OCIRegistryError,
+)
+from lp.oci.model.ocirecipebuildjob import (
+    OCIRecipeBuildJob,
+    OCIRegistryUploadJob,
+    run_registry_upload_jobs,
+)
+from lp.oci.model.ociregistryclient import (
+    OCIRegistryClient,
+    RegistryUploadResult,
+)
+from lp.services.database.constants import utc_now
+from lp.services.database.interfaces import IStore
+from lp.services.database.locking import LockType, take_xact_lock
+from lp.services.job.interfaces.job import JobStatus
+from lp.testing import TestCaseWithFactory
+from lp.testing.layers import (
+    DatabaseLayer,
+    LaunchpadZopelessLayer,
+    SQLiteLaunchpadZopelessLayer,
+)
+
+
+@implementer(IOCIRegistryClient)
+class RecordingClient:
+    """Records calls; fails as told."""
+
+    def __init__(self, upload_error=None, list_error=None):
+        self.calls = []
+        self.upload_error = upload_error
+        self.list_error = list_error
+
+    def updateSupersededBuilds(self, build):
+        return build.status == BuildStatus.SUPERSEDED
+
+    def upload(self, build):
+        self.calls.append(("upload", build))
+        if self.upload_error is not None:
+            raise self.upload_error
+        results = {}
+        for rule in build.recipe.push_rules:
+            result = RegistryUploadResult(rule.registry_url, rule.image_name)
+            result.manifests = [
+                {
+                    "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                    "digest": "sha256:" + "a" * 64,
+                    "size": 10,
+                    "platform": {"architecture": "amd64", "os": "linux"},
+                }
+            ]
+            results[rule.id] = result
+        return results
+
+    def uploadManifestList(self, build_request, uploaded_builds, tags=None):
+        self.calls.append(("uploadManifestList", list(uploaded_builds), tags))
+        if self.list_error is not None:
+            error, self.list_error = self.list_error, None
+            raise error
+        return {
+            rule.id: {tag: "sha256:" + "b" * 64 for tag in tags or ["edge"]}
+            for rule in uploaded_builds[0].recipe.push_rules
+        }
+
+
+class TestOCIRegistryUploadJob(TestCaseWithFactory):
+    layer = LaunchpadZopelessLayer
+
+    def makeJob(self, tags=None):
+        build = self.factory.makeOCIRecipeBuild(status=BuildStatus.FULLYBUILT)
+        self.factory.makeOCIPushRule(recipe=build.recipe)
+        self.factory.makeOCILayoutFiles(build=build)
+        job = build.scheduleRegistryUpload()
+        if tags:
+            job.tags = tags
+        transaction.commit()
+        return job
+
+    def test_iterReady(self):
+        job = self.makeJob()
+        later = self.makeJob()
+        later.job.scheduled_start = utc_now() + timedelta(hours=1)
+        done = self.makeJob()
+        done.job.start()
+        done.job.complete()
+        transaction.commit()
+        self.assertEqual(
+            [job.context],
+            [j.context for j in OCIRegistryUploadJob.iterReady()],
+        )
+
+    def test_success(self):
+        job = self.makeJob(tags=["stable"])
+        client = RecordingClient()
+        (ran,) = run_registry_upload_jobs(client=client)
+        self.assertEqual(job.context, ran.context)
+        self.assertEqual(JobStatus.COMPLETED, job.job.status)
+        self.assertEqual(1, job.job.attempt_count)
+        self.assertTrue(job.build_uploaded)
+        self.assertEqual(
+            ["upload", "uploadManifestList"], [c[0] for c in client.calls]
+        )
+        self.assertEqual(["stable"], client.calls[1][2])
+        (rule,) = job.build.recipe.push_rules
+        self.assertEqual(
+            {str(rule.id): {"stable": "sha256:" + "b" * 64}},
+            job.manifest_list_digests,
+        )
+        self.assertEqual("stable", job.registry_results[str(rule.id)]["tag"])
+        self.assertEqual(
+            OCIRecipeBuildRegistryUploadStatus.UPLOADED,
+            job.build.registry_upload_status,
+        )
+
+    def test_refusal_fails_at_once(self):
+        job = self.makeJob()
+        errors = [{"code": "DENIED", "message": "requested access denied"}]
+        client = RecordingClient(
+            upload_error=ManifestUploadFailed("Denied", errors)
+        )
+        job.runAndRecord(client=client)
+        self.assertEqual(JobStatus.FAILED, job.job.status)
+        self.assertEqual("Denied", job.error_summary)
+        self.assertEqual(errors, job.errors)
+        self.assertEqual(errors, job.build.registry_upload_errors)
+        self.assertFalse(job.build_uploaded)
+
+    def test_transient_failure_retried_later(self):
+        job = self.makeJob()
+        client = RecordingClient(
+            upload_error=OCIRegistryError("Unreachable", transient=True)
+        )
+        job.runAndRecord(client=client)
+        self.assertEqual(JobStatus.WAITING, job.job.status)
+        self.assertTrue(job.job.scheduled_start > utc_now())
+        self.assertEqual("Unreachable", job.error_summary)
+        self.assertEqual([], run_registry_upload_jobs(client=client))
+        # After max_retries attempts it fails for good.
+        for _ in range(OCIRegistryUploadJob.max_retries - 1):
+            job.job.scheduled_start = None
+            transaction.commit()
+            job.runAndRecord(client=client)
+        self.assertEqual(JobStatus.FAILED, job.job.status)
+        self.assertEqual(
+            OCIRegistryUploadJob.max_retries, job.job.attempt_count
+        )
+
+    def test_manifest_list_retry_does_not_push_again(self):
+        job = self.makeJob()
+        client = RecordingClient(
+            list_error=ManifestListUploadFailed("Busy", transient=True)
+        )
+        job.runAndRecord(client=client)
+        self.assertEqual(JobStatus.WAITING, job.job.status)
+        # The blobs and manifests were pushed and that was committed.
+        self.assertTrue(job.build_uploaded)
+        job.job.scheduled_start = None
+        transaction.commit()
+        job.runAndRecord(client=client)
+        self.assertEqual(JobStatus.COMPLETED, job.job.status)
+        self.assertEqual(
+            ["upload", "uploadManifestList", "uploadManifestList"],
+            [c[0] for c in client.calls],
+        )
+
+    def test_superseded_build_not_pushed(self):
+        job = self.makeJob()
+        job.build.updateStatus(
+            BuildStatus.SUPERSEDED, force_invalid_transition=True
+        )
+        transaction.commit()
+        client = RecordingClient()
+        job.runAndRecord(client=client)
+        self.assertEqual(JobStatus.COMPLETED, job.job.status)
+        self.assertEqual([], client.calls)
+
+    def test_client_marks_older_builds_superseded(self):
+        job = self.makeJob()
+        old = job.build
+        self.factory.makeOCIRecipeBuild(
+            recipe=old.recipe,
+            distro_arch_series=old.distro_arch_series,
+            status=BuildStatus.FULLYBUILT,
+            date_created=old.date_created + timedelta(minutes=1),
+        )
+        client = OCIRegistryClient()
+        self.assertTrue(client.updateSupersededBuilds(old))
+        self.assertEqual(BuildStatus.SUPERSEDED, old.status)
+        self.assertEqual({}, client.uploadManifestList(None, [old]))
+
+    def test_internal_error_fails_and_propagates(self):
+        job = self.makeJob()
+        client = RecordingClient(upload_error=ZeroDivisionError())
+        self.assertRaises(ZeroDivisionError, job.runAndRecord, client=client)
+        self.assertEqual(JobStatus.FAILED, job.job.status)
+        self.assertEqual("Internal error", job.error_summary)
+
+    def test_lock(self):
+        # Taking the recipe's lock works on this backend.
+        job = self.makeJob()
+        job._lockRecipe()
+        transaction.commit()
+
+
+class TestOCIRegistryUploadJobSQLite(TestOCIRegistryUploadJob):
+    layer = SQLiteLaunchpadZopelessLayer
+
+
+class TestAdvisoryLock(TestCaseWithFactory):
+    layer = DatabaseLayer
+
+    def test_serialises_between_connections(self):
+        store = IStore(OCIRecipeBuildJob)
+        take_xact_lock(store, LockType.REGISTRY_UPLOAD, 42)
+        cluster = DatabaseLayer.cluster
+        other = psycopg2.connect(
+            dbname=DatabaseLayer.dbname,
+            host=cluster.socket_dir,
+            port=cluster.port,
+            user=cluster.superuser,
+        )
+        self.addCleanup(other.close)
+
+        def try_lock(key):
+            with other.cursor() as cursor:
+                cursor.execute(
+                    "SELECT pg_try_advisory_xact_lock(%s, %s)",
+                    (int(LockType.REGISTRY_UPLOAD), key),
+                )
+                (taken,) = cursor.fetchone()
+            other.rollback()
+            return taken
+
+        self.assertFalse(try_lock(42))
+        # Other recipes are not held up.
+        self.assertTrue(try_lock(43))
+        # The lock ends with the transaction.
+        transaction.commit()
+        self.assertTrue(try_lock(42))

@@ -1,0 +1,206 @@
+# Copyright 2026 Canonical Ltd.  This software is licensed under the
+# GNU Affero General Public License version 3 (see the file LICENSE).
+
+"""Registry pushes for ``lp-oci run --registry`` and ``lp-oci run-jobs``.
+
+``lp-oci run ARCHIVE --registry URL --image NAME [--tag TAG]
+[--credentials FILE]`` gives the recipe one push rule (replacing the
+ones it had), so that the upload processor schedules an
+`OCIRegistryUploadJob` when the build is FULLYBUILT, then runs that job.
+``--credentials`` names a JSON file ``{"username": ..., "password":
+...}``; the credentials are sealed in the state database with a key from
+``$LP_OCI_REGISTRY_SECRETS_PRIVATE_KEY[_FILE]``, or else one generated
+once in ``<state>/registry-secrets.key`` (mode 0600).
+
+``lp-oci run-jobs [--state DIR]`` runs the registry upload jobs that are
+ready (those a failed run left to retry).
+"""
+
+__all__ = [
+    "RegistryRunError",
+    "configure_push_rule",
+    "ensure_secrets_key",
+    "push_report",
+    "read_credentials_file",
+    "run_jobs_main",
+    "run_pending_push",
+    "write_push_summary",
+]
+
+import base64
+import json
+import os
+
+import transaction
+from nacl.public import PrivateKey
+from zope.component import getUtility
+
+from lp.oci.interfaces.ocipushrule import IOCIPushRuleSet
+from lp.oci.interfaces.ociregistrycredentials import (
+    IOCIRegistryCredentialsSet,
+)
+from lp.oci.model.ociregistrycredentials import (
+    PRIVATE_KEY_ENV,
+    PRIVATE_KEY_FILE_ENV,
+    PUBLIC_KEY_ENV,
+)
+from lp.registry.interfaces.person import IPersonSet
+from lp.services.job.interfaces.job import JobStatus
+
+SECRETS_KEY_FILE = "registry-secrets.key"
+
+
+class RegistryRunError(Exception):
+    """The push failed; the message is one line for the user."""
+
+
+def ensure_secrets_key(state_dir):
+    """Configure a key for sealing credentials, made once per state."""
+    if any(
+        os.environ.get(name)
+        for name in (PRIVATE_KEY_ENV, PRIVATE_KEY_FILE_ENV, PUBLIC_KEY_ENV)
+    ):
+        return
+    path = os.path.join(state_dir, SECRETS_KEY_FILE)
+    if not os.path.exists(path):
+        key = base64.b64encode(bytes(PrivateKey.generate())).decode()
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(key + "\n")
+    os.environ[PRIVATE_KEY_FILE_ENV] = os.path.abspath(path)
+
+
+def read_credentials_file(path):
+    """``{"username", "password"}`` from a JSON file; never echoed."""
+    try:
+        with open(path) as f:
+            value = json.load(f)
+    except OSError as e:
+        raise RegistryRunError(
+            f"cannot read credentials file {path}: {e.strerror}"
+        ) from None
+    except ValueError:
+        raise RegistryRunError(
+            f"credentials file {path} is not JSON"
+        ) from None
+    if not isinstance(value, dict) or not all(
+        isinstance(value.get(key), str) for key in ("username", "password")
+    ):
+        raise RegistryRunError(
+            f"credentials file {path} must hold a username and a password"
+        )
+    return {"username": value["username"], "password": value["password"]}
+
+
+def configure_push_rule(recipe, registry_url, image_name, credentials=None):
+    """Make ``recipe`` push to exactly this registry and image."""
+    owner = getUtility(IPersonSet).getByName(recipe.owner_name)
+    if owner is None:
+        owner = getUtility(IPersonSet).new(recipe.owner_name)
+    try:
+        registry_credentials = getUtility(
+            IOCIRegistryCredentialsSet
+        ).getOrCreate(owner, owner, registry_url, credentials or {})
+    except ValueError as e:
+        raise RegistryRunError(str(e)) from None
+    rule_set = getUtility(IOCIPushRuleSet)
+    kept = None
+    for rule in rule_set.findByRecipe(recipe):
+        if (
+            rule.registry_credentials == registry_credentials
+            and rule.image_name == image_name
+        ):
+            kept = rule
+        else:
+            rule.destroySelf()
+    if kept is None:
+        kept = rule_set.new(recipe, registry_credentials, image_name)
+    transaction.commit()
+    return kept
+
+
+def push_report(job):
+    """The ``registry`` section of ``lp-oci run --json``."""
+    (result,) = job.registry_results.values() or [{}]
+    return {
+        "blobs_uploaded": result.get("blobs_uploaded", 0),
+        "blobs_mounted": result.get("blobs_mounted", 0),
+        "blobs_existing": result.get("blobs_existing", 0),
+        "bytes_uploaded": result.get("bytes_uploaded", 0),
+        "manifests": [
+            {
+                "digest": manifest["digest"],
+                "platform": "/".join(
+                    manifest["platform"][key]
+                    for key in ("os", "architecture", "variant")
+                    if manifest["platform"].get(key)
+                ),
+            }
+            for manifest in result.get("manifests", [])
+        ],
+        "tag": result.get("tag"),
+        "seconds": result.get("seconds"),
+    }
+
+
+def run_pending_push(build, tags=None):
+    """Run the registry upload job the build's processing scheduled.
+
+    :return: the ``registry`` report.
+    :raises RegistryRunError: if there is no job, or it failed.
+    """
+    job = build.last_registry_upload_job
+    if job is None:
+        raise RegistryRunError(
+            f"build {build.id} has no registry upload scheduled"
+        )
+    if tags:
+        job.tags = tags
+        transaction.commit()
+    job.runAndRecord()
+    if job.job.status != JobStatus.COMPLETED:
+        retry = (
+            " (lp-oci run-jobs will try again)"
+            if job.job.status == JobStatus.WAITING
+            else ""
+        )
+        raise RegistryRunError(
+            f"registry push failed: {job.error_summary}{retry}"
+        )
+    return push_report(job)
+
+
+def write_push_summary(report, stdout):
+    stdout.write(
+        f"registry: tag {report['tag']}: {report['blobs_uploaded']} blobs "
+        f"uploaded ({report['bytes_uploaded']} bytes), "
+        f"{report['blobs_mounted']} mounted, "
+        f"{report['blobs_existing']} already there, "
+        f"in {report['seconds']:.2f} s\n"
+    )
+    for manifest in report["manifests"]:
+        stdout.write(
+            f"  {manifest['platform']} manifest {manifest['digest']}\n"
+        )
+
+
+def run_jobs_main(args, stdout, stderr):
+    """The ``lp-oci run-jobs`` command."""
+    from lp.oci.model.ocirecipebuildjob import run_registry_upload_jobs
+    from lp.services.scripts import setup_services
+
+    setup_services(args.state)
+    ensure_secrets_key(args.state)
+    jobs = run_registry_upload_jobs()
+    failed = 0
+    for job in jobs:
+        status = job.job.status.name
+        line = f"build {job.build.id}: {status}"
+        if job.error_summary:
+            line += f": {' '.join(job.error_summary.split())}"
+        stdout.write(line + "\n")
+        if job.job.status != JobStatus.COMPLETED:
+            failed += 1
+    if not jobs:
+        stdout.write("no registry upload jobs ready\n")
+    return 1 if failed else 0

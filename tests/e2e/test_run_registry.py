@@ -1,0 +1,165 @@
+# Copyright 2026 Canonical Ltd.  This software is licensed under the
+# GNU Affero General Public License version 3 (see the file LICENSE).
+
+"""``lp-oci run --registry`` and ``lp-oci run-jobs`` against a registry."""
+
+__all__ = []
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+
+from fixtures import TempDir
+
+from lp.testing import TestCase
+from lp.testing.layers import RegistryLayer
+from lp.testing.registry import skopeo, skopeo_path
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
+
+
+class TestRunRegistry(TestCase):
+    layer = RegistryLayer
+
+    def setUp(self):
+        super().setUp()
+        if RegistryLayer.anonymous is None:
+            self.skipTest("docker-registry is not installed")
+        self.state = os.path.join(self.useFixture(TempDir()).path, "var")
+
+    def lp_oci(self, *args):
+        env = dict(os.environ)
+        for name in list(env):
+            if name.startswith(("LP_DATABASE", "LP_LIBRARIAN", "LP_OCI_")):
+                del env[name]
+        env["PYTHONPATH"] = os.pathsep.join(
+            filter(None, [os.path.join(ROOT, "lib"), env.get("PYTHONPATH")])
+        )
+        return subprocess.run(
+            [sys.executable, "-m", "lpoci.cli", *args],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+        )
+
+    def run_sample(self, registry, image, *args):
+        return self.lp_oci(
+            "run",
+            "--sample",
+            "--state",
+            self.state,
+            "--registry",
+            registry.url,
+            "--image",
+            image,
+            *args,
+        )
+
+    def test_push_then_mount(self):
+        registry = RegistryLayer.anonymous
+        first = self.run_sample(registry, "cli/first", "--json")
+        self.assertEqual(0, first.returncode, first.stderr)
+        report = json.loads(first.stdout)
+        pushed = report["registry"]
+        self.assertEqual(
+            {
+                "blobs_uploaded",
+                "blobs_mounted",
+                "blobs_existing",
+                "bytes_uploaded",
+                "manifests",
+                "tag",
+                "seconds",
+            },
+            set(pushed),
+        )
+        (image,) = report["images"]
+        self.assertEqual(
+            [
+                {
+                    "digest": image["manifest_digest"],
+                    "platform": "linux/amd64",
+                }
+            ],
+            pushed["manifests"],
+        )
+        self.assertEqual("edge", pushed["tag"])
+        self.assertEqual(4, pushed["blobs_uploaded"])
+        layer_bytes = sum(layer["size"] for layer in image["layers"])
+        self.assertTrue(pushed["bytes_uploaded"] > layer_bytes)
+        if skopeo_path() is not None:
+            raw = skopeo(
+                "inspect",
+                "--tls-verify=false",
+                "--raw",
+                "docker://%s/cli/first@%s"
+                % (registry.host, image["manifest_digest"]),
+            )
+            self.assertEqual(
+                image["manifest_digest"],
+                "sha256:" + hashlib.sha256(raw).hexdigest(),
+            )
+        # The same image to a second repository: every layer mounted.
+        second = self.run_sample(
+            registry, "cli/second", "--json", "--tag", "stable"
+        )
+        self.assertEqual(0, second.returncode, second.stderr)
+        pushed = json.loads(second.stdout)["registry"]
+        self.assertEqual(3, pushed["blobs_mounted"])
+        self.assertEqual(1, pushed["blobs_uploaded"])
+        self.assertEqual("stable", pushed["tag"])
+        self.assertTrue(pushed["bytes_uploaded"] < 1000)
+
+    def test_credentials(self):
+        registry = RegistryLayer.basic
+        user, password = next(iter(RegistryLayer.basic_users.items()))
+        directory = os.path.dirname(self.state)
+        good = os.path.join(directory, "good.json")
+        with open(good, "w") as f:
+            json.dump({"username": user, "password": password}, f)
+        result = self.run_sample(registry, "cli/auth", "--credentials", good)
+        self.assertEqual(0, result.returncode, result.stderr)
+        self.assertIn("registry: tag edge: 4 blobs uploaded", result.stdout)
+        # The key was made for this state; the password is not stored.
+        key = os.path.join(self.state, "registry-secrets.key")
+        self.assertEqual(0o600, os.stat(key).st_mode & 0o777)
+        with open(os.path.join(self.state, "launchpad.db"), "rb") as f:
+            self.assertNotIn(password.encode(), f.read())
+        bad = os.path.join(directory, "bad.json")
+        with open(bad, "w") as f:
+            json.dump({"username": user, "password": "not-the-password"}, f)
+        result = self.run_sample(registry, "cli/auth", "--credentials", bad)
+        self.assertEqual(1, result.returncode)
+        lines = result.stderr.strip().splitlines()
+        self.assertTrue(
+            lines[-1].startswith("lp-oci: error: registry push failed"),
+            result.stderr,
+        )
+        self.assertNotIn("not-the-password", result.stderr + result.stdout)
+
+    def test_unreachable_then_run_jobs(self):
+        result = self.lp_oci(
+            "run",
+            "--sample",
+            "--state",
+            self.state,
+            "--registry",
+            "http://127.0.0.1:1",
+            "--image",
+            "cli/nowhere",
+        )
+        self.assertEqual(1, result.returncode)
+        self.assertIn("lp-oci run-jobs will try again", result.stderr)
+        # Not due yet.
+        jobs = self.lp_oci("run-jobs", "--state", self.state)
+        self.assertEqual(0, jobs.returncode, jobs.stderr)
+        self.assertEqual("no registry upload jobs ready\n", jobs.stdout)
+
+    def test_registry_needs_image(self):
+        result = self.lp_oci(
+            "run", "--sample", "--state", self.state, "--registry", "http://x"
+        )
+        self.assertEqual(2, result.returncode)
