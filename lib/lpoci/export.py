@@ -44,10 +44,15 @@ def add_export_parser(commands):
         help="write a stored build's images as an OCI or Docker archive",
         description="Write the images of a FULLYBUILT build stored in "
         "--state (by lp-oci run) as an OCI archive or as a Docker archive "
-        "(docker save of Docker 25+, which docker load of every version "
-        "reads), byte-for-byte the same at every export.",
+        "(as docker save of Docker 25+ writes it, which docker load reads "
+        "since Docker 1.10), byte-for-byte the same at every export.",
     )
-    export.add_argument("build_id", type=int, metavar="BUILD_ID")
+    export.add_argument(
+        "build_id",
+        type=int,
+        metavar="BUILD_ID",
+        help="the build's id, as lp-oci run prints it",
+    )
     export.add_argument("--state", default="var", help="state directory")
     export.add_argument("--format", required=True, choices=FORMATS)
     export.add_argument(
