@@ -22,8 +22,9 @@ containerd read index.json.
 
 ``index.json`` (in both) has, for each image, one entry per name with
 ``io.containerd.image.name`` (the full reference) and
-``org.opencontainers.image.ref.name`` (the tag), or one entry without
-annotations for an unnamed image; each entry carries the platform of
+``org.opencontainers.image.ref.name`` (the tag; only this for a name
+that is a bare tag, which manifest.json leaves out), or one entry
+without annotations for an unnamed image; each entry carries the platform of
 the image's config.  The names are those of the entries of the build's
 own ``index.json`` that lead to the image (for a legacy build, the
 ``RepoTags`` of its manifest.json); ``RepoTags`` gives each name only to
@@ -123,6 +124,7 @@ _REFERENCE = re.compile(
     re.ASCII,
 )
 MAX_REFERENCE_LENGTH = 255
+_TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}", re.ASCII)
 
 _CONTENT_TYPES = {
     OCIArchiveFormat.OCI: "application/x-tar",
@@ -180,7 +182,8 @@ class _Blob:
 class OCIArchiveImage:
     """An image of an archive.
 
-    ``names`` are full references (``docker.io/library/x:tag``).
+    ``names`` are full references (``docker.io/library/x:tag``), or bare
+    tags (``latest``) where the build's index.json gave no repository.
     """
 
     manifest: Descriptor
@@ -272,12 +275,16 @@ class _Planner:
                 # walk_oci_upload has refused anything that matters.
                 continue
             reference = descriptor.annotations.get(IMAGE_NAME)
-            if not _valid_reference(reference):
-                ref_name = descriptor.annotations.get(REF_NAME)
-                reference = ref_name if _valid_reference(ref_name) else None
-            if reference is None:
+            ref_name = descriptor.annotations.get(REF_NAME)
+            if _valid_reference(reference):
+                reference = _full_reference(reference)
+            elif _valid_reference(ref_name):
+                reference = _full_reference(ref_name)
+            elif isinstance(ref_name, str) and _TAG.fullmatch(ref_name):
+                # A bare tag, as OCI archives have: no repository.
+                reference = ref_name
+            else:
                 continue
-            reference = _full_reference(reference)
             if descriptor.media_type in MediaType.INDEXES:
                 # Every image below a named index has its name.
                 try:
@@ -448,11 +455,13 @@ def index_document(images):
         base = image.manifest
         for reference in image.names or (None,):
             annotations = {}
-            if reference is not None:
+            if reference is not None and ":" in reference:
                 annotations = {
                     IMAGE_NAME: reference,
                     REF_NAME: _tag_of(reference),
                 }
+            elif reference is not None:
+                annotations = {REF_NAME: reference}
             entries.append(
                 Descriptor(
                     base.media_type,
@@ -478,6 +487,10 @@ def docker_manifest_document(images):
     for image in images:
         tags = []
         for reference in image.names:
+            if ":" not in reference:
+                # A bare tag: Docker cannot tag an image without a
+                # repository.
+                continue
             familiar = _familiar_reference(reference)
             if familiar not in tagged:
                 tagged.add(familiar)

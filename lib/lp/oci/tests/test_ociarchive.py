@@ -49,7 +49,7 @@ from lp.testing.layers import (
     SQLiteLaunchpadZopelessLayer,
 )
 from lpbuildd.ociimage.gather import gather
-from lpbuildd.tests.archivebuilder import make_image, make_layer
+from lpbuildd.tests.archivebuilder import make_image, make_layer, oci_archive
 from ocitypes.descriptor import MediaType
 from ocitypes.digest import Digest
 
@@ -98,13 +98,21 @@ class ArchiveTestMixin:
         )
         return build
 
-    def makeBuild(self, images=None):
-        """A FULLYBUILT build of ``images`` (an OCI upload)."""
+    def makeBuild(self, images=None, archive=None):
+        """A FULLYBUILT build of ``images`` (an OCI upload).
+
+        :param archive: An `ArchiveBuilder` the builder gathers instead
+            of a Docker 25+ save of ``images``.
+        """
         build = self.factory.makeOCIRecipeBuild()
         leaf, target = self._leaf(build)
         work = self.useFixture(TempDir()).path
+        if archive is not None:
+            path = os.path.join(work, "source.tar")
+            archive.write(path)
+            archive = path
         made = make_oci_upload_dir(
-            images or [make_test_image(base_size=8192)], work
+            images or [make_test_image(base_size=8192)], work, archive=archive
         )
         os.makedirs(os.path.dirname(target))
         os.rename(made, target)
@@ -365,6 +373,44 @@ class TestOCIArchive(ArchiveTestMixin, TestCaseWithFactory):
         blobs = [n for n in members if n.startswith("blobs/sha256/")]
         self.assertEqual(len(set(blobs)), len(blobs))
         self.assertEqual(2 + 2 + 3, len(blobs))
+
+    def test_compressed_layers_keep_the_registry_digests(self):
+        # From an OCI archive with gzip layers the builder keeps the
+        # manifest byte-exact; so does the download, and a bare
+        # ref.name stays a bare tag.
+        image = make_test_image(base_size=8192)
+        source = oci_archive([image], layer_compression="gzip")
+        build = self.makeBuild(archive=source)
+        archive = self.getArchive(build, DOCKER)
+        (archived,) = archive.images
+        self.assertEqual(
+            source.info["manifest_digests"], [str(archived.manifest.digest)]
+        )
+        gzipped = image.with_compression("gzip")
+        self.assertEqual(
+            gzipped.layer_digests, [str(d.digest) for d in archived.layers]
+        )
+        self.assertEqual(("latest",), archived.names)
+        members = tar_members(archive_bytes(archive))
+        (entry,) = json.loads(members["index.json"])["manifests"]
+        self.assertEqual(
+            {"org.opencontainers.image.ref.name": "latest"},
+            entry["annotations"],
+        )
+        (docker_entry,) = json.loads(members["manifest.json"])
+        self.assertIsNone(docker_entry["RepoTags"])
+
+    def test_a_tag_goes_to_one_image(self):
+        images = [
+            make_image(layers=[make_layer(seed=n)], tags=("ubuntu:24.04",))
+            for n in (1, 2)
+        ]
+        archive = self.getArchive(self.makeBuild(images), DOCKER)
+        members = tar_members(archive_bytes(archive))
+        self.assertEqual(
+            [["ubuntu:24.04"], None],
+            [e["RepoTags"] for e in json.loads(members["manifest.json"])],
+        )
 
     def test_legacy_build(self):
         image = make_test_image(base_size=8192)
