@@ -31,9 +31,20 @@ own ``index.json`` that lead to the image (for a legacy build, the
 the first image that has it, since Docker can tag only one image with
 it.
 
+``index.json`` is generated, not the build's copied: so both formats
+and legacy builds share one shape, nested indexes are flattened, and
+Launchpad's own annotations (``com.canonical.launchpad.oci.*``) stay
+out of the download.
+
 Blobs (manifests, configs, layers) are the build's stored files,
 byte-exact, each once, in the order the images first reference them:
 so layers and configs keep their digests and the image keeps its ID.
+Planning checks each against what the build recorded (digest, size,
+presence in the librarian) without reading it; streaming reads each
+exactly once and fails if a file is shorter than recorded.  Layers are
+not decompressed here: upload processing checked an OCI upload's
+blobs against their digests, and a legacy build's gzip layers are taken
+as it stored them (their diff_ids are not recomputed).
 
 Every member header is a ustar header (a pax size record only for a
 member of 8 GiB or more) with mtime 0, uid and gid 0, no owner names,
@@ -71,6 +82,8 @@ __all__ = [
     "OCIArchive",
     "OCIArchiveImage",
     "OCIArchiveSet",
+    "docker_manifest_document",
+    "index_document",
 ]
 
 import bisect
