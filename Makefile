@@ -51,6 +51,7 @@ run: install
 bench: install
 	$(VENV)/bin/python -m bench.gather
 	$(VENV)/bin/python -m bench.ingest
+	$(VENV)/bin/python -m bench.export
 
 format: install
 	$(VENV)/bin/isort $(FORMAT_PATHS)

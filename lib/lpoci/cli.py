@@ -6,6 +6,8 @@
     lp-oci gather ARCHIVE|- -o OUTDIR [--compression gzip|zstd] [--jobs N]
                   [--json]
     lp-oci run [ARCHIVE | --sample] [--state DIR] [--json]
+    lp-oci export BUILD_ID [--state DIR] --format oci|docker -o FILE|-
+                  [--json]
 
 Errors are one line on stderr (``lp-oci: error: ...``) and a non-zero
 exit status, never a traceback.
@@ -21,6 +23,7 @@ import os
 import sys
 import time
 
+from lpoci.export import add_export_parser
 from ocitypes.errors import OCIContentError
 
 EXIT_BAD_INPUT = 1
@@ -74,6 +77,7 @@ def make_parser():
         "into OCI uploads.",
     )
     commands = parser.add_subparsers(dest="command", required=True)
+    add_export_parser(commands)
     gather = commands.add_parser(
         "gather",
         help="read an image archive and write an OCI upload",

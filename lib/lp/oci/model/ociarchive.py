@@ -1,0 +1,669 @@
+# Copyright 2026 Canonical Ltd.  This software is licensed under the
+# GNU Affero General Public License version 3 (see the file LICENSE).
+
+"""A build's images as an OCI archive or a ``docker load``-able archive.
+
+Both archives are tars generated on demand from the build's librarian
+files, never written anywhere first:
+
+OCI archive (`OCIArchiveFormat.OCI`)::
+
+    oci-layout                  {"imageLayoutVersion":"1.0.0"}
+    index.json                  one entry per image and name
+    blobs/  blobs/sha256/
+    blobs/sha256/<hex>          per image: manifest, config, layers
+
+Docker archive (`OCIArchiveFormat.DOCKER`), as Docker 25+ ``docker save``
+writes it: the same members plus ``manifest.json`` after ``index.json``,
+a list of ``{"Config", "RepoTags", "Layers"}`` whose paths point into
+``blobs/sha256/``.  Docker 1.10 to 24 read manifest.json and decompress
+each layer file (gzip always, zstd since Docker 23); Docker 25+ and
+containerd read index.json.
+
+``index.json`` (in both) has, for each image, one entry per name with
+``io.containerd.image.name`` (the full reference) and
+``org.opencontainers.image.ref.name`` (the tag; only this for a name
+that is a bare tag, which manifest.json leaves out), or one entry
+without annotations for an unnamed image; each entry carries the platform of
+the image's config.  The names are those of the entries of the build's
+own ``index.json`` that lead to the image (for a legacy build, the
+``RepoTags`` of its manifest.json); ``RepoTags`` gives each name only to
+the first image that has it, since Docker can tag only one image with
+it.
+
+``index.json`` is generated, not the build's copied: so both formats
+and legacy builds share one shape, nested indexes are flattened, and
+Launchpad's own annotations (``com.canonical.launchpad.oci.*``) stay
+out of the download.
+
+Blobs (manifests, configs, layers) are the build's stored files,
+byte-exact, each once, in the order the images first reference them:
+so layers and configs keep their digests and the image keeps its ID.
+Planning checks each against what the build recorded (digest, size,
+presence in the librarian) without reading it; streaming reads each
+exactly once and fails if a file is shorter than recorded.  Layers are
+not decompressed here: upload processing checked an OCI upload's
+blobs against their digests, and a legacy build's gzip layers are taken
+as it stored them (their diff_ids are not recomputed).
+
+Every member header is a ustar header (a pax size record only for a
+member of 8 GiB or more) with mtime 0, uid and gid 0, no owner names,
+mode 0644 (0755 for directories); the generated JSON is canonical
+(sorted keys, compact).  So the archive is a function of the build's
+files: the same build always gives the same bytes, and the size is
+the sum of the members' headers, contents and padding plus the two
+zero blocks that end a tar.
+
+A legacy build (``manifest.json`` and ``digests.json``) gets the same
+archives.  Its stored files are each image's config (``<hex>.json``)
+and its layers as gzip files (``<layer_id>.tar.gz``, found by the digest
+digests.json gives).  Each image's OCI manifest is generated, not
+stored::
+
+    {"config": {"digest": "sha256:<sha256 of the stored config>",
+                "mediaType": "application/vnd.oci.image.config.v1+json",
+                "size": <its size>},
+     "layers": [{"digest": "sha256:<sha256 of the stored .tar.gz>",
+                 "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+                 "size": <its size>}, ...],
+     "mediaType": "application/vnd.oci.image.manifest.v1+json",
+     "schemaVersion": 2}
+
+serialised canonically, with the layers in the order of the config's
+``rootfs.diff_ids``, each the file digests.json pairs with that diff_id
+(the gzip file's uncompressed digest is the diff_id).  The digests are
+those of the stored content, not the ones digests.json recorded: for a
+layer docker pulled, that was the registry's, and the file the builder
+made is not that blob.  So the manifest depends only on the stored
+config and layers and is the same at every download.
+"""
+
+__all__ = [
+    "OCIArchive",
+    "OCIArchiveImage",
+    "OCIArchiveSet",
+    "docker_manifest_document",
+    "index_document",
+]
+
+import bisect
+import re
+import tarfile
+from dataclasses import dataclass
+
+from zope.interface import implementer
+
+from lp.app.errors import NotFoundError
+from lp.buildmaster.enums import BuildStatus
+from lp.oci.interfaces.ociarchive import (
+    CannotExportOCIArchive,
+    IOCIArchive,
+    IOCIArchiveSet,
+    OCIArchiveError,
+    OCIArchiveFormat,
+)
+from lp.oci.interfaces.ociupload import OCIUploadError
+from lp.oci.model.ociupload import (
+    parse_legacy_upload,
+    read_json_library_file,
+    walk_oci_upload,
+)
+from lp.services.librarian.storage import get_librarian_storage
+from ocitypes.descriptor import Descriptor, MediaType, Platform
+from ocitypes.digest import Digest
+from ocitypes.errors import MalformedContent
+from ocitypes.filenames import OCI_LAYOUT_VERSION
+from ocitypes.safejson import canonical_json
+
+# Librarian files are copied in chunks of this size.
+CHUNK_SIZE = 1024 * 1024
+
+BLOCK_SIZE = tarfile.BLOCKSIZE
+# Two zero blocks end a tar.
+END_OF_ARCHIVE = bytes(2 * BLOCK_SIZE)
+
+REF_NAME = "org.opencontainers.image.ref.name"
+IMAGE_NAME = "io.containerd.image.name"
+
+DEFAULT_DOMAIN = "docker.io"
+OFFICIAL_PREFIX = "library/"
+
+# What a name must look like to be written into an archive: a reference
+# ``[domain[:port]/]path:tag`` (a loose form of the distribution
+# grammar; anything else in the stored index.json is left out).
+_REFERENCE = re.compile(
+    r"[A-Za-z0-9][A-Za-z0-9.-]*(?::[0-9]+)?(?:/[a-z0-9]+(?:[._-]+[a-z0-9]+)*)*"
+    r":[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}",
+    re.ASCII,
+)
+MAX_REFERENCE_LENGTH = 255
+_TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}", re.ASCII)
+
+_CONTENT_TYPES = {
+    OCIArchiveFormat.OCI: "application/x-tar",
+    OCIArchiveFormat.DOCKER: "application/x-tar",
+}
+_EXTENSIONS = {
+    OCIArchiveFormat.OCI: "oci.tar",
+    OCIArchiveFormat.DOCKER: "docker.tar",
+}
+
+
+def _full_reference(name):
+    """``docker.io/library/x:tag`` for ``x:tag``, as Docker normalises."""
+    first, slash, rest = name.partition("/")
+    if slash and (any(c in first for c in ".:") or first == "localhost"):
+        return name
+    if not slash:
+        name = OFFICIAL_PREFIX + name
+    return f"{DEFAULT_DOMAIN}/{name}"
+
+
+def _familiar_reference(name):
+    """``x:tag`` for ``docker.io/library/x:tag``, as ``docker images``."""
+    for prefix in (
+        f"{DEFAULT_DOMAIN}/{OFFICIAL_PREFIX}",
+        f"{DEFAULT_DOMAIN}/",
+    ):
+        if name.startswith(prefix):
+            return name[len(prefix) :]
+    return name
+
+
+def _valid_reference(name):
+    return (
+        isinstance(name, str)
+        and len(name) <= MAX_REFERENCE_LENGTH
+        and _REFERENCE.fullmatch(name) is not None
+    )
+
+
+def _tag_of(reference):
+    return reference.rpartition(":")[2]
+
+
+@dataclass(frozen=True)
+class _Blob:
+    """A member of the archive: stored (``library_file``) or generated."""
+
+    descriptor: Descriptor
+    library_file: object = None
+    data: bytes = None
+
+
+@dataclass(frozen=True)
+class OCIArchiveImage:
+    """An image of an archive.
+
+    ``names`` are full references (``docker.io/library/x:tag``), or bare
+    tags (``latest``) where the build's index.json gave no repository.
+    """
+
+    manifest: Descriptor
+    config: Descriptor
+    layers: tuple
+    platform: Platform
+    names: tuple
+
+
+def _platform(text):
+    """The `Platform` of `OCIUploadImage.platform`, or None if unknown."""
+    parts = text.split("/")
+    if len(parts) < 2:
+        return None
+    platform = Platform(parts[0], parts[1], parts[2] if parts[2:] else None)
+    return None if platform.is_unknown else platform
+
+
+def _platform_of_config(config):
+    values = [config.get(k) for k in ("os", "architecture", "variant")]
+    words = [v for v in values if isinstance(v, str) and v]
+    return _platform("/".join(words)) if len(words) >= 2 else None
+
+
+class _Planner:
+    """Finds a build's blobs and checks them against what it recorded."""
+
+    def __init__(self, build):
+        self.build = build
+        self.blobs = {}
+        self.storage = get_librarian_storage()
+
+    def _check(self, digest, size, lfa, content, what):
+        if content is None:
+            raise OCIArchiveError(f"{what} {digest} has been deleted")
+        if digest.algorithm != "sha256" or content.sha256 != digest.hex:
+            raise OCIArchiveError(
+                f"{what} {digest} has content with sha256 {content.sha256}"
+            )
+        if size is not None and content.filesize != size:
+            raise OCIArchiveError(
+                f"{what} {digest} is {content.filesize} bytes, its "
+                f"descriptor says {size}"
+            )
+        if not self.storage.exists(content.sha256):
+            raise OCIArchiveError(f"{what} {digest} is not in the librarian")
+        return lfa
+
+    def stored(self, descriptor, what):
+        """The build's file holding ``descriptor``'s blob, checked."""
+        try:
+            _, lfa, content = self.build.getLayerFileByDigest(
+                descriptor.digest
+            )
+        except NotFoundError:
+            raise OCIArchiveError(
+                f"{what} {descriptor.digest} is missing"
+            ) from None
+        return self._check(
+            descriptor.digest, descriptor.size, lfa, content, what
+        )
+
+    def add(self, descriptor, library_file=None, data=None):
+        if descriptor.digest not in self.blobs:
+            self.blobs[descriptor.digest] = _Blob(
+                descriptor, library_file, data
+            )
+
+    def load_json(self, descriptor):
+        """For `walk_oci_upload`: a document's JSON, found and checked."""
+        if descriptor.media_type in MediaType.INDEXES:
+            what = "Image index"
+        elif descriptor.media_type in MediaType.MANIFESTS:
+            what = "Manifest"
+        else:
+            what = "Config"
+        lfa = self.stored(descriptor, what)
+        return read_json_library_file(lfa, str(descriptor.digest))
+
+    # The OCI upload.
+
+    def _names(self, index):
+        """{manifest `Digest`: [full reference]} from the build's index."""
+        names = {}
+        for entry in index.get("manifests") or ():
+            try:
+                descriptor = Descriptor.from_json(entry)
+            except MalformedContent:
+                # walk_oci_upload has refused anything that matters.
+                continue
+            reference = descriptor.annotations.get(IMAGE_NAME)
+            ref_name = descriptor.annotations.get(REF_NAME)
+            if _valid_reference(reference):
+                reference = _full_reference(reference)
+            elif _valid_reference(ref_name):
+                reference = _full_reference(ref_name)
+            elif isinstance(ref_name, str) and _TAG.fullmatch(ref_name):
+                # A bare tag, as OCI archives have: no repository.
+                reference = ref_name
+            else:
+                continue
+            if descriptor.media_type in MediaType.INDEXES:
+                # Every image below a named index has its name.
+                try:
+                    _, images = walk_oci_upload(
+                        {"manifests": [entry]}, self.load_json
+                    )
+                except OCIUploadError:
+                    continue
+                digests = [image.manifest.digest for image in images]
+            else:
+                digests = [descriptor.digest]
+            for digest in digests:
+                if reference not in names.setdefault(digest, []):
+                    names[digest].append(reference)
+        return names
+
+    def plan_oci_upload(self, index):
+        _, upload_images = walk_oci_upload(index, self.load_json)
+        names = self._names(index)
+        images = []
+        seen = set()
+        for image in upload_images:
+            if image.manifest.digest in seen:
+                continue
+            seen.add(image.manifest.digest)
+            self.add(image.manifest, self.stored(image.manifest, "Manifest"))
+            self.add(image.config, self.stored(image.config, "Config"))
+            for layer in image.layers:
+                if not layer.is_foreign:
+                    self.add(
+                        layer.descriptor,
+                        self.stored(layer.descriptor, "Layer"),
+                    )
+            images.append(
+                OCIArchiveImage(
+                    image.manifest,
+                    image.config,
+                    tuple(layer.descriptor for layer in image.layers),
+                    _platform(image.platform),
+                    tuple(names.get(image.manifest.digest, ())),
+                )
+            )
+        return images
+
+    # The legacy upload.
+
+    def plan_legacy_upload(self, manifest, digests):
+        legacy_images = parse_legacy_upload(manifest, digests)
+        images = []
+        for entry, legacy in zip(manifest, legacy_images):
+            images.append(self._legacy_image(entry, legacy))
+        return images
+
+    def _legacy_image(self, entry, legacy):
+        try:
+            lfa = self.build.getFileByName(legacy.config_name)
+        except NotFoundError:
+            raise OCIArchiveError(
+                f"Config {legacy.config_name} is missing"
+            ) from None
+        content = lfa.content
+        if content is None:
+            raise OCIArchiveError(
+                f"Config {legacy.config_name} has been deleted"
+            )
+        config_descriptor = Descriptor(
+            MediaType.OCI_CONFIG,
+            Digest("sha256", content.sha256),
+            content.filesize,
+        )
+        self._check(
+            config_descriptor.digest,
+            None,
+            lfa,
+            content,
+            f"Config {legacy.config_name}",
+        )
+        config = read_json_library_file(lfa)
+        rootfs = config.get("rootfs") if isinstance(config, dict) else None
+        diff_ids = rootfs.get("diff_ids") if isinstance(rootfs, dict) else None
+        if not isinstance(diff_ids, list):
+            raise OCIArchiveError(
+                f"Config {legacy.config_name} has no rootfs.diff_ids"
+            )
+        by_diff_id = {layer.diff_id: layer for layer in legacy.layers}
+        layers = []
+        for diff_id in diff_ids:
+            try:
+                layer = by_diff_id[Digest.parse(diff_id)]
+            except (TypeError, ValueError, KeyError):
+                raise OCIArchiveError(
+                    f"digests.json has no layer for diff_id {diff_id!s:.80} "
+                    f"of {legacy.config_name}"
+                ) from None
+            try:
+                _, layer_lfa, layer_content = self.build.getLayerFileByDigest(
+                    layer.digest
+                )
+            except NotFoundError:
+                raise OCIArchiveError(
+                    f"Layer {layer.digest} ({layer.diff_id}) is missing"
+                ) from None
+            descriptor = Descriptor(
+                MediaType.OCI_LAYER_GZIP,
+                Digest("sha256", layer_content.sha256),
+                layer_content.filesize,
+            )
+            self._check(
+                descriptor.digest, None, layer_lfa, layer_content, "Layer"
+            )
+            layers.append((descriptor, layer_lfa))
+        manifest = canonical_json(
+            {
+                "schemaVersion": 2,
+                "mediaType": MediaType.OCI_MANIFEST,
+                "config": config_descriptor.to_json(),
+                "layers": [descriptor.to_json() for descriptor, _ in layers],
+            }
+        )
+        manifest_descriptor = Descriptor(
+            MediaType.OCI_MANIFEST, Digest.of_bytes(manifest), len(manifest)
+        )
+        self.add(manifest_descriptor, data=manifest)
+        self.add(config_descriptor, lfa)
+        for descriptor, layer_lfa in layers:
+            self.add(descriptor, layer_lfa)
+        names = []
+        for tag in entry.get("RepoTags") or ():
+            if _valid_reference(tag):
+                reference = _full_reference(tag)
+                if reference not in names:
+                    names.append(reference)
+        return OCIArchiveImage(
+            manifest_descriptor,
+            config_descriptor,
+            tuple(descriptor for descriptor, _ in layers),
+            _platform_of_config(config),
+            tuple(names),
+        )
+
+
+def _tar_header(name, size=0, directory=False):
+    """A member's header: ustar, fixed owner, mode and mtime."""
+    info = tarfile.TarInfo(name)
+    info.type = tarfile.DIRTYPE if directory else tarfile.REGTYPE
+    info.mode = 0o755 if directory else 0o644
+    info.size = size
+    info.mtime = 0
+    info.uid = info.gid = 0
+    info.uname = info.gname = ""
+    # A pax header is added only for what ustar cannot hold (a size of
+    # 8 GiB or more).
+    return info.tobuf(tarfile.PAX_FORMAT, "utf-8", "strict")
+
+
+def _padding(size):
+    return bytes(-size % BLOCK_SIZE)
+
+
+def _blob_path(digest):
+    return f"blobs/{digest.algorithm}/{digest.hex}"
+
+
+def index_document(images):
+    """The ``index.json`` of an archive of ``images``."""
+    entries = []
+    for image in images:
+        base = image.manifest
+        for reference in image.names or (None,):
+            annotations = {}
+            if reference is not None and ":" in reference:
+                annotations = {
+                    IMAGE_NAME: reference,
+                    REF_NAME: _tag_of(reference),
+                }
+            elif reference is not None:
+                annotations = {REF_NAME: reference}
+            entries.append(
+                Descriptor(
+                    base.media_type,
+                    base.digest,
+                    base.size,
+                    annotations,
+                    image.platform,
+                ).to_json()
+            )
+    return canonical_json(
+        {
+            "schemaVersion": 2,
+            "mediaType": MediaType.OCI_INDEX,
+            "manifests": entries,
+        }
+    )
+
+
+def docker_manifest_document(images):
+    """The ``manifest.json`` of a Docker archive of ``images``."""
+    entries = []
+    tagged = set()
+    for image in images:
+        tags = []
+        for reference in image.names:
+            if ":" not in reference:
+                # A bare tag: Docker cannot tag an image without a
+                # repository.
+                continue
+            familiar = _familiar_reference(reference)
+            if familiar not in tagged:
+                tagged.add(familiar)
+                tags.append(familiar)
+        entry = {
+            "Config": _blob_path(image.config.digest),
+            "RepoTags": tags or None,
+            "Layers": [_blob_path(layer.digest) for layer in image.layers],
+        }
+        foreign = {
+            # Docker keys LayerSources by diff_id; the manifest does not
+            # know it, so the key is the blob's digest as Docker 25 does
+            # for layers whose diff_id is their digest.
+            str(layer.digest): layer.to_json()
+            for layer in image.layers
+            if layer.is_foreign or layer.urls
+        }
+        if foreign:
+            entry["LayerSources"] = foreign
+        entries.append(entry)
+    return canonical_json(entries)
+
+
+@implementer(IOCIArchive)
+class OCIArchive:
+    """See `IOCIArchive`."""
+
+    def __init__(self, build, format, images, blobs):
+        self.build = build
+        self.format = format
+        self.images = tuple(images)
+        self.content_type = _CONTENT_TYPES[format]
+        self.filename = f"{build.recipe.name}-{build.id}.{_EXTENSIONS[format]}"
+        self._segments = []
+        self._starts = []
+        self.member_names = []
+        self._size = 0
+        self._pending = []
+        self._layout(blobs)
+
+    # Laying out the tar.
+
+    def _addBytes(self, data):
+        if data:
+            self._pending.append(data)
+
+    def _flush(self):
+        data = b"".join(self._pending)
+        self._pending = []
+        if data:
+            self._addSegment(len(data), data)
+
+    def _addSegment(self, length, payload):
+        self._starts.append(self._size)
+        self._segments.append((self._size, length, payload))
+        self._size += length
+
+    def _addMember(self, name, size=0, data=None, library_file=None):
+        directory = name.endswith("/")
+        self.member_names.append(name)
+        self._addBytes(_tar_header(name, size, directory))
+        if data is not None:
+            self._addBytes(data)
+        elif library_file is not None and size:
+            self._flush()
+            self._addSegment(size, library_file)
+        self._addBytes(_padding(size))
+
+    def _layout(self, blobs):
+        layout = canonical_json({"imageLayoutVersion": OCI_LAYOUT_VERSION})
+        index = index_document(self.images)
+        self._addMember("oci-layout", len(layout), data=layout)
+        self._addMember("index.json", len(index), data=index)
+        if self.format == OCIArchiveFormat.DOCKER:
+            manifest = docker_manifest_document(self.images)
+            self._addMember("manifest.json", len(manifest), data=manifest)
+        self._addMember("blobs/")
+        self._addMember("blobs/sha256/")
+        for blob in blobs:
+            self._addMember(
+                _blob_path(blob.descriptor.digest),
+                blob.descriptor.size,
+                data=blob.data,
+                library_file=blob.library_file,
+            )
+        self._addBytes(END_OF_ARCHIVE)
+        self._flush()
+
+    # Reading.
+
+    @property
+    def size(self):
+        """See `IOCIArchive`."""
+        return self._size
+
+    def _readFile(self, library_file, start, stop):
+        stream = library_file.open()
+        try:
+            if start:
+                stream.seek(start)
+            remaining = stop - start
+            while remaining:
+                data = stream.read(min(CHUNK_SIZE, remaining))
+                if not data:
+                    raise OCIArchiveError(
+                        f"{library_file.filename} is shorter than recorded"
+                    )
+                remaining -= len(data)
+                yield data
+        finally:
+            library_file.close()
+
+    def iterBytes(self, start=0, stop=None):
+        """See `IOCIArchive`."""
+        if stop is None:
+            stop = self._size
+        if not 0 <= start <= stop <= self._size:
+            raise ValueError(
+                f"Range {start}-{stop} is not within 0-{self._size}"
+            )
+        return self._iterBytes(start, stop)
+
+    def _iterBytes(self, start, stop):
+        position = start
+        i = bisect.bisect_right(self._starts, start) - 1
+        while position < stop:
+            segment_start, length, payload = self._segments[i]
+            begin = position - segment_start
+            end = min(length, stop - segment_start)
+            if isinstance(payload, bytes):
+                yield payload[begin:end]
+            else:
+                yield from self._readFile(payload, begin, end)
+            position = segment_start + end
+            i += 1
+
+
+@implementer(IOCIArchiveSet)
+class OCIArchiveSet:
+    """See `IOCIArchiveSet`."""
+
+    def getArchive(self, build, format):
+        """See `IOCIArchiveSet`."""
+        if build.status != BuildStatus.FULLYBUILT:
+            raise CannotExportOCIArchive(
+                f"Build {build.id} is {build.status.name}, not FULLYBUILT"
+            )
+        planner = _Planner(build)
+        try:
+            if build.index is not None:
+                images = planner.plan_oci_upload(build.index_data)
+            elif build.digests is not None:
+                images = planner.plan_legacy_upload(
+                    build.manifest_data, build.digests_data
+                )
+            else:
+                raise OCIArchiveError(
+                    f"Build {build.id} has neither index.json nor "
+                    "digests.json"
+                )
+        except OCIUploadError as e:
+            raise OCIArchiveError(str(e)) from None
+        return OCIArchive(build, format, images, planner.blobs.values())
