@@ -213,13 +213,12 @@ def _ingest_child(state_dir, upload_root):
     prints what the ingest did as one JSON line.
     """
     import transaction
+    from ampoule.commands import Echo
     from twisted.internet import defer
     from zope.component import getUtility
 
     from lp.archiveuploader.uploadprocessor import UploadProcessor
     from lp.buildmaster.enums import BuildStatus
-    from ampoule.commands import Echo
-
     from lp.buildmaster.interactor import (
         DOWNLOAD_CONNECTIONS,
         BuilderWorker,
