@@ -142,6 +142,7 @@ def make_parser():
         help="run the registry upload jobs that are ready",
     )
     run_jobs.add_argument("--state", default="var", help="state directory")
+    run_jobs.add_argument("--json", action="store_true", help="print JSON")
     run_jobs.set_defaults(func=cmd_run_jobs)
     return parser
 

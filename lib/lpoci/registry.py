@@ -192,15 +192,27 @@ def run_jobs_main(args, stdout, stderr):
     setup_services(args.state)
     ensure_secrets_key(args.state)
     jobs = run_registry_upload_jobs()
-    failed = 0
-    for job in jobs:
-        status = job.job.status.name
-        line = f"build {job.build.id}: {status}"
-        if job.error_summary:
-            line += f": {' '.join(job.error_summary.split())}"
-        stdout.write(line + "\n")
-        if job.job.status != JobStatus.COMPLETED:
-            failed += 1
-    if not jobs:
+    results = [
+        {
+            "build_id": job.build.id,
+            "status": job.job.status.name,
+            "error_summary": (
+                " ".join(job.error_summary.split())
+                if job.error_summary
+                else None
+            ),
+        }
+        for job in jobs
+    ]
+    failed = sum(1 for r in results if r["status"] != "COMPLETED")
+    if args.json:
+        json.dump({"jobs": results}, stdout, indent=2)
+        stdout.write("\n")
+    elif not results:
         stdout.write("no registry upload jobs ready\n")
+    for result in [] if args.json else results:
+        line = f"build {result['build_id']}: {result['status']}"
+        if result["error_summary"]:
+            line += f": {result['error_summary']}"
+        stdout.write(line + "\n")
     return 1 if failed else 0

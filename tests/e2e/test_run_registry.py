@@ -157,6 +157,9 @@ class TestRunRegistry(TestCase):
         jobs = self.lp_oci("run-jobs", "--state", self.state)
         self.assertEqual(0, jobs.returncode, jobs.stderr)
         self.assertEqual("no registry upload jobs ready\n", jobs.stdout)
+        jobs = self.lp_oci("run-jobs", "--state", self.state, "--json")
+        self.assertEqual(0, jobs.returncode, jobs.stderr)
+        self.assertEqual({"jobs": []}, json.loads(jobs.stdout))
 
     def test_registry_needs_image(self):
         result = self.lp_oci(
