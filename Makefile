@@ -52,6 +52,7 @@ bench: install
 	$(VENV)/bin/python -m bench.gather
 	$(VENV)/bin/python -m bench.ingest
 	$(VENV)/bin/python -m bench.export
+	$(VENV)/bin/python -m bench.push
 
 format: install
 	$(VENV)/bin/isort $(FORMAT_PATHS)
