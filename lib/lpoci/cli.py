@@ -6,6 +6,7 @@
     lp-oci gather ARCHIVE|- -o OUTDIR [--compression gzip|zstd] [--jobs N]
                   [--json]
     lp-oci run [ARCHIVE | --sample] [--state DIR] [--json]
+    lp-oci serve [--state DIR] [--host H] [--port N] [--embedded]
     lp-oci export BUILD_ID [--state DIR] --format oci|docker -o FILE|-
                   [--json]
 
@@ -143,6 +144,32 @@ def make_parser():
     )
     run_jobs.add_argument("--state", default="var", help="state directory")
     run_jobs.set_defaults(func=cmd_run_jobs)
+    serve = commands.add_parser(
+        "serve",
+        help="serve the web service (/api/devel/) and build pages",
+    )
+    serve.add_argument("--state", default="var", help="state directory")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8085)
+    serve.add_argument(
+        "--root-url",
+        help="the site's URL as clients see it " "(default http://HOST:PORT/)",
+    )
+    serve.add_argument(
+        "--accounts",
+        help="file of name:password[:admin] lines for HTTP basic "
+        "authentication (default $LP_WEBSERVICE_ACCOUNTS; none: "
+        "read-only, anonymous)",
+    )
+    serve.add_argument(
+        "--workers", type=_jobs, default=2, help="gunicorn workers"
+    )
+    serve.add_argument(
+        "--embedded",
+        action="store_true",
+        help="serve from this process (wsgiref) instead of gunicorn",
+    )
+    serve.set_defaults(func=cmd_serve)
     return parser
 
 
@@ -257,6 +284,12 @@ def cmd_run_jobs(args, stdout, stderr):
     from lpoci.registry import run_jobs_main
 
     return run_jobs_main(args, stdout, stderr)
+
+
+def cmd_serve(args, stdout, stderr):
+    from lpoci.serve import serve_main
+
+    return serve_main(args, stdout, stderr)
 
 
 def main(argv=None, stdout=None, stderr=None):
