@@ -13,6 +13,7 @@ __all__ = [
 ]
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -118,6 +119,9 @@ class WebServiceLayer(SQLiteLaunchpadZopelessLayer):
                 cls.process.wait()
             cls.process = None
             cls.log.close()
+        if cls.directory is not None:
+            shutil.rmtree(cls.directory, ignore_errors=True)
+            cls.directory = None
         os.environ.pop("LP_ROOT_URL", None)
 
     @classmethod

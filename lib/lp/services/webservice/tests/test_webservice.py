@@ -29,6 +29,9 @@ class WebServiceTestCase(TestCaseWithFactory):
         return (name, ACCOUNTS[name][0])
 
     def get(self, url, user=None, **kwargs):
+        # End this process's read transaction: on SQLite it would hold
+        # a lock that the server's writes wait for.
+        transaction.commit()
         return requests.get(
             url, auth=self.auth(user) if user else None, timeout=30, **kwargs
         )
@@ -255,8 +258,10 @@ class TestAccess(WebServiceTestCase):
         auth = None
         if user:
             auth = (user, password or ACCOUNTS[user][0])
+        url = self.api(self.buildPath(build))
+        transaction.commit()
         return requests.post(
-            self.api(self.buildPath(build)),
+            url,
             data={"ws.op": "scheduleRegistryUpload"},
             auth=auth,
             timeout=30,
@@ -279,10 +284,19 @@ class TestAccess(WebServiceTestCase):
                 "registry_upload_status"
             ],
         )
-        # Not yet: an authorised, successful scheduleRegistryUpload
-        # answers 500 (the returned job is not serialised); see
-        # test_schedule_without_push_rules for an authorised call
-        # reaching the model.
+        response = self.schedule(build, "alice")
+        self.assertEqual(200, response.status_code, response.text)
+        self.assertIsNone(response.json())
+        self.assertEqual(
+            "Pending",
+            self.get(self.api(self.buildPath(build))).json()[
+                "registry_upload_status"
+            ],
+        )
+        # Scheduling again is refused with Launchpad's error.
+        response = self.schedule(build, "admin")
+        self.assertEqual(400, response.status_code)
+        self.assertIn("already in progress", response.text)
 
     def test_schedule_without_push_rules(self):
         build = self.makeBuild()
