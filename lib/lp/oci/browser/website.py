@@ -129,7 +129,7 @@ _PAGE = """<!DOCTYPE html>
 body {{ font-family: sans-serif; margin: 1em; max-width: 60em; }}
 table {{ border-collapse: collapse; display: block; overflow-x: auto; }}
 td, th {{ border: 1px solid #ccc; padding: 0.2em 0.5em; text-align: left; }}
-code {{ word-break: break-all; }}
+code, #files a {{ word-break: break-all; }}
 </style></head>
 <body><h1>{title}</h1>
 {body}
