@@ -64,6 +64,13 @@ def _mb(n):
     return f"{n / 1e6:.1f} MB"
 
 
+def _positive(value):
+    n = int(value)
+    if n < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return n
+
+
 def _jobs(value):
     n = int(value)
     if n < 1:
@@ -76,6 +83,11 @@ def make_parser():
         prog="lp-oci",
         description="Launchpad OCI build results: gather image archives "
         "into OCI uploads.",
+    )
+    parser.add_argument(
+        "--config",
+        help="configuration: an instance under configs/ or a .conf file "
+        "(default: $LPCONFIG, else development)",
     )
     commands = parser.add_subparsers(dest="command", required=True)
     add_export_parser(commands)
@@ -149,8 +161,8 @@ def make_parser():
         help="serve the web service (/api/devel/) and build pages",
     )
     serve.add_argument("--state", default="var", help="state directory")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8085)
+    serve.add_argument("--host", help="default: [webservice] host")
+    serve.add_argument("--port", type=int, help="default: [webservice] port")
     serve.add_argument(
         "--root-url",
         help="the site's URL as clients see it " "(default http://HOST:PORT/)",
@@ -158,11 +170,12 @@ def make_parser():
     serve.add_argument(
         "--accounts",
         help="file of name:password[:admin] lines for HTTP basic "
-        "authentication (default $LP_WEBSERVICE_ACCOUNTS; none: "
-        "read-only, anonymous)",
+        "authentication (default: [webservice] accounts_file)",
     )
     serve.add_argument(
-        "--workers", type=_jobs, default=2, help="gunicorn workers"
+        "--workers",
+        type=_positive,
+        help="gunicorn workers (default: [webservice] workers)",
     )
     serve.add_argument(
         "--embedded",
@@ -297,6 +310,23 @@ def main(argv=None, stdout=None, stderr=None):
     stderr = stderr or sys.stderr
     parser = make_parser()
     args = parser.parse_args(argv)
+    # Circular import: the configuration is Launchpad's.
+    from lp.services.config import ConfigError, load_config
+
+    if args.config:
+        # Children (gunicorn workers) read the same configuration.
+        os.environ["LPCONFIG"] = (
+            os.path.abspath(args.config)
+            if (os.path.exists(args.config))
+            else args.config
+        )
+    try:
+        # gather, the builder's command, reads no configuration.
+        if args.command != "gather":
+            load_config()
+    except ConfigError as e:
+        stderr.write(f"lp-oci: error: {e}\n")
+        return EXIT_BAD_INPUT
     try:
         return args.func(args, stdout, stderr)
     except OCIContentError as e:
