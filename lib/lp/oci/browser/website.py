@@ -4,7 +4,9 @@
 """The website's OCI URLs: recipe and build pages, and build files.
 
 ``~<owner>/+oci-recipe/<name>``, ``<recipe>/+build/<id>`` and
-``<build>/+files/<filename>`` (the URLs `getFileUrls` hands out).  What
+``<build>/+files/<filename>`` (the URLs `getFileUrls` hands out), and
+``<build>/+archive/oci`` or ``/docker``: a FULLYBUILT build's images as
+one archive (`IOCIArchiveSet`), with ranges too.  What
 the user may not see is 404.  Files are streamed from the librarian
 with Content-Length, the content's sha256 digest as ETag, single byte
 ranges, and the media type the build recorded for the blob.
@@ -14,6 +16,7 @@ __all__ = [
     "website",
 ]
 
+import hashlib
 import re
 from html import escape
 from urllib.parse import unquote
@@ -22,6 +25,7 @@ import transaction
 from zope.component import getUtility
 
 from lp.app.errors import NotFoundError
+from lp.buildmaster.enums import BuildStatus
 from lp.oci.interfaces.ocirecipe import IOCIRecipeSet
 from lp.oci.interfaces.ocirecipebuild import IOCIRecipeBuildSet
 from lp.oci.security import can_view
@@ -33,7 +37,9 @@ CHUNK_SIZE = 1 << 20
 
 _PATH = re.compile(
     r"^/~(?P<owner>[^/]+)/\+oci-recipe/(?P<name>[^/]+)"
-    r"(?:/\+build/(?P<build>[0-9]+)(?:/\+files/(?P<filename>[^/]+))?)?/?$"
+    r"(?:/\+build/(?P<build>[0-9]+)"
+    r"(?:/\+files/(?P<filename>[^/]+)|/\+archive/(?P<archive>oci|docker))?"
+    r")?/?$"
 )
 _RANGE = re.compile(r"^bytes=(?P<start>[0-9]*)-(?P<end>[0-9]*)$")
 
@@ -64,30 +70,19 @@ def _stream(path, start, length):
             yield data
 
 
-def _serve_file(environ, start_response, build, filename):
-    try:
-        lfa = build.getFileByName(filename)
-    except NotFoundError:
-        return _not_found(start_response)
-    content = lfa.content
-    if content is None:
-        return _not_found(start_response)
-    content_type = lfa.mimetype or "application/octet-stream"
-    for oci_file, file_lfa, _ in build.getFiles():
-        if file_lfa.id == lfa.id and oci_file.media_type:
-            content_type = oci_file.media_type
-            break
-    size = content.filesize
-    etag = f'"sha256:{content.sha256}"'
-    path = get_librarian_storage().getPath(content.sha256)
-    headers = [
-        ("Content-Type", content_type),
-        ("ETag", etag),
-        ("Accept-Ranges", "bytes"),
-    ]
+def _ranged_response(environ, start_response, size, headers):
+    """Start a response to a GET or HEAD of ``size`` bytes.
+
+    ``headers`` hold the ETag among others.  Handles If-None-Match and
+    a single byte range (with If-Range).
+
+    :return: (start, length) of the bytes to send, or None if there are
+        none to send.
+    """
+    etag = dict(headers)["ETag"]
     if environ.get("HTTP_IF_NONE_MATCH") in (etag, "*"):
         start_response("304 Not Modified", headers)
-        return []
+        return None
     start, length, status = 0, size, "200 OK"
     match = _RANGE.match(environ.get("HTTP_RANGE", "").strip())
     if_range = environ.get("HTTP_IF_RANGE")
@@ -110,14 +105,89 @@ def _serve_file(environ, start_response, build, filename):
                     ("Content-Length", "0"),
                 ],
             )
-            return []
+            return None
         length = end - start + 1
         status = "206 Partial Content"
-        headers.append(("Content-Range", f"bytes {start}-{end}/{size}"))
-    headers.append(("Content-Length", str(length)))
-    start_response(status, headers)
+        headers = headers + [("Content-Range", f"bytes {start}-{end}/{size}")]
+    start_response(status, headers + [("Content-Length", str(length))])
     if environ.get("REQUEST_METHOD") == "HEAD":
+        return None
+    return start, length
+
+
+def _serve_archive(environ, start_response, build, format_name):
+    """The build's images as one OCI or Docker archive tar."""
+    # Circular import.
+    from lp.oci.interfaces.ociarchive import (
+        CannotExportOCIArchive,
+        IOCIArchiveSet,
+        OCIArchiveError,
+        OCIArchiveFormat,
+    )
+
+    format = OCIArchiveFormat.items[format_name.upper()]
+    try:
+        archive = getUtility(IOCIArchiveSet).getArchive(build, format)
+    except (CannotExportOCIArchive, OCIArchiveError):
+        return _not_found(start_response)
+    # The archive is a function of its members, which are named by
+    # their digests, and of the images (index.json, manifest.json).
+    identity = hashlib.sha256()
+    for part in [format.name, str(archive.size), *archive.member_names]:
+        identity.update(part.encode() + b"\n")
+    for image in archive.images:
+        identity.update(
+            repr((str(image.manifest.digest), image.names)).encode()
+        )
+    headers = [
+        ("Content-Type", archive.content_type),
+        ("ETag", f'"{identity.hexdigest()}"'),
+        ("Accept-Ranges", "bytes"),
+        (
+            "Content-Disposition",
+            f'attachment; filename="{archive.filename}"',
+        ),
+    ]
+    response = _ranged_response(environ, start_response, archive.size, headers)
+    if response is None:
         return []
+    start, length = response
+    return _ending_transaction(archive.iterBytes(start, start + length))
+
+
+def _ending_transaction(chunks):
+    """Yield ``chunks``, then end the read transaction they needed."""
+    try:
+        yield from chunks
+    finally:
+        transaction.abort()
+
+
+def _serve_file(environ, start_response, build, filename):
+    try:
+        lfa = build.getFileByName(filename)
+    except NotFoundError:
+        return _not_found(start_response)
+    content = lfa.content
+    if content is None:
+        return _not_found(start_response)
+    content_type = lfa.mimetype or "application/octet-stream"
+    for oci_file, file_lfa, _ in build.getFiles():
+        if file_lfa.id == lfa.id and oci_file.media_type:
+            content_type = oci_file.media_type
+            break
+    size = content.filesize
+    etag = f'"sha256:{content.sha256}"'
+    path = get_librarian_storage().getPath(content.sha256)
+    headers = [
+        ("Content-Type", content_type),
+        ("ETag", etag),
+        ("Accept-Ranges", "bytes"),
+    ]
+    response = _ranged_response(environ, start_response, size, headers)
+    if response is None:
+        return []
+    start, length = response
     return _stream(path, start, length)
 
 
@@ -189,6 +259,15 @@ def _build_page(start_response, build):
         for url in build.getFileUrls()
         if url
     )
+    archives = ""
+    if build.status == BuildStatus.FULLYBUILT:
+        base = escape(canonical_url(build))
+        archives = (
+            f'<h2>Archives</h2><ul id="archives">'
+            f'<li><a href="{base}/+archive/oci">OCI archive</a></li>'
+            f'<li><a href="{base}/+archive/docker">Docker archive '
+            f"(docker load)</a></li></ul>"
+        )
     body = (
         f'<p>Recipe: <a href="{escape(canonical_url(build.recipe))}">'
         f"{escape(build.recipe.name)}</a></p>"
@@ -204,6 +283,7 @@ def _build_page(start_response, build):
         f'<ul id="registry-upload-errors">{errors}</ul>'
         f'<h2>Images</h2>{"".join(images)}'
         f'<h2>Files</h2><ul id="files">{files}</ul>'
+        f"{archives}"
     )
     return _page(start_response, build.title, body)
 
@@ -231,6 +311,10 @@ def website(environ, start_response):
             or not can_view(build, user)
         ):
             return _not_found(start_response)
+        if match.group("archive") is not None:
+            return _serve_archive(
+                environ, start_response, build, match.group("archive")
+            )
         if match.group("filename") is None:
             return _build_page(start_response, build)
         return _serve_file(

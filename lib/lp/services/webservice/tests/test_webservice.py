@@ -10,8 +10,10 @@ import transaction
 from lazr.restfulclient.authorize import BasicHttpAuthorizer
 from lazr.restfulclient.resource import ServiceRoot
 from testtools.matchers import ContainsDict, Equals, MatchesListwise
+from zope.component import getUtility
 
 from lp.buildmaster.enums import BuildStatus
+from lp.oci.interfaces.ociarchive import IOCIArchiveSet, OCIArchiveFormat
 from lp.services.webservice.testing import ACCOUNTS, WebServiceLayer
 from lp.testing import TestCaseWithFactory
 
@@ -369,6 +371,57 @@ class TestFiles(WebServiceTestCase):
         response = self.get(url, headers={"Range": f"bytes={size}-"})
         self.assertEqual(416, response.status_code)
         self.assertEqual(f"bytes */{size}", response.headers["Content-Range"])
+
+    def test_head(self):
+        build = self.makeBuild()
+        url, _, content = self.fileUrl(build)
+        transaction.commit()
+        response = requests.head(url, timeout=30)
+        self.assertEqual(200, response.status_code)
+        self.assertEqual(b"", response.content)
+        self.assertEqual(str(len(content)), response.headers["Content-Length"])
+
+    def test_archive(self):
+        build = self.makeBuild()
+        archive = getUtility(IOCIArchiveSet).getArchive(
+            build, OCIArchiveFormat.DOCKER
+        )
+        expected = b"".join(archive.iterBytes())
+        url = self.url(self.buildPath(build)) + "/+archive/docker"
+        response = self.get(url)
+        self.assertEqual(200, response.status_code)
+        self.assertEqual(expected, response.content)
+        self.assertEqual("application/x-tar", response.headers["Content-Type"])
+        self.assertEqual(
+            'attachment; filename="%s"' % archive.filename,
+            response.headers["Content-Disposition"],
+        )
+        etag = response.headers["ETag"]
+        self.assertEqual(etag, self.get(url).headers["ETag"])
+        self.assertNotEqual(
+            etag,
+            self.get(
+                self.url(self.buildPath(build)) + "/+archive/oci"
+            ).headers["ETag"],
+        )
+        response = self.get(url, headers={"Range": "bytes=1000-1999"})
+        self.assertEqual(206, response.status_code)
+        self.assertEqual(expected[1000:2000], response.content)
+        self.assertEqual(
+            304,
+            self.get(url, headers={"If-None-Match": etag}).status_code,
+        )
+
+    def test_archive_of_unfinished_or_private_build(self):
+        pending = self.factory.makeOCIRecipeBuild(owner_name="alice")
+        transaction.commit()
+        url = self.url(self.buildPath(pending)) + "/+archive/oci"
+        self.assertEqual(404, self.get(url).status_code)
+        private = self.makeBuild(private=True)
+        url = self.url(self.buildPath(private)) + "/+archive/oci"
+        self.assertEqual(404, self.get(url).status_code)
+        self.assertEqual(404, self.get(url, "bob").status_code)
+        self.assertEqual(200, self.get(url, "alice").status_code)
 
     def test_missing_file(self):
         build = self.makeBuild()
