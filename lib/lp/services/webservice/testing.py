@@ -9,7 +9,9 @@ objects with the factory, commit, and ask the server over real HTTP.
 
 __all__ = [
     "ACCOUNTS",
+    "CHILD_ENV",
     "WebServiceLayer",
+    "free_port",
 ]
 
 import os
@@ -32,7 +34,7 @@ ACCOUNTS = {
 }
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(lp.__file__)))
-_CHILD_ENV = dict(
+CHILD_ENV = dict(
     os.environ,
     PYTHONPATH=os.pathsep.join(
         filter(
@@ -43,7 +45,7 @@ _CHILD_ENV = dict(
 )
 
 
-def _free_port():
+def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -63,10 +65,10 @@ class WebServiceLayer(SQLiteLaunchpadZopelessLayer):
         with open(accounts, "w") as f:
             for name, (password, admin) in ACCOUNTS.items():
                 f.write(f"{name}:{password}{':admin' if admin else ''}\n")
-        port = _free_port()
+        port = free_port()
         cls.root_url = f"http://127.0.0.1:{port}/"
         env = dict(
-            _CHILD_ENV,
+            CHILD_ENV,
             LP_DATABASE_URI=SQLiteLaunchpadZopelessLayer.uri,
             LP_LIBRARIAN_ROOT=SQLiteLaunchpadZopelessLayer.root,
         )

@@ -166,6 +166,37 @@ class TestEntries(WebServiceTestCase):
             [layer["transfer"] for layer in data["layers"]],
         )
 
+    def test_legacy_build(self):
+        build = self.factory.makeOCIRecipeBuild(owner_name="alice")
+        self.factory.makeLegacyOCIFiles(build=build)
+        build.updateStatus(BuildStatus.BUILDING)
+        build.updateStatus(BuildStatus.FULLYBUILT)
+        transaction.commit()
+        data = self.get(self.api(self.buildPath(build))).json()
+        self.assertEqual("legacy", data["upload_format"])
+        self.assertEqual(
+            [str(layer.digest) for layer in build.layers],
+            [layer["digest"] for layer in data["layers"]],
+        )
+
+    def test_unbuilt_build(self):
+        build = self.factory.makeOCIRecipeBuild(owner_name="alice")
+        transaction.commit()
+        data = self.get(self.api(self.buildPath(build))).json()
+        self.assertThat(
+            data,
+            ContainsDict(
+                {
+                    "status": Equals("Needs building"),
+                    "date_started": Equals(None),
+                    "duration": Equals(None),
+                    "upload_format": Equals(None),
+                    "images": Equals([]),
+                    "layers": Equals([]),
+                }
+            ),
+        )
+
     def test_recipe_entry_and_build_collections(self):
         built = self.makeBuild()
         recipe = built.recipe
@@ -255,6 +286,21 @@ class TestAccess(WebServiceTestCase):
         ]
         self.assertEqual(both, links("alice"))
         self.assertEqual(both, links("admin"))
+
+    def test_private_distribution(self):
+        distribution = self.factory.makeDistribution(private=True)
+        das = self.factory.makeDistroArchSeries(
+            distroseries=self.factory.makeDistroSeries(distribution)
+        )
+        build = self.factory.makeOCIRecipeBuild(
+            owner_name="alice", distro_arch_series=das
+        )
+        transaction.commit()
+        url = self.api(self.buildPath(build))
+        self.assertEqual(404, self.get(url).status_code)
+        self.assertEqual(200, self.get(url, "alice").status_code)
+        entries = self.get(self.api("oci_recipe_builds")).json()["entries"]
+        self.assertEqual([], entries)
 
     def schedule(self, build, user=None, password=None):
         auth = None
