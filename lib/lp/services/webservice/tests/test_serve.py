@@ -25,6 +25,9 @@ class TestEmbeddedServe(TestCase):
         env = dict(CHILD_ENV)
         for name in ("LP_DATABASE_URI", "LP_LIBRARIAN_ROOT", "LP_ROOT_URL"):
             env.pop(name, None)
+        log_path = os.path.join(state, "serve.log")
+        log = open(log_path, "wb")
+        self.addCleanup(log.close)
         process = subprocess.Popen(
             [
                 sys.executable,
@@ -39,7 +42,7 @@ class TestEmbeddedServe(TestCase):
             ],
             env=env,
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
+            stderr=log,
         )
         self.addCleanup(process.wait)
         self.addCleanup(process.kill)
@@ -50,8 +53,9 @@ class TestEmbeddedServe(TestCase):
                 response = requests.get(url, timeout=10)
                 break
             except requests.ConnectionError:
-                self.assertIsNone(process.poll(), process.stderr.read())
-                self.assertLess(time.monotonic(), deadline)
+                if process.poll() is not None or time.monotonic() > deadline:
+                    with open(log_path) as f:
+                        self.fail("lp-oci serve did not start:\n" + f.read())
                 time.sleep(0.1)
         self.assertEqual(200, response.status_code)
         self.assertEqual(
