@@ -11,6 +11,7 @@
 #   docker-registry  registry upload tests: the CNCF distribution server
 #   python3-venv     only if "$PYTHON -m venv" cannot work without it
 #   make             .ci/run drives everything through make
+#   chromium         headless browser tests of the build pages
 #
 # As root the packages are installed with apt-get; otherwise the missing ones
 # are listed and the script carries on (tests that need them should skip).
@@ -33,6 +34,7 @@ if ! compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null \
 fi
 command -v skopeo >/dev/null 2>&1 || missing+=(skopeo)
 command -v docker-registry >/dev/null 2>&1 || missing+=(docker-registry)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 if ! command -v "$PYTHON" >/dev/null 2>&1; then
     missing+=(python3 python3-venv)
 elif ! "$PYTHON" -c 'import ensurepip, venv' >/dev/null 2>&1; then

@@ -6,6 +6,7 @@
     lp-oci gather ARCHIVE|- -o OUTDIR [--compression gzip|zstd] [--jobs N]
                   [--json]
     lp-oci run [ARCHIVE | --sample] [--state DIR] [--json]
+    lp-oci serve [--state DIR] [--host H] [--port N] [--embedded]
     lp-oci export BUILD_ID [--state DIR] --format oci|docker -o FILE|-
                   [--json]
 
@@ -63,6 +64,13 @@ def _mb(n):
     return f"{n / 1e6:.1f} MB"
 
 
+def _positive(value):
+    n = int(value)
+    if n < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return n
+
+
 def _jobs(value):
     n = int(value)
     if n < 1:
@@ -75,6 +83,11 @@ def make_parser():
         prog="lp-oci",
         description="Launchpad OCI build results: gather image archives "
         "into OCI uploads.",
+    )
+    parser.add_argument(
+        "--config",
+        help="configuration: an instance under configs/ or a .conf file "
+        "(default: $LPCONFIG, else development)",
     )
     commands = parser.add_subparsers(dest="command", required=True)
     add_export_parser(commands)
@@ -144,6 +157,33 @@ def make_parser():
     run_jobs.add_argument("--state", default="var", help="state directory")
     run_jobs.add_argument("--json", action="store_true", help="print JSON")
     run_jobs.set_defaults(func=cmd_run_jobs)
+    serve = commands.add_parser(
+        "serve",
+        help="serve the web service (/api/devel/) and build pages",
+    )
+    serve.add_argument("--state", default="var", help="state directory")
+    serve.add_argument("--host", help="default: [webservice] host")
+    serve.add_argument("--port", type=int, help="default: [webservice] port")
+    serve.add_argument(
+        "--root-url",
+        help="the site's URL as clients see it " "(default http://HOST:PORT/)",
+    )
+    serve.add_argument(
+        "--accounts",
+        help="file of name:password[:admin] lines for HTTP basic "
+        "authentication (default: [webservice] accounts_file)",
+    )
+    serve.add_argument(
+        "--workers",
+        type=_positive,
+        help="gunicorn workers (default: [webservice] workers)",
+    )
+    serve.add_argument(
+        "--embedded",
+        action="store_true",
+        help="serve from this process (wsgiref) instead of gunicorn",
+    )
+    serve.set_defaults(func=cmd_serve)
     return parser
 
 
@@ -260,11 +300,34 @@ def cmd_run_jobs(args, stdout, stderr):
     return run_jobs_main(args, stdout, stderr)
 
 
+def cmd_serve(args, stdout, stderr):
+    from lpoci.serve import serve_main
+
+    return serve_main(args, stdout, stderr)
+
+
 def main(argv=None, stdout=None, stderr=None):
     stdout = stdout or sys.stdout
     stderr = stderr or sys.stderr
     parser = make_parser()
     args = parser.parse_args(argv)
+    # Circular import: the configuration is Launchpad's.
+    from lp.services.config import ConfigError, load_config
+
+    if args.config:
+        # Children (gunicorn workers) read the same configuration.
+        os.environ["LPCONFIG"] = (
+            os.path.abspath(args.config)
+            if (os.path.exists(args.config))
+            else args.config
+        )
+    try:
+        # gather, the builder's command, reads no configuration.
+        if args.command != "gather":
+            load_config()
+    except ConfigError as e:
+        stderr.write(f"lp-oci: error: {e}\n")
+        return EXIT_BAD_INPUT
     try:
         return args.func(args, stdout, stderr)
     except OCIContentError as e:

@@ -149,10 +149,11 @@ def _find_build(args):
     from zope.component import getUtility
 
     from lp.oci.interfaces.ocirecipebuild import IOCIRecipeBuildSet
+    from lp.services.config import config
     from lp.services.database.connection import default_database_uri
     from lp.services.scripts import setup_services
 
-    if not os.environ.get("LP_DATABASE_URI"):
+    if not os.environ.get("LP_DATABASE_URI") and not config.database.url:
         database = default_database_uri(args.state)[len("sqlite:") :]
         if not os.path.isfile(database):
             raise ExportError(

@@ -108,6 +108,9 @@ class BaseLayer:
 
     @classmethod
     def setUp(cls):
+        # As Launchpad's test runner: the testrunner configuration,
+        # unless the run names another.
+        os.environ.setdefault("LPCONFIG", "testrunner")
         execute_zcml_for_scripts()
         set_test_secrets_key()
 

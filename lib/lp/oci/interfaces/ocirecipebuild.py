@@ -16,15 +16,30 @@ import http.client
 
 from lazr.enum import EnumeratedType, Item
 from lazr.restful.declarations import (
+    REQUEST_USER,
+    collection_default_content,
     error_status,
     export_read_operation,
     export_write_operation,
     exported,
+    exported_as_webservice_collection,
+    exported_as_webservice_entry,
     operation_for_version,
 )
+from lazr.restful.fields import Reference
 from zope.interface import Attribute, Interface
-from zope.schema import Choice, Datetime, Dict, Int, List, TextLine
+from zope.schema import (
+    Bool,
+    Choice,
+    Datetime,
+    Dict,
+    Int,
+    List,
+    TextLine,
+    Timedelta,
+)
 
+from lp.buildmaster.enums import BuildStatus
 from lp.buildmaster.interfaces.buildfarmjob import IBuildFarmJob
 from lp.oci.enums import OCIFileKind
 
@@ -75,7 +90,16 @@ class IOCIRecipeBuildView(IBuildFarmJob):
     """`IOCIRecipeBuild` attributes that need launchpad.View."""
 
     requester = Attribute("The `IPerson` who requested this build.")
-    recipe = Attribute("The `IOCIRecipe` built.")
+    # The schema is patched to `IOCIRecipe` in
+    # `lp.oci.interfaces.webservice`.
+    recipe = exported(
+        Reference(
+            Interface,
+            title="The OCI recipe to build.",
+            required=True,
+            readonly=True,
+        )
+    )
     distro_arch_series = Attribute(
         "The `IDistroArchSeries` this build is for."
     )
@@ -85,8 +109,130 @@ class IOCIRecipeBuildView(IBuildFarmJob):
         "The `IArchive` the build is filed under: the distribution's "
         "main archive."
     )
-    arch_tag = TextLine(
-        title="Architecture tag of the series built for", readonly=True
+    arch_tag = exported(
+        TextLine(
+            title="Architecture tag of the series built for", readonly=True
+        )
+    )
+
+    # `IBuildFarmJob`'s fields, exported as Launchpad's `IBuildFarmJob`
+    # exports them.
+    title = exported(TextLine(title="Title", required=True, readonly=True))
+    status = exported(
+        Choice(
+            title="Status",
+            required=True,
+            vocabulary=BuildStatus,
+            readonly=True,
+            description="The current status of the job.",
+        )
+    )
+    date_created = exported(
+        Datetime(
+            title="Date created",
+            required=True,
+            readonly=True,
+            description="The timestamp when the build farm job was created.",
+        )
+    )
+    date_started = exported(
+        Datetime(
+            title="Date started",
+            required=False,
+            readonly=True,
+            description="The timestamp when the build farm job was started.",
+        )
+    )
+    date_finished = exported(
+        Datetime(
+            title="Date finished",
+            required=False,
+            readonly=True,
+            description=(
+                "The timestamp when the build farm job was finished."
+            ),
+        )
+    )
+    duration = exported(
+        Timedelta(
+            title="Duration",
+            required=False,
+            readonly=True,
+            description="Duration interval, calculated when the "
+            "result gets collected.",
+        )
+    )
+    build_log_url = exported(
+        TextLine(
+            title="Build Log URL",
+            required=False,
+            readonly=True,
+            description="A URL for the build log. None if there is no "
+            "log available.",
+        )
+    )
+    upload_log_url = exported(
+        TextLine(
+            title="Upload Log URL",
+            required=False,
+            readonly=True,
+            description="A URL for failed upload logs. "
+            "Will be None if there was no failure.",
+        )
+    )
+    is_private = exported(
+        Bool(
+            title="Private",
+            required=False,
+            readonly=True,
+            description="Whether or not the build is private.",
+        ),
+        exported_as="private",
+    )
+
+    # Not Launchpad's: what the build's files hold, for Docker 25+
+    # archives.
+    upload_format = exported(
+        TextLine(
+            title="Upload format",
+            required=False,
+            readonly=True,
+            description=(
+                "How the builder filed the images: 'oci' (an OCI image "
+                "layout: index.json and blobs) or 'legacy' (manifest.json "
+                "and digests.json); None before the upload."
+            ),
+        )
+    )
+    images = exported(
+        List(
+            title="Images",
+            value_type=Dict(key_type=TextLine()),
+            required=False,
+            readonly=True,
+            description=(
+                "The images of a FULLYBUILT build, each with "
+                "'manifest_digest' (None for legacy uploads, which have "
+                "no manifest), 'config_digest', 'platform', 'names' and "
+                "'layers', each layer with 'digest', 'diff_id', 'size', "
+                "'media_type' and 'transfer' ('fetched' from the builder, "
+                "'reused' from an earlier build, or 'foreign': not stored)."
+            ),
+        )
+    )
+    layer_summaries = exported(
+        List(
+            title="Layers",
+            value_type=Dict(key_type=TextLine()),
+            required=False,
+            readonly=True,
+            description=(
+                "Every layer file of the build, in the order added, with "
+                "'digest', 'diff_id', 'size', 'media_type' and 'transfer' "
+                "('fetched' or 'reused')."
+            ),
+        ),
+        exported_as="layers",
     )
     upload_log = Attribute("The upload log `ILibraryFileAlias`, or None.")
     failure_reason = TextLine(
@@ -250,12 +396,26 @@ class IOCIRecipeBuildEdit(Interface):
         """
 
 
+@exported_as_webservice_entry(
+    singular_name="oci_recipe_build",
+    plural_name="oci_recipe_builds",
+    as_of="beta",
+)
 class IOCIRecipeBuild(IOCIRecipeBuildEdit, IOCIRecipeBuildView):
     """A build record for an OCI recipe."""
 
 
+@exported_as_webservice_collection(IOCIRecipeBuild)
 class IOCIRecipeBuildSet(Interface):
-    """Creating and finding `IOCIRecipeBuild`s."""
+    """Creating and finding OCI recipe builds."""
+
+    @collection_default_content(user=REQUEST_USER)
+    def findVisible(user=None):
+        """The builds ``user`` may see, newest first.
+
+        :param user: An `IWebServiceAccount`, or None for anonymous
+            users, who see only builds that are not private.
+        """
 
     def new(
         requester,

@@ -10,13 +10,22 @@ __all__ = [
 
 from datetime import timezone
 
-from storm.locals import Bool, DateTime, Desc, Int, Unicode
+from storm.locals import Bool, DateTime, Desc, Int, Not, Unicode
 from zope.interface import implementer
 
+from lp.buildmaster.enums import BuildStatus
 from lp.oci.interfaces.ocirecipe import IOCIRecipe, IOCIRecipeSet
 from lp.services.database.constants import utc_now
 from lp.services.database.interfaces import IPrimaryStore, IStore
 from lp.services.database.stormbase import StormBase
+
+# Launchpad's `OCIRecipe._pending_states`.
+PENDING_BUILD_STATES = (
+    BuildStatus.NEEDSBUILD,
+    BuildStatus.BUILDING,
+    BuildStatus.UPLOADING,
+    BuildStatus.CANCELLING,
+)
 
 
 @implementer(IOCIRecipe)
@@ -72,18 +81,43 @@ class OCIRecipe(StormBase):
         """See `IOCIRecipe`."""
         return bool(self.push_rules)
 
-    @property
-    def builds(self):
-        """See `IOCIRecipe`."""
+    def _getBuilds(self, *clauses):
         # Circular import.
         from lp.oci.model.ocirecipebuild import OCIRecipeBuild
 
         return (
             IStore(self)
-            .find(OCIRecipeBuild, OCIRecipeBuild.recipe_id == self.id)
+            .find(
+                OCIRecipeBuild, OCIRecipeBuild.recipe_id == self.id, *clauses
+            )
             .order_by(
                 Desc(OCIRecipeBuild.date_created), Desc(OCIRecipeBuild.id)
             )
+        )
+
+    @property
+    def builds(self):
+        """See `IOCIRecipe`."""
+        return self._getBuilds()
+
+    @property
+    def completed_builds(self):
+        """See `IOCIRecipe`."""
+        # Circular import.
+        from lp.oci.model.ocirecipebuild import OCIRecipeBuild
+
+        return self._getBuilds(
+            Not(OCIRecipeBuild.status.is_in(PENDING_BUILD_STATES))
+        )
+
+    @property
+    def pending_builds(self):
+        """See `IOCIRecipe`."""
+        # Circular import.
+        from lp.oci.model.ocirecipebuild import OCIRecipeBuild
+
+        return self._getBuilds(
+            OCIRecipeBuild.status.is_in(PENDING_BUILD_STATES)
         )
 
 

@@ -14,7 +14,7 @@ __all__ = [
 from datetime import timezone
 from typing import Any, NamedTuple
 
-from storm.expr import LeftJoin, Or
+from storm.expr import LeftJoin, Min, Not, Or
 from storm.locals import Bool, DateTime, Desc, Int, Reference, Store, Unicode
 from zope.component import getUtility
 from zope.interface import implementer
@@ -45,6 +45,7 @@ from lp.oci.model.ociupload import (
     read_json_library_file,
     walk_oci_upload,
 )
+from lp.oci.security import can_view
 from lp.services.database.constants import utc_now
 from lp.services.database.digestcol import DigestCol, raw_digest_text
 from lp.services.database.enumcol import DBEnum
@@ -438,6 +439,142 @@ class OCIRecipeBuild(PackageBuildMixin, StormBase):
         IPrimaryStore(OCIFile).add(oci_file)
         return oci_file
 
+    @property
+    def duration(self):
+        """See `IOCIRecipeBuild`."""
+        if self.date_started is None or self.date_finished is None:
+            return None
+        return self.date_finished - self.date_started
+
+    @property
+    def build_log_url(self):
+        """See `IOCIRecipeBuild`."""
+        if self.log is None:
+            return None
+        return ProxiedLibraryFileAlias(self.log, self).http_url
+
+    @property
+    def upload_log_url(self):
+        """See `IOCIRecipeBuild`."""
+        if self.upload_log is None:
+            return None
+        return ProxiedLibraryFileAlias(self.upload_log, self).http_url
+
+    @property
+    def upload_format(self):
+        """See `IOCIRecipeBuild`."""
+        if self.index is not None:
+            return "oci"
+        if self.digests is not None:
+            return "legacy"
+        return None
+
+    def _layerTransfers(self, layers):
+        """{`OCIFile` id: "fetched" or "reused"} for ``layers``.
+
+        A layer was reused when an earlier `OCIFile` (of another build)
+        already recorded the same librarian file; otherwise the build
+        farm fetched it from the builder.
+        """
+        ids = {layer.oci_file.library_file_id for layer in layers}
+        if not ids:
+            return {}
+        first = dict(
+            Store.of(self)
+            .find(
+                (OCIFile.library_file_id, Min(OCIFile.id)),
+                OCIFile.library_file_id.is_in(ids),
+            )
+            .group_by(OCIFile.library_file_id)
+        )
+        return {
+            layer.oci_file.id: (
+                "reused"
+                if first[layer.oci_file.library_file_id] < layer.oci_file.id
+                else "fetched"
+            )
+            for layer in layers
+        }
+
+    @staticmethod
+    def _layerSummary(layer, transfer):
+        return {
+            "digest": str(layer.digest) if layer.digest else None,
+            "diff_id": str(layer.diff_id) if layer.diff_id else None,
+            "size": layer.size,
+            "media_type": layer.media_type,
+            "transfer": transfer,
+        }
+
+    @property
+    def layer_summaries(self):
+        """See `IOCIRecipeBuild`."""
+        layers = self.layers
+        transfers = self._layerTransfers(layers)
+        return [
+            self._layerSummary(layer, transfers[layer.oci_file.id])
+            for layer in layers
+        ]
+
+    @property
+    def images(self):
+        """See `IOCIRecipeBuild`."""
+        # Circular import.
+        from lp.oci.interfaces.ociarchive import (
+            CannotExportOCIArchive,
+            IOCIArchiveSet,
+            OCIArchiveError,
+            OCIArchiveFormat,
+        )
+
+        try:
+            archive = getUtility(IOCIArchiveSet).getArchive(
+                self, OCIArchiveFormat.OCI
+            )
+        except (CannotExportOCIArchive, OCIArchiveError):
+            return []
+        layers = self.layers
+        transfers = self._layerTransfers(layers)
+        by_sha256 = {}
+        for layer in layers:
+            content = layer.library_file.content
+            if content is not None:
+                by_sha256.setdefault(content.sha256, layer)
+        legacy = self.upload_format == "legacy"
+        images = []
+        for image in archive.images:
+            image_layers = []
+            for descriptor in image.layers:
+                layer = by_sha256.get(descriptor.digest.hex)
+                if layer is None:
+                    image_layers.append(
+                        {
+                            "digest": str(descriptor.digest),
+                            "diff_id": None,
+                            "size": descriptor.size,
+                            "media_type": descriptor.media_type,
+                            "transfer": "foreign",
+                        }
+                    )
+                else:
+                    image_layers.append(
+                        self._layerSummary(layer, transfers[layer.oci_file.id])
+                    )
+            images.append(
+                {
+                    "manifest_digest": (
+                        None if legacy else str(image.manifest.digest)
+                    ),
+                    "config_digest": str(image.config.digest),
+                    "platform": (
+                        str(image.platform) if image.platform else None
+                    ),
+                    "names": list(image.names),
+                    "layers": image_layers,
+                }
+            )
+        return images
+
     def getFileUrls(self):
         """See `IOCIRecipeBuild`."""
         return [
@@ -732,6 +869,29 @@ class OCIRecipeBuildSet:
     def getByID(self, build_id):
         """See `IOCIRecipeBuildSet`."""
         return IStore(OCIRecipeBuild).get(OCIRecipeBuild, build_id)
+
+    def findVisible(self, user=None):
+        """See `IOCIRecipeBuildSet`."""
+        # Circular import.
+        from lp.oci.model.ocirecipe import OCIRecipe
+
+        clauses = [OCIRecipe.id == OCIRecipeBuild.recipe_id]
+        if user is None:
+            clauses.append(Not(OCIRecipe.private))
+        elif not user.admin:
+            clauses.append(
+                Or(Not(OCIRecipe.private), OCIRecipe.owner_name == user.name)
+            )
+        builds = (
+            IStore(OCIRecipeBuild)
+            .find(OCIRecipeBuild, *clauses)
+            .order_by(
+                Desc(OCIRecipeBuild.date_created), Desc(OCIRecipeBuild.id)
+            )
+        )
+        # A private distribution makes a build private too; rare enough
+        # to check here rather than in SQL.
+        return [build for build in builds if can_view(build, user)]
 
     def getByBuildFarmJob(self, build_farm_job):
         """See `ISpecificBuildFarmJobSource`."""

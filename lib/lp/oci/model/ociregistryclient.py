@@ -494,7 +494,12 @@ class OCIRegistryClient:
             try:
                 parallelism = int(os.environ.get(PARALLELISM_ENV, ""))
             except ValueError:
-                parallelism = DEFAULT_PARALLELISM
+                # Circular import.
+                from lp.services.config import config
+
+                parallelism = (
+                    config.oci.registry_push_parallelism or DEFAULT_PARALLELISM
+                )
         self.parallelism = max(1, parallelism)
         self.chunk_size = chunk_size
         self.retry_policy = retry_policy or RetryPolicy()

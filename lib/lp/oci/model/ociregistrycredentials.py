@@ -74,6 +74,11 @@ class OCIRegistrySecretsEncryptedContainer(NaClEncryptedContainerBase):
             return _decode_key(value, PRIVATE_KEY_ENV)
         path = os.environ.get(PRIVATE_KEY_FILE_ENV)
         if not path:
+            # Circular import.
+            from lp.services.config import config
+
+            path = config.oci.registry_secrets_private_key_file
+        if not path:
             return None
         try:
             with open(path) as f:

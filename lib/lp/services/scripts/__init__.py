@@ -22,6 +22,7 @@ import os
 from zope.configuration import xmlconfig
 
 import lp
+from lp.services.config import config
 from lp.services.database.connection import connect, default_database_uri
 from lp.services.librarian.storage import configure_librarian
 
@@ -42,21 +43,25 @@ def setup_services(state_dir, database_uri=None, librarian_root=None):
     :param state_dir: Directory for the default SQLite database
         (``<state_dir>/launchpad.db``) and librarian
         (``<state_dir>/librarian``).
-    :param database_uri: Overrides the database; the ``LP_DATABASE_URI``
-        environment variable is used when this is None.
-    :param librarian_root: Overrides the librarian directory; the
-        ``LP_LIBRARIAN_ROOT`` environment variable is used when None.
+    :param database_uri: Overrides the database; when None, the
+        ``LP_DATABASE_URI`` environment variable, else the
+        configuration's ``[database] url``.
+    :param librarian_root: Overrides the librarian directory; when None,
+        ``LP_LIBRARIAN_ROOT``, else the configuration's
+        ``[librarian] root``.
     """
     os.makedirs(state_dir, exist_ok=True)
     execute_zcml_for_scripts()
     database_uri = (
         database_uri
         or os.environ.get("LP_DATABASE_URI")
+        or config.database.url
         or default_database_uri(state_dir)
     )
     librarian_root = (
         librarian_root
         or os.environ.get("LP_LIBRARIAN_ROOT")
+        or config.librarian.root
         or os.path.join(state_dir, "librarian")
     )
     connect(database_uri)

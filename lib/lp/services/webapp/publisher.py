@@ -10,6 +10,7 @@ root is ``LP_ROOT_URL`` from the environment, by default
 
 __all__ = [
     "DEFAULT_ROOT_URL",
+    "canonical_path",
     "canonical_url",
     "root_url",
 ]
@@ -27,11 +28,19 @@ def root_url():
     return url if url.endswith("/") else url + "/"
 
 
-def canonical_url(obj):
-    """The URL of ``obj``, which must adapt to `ICanonicalUrlData`."""
+def canonical_path(obj):
+    """The path of ``obj`` below the root, without leading slash.
+
+    ``obj`` must adapt to `ICanonicalUrlData`.
+    """
     parts = []
     while obj is not None:
         data = ICanonicalUrlData(obj)
         parts.append(data.path)
         obj = data.inside
-    return root_url() + "/".join(reversed(parts))
+    return "/".join(reversed(parts))
+
+
+def canonical_url(obj):
+    """The URL of ``obj``, which must adapt to `ICanonicalUrlData`."""
+    return root_url() + canonical_path(obj)

@@ -1,0 +1,212 @@
+# Copyright 2026 Canonical Ltd.  This software is licensed under the
+# GNU Affero General Public License version 3 (see the file LICENSE).
+
+"""The recipe and build pages, rendered by headless Chromium.
+
+Chromium (Debian's ``chromium``) loads the pages from the running
+server; the tests check the DOM it rendered and keep screenshots, at a
+phone's and a desktop's width, under ``$LP_TEST_OUTPUT`` (by default
+``<tmp>/lp-oci-test-output``) and as test details.
+"""
+
+import os
+import shutil
+import subprocess
+import tempfile
+from html.parser import HTMLParser
+
+import transaction
+from testtools.content import content_from_file
+
+from lp.buildmaster.enums import BuildStatus
+from lp.services.webservice.testing import WebServiceLayer
+from lp.testing import TestCaseWithFactory
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+VOID = frozenset(
+    "area base br col embed hr img input link meta source track wbr".split()
+)
+
+
+class Element:
+    def __init__(self, tag, attrs, parent):
+        self.tag = tag
+        self.attrs = dict(attrs)
+        self.parent = parent
+        self.children = []
+        self.texts = []
+
+    @property
+    def text(self):
+        parts = []
+
+        def walk(element):
+            parts.extend(element.texts)
+            for child in element.children:
+                walk(child)
+
+        walk(self)
+        return "".join(parts).strip()
+
+    def iter(self):
+        yield self
+        for child in self.children:
+            yield from child.iter()
+
+    def find(self, tag=None, id=None, cls=None):
+        return [
+            e
+            for e in self.iter()
+            if (tag is None or e.tag == tag)
+            and (id is None or e.attrs.get("id") == id)
+            and (cls is None or cls in (e.attrs.get("class") or "").split())
+        ]
+
+
+class DOMBuilder(HTMLParser):
+    """A tree of `Element`s from the DOM Chromium serialised."""
+
+    def __init__(self):
+        super().__init__()
+        self.root = self.current = Element("#document", (), None)
+
+    def handle_starttag(self, tag, attrs):
+        element = Element(tag, attrs, self.current)
+        self.current.children.append(element)
+        if tag not in VOID:
+            self.current = element
+
+    def handle_endtag(self, tag):
+        element = self.current
+        while element is not None and element.tag != tag:
+            element = element.parent
+        if element is not None and element.parent is not None:
+            self.current = element.parent
+
+    def handle_data(self, data):
+        self.current.texts.append(data)
+
+
+class ChromiumTestCase(TestCaseWithFactory):
+    layer = WebServiceLayer
+
+    def setUp(self):
+        super().setUp()
+        if CHROMIUM is None:
+            self.skipTest(
+                "chromium is not installed (apt-get install chromium)"
+            )
+        self.profile = tempfile.mkdtemp(prefix="lp-chromium-")
+        self.addCleanup(shutil.rmtree, self.profile, ignore_errors=True)
+
+    def chromium(self, *args):
+        # Chromium runs as root only without its sandbox.
+        return subprocess.run(
+            [
+                CHROMIUM,
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--no-first-run",
+                f"--user-data-dir={self.profile}",
+                *args,
+            ],
+            capture_output=True,
+            timeout=60,
+            check=True,
+        )
+
+    def render(self, url):
+        """The DOM Chromium renders for ``url``."""
+        transaction.commit()
+        dom = self.chromium("--dump-dom", url).stdout.decode()
+        builder = DOMBuilder()
+        builder.feed(dom)
+        return builder.root
+
+    def screenshot(self, url, name):
+        output = os.environ.get("LP_TEST_OUTPUT") or os.path.join(
+            tempfile.gettempdir(), "lp-oci-test-output"
+        )
+        os.makedirs(output, exist_ok=True)
+        for label, size in (("phone", "412,915"), ("desktop", "1280,900")):
+            path = os.path.join(output, f"{self.id()}-{name}-{label}.png")
+            self.chromium(f"--screenshot={path}", f"--window-size={size}", url)
+            self.assertGreater(os.path.getsize(path), 1000)
+            self.addDetail(
+                f"screenshot-{name}-{label}",
+                content_from_file(path, buffer_now=True),
+            )
+
+    def makeBuild(self, **kwargs):
+        build = self.factory.makeOCIRecipeBuild(owner_name="alice", **kwargs)
+        self.factory.makeOCILayoutFiles(build=build)
+        build.updateStatus(BuildStatus.BUILDING)
+        build.updateStatus(BuildStatus.FULLYBUILT)
+        transaction.commit()
+        return build
+
+
+class TestOCIRecipeBuildPages(ChromiumTestCase):
+    def test_build_page(self):
+        build = self.makeBuild()
+        url = WebServiceLayer.root_url + "~alice/+oci-recipe/%s/+build/%d" % (
+            build.recipe.name,
+            build.id,
+        )
+        file_urls = build.getFileUrls()
+        layers = build.layers
+        [(manifest_digest, manifest)] = build.image_manifests
+        dom = self.render(url)
+        [title] = dom.find("h1")
+        self.assertEqual(build.title, title.text)
+        [status] = dom.find(id="status")
+        self.assertEqual("Successfully built", status.text)
+        [upload] = dom.find(id="registry-upload-status")
+        self.assertEqual("Unscheduled", upload.text)
+        [image] = dom.find(cls="image")
+        [platform] = image.find(cls="platform")
+        self.assertEqual("linux/amd64", platform.text)
+        self.assertIn(str(manifest_digest), image.text)
+        self.assertIn(manifest["config"]["digest"], image.text)
+        rows = image.find(cls="layer")
+        self.assertEqual(
+            [
+                (str(layer.digest), str(layer.size), "fetched")
+                for layer in layers
+            ],
+            [tuple(cell.text for cell in row.find("td")) for row in rows],
+        )
+        [files] = dom.find(id="files")
+        self.assertEqual(
+            sorted(file_urls),
+            sorted(a.attrs["href"] for a in files.find("a")),
+        )
+        self.screenshot(url, "build")
+
+    def test_recipe_page_lists_builds(self):
+        build = self.makeBuild()
+        recipe_url = WebServiceLayer.root_url + "~alice/+oci-recipe/%s" % (
+            build.recipe.name
+        )
+        build_url = recipe_url + "/+build/%d" % build.id
+        dom = self.render(recipe_url)
+        [table] = dom.find(id="builds")
+        self.assertEqual(
+            [build_url], [a.attrs["href"] for a in table.find("a")]
+        )
+        self.assertEqual(
+            ["Successfully built"],
+            [td.text for td in table.find(cls="status")],
+        )
+        self.screenshot(recipe_url, "recipe")
+
+    def test_private_build_page(self):
+        build = self.makeBuild(private=True)
+        url = WebServiceLayer.root_url + "~alice/+oci-recipe/%s/+build/%d" % (
+            build.recipe.name,
+            build.id,
+        )
+        dom = self.render(url)
+        self.assertEqual([], dom.find(id="status"))
+        self.assertIn("Not found", dom.text)

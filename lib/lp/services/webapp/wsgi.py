@@ -1,0 +1,225 @@
+# Copyright 2026 Canonical Ltd.  This software is licensed under the
+# GNU Affero General Public License version 3 (see the file LICENSE).
+
+"""The web application: the lazr.restful web service and the website.
+
+``/api/<version>/...`` goes to the web service; everything else to the
+website (`lp.oci.browser.website`: recipe and build pages and build
+files).  Both see the same user: HTTP basic authentication against the
+configured accounts.  A request with wrong credentials gets 401 whatever
+it asks for; an anonymous one is served what anonymous users may see.
+
+`make_app` is the gunicorn application factory::
+
+    gunicorn 'lp.services.webapp.wsgi:make_app(state_dir="var")'
+"""
+
+__all__ = [
+    "WebApplication",
+    "load_accounts",
+    "make_app",
+]
+
+import base64
+import binascii
+import hmac
+import importlib
+import os
+import pkgutil
+from dataclasses import dataclass
+
+import transaction
+from zope.component import getUtility
+from zope.configuration import xmlconfig
+from zope.interface import implementer
+from zope.publisher.publish import publish
+
+from lp.services.webservice.interfaces import IWebServiceAccount
+from lp.services.webservice.publication import ENVIRON_USER_KEY, SAFE_METHODS
+
+REALM = "Launchpad"
+
+
+@implementer(IWebServiceAccount)
+@dataclass(frozen=True)
+class Account:
+    """See `IWebServiceAccount`."""
+
+    name: str
+    password: str
+    admin: bool = False
+
+    def __repr__(self):
+        return f"<Account {self.name}>"
+
+
+def load_accounts(path):
+    """{name: `Account`} from a file of ``name:password[:admin]`` lines.
+
+    Blank lines and lines starting with ``#`` are ignored.
+    """
+    accounts = {}
+    with open(path) as f:
+        for number, line in enumerate(f, 1):
+            line = line.strip()
+            if not line or line.startswith("#"):
+                continue
+            parts = line.split(":")
+            if len(parts) not in (2, 3) or not parts[0] or not parts[1]:
+                raise ValueError(
+                    f"{path}:{number}: expected name:password[:admin]"
+                )
+            if len(parts) == 3 and parts[2] != "admin":
+                raise ValueError(f"{path}:{number}: unknown flag {parts[2]}")
+            accounts[parts[0]] = Account(parts[0], parts[1], len(parts) == 3)
+    return accounts
+
+
+def _unauthorized(start_response, message="Authentication required.\n"):
+    body = message.encode()
+    start_response(
+        "401 Unauthorized",
+        [
+            ("Content-Type", "text/plain; charset=utf-8"),
+            ("Content-Length", str(len(body))),
+            ("WWW-Authenticate", f'Basic realm="{REALM}"'),
+        ],
+    )
+    return [body]
+
+
+class WebApplication:
+    """The WSGI application."""
+
+    def __init__(self, accounts=None):
+        self.accounts = accounts or {}
+
+    def authenticate(self, environ):
+        """(ok, account or None) from the Authorization header."""
+        header = environ.get("HTTP_AUTHORIZATION")
+        if not header:
+            return True, None
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() != "basic":
+            return False, None
+        try:
+            decoded = base64.b64decode(value.strip(), validate=True)
+            name, _, password = decoded.decode("utf-8").partition(":")
+        except (binascii.Error, UnicodeDecodeError):
+            return False, None
+        account = self.accounts.get(name)
+        if account is None or not hmac.compare_digest(
+            account.password.encode(), password.encode()
+        ):
+            return False, None
+        return True, account
+
+    def __call__(self, environ, start_response):
+        ok, account = self.authenticate(environ)
+        if not ok:
+            return _unauthorized(start_response, "Bad credentials.\n")
+        environ[ENVIRON_USER_KEY] = account
+        path = environ.get("PATH_INFO") or "/"
+        if path == "/api" or path.startswith("/api/"):
+            return self.webservice(environ, start_response)
+        # Circular import: the website uses the models.
+        from lp.oci.browser.website import website
+
+        return website(environ, start_response)
+
+    def webservice(self, environ, start_response):
+        # Circular import: the configuration module imports the models.
+        from lazr.restful.interfaces import IWebServiceConfiguration
+
+        config = getUtility(IWebServiceConfiguration)
+        request = config.createRequest(environ["wsgi.input"], environ)
+        try:
+            request = publish(request, handle_errors=True)
+            response = request.response
+            status = response.getStatus()
+            body = b"".join(response.consumeBodyIter())
+            if request.method not in SAFE_METHODS and status < 400:
+                transaction.commit()
+        finally:
+            transaction.abort()
+        headers = list(response.getHeaders())
+        if status == 401:
+            headers.append(("WWW-Authenticate", f'Basic realm="{REALM}"'))
+        start_response(response.getStatusString(), headers)
+        return [body]
+
+
+def import_models():
+    """Import every ``lp.<app>.model`` module.
+
+    Storm resolves string references (``"DistroArchSeries.id"``) among
+    the classes imported so far; a web server must have them all, not
+    only those its utilities happen to import.
+    """
+    import lp
+
+    for app in pkgutil.iter_modules(lp.__path__, "lp."):
+        try:
+            package = importlib.import_module(app.name + ".model")
+        except ModuleNotFoundError:
+            continue
+        for module in pkgutil.iter_modules(
+            package.__path__, package.__name__ + "."
+        ):
+            importlib.import_module(module.name)
+
+
+def configure_webservice(root_url):
+    """Load the web service's registrations and point it at ``root_url``.
+
+    :param root_url: The site's root URL, e.g. ``http://127.0.0.1:8085/``:
+        the web service is below ``<root_url>api/``, and pages and
+        files (``web_link``, `getFileUrls`) are below it too.
+    """
+    # Circular import.
+    from urllib.parse import urlsplit
+
+    from lazr.restful.interfaces import IWebServiceConfiguration
+
+    import lp.services.webservice
+
+    xmlconfig.file("webservice.zcml", package=lp.services.webservice)
+    parts = urlsplit(root_url)
+    config = getUtility(IWebServiceConfiguration)
+    config.hostname = parts.hostname
+    config.port = parts.port
+    config.use_https = parts.scheme == "https"
+    os.environ["LP_ROOT_URL"] = root_url
+
+
+def make_app(
+    state_dir="var",
+    root_url=None,
+    accounts_file=None,
+    database_uri=None,
+    librarian_root=None,
+):
+    """The gunicorn application factory.
+
+    :param root_url: By default ``LP_ROOT_URL``, else
+        ``http://127.0.0.1:8085/``.
+    :param accounts_file: By default ``LP_WEBSERVICE_ACCOUNTS``; without
+        one, every request is anonymous.
+    """
+    # Circular import.
+    from lp.services.scripts import setup_services
+
+    setup_services(
+        state_dir, database_uri=database_uri, librarian_root=librarian_root
+    )
+    import_models()
+    root_url = (
+        root_url or os.environ.get("LP_ROOT_URL") or "http://127.0.0.1:8085/"
+    )
+    if not root_url.endswith("/"):
+        root_url += "/"
+    configure_webservice(root_url)
+    transaction.commit()
+    accounts_file = accounts_file or os.environ.get("LP_WEBSERVICE_ACCOUNTS")
+    accounts = load_accounts(accounts_file) if accounts_file else {}
+    return WebApplication(accounts)

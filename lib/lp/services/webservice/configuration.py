@@ -1,0 +1,80 @@
+# Copyright 2026 Canonical Ltd.  This software is licensed under the
+# GNU Affero General Public License version 3 (see the file LICENSE).
+
+"""The web service's lazr.restful configuration and service root.
+
+Grokked by ``webservice.zcml``: lazr.restful registers the
+configuration as the `IWebServiceConfiguration` utility (and a marker
+interface for each version), and the root as `IServiceRootResource`.
+"""
+
+__all__ = [
+    "LaunchpadWebServiceConfiguration",
+    "WebServiceApplication",
+]
+
+from lazr.restful.simple import Request, RootResource
+from lazr.restful.utils import get_current_web_service_request
+from lazr.restful.wsgi import BaseWSGIWebServiceConfiguration
+from zope.component import getUtility
+
+from lp.oci.interfaces.ocirecipebuild import (
+    IOCIRecipeBuild,
+    IOCIRecipeBuildSet,
+)
+from lp.services.webservice.publication import (
+    USER_KEY,
+    WebServicePublication,
+)
+from lp.services.webservice.traversal import OwnerTraversal
+
+
+class LaunchpadWebServiceConfiguration(BaseWSGIWebServiceConfiguration):
+    """See `IWebServiceConfiguration`; host and port set at start-up."""
+
+    active_versions = ["beta", "1.0", "devel"]
+    last_version_with_mutator_named_operations = "beta"
+    first_version_with_total_size_link = "devel"
+    code_revision = "lp-oci"
+    path_override = "api"
+    service_root_uri_prefix = "api/"
+    use_https = False
+    hostname = "localhost"
+    port = None
+    view_permission = "zope.Public"
+    show_tracebacks = False
+    default_batch_size = 50
+    max_batch_size = 300
+    compensate_for_mod_compress_etag_modification = False
+
+    def createRequest(self, body_instream, environ):
+        """See `IWebServiceConfiguration`."""
+        request = Request(body_instream, environ)
+        request.setPublication(WebServicePublication(None))
+        return request
+
+    def get_request_user(self):
+        """See `IWebServiceConfiguration`."""
+        request = get_current_web_service_request()
+        if request is None:
+            return None
+        return request.annotations.get(USER_KEY)
+
+
+class WebServiceApplication(RootResource):
+    """The service root: the top-level collections and ``~owner``."""
+
+    def _build_top_level_objects(self):
+        collections = {
+            "oci_recipe_builds": (
+                IOCIRecipeBuild,
+                getUtility(IOCIRecipeBuildSet),
+            ),
+        }
+        return collections, {}
+
+    def get(self, request, name):
+        """See `ITraverseWithGet`."""
+        if name.startswith("~") and len(name) > 1:
+            return OwnerTraversal(name[1:])
+        return super().get(request, name)

@@ -1,0 +1,65 @@
+# Copyright 2026 Canonical Ltd.  This software is licensed under the
+# GNU Affero General Public License version 3 (see the file LICENSE).
+
+"""``lp-oci serve --embedded``: the single-process mode."""
+
+import os
+import subprocess
+import sys
+import time
+
+import requests
+from fixtures import TempDir
+
+from lp.services.webservice.testing import CHILD_ENV, free_port
+from lp.testing import TestCase
+from lp.testing.layers import BaseLayer
+
+
+class TestEmbeddedServe(TestCase):
+    layer = BaseLayer
+
+    def test_serves_the_web_service(self):
+        state = self.useFixture(TempDir()).path
+        port = free_port()
+        env = dict(CHILD_ENV)
+        for name in ("LP_DATABASE_URI", "LP_LIBRARIAN_ROOT", "LP_ROOT_URL"):
+            env.pop(name, None)
+        log_path = os.path.join(state, "serve.log")
+        log = open(log_path, "wb")
+        self.addCleanup(log.close)
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "lpoci.cli",
+                "serve",
+                "--embedded",
+                "--state",
+                state,
+                "--port",
+                str(port),
+            ],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )
+        self.addCleanup(process.wait)
+        self.addCleanup(process.kill)
+        url = f"http://127.0.0.1:{port}/api/devel/"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                response = requests.get(url, timeout=10)
+                break
+            except requests.ConnectionError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    with open(log_path) as f:
+                        self.fail("lp-oci serve did not start:\n" + f.read())
+                time.sleep(0.1)
+        self.assertEqual(200, response.status_code)
+        self.assertEqual(
+            url + "oci_recipe_builds",
+            response.json()["oci_recipe_builds_collection_link"],
+        )
+        self.assertTrue(os.path.exists(os.path.join(state, "launchpad.db")))

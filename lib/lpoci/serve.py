@@ -1,0 +1,65 @@
+# Copyright 2026 Canonical Ltd.  This software is licensed under the
+# GNU Affero General Public License version 3 (see the file LICENSE).
+
+"""``lp-oci serve``: the web service and website under gunicorn.
+
+Settings come from the options, else the configuration's
+``[webservice]`` section (`lp.services.config`).
+
+Each gunicorn worker builds the application itself
+(`lp.services.webapp.wsgi.make_app`): database connections and the
+Storm stores are per process.  ``--embedded`` serves from this one
+process with wsgiref instead, for ``make run``-style use.
+"""
+
+__all__ = [
+    "serve_main",
+]
+
+import os
+
+
+def serve_main(args, stdout, stderr):
+    from lp.services.config import config
+    from lp.services.webapp.wsgi import make_app
+
+    settings = config.webservice
+    host = args.host or settings.host
+    port = args.port or settings.port
+    workers = args.workers or settings.workers
+    root_url = args.root_url or settings.root_url or f"http://{host}:{port}/"
+    accounts = args.accounts or settings.accounts_file
+
+    def factory():
+        return make_app(
+            state_dir=args.state,
+            root_url=root_url,
+            accounts_file=accounts,
+        )
+
+    if args.embedded:
+        from wsgiref.simple_server import make_server
+
+        server = make_server(host, port, factory())
+        stderr.write(f"lp-oci: serving {root_url}api/devel/\n")
+        stderr.flush()
+        server.serve_forever()
+        return 0
+
+    from gunicorn.app.base import BaseApplication
+
+    class Server(BaseApplication):
+        def load_config(self):
+            self.cfg.set("bind", f"{host}:{port}")
+            self.cfg.set("workers", workers)
+            self.cfg.set("accesslog", None)
+            self.cfg.set("proc_name", "lp-oci-serve")
+
+        def load(self):
+            return factory()
+
+    os.makedirs(args.state, exist_ok=True)
+    stderr.write(f"lp-oci: serving {root_url}api/devel/\n")
+    stderr.flush()
+    Server().run()
+    return 0
