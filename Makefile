@@ -53,6 +53,7 @@ bench: install
 	$(VENV)/bin/python -m bench.ingest
 	$(VENV)/bin/python -m bench.export
 	$(VENV)/bin/python -m bench.push
+	$(VENV)/bin/python -m bench.webservice
 
 format: install
 	$(VENV)/bin/isort $(FORMAT_PATHS)
