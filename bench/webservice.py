@@ -258,6 +258,33 @@ def _read_file(path, buffer):
     return total, time.perf_counter() - started
 
 
+def _loopback(path, buffer):
+    """Send the file over a bare loopback TCP socket with sendfile and
+    receive it here: what loopback allows without HTTP or Python."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+
+        def send():
+            connection, _ = listener.accept()
+            with connection, open(path, "rb") as f:
+                connection.sendfile(f)
+
+        sender = threading.Thread(target=send)
+        sender.start()
+        started = time.perf_counter()
+        total = 0
+        with socket.create_connection(listener.getsockname()) as client:
+            while True:
+                n = client.recv_into(buffer)
+                if not n:
+                    break
+                total += n
+        elapsed = time.perf_counter() - started
+        sender.join()
+    return total, elapsed
+
+
 def run_benchmark(args):
     bench_dir = os.path.abspath(args.dir)
     variant = "check" if args.check else "full"
@@ -324,11 +351,14 @@ def run_benchmark(args):
         buffer = bytearray(CHUNK)
         memory_before = server.worker_memory()
         common.log(f"streaming {file_path} ({size / MB:.0f} MB) ...")
-        times = {"limit": [], "stream": []}
+        times = {"limit": [], "loopback": [], "stream": []}
         for _ in range(REPEATS):
             n, t = _read_file(blob, buffer)
             assert n == size, (n, size)
             times["limit"].append(t)
+            n, t = _loopback(blob, buffer)
+            assert n == size, (n, size)
+            times["loopback"].append(t)
             n, t = _stream(port, file_path, buffer)
             if n != size:
                 raise RuntimeError(f"streamed {n} bytes, not {size}")
@@ -354,6 +384,7 @@ def run_benchmark(args):
         "all_seconds": times,
         "mb_per_s": mb_per_s,
         "ratio": ratio,
+        "ratio_to_loopback": mb_per_s["stream"] / mb_per_s["loopback"],
     }
     memory = {
         "workers": len(memory_after),
@@ -409,12 +440,17 @@ def _format_report(results):
             f"{r['threads']:>7} {r['rps']:>8.1f} "
             f"{r['latency_median_ms']:>9.1f} {r['latency_p95_ms']:>7.1f}"
         )
-    for name in ("limit", "stream"):
+    for name in ("limit", "loopback", "stream"):
         lines.append(
-            f"  {name:>6}: {streaming['bytes'] / MB:8.1f} MB in "
+            f"  {name:>8}: {streaming['bytes'] / MB:8.1f} MB in "
             f"{streaming['seconds'][name]:.3f} s = "
             f"{streaming['mb_per_s'][name]:.0f} MB/s"
         )
+    lines.append(
+        f"  stream / limit {streaming['ratio']:.3f}, stream / loopback "
+        f"{streaming['ratio_to_loopback']:.3f} (loopback: sendfile to a "
+        f"bare socket, for reference)"
+    )
     lines.append(
         f"  worker peak RSS: {memory['peak_before_streaming'] / MB:.1f} MB "
         f"before streaming, {memory['peak_after_streaming'] / MB:.1f} MB "
