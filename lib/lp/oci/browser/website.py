@@ -188,6 +188,13 @@ def _serve_file(environ, start_response, build, filename):
     if response is None:
         return []
     start, length = response
+    wrapper = environ.get("wsgi.file_wrapper")
+    if wrapper is not None and start + length == size:
+        # To the end of the file: the server may send it with
+        # sendfile(2) (gunicorn does, for its Content-Length from here).
+        f = open(path, "rb")
+        f.seek(start)
+        return wrapper(f, CHUNK_SIZE)
     return _stream(path, start, length)
 
 
