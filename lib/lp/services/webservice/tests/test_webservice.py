@@ -4,6 +4,8 @@
 """The web service, website and files, over HTTP from a running gunicorn."""
 
 import hashlib
+import os
+import socket
 
 import requests
 import transaction
@@ -18,6 +20,7 @@ from lp.oci.model.ocirecipebuild import OCIArchiveChecksum
 from lp.services.database.interfaces import IStore
 from lp.services.webservice.testing import ACCOUNTS, WebServiceLayer
 from lp.testing import TestCaseWithFactory
+from lp.testing.layers import SQLiteLaunchpadZopelessLayer
 
 
 class WebServiceTestCase(TestCaseWithFactory):
@@ -521,6 +524,60 @@ class TestFiles(WebServiceTestCase):
         for name in ("oci", "docker"):
             for field in ("url", "size", "sha256"):
                 self.assertIsNone(data[f"{name}_archive_{field}"])
+
+    def serverFiles(self):
+        """Every file below the directories the server writes to."""
+        found = set()
+        for top in (
+            WebServiceLayer.directory,
+            WebServiceLayer.tmp,
+            SQLiteLaunchpadZopelessLayer.root,
+        ):
+            for dirpath, _, filenames in os.walk(top):
+                found.update(os.path.join(dirpath, f) for f in filenames)
+        return found
+
+    def test_interrupted_download_leaves_nothing_behind(self):
+        # A client closing the connection mid-archive leaves no file
+        # behind on the server, which goes on serving.
+        build = self.factory.makeOCIRecipeBuild(owner_name="alice")
+        self.factory.makeOCILayoutFiles(
+            build=build,
+            layer_contents=[os.urandom(16 << 20), os.urandom(1 << 20)],
+        )
+        build.updateStatus(BuildStatus.BUILDING)
+        build.updateStatus(BuildStatus.FULLYBUILT)
+        transaction.commit()
+        before = self.serverFiles()
+        url = self.url(self.buildPath(build)) + "/+archive/docker"
+        size = (
+            getUtility(IOCIArchiveSet)
+            .getArchive(build, OCIArchiveFormat.DOCKER)
+            .size
+        )
+        for _ in range(3):
+            with requests.get(url, stream=True, timeout=30) as response:
+                self.assertEqual(200, response.status_code)
+                self.assertEqual(str(size), response.headers["Content-Length"])
+                got = 0
+                for chunk in response.iter_content(65536):
+                    got += len(chunk)
+                    if got >= 1 << 20:
+                        break
+                self.assertLess(got, size)
+                # Close the socket itself, not just the response.
+                response.raw._fp.fp.raw._sock.shutdown(socket.SHUT_RDWR)
+        # The server notices the broken connection and goes on serving.
+        response = self.get(url)
+        self.assertEqual(200, response.status_code)
+        self.assertEqual(size, len(response.content))
+        self.assertEqual(
+            build.docker_archive_sha256,
+            hashlib.sha256(response.content).hexdigest(),
+        )
+        transaction.commit()
+        self.assertEqual(set(), self.serverFiles() - before)
+        self.assertEqual([], os.listdir(WebServiceLayer.tmp))
 
     def test_archive_of_unfinished_or_private_build(self):
         pending = self.factory.makeOCIRecipeBuild(owner_name="alice")
