@@ -5,10 +5,12 @@
 
 __all__ = []
 
+import hashlib
 import os
 
 import transaction
 from fixtures import MockPatchObject, TempDir
+from zope.component import getUtility
 
 from lp.archiveuploader.ocirecipeupload import OCIRecipeUpload
 from lp.archiveuploader.uploadprocessor import (
@@ -17,15 +19,18 @@ from lp.archiveuploader.uploadprocessor import (
     parse_build_upload_leaf_name,
 )
 from lp.buildmaster.enums import BuildStatus
+from lp.oci.interfaces.ociarchive import IOCIArchiveSet, OCIArchiveFormat
 from lp.oci.interfaces.ocirecipebuild import (
     OCIRecipeBuildRegistryUploadStatus,
 )
+from lp.oci.model.ocirecipebuild import OCIArchiveChecksum
 from lp.oci.tests.buildfarm import (
     librarian_contents,
     make_oci_upload_dir,
     make_test_image,
     upload_files_dir,
 )
+from lp.services.database.interfaces import IStore
 from lp.testing import TestCase, TestCaseWithFactory
 from lp.testing.layers import (
     LaunchpadZopelessLayer,
@@ -78,6 +83,24 @@ class UploadProcessorMixin:
         self.assertEqual(BuildStatus.FULLYBUILT, build.status)
         self.assertTrue(build.verifySuccessfulUpload())
         self.assertEqual([], os.listdir(self.fsroot))
+        # The archives' checksums were stored with the upload.
+        stored = {
+            row.format: (row.size, row.sha256)
+            for row in IStore(OCIArchiveChecksum).find(
+                OCIArchiveChecksum, build_id=build.id
+            )
+        }
+        self.assertEqual({"oci", "docker"}, set(stored))
+        for format in (OCIArchiveFormat.OCI, OCIArchiveFormat.DOCKER):
+            content = b"".join(
+                getUtility(IOCIArchiveSet)
+                .getArchive(build, format)
+                .iterBytes()
+            )
+            self.assertEqual(
+                (len(content), hashlib.sha256(content).hexdigest()),
+                stored[format.name.lower()],
+            )
         self.assertEqual(
             [leaf], os.listdir(os.path.join(self.root, "accepted"))
         )

@@ -264,16 +264,16 @@ def _build_page(start_response, build):
     files = "".join(
         f'<li><a href="{escape(url)}">{escape(url.rsplit("/", 1)[-1])}</a></li>'
         for url in build.getFileUrls()
-        if url
+        if url and "/+files/" in url
     )
     archives = ""
-    if build.status == BuildStatus.FULLYBUILT:
-        base = escape(canonical_url(build))
+    if build.oci_archive_url is not None:
         archives = (
             f'<h2>Archives</h2><ul id="archives">'
-            f'<li><a href="{base}/+archive/oci">OCI archive</a></li>'
-            f'<li><a href="{base}/+archive/docker">Docker archive '
-            f"(docker load)</a></li></ul>"
+            f'<li><a href="{escape(build.oci_archive_url)}">OCI archive</a>'
+            f"</li>"
+            f'<li><a href="{escape(build.docker_archive_url)}">Docker '
+            f"archive (docker load)</a></li></ul>"
         )
     body = (
         f'<p>Recipe: <a href="{escape(canonical_url(build.recipe))}">'

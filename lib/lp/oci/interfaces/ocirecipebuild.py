@@ -190,6 +190,79 @@ class IOCIRecipeBuildView(IBuildFarmJob):
         exported_as="private",
     )
 
+    oci_archive_url = exported(
+        TextLine(
+            title="OCI archive URL",
+            required=False,
+            readonly=True,
+            description=(
+                "The URL of this build's images as one OCI "
+                "archive (<build>/+archive/oci); None unless the build "
+                "is FULLYBUILT."
+            ),
+        )
+    )
+    oci_archive_size = exported(
+        Int(
+            title="OCI archive size",
+            required=False,
+            readonly=True,
+            description=(
+                "The size in bytes of the OCI archive; None unless the "
+                "build is FULLYBUILT."
+            ),
+        )
+    )
+    oci_archive_sha256 = exported(
+        TextLine(
+            title="OCI archive SHA-256",
+            required=False,
+            readonly=True,
+            description=(
+                "The hex SHA-256 of the bytes oci_archive_url serves "
+                "(the archive is deterministic); computed once, when "
+                "first asked for, and stored.  None unless the build is "
+                "FULLYBUILT."
+            ),
+        )
+    )
+    docker_archive_url = exported(
+        TextLine(
+            title="Docker archive URL",
+            required=False,
+            readonly=True,
+            description=(
+                "The URL of this build's images as one Docker "
+                "archive (<build>/+archive/docker); None unless the build "
+                "is FULLYBUILT."
+            ),
+        )
+    )
+    docker_archive_size = exported(
+        Int(
+            title="Docker archive size",
+            required=False,
+            readonly=True,
+            description=(
+                "The size in bytes of the Docker archive; None unless the "
+                "build is FULLYBUILT."
+            ),
+        )
+    )
+    docker_archive_sha256 = exported(
+        TextLine(
+            title="Docker archive SHA-256",
+            required=False,
+            readonly=True,
+            description=(
+                "The hex SHA-256 of the bytes docker_archive_url serves "
+                "(the archive is deterministic); computed once, when "
+                "first asked for, and stored.  None unless the build is "
+                "FULLYBUILT."
+            ),
+        )
+    )
+
     # Not Launchpad's: what the build's files hold, for Docker 25+
     # archives.
     upload_format = exported(
@@ -295,6 +368,19 @@ class IOCIRecipeBuildView(IBuildFarmJob):
         Each is below the build's own URL
         (``<build>/+files/<filename>``), not the librarian's, so that a
         private build's files are only reachable through the build.
+        A FULLYBUILT build's two generated archives follow the files
+        (``<build>/+archive/oci`` and ``<build>/+archive/docker``).
+        """
+
+    def getArchiveChecksum(format_name):
+        """The stored size and sha256 of one of the build's archives.
+
+        Computed by streaming the archive once, when first asked for,
+        and stored (`OCIArchiveChecksum`).
+
+        :param format_name: ``"oci"`` or ``"docker"``.
+        :return: An object with ``size`` and ``sha256`` (hex), or None
+            unless the build is FULLYBUILT and its files make an image.
         """
 
     registry_upload_jobs = Attribute(

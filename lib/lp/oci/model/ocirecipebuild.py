@@ -11,6 +11,7 @@ __all__ = [
     "OCIRecipeBuildSet",
 ]
 
+import hashlib
 from datetime import timezone
 from typing import Any, NamedTuple
 
@@ -55,6 +56,7 @@ from lp.services.job.interfaces.job import JobStatus
 from lp.services.librarian.browser import ProxiedLibraryFileAlias
 from lp.services.librarian.model import LibraryFileAlias, LibraryFileContent
 from lp.services.librarian.storage import get_librarian_storage
+from lp.services.webapp.publisher import canonical_url
 from ocitypes.descriptor import MediaType
 from ocitypes.digest import Digest
 
@@ -165,6 +167,25 @@ class OCIFile(StormBase):
     def markUsed(self, date=None):
         """See `IOCIFile`."""
         self.date_last_used = date or utc_now()
+
+
+class OCIArchiveChecksum(StormBase):
+    """The size and sha256 of one of a build's generated archives."""
+
+    __storm_table__ = "OCIArchiveChecksum"
+
+    id = Int(name="id", primary=True)
+    build_id = Int(name="build", allow_none=False)
+    format = Unicode(name="format", allow_none=False)
+    size = Int(name="size", allow_none=False)
+    sha256 = Unicode(name="sha256", allow_none=False)
+
+    def __init__(self, build, format, size, sha256):
+        super().__init__()
+        self.build_id = build.id
+        self.format = format
+        self.size = size
+        self.sha256 = sha256
 
 
 @implementer(IOCIFileSet)
@@ -577,10 +598,86 @@ class OCIRecipeBuild(PackageBuildMixin, StormBase):
 
     def getFileUrls(self):
         """See `IOCIRecipeBuild`."""
-        return [
+        urls = [
             ProxiedLibraryFileAlias(lfa, self).http_url
             for _, lfa, _ in self.getFiles()
         ]
+        return urls + [
+            url
+            for url in (self.oci_archive_url, self.docker_archive_url)
+            if url is not None
+        ]
+
+    def _archiveUrl(self, format_name):
+        if self.status != BuildStatus.FULLYBUILT:
+            return None
+        return "%s/+archive/%s" % (canonical_url(self), format_name)
+
+    @property
+    def oci_archive_url(self):
+        """See `IOCIRecipeBuild`."""
+        return self._archiveUrl("oci")
+
+    @property
+    def docker_archive_url(self):
+        """See `IOCIRecipeBuild`."""
+        return self._archiveUrl("docker")
+
+    def getArchiveChecksum(self, format_name):
+        """See `IOCIRecipeBuild`."""
+        if self.status != BuildStatus.FULLYBUILT:
+            return None
+        store = IStore(OCIArchiveChecksum)
+        row = store.find(
+            OCIArchiveChecksum, build_id=self.id, format=format_name
+        ).one()
+        if row is None:
+            from lp.oci.interfaces.ociarchive import (
+                IOCIArchiveSet,
+                OCIArchiveError,
+                OCIArchiveFormat,
+            )
+
+            try:
+                archive = getUtility(IOCIArchiveSet).getArchive(
+                    self, OCIArchiveFormat.items[format_name.upper()]
+                )
+                sha256 = hashlib.sha256()
+                size = 0
+                for chunk in archive.iterBytes():
+                    sha256.update(chunk)
+                    size += len(chunk)
+            except OCIArchiveError:
+                return None
+            row = OCIArchiveChecksum(
+                self, format_name, size, sha256.hexdigest()
+            )
+            IPrimaryStore(OCIArchiveChecksum).add(row)
+        return row
+
+    @property
+    def oci_archive_size(self):
+        """See `IOCIRecipeBuild`."""
+        row = self.getArchiveChecksum("oci")
+        return None if row is None else row.size
+
+    @property
+    def oci_archive_sha256(self):
+        """See `IOCIRecipeBuild`."""
+        row = self.getArchiveChecksum("oci")
+        return None if row is None else row.sha256
+
+    @property
+    def docker_archive_size(self):
+        """See `IOCIRecipeBuild`."""
+        row = self.getArchiveChecksum("docker")
+        return None if row is None else row.size
+
+    @property
+    def docker_archive_sha256(self):
+        """See `IOCIRecipeBuild`."""
+        row = self.getArchiveChecksum("docker")
+        return None if row is None else row.sha256
 
     def _getFileOrNone(self, filename):
         try:

@@ -5,6 +5,7 @@
 
 __all__ = []
 
+import hashlib
 import json
 from datetime import datetime, timedelta, timezone
 
@@ -21,6 +22,7 @@ from lp.buildmaster.interfaces.buildfarmjob import (
     InvalidBuildStatusTransition,
 )
 from lp.oci.enums import OCIFileKind
+from lp.oci.interfaces.ociarchive import IOCIArchiveSet, OCIArchiveFormat
 from lp.oci.interfaces.ocirecipebuild import (
     CannotScheduleRegistryUpload,
     IOCIFileSet,
@@ -28,7 +30,11 @@ from lp.oci.interfaces.ocirecipebuild import (
     IOCIRecipeBuildSet,
     OCIRecipeBuildRegistryUploadStatus,
 )
-from lp.oci.model.ocirecipebuild import OCIFile, OCIRecipeBuild
+from lp.oci.model.ocirecipebuild import (
+    OCIArchiveChecksum,
+    OCIFile,
+    OCIRecipeBuild,
+)
 from lp.services.database.interfaces import IStore
 from lp.services.database.migration import backend_name
 from lp.services.librarian.storage import get_librarian_storage
@@ -339,6 +345,47 @@ class TestOCIRecipeBuild(TestCaseWithFactory):
             url,
         )
         self.assertNotEqual(oci_file.library_file.getURL(), url)
+
+    def test_archives_of_fullybuilt_build(self):
+        # A FULLYBUILT build lists its two archives after its files, and
+        # states their size and sha256, stored once computed.
+        self.useFixture(EnvironmentVariable("LP_ROOT_URL", None))
+        build = self.factory.makeOCIRecipeBuild(name="r", owner_name="o")
+        self.factory.makeOCILayoutFiles(build=build)
+        files = build.getFileUrls()
+        for name in ("oci", "docker"):
+            self.assertIsNone(getattr(build, f"{name}_archive_url"))
+            self.assertIsNone(getattr(build, f"{name}_archive_sha256"))
+            self.assertIsNone(build.getArchiveChecksum(name))
+        build.updateStatus(BuildStatus.BUILDING)
+        build.updateStatus(BuildStatus.FULLYBUILT)
+        base = f"https://launchpad.test/~o/+oci-recipe/r/+build/{build.id}"
+        self.assertEqual(
+            files + [f"{base}/+archive/oci", f"{base}/+archive/docker"],
+            build.getFileUrls(),
+        )
+        for name in ("oci", "docker"):
+            self.assertEqual(
+                f"{base}/+archive/{name}",
+                getattr(build, f"{name}_archive_url"),
+            )
+            archive = getUtility(IOCIArchiveSet).getArchive(
+                build, OCIArchiveFormat.items[name.upper()]
+            )
+            content = b"".join(archive.iterBytes())
+            self.assertEqual(
+                hashlib.sha256(content).hexdigest(),
+                getattr(build, f"{name}_archive_sha256"),
+            )
+            self.assertEqual(
+                len(content), getattr(build, f"{name}_archive_size")
+            )
+        self.assertEqual(
+            2,
+            IStore(OCIArchiveChecksum)
+            .find(OCIArchiveChecksum, build_id=build.id)
+            .count(),
+        )
 
     def test_getFileByName(self):
         build = self.factory.makeOCIRecipeBuild()

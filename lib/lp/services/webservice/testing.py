@@ -57,10 +57,15 @@ class WebServiceLayer(SQLiteLaunchpadZopelessLayer):
     process = None
     root_url = None
     directory = None
+    tmp = None
 
     @classmethod
     def setUp(cls):
         cls.directory = tempfile.mkdtemp(prefix="lp-webservice-")
+        # The server's temporary directory, so tests can see that it
+        # leaves nothing there.
+        cls.tmp = os.path.join(cls.directory, "tmp")
+        os.mkdir(cls.tmp)
         accounts = os.path.join(cls.directory, "accounts")
         with open(accounts, "w") as f:
             for name, (password, admin) in ACCOUNTS.items():
@@ -71,6 +76,7 @@ class WebServiceLayer(SQLiteLaunchpadZopelessLayer):
             CHILD_ENV,
             LP_DATABASE_URI=SQLiteLaunchpadZopelessLayer.uri,
             LP_LIBRARIAN_ROOT=SQLiteLaunchpadZopelessLayer.root,
+            TMPDIR=cls.tmp,
         )
         cls.log = open(os.path.join(cls.directory, "server.log"), "wb")
         cls.process = subprocess.Popen(

@@ -179,8 +179,17 @@ class TestOCIRecipeBuildPages(ChromiumTestCase):
         )
         [files] = dom.find(id="files")
         self.assertEqual(
-            sorted(file_urls),
+            sorted(file_urls[:-2]),
             sorted(a.attrs["href"] for a in files.find("a")),
+        )
+        # The two generated archives follow the files in getFileUrls.
+        [archives] = dom.find(id="archives")
+        self.assertEqual(
+            [build.oci_archive_url, build.docker_archive_url],
+            file_urls[-2:],
+        )
+        self.assertEqual(
+            file_urls[-2:], [a.attrs["href"] for a in archives.find("a")]
         )
         self.screenshot(url, "build")
 

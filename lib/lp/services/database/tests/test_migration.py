@@ -163,6 +163,7 @@ class TestUpgradeSchema(TestCase):
             "distroseries",
             "distroarchseries",
             "archive",
+            "ociarchivechecksum",
         ):
             self.assertIn(table, tables)
         # A second run is a no-op.

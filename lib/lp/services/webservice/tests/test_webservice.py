@@ -4,6 +4,8 @@
 """The web service, website and files, over HTTP from a running gunicorn."""
 
 import hashlib
+import os
+import socket
 
 import requests
 import transaction
@@ -14,8 +16,11 @@ from zope.component import getUtility
 
 from lp.buildmaster.enums import BuildStatus
 from lp.oci.interfaces.ociarchive import IOCIArchiveSet, OCIArchiveFormat
+from lp.oci.model.ocirecipebuild import OCIArchiveChecksum
+from lp.services.database.interfaces import IStore
 from lp.services.webservice.testing import ACCOUNTS, WebServiceLayer
 from lp.testing import TestCaseWithFactory
+from lp.testing.layers import SQLiteLaunchpadZopelessLayer
 
 
 class WebServiceTestCase(TestCaseWithFactory):
@@ -237,11 +242,17 @@ class TestEntries(WebServiceTestCase):
         )
         self.assertEqual(200, response.status_code)
         self.assertEqual(build.getFileUrls(), response.json())
+        base = self.url(self.buildPath(build))
         self.assertTrue(
             all(
-                url.startswith(self.url(self.buildPath(build)) + "/+files/")
-                for url in response.json()
+                url.startswith(base + "/+files/")
+                for url in response.json()[:-2]
             )
+        )
+        # The files, then the two archives.
+        self.assertEqual(
+            [base + "/+archive/oci", base + "/+archive/docker"],
+            response.json()[-2:],
         )
         # Only in devel, as Launchpad's.
         response = self.get(
@@ -457,6 +468,116 @@ class TestFiles(WebServiceTestCase):
             304,
             self.get(url, headers={"If-None-Match": etag}).status_code,
         )
+
+    def test_archive_checksums_on_the_entry(self):
+        # The entry states each archive's URL, size and sha256, equal to
+        # those of the bytes the URL serves; computed once and stored.
+        build = self.makeBuild()
+        transaction.commit()
+        data = self.get(self.api(self.buildPath(build))).json()
+        base = self.url(self.buildPath(build))
+        for name in ("oci", "docker"):
+            url = data[f"{name}_archive_url"]
+            self.assertEqual(f"{base}/+archive/{name}", url)
+            content = self.get(url).content
+            self.assertEqual(len(content), data[f"{name}_archive_size"])
+            self.assertEqual(
+                hashlib.sha256(content).hexdigest(),
+                data[f"{name}_archive_sha256"],
+            )
+        self.assertNotEqual(
+            data["oci_archive_sha256"], data["docker_archive_sha256"]
+        )
+
+        # GETs do not commit: the server computed them but stored
+        # nothing.  Once stored (the upload processor does it when the
+        # build becomes FULLYBUILT), the entry states what is stored.
+        def rows():
+            return IStore(OCIArchiveChecksum).find(
+                OCIArchiveChecksum, build_id=build.id
+            )
+
+        self.assertEqual(0, rows().count())
+        self.assertEqual(
+            data["oci_archive_sha256"], build.getArchiveChecksum("oci").sha256
+        )
+        self.assertEqual(1, rows().count())
+        rows().one().sha256 = "stored"
+        transaction.commit()
+        data = self.get(self.api(self.buildPath(build))).json()
+        self.assertEqual("stored", data["oci_archive_sha256"])
+        self.assertEqual(
+            [
+                data["oci_archive_url"],
+                data["docker_archive_url"],
+            ],
+            self.get(
+                self.api(self.buildPath(build)),
+                params={"ws.op": "getFileUrls"},
+            ).json()[-2:],
+        )
+
+    def test_archive_fields_null_unless_fullybuilt(self):
+        pending = self.factory.makeOCIRecipeBuild(owner_name="alice")
+        transaction.commit()
+        data = self.get(self.api(self.buildPath(pending))).json()
+        for name in ("oci", "docker"):
+            for field in ("url", "size", "sha256"):
+                self.assertIsNone(data[f"{name}_archive_{field}"])
+
+    def serverFiles(self):
+        """Every file below the directories the server writes to."""
+        found = set()
+        for top in (
+            WebServiceLayer.directory,
+            WebServiceLayer.tmp,
+            SQLiteLaunchpadZopelessLayer.root,
+        ):
+            for dirpath, _, filenames in os.walk(top):
+                found.update(os.path.join(dirpath, f) for f in filenames)
+        return found
+
+    def test_interrupted_download_leaves_nothing_behind(self):
+        # A client closing the connection mid-archive leaves no file
+        # behind on the server, which goes on serving.
+        build = self.factory.makeOCIRecipeBuild(owner_name="alice")
+        self.factory.makeOCILayoutFiles(
+            build=build,
+            layer_contents=[os.urandom(16 << 20), os.urandom(1 << 20)],
+        )
+        build.updateStatus(BuildStatus.BUILDING)
+        build.updateStatus(BuildStatus.FULLYBUILT)
+        transaction.commit()
+        before = self.serverFiles()
+        url = self.url(self.buildPath(build)) + "/+archive/docker"
+        size = (
+            getUtility(IOCIArchiveSet)
+            .getArchive(build, OCIArchiveFormat.DOCKER)
+            .size
+        )
+        for _ in range(3):
+            with requests.get(url, stream=True, timeout=30) as response:
+                self.assertEqual(200, response.status_code)
+                self.assertEqual(str(size), response.headers["Content-Length"])
+                got = 0
+                for chunk in response.iter_content(65536):
+                    got += len(chunk)
+                    if got >= 1 << 20:
+                        break
+                self.assertLess(got, size)
+                # Close the socket itself, not just the response.
+                response.raw._fp.fp.raw._sock.shutdown(socket.SHUT_RDWR)
+        # The server notices the broken connection and goes on serving.
+        response = self.get(url)
+        self.assertEqual(200, response.status_code)
+        self.assertEqual(size, len(response.content))
+        self.assertEqual(
+            build.docker_archive_sha256,
+            hashlib.sha256(response.content).hexdigest(),
+        )
+        transaction.commit()
+        self.assertEqual(set(), self.serverFiles() - before)
+        self.assertEqual([], os.listdir(WebServiceLayer.tmp))
 
     def test_archive_of_unfinished_or_private_build(self):
         pending = self.factory.makeOCIRecipeBuild(owner_name="alice")
