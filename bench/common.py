@@ -23,6 +23,33 @@ import time
 MB = 1000 * 1000
 CHUNK = 1 << 20
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def memory():
+    """This process's (VmRSS, VmHWM) in bytes, from /proc."""
+    values = {}
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                key, _, rest = line.partition(":")
+                if key in ("VmRSS", "VmHWM"):
+                    values[key] = int(rest.split()[0]) * 1024
+    except OSError:
+        pass
+    return values.get("VmRSS"), values.get("VmHWM")
+
+
+def child_env():
+    """The environment for a child that must run this checkout's code."""
+    path = os.environ.get("PYTHONPATH")
+    return dict(
+        os.environ,
+        PYTHONPATH=os.pathsep.join(
+            filter(None, [os.path.join(ROOT, "lib"), ROOT, path])
+        ),
+    )
+
 
 def default_bench_dir():
     """``.bench/`` at the top of the tree (git-ignored)."""

@@ -42,27 +42,7 @@ CHUNK = 1 << 20
 TARGET_RATIO = 0.8
 TARGET_PEAK_RSS = 100 * MB
 REPEATS = 3
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def _memory():
-    """This process's (VmRSS, VmHWM) in bytes, from /proc."""
-    values = {}
-    with open("/proc/self/status") as f:
-        for line in f:
-            key, _, rest = line.partition(":")
-            if key in ("VmRSS", "VmHWM"):
-                values[key] = int(rest.split()[0]) * 1024
-    return values.get("VmRSS"), values.get("VmHWM")
-
-
-def _child_env():
-    lib = os.path.join(ROOT, "lib")
-    path = os.environ.get("PYTHONPATH")
-    return dict(
-        os.environ,
-        PYTHONPATH=os.pathsep.join(filter(None, [lib, ROOT, path])),
-    )
+ROOT = common.ROOT
 
 
 def _store_build(archive, state_dir):
@@ -81,7 +61,7 @@ def _store_build(archive, state_dir):
             "--json",
         ],
         capture_output=True,
-        env=_child_env(),
+        env=common.child_env(),
     )
     if proc.returncode != 0:
         raise RuntimeError(f"lp-oci run failed: {proc.stderr.decode()}")
@@ -98,9 +78,9 @@ def _export_child(state_dir, build_id):
     from lp.services.librarian.storage import get_librarian_storage
     from lp.services.scripts import setup_services
 
-    rss_start, _ = _memory()
+    rss_start, _ = common.memory()
     setup_services(state_dir)
-    rss_services, _ = _memory()
+    rss_services, _ = common.memory()
     build = getUtility(IOCIRecipeBuildSet).getByID(int(build_id))
     archives = {
         format.name.lower(): getUtility(IOCIArchiveSet).getArchive(
@@ -118,7 +98,7 @@ def _export_child(state_dir, build_id):
     blob_bytes = sum(os.path.getsize(p) for p in blobs)
     for path in blobs:
         common.warm(path)
-    rss_before, _ = _memory()
+    rss_before, _ = common.memory()
     buffer = bytearray(CHUNK)
 
     def limit(sink):
@@ -155,7 +135,7 @@ def _export_child(state_dir, build_id):
             len(c) for c in docker.iterBytes(docker.size - CHUNK, docker.size)
         )
         range_seconds = time.perf_counter() - started
-    rss_after, peak = _memory()
+    rss_after, peak = common.memory()
     result = {
         "blob_bytes": blob_bytes,
         "sizes": sizes,
@@ -205,7 +185,7 @@ def run_benchmark(args):
         [sys.executable, "-m", "bench.export", "--export-child"]
         + [state_dir, build_id],
         capture_output=True,
-        env=_child_env(),
+        env=common.child_env(),
         cwd=ROOT,
     )
     if proc.returncode != 0:

@@ -71,20 +71,6 @@ def _log(message):
     print(message, file=sys.stderr, flush=True)
 
 
-def _memory():
-    """This process's (VmRSS, VmHWM) in bytes, from /proc."""
-    values = {}
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                key, _, rest = line.partition(":")
-                if key in ("VmRSS", "VmHWM"):
-                    values[key] = int(rest.split()[0]) * 1024
-    except OSError:
-        pass
-    return values.get("VmRSS"), values.get("VmHWM")
-
-
 def _emit(obj):
     sys.stdout.write(json.dumps(obj) + "\n")
     sys.stdout.flush()
@@ -196,13 +182,13 @@ def _builder_child(archive, work_dir, build_cookie):
                     for image in result.images
                     for layer in image.layers
                 ],
-                "vm_hwm": _memory()[1],
+                "vm_hwm": common.memory()[1],
             }
         )
         sys.stdin.read()
     finally:
         server.stop()
-    _emit({"vm_hwm": _memory()[1]})
+    _emit({"vm_hwm": common.memory()[1]})
     return 0
 
 
@@ -281,7 +267,7 @@ def _ingest_child(state_dir, upload_root):
             yield pool.stop()
         return upload_path
 
-    rss_before, hwm_before = _memory()
+    rss_before, hwm_before = common.memory()
     upload_path = run_reactor(collect)
     started, collected = timings["started"], timings["collected"]
     if upload_path is None:
@@ -297,7 +283,7 @@ def _ingest_child(state_dir, upload_root):
         os.path.dirname(upload_path), os.path.basename(upload_path)
     )
     finished = time.monotonic()
-    rss_after, hwm_after = _memory()
+    rss_after, hwm_after = common.memory()
     if build.status != BuildStatus.FULLYBUILT:
         raise RuntimeError(f"build is {build.status.name}")
     files = build.getFiles()

@@ -67,27 +67,7 @@ TARGET_PEAK_RSS = 100 * MB
 TARGET_MOUNT_SECONDS = 0.3
 ROUNDS = 3
 TAG = "edge"
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def _memory():
-    """This process's (VmRSS, VmHWM) in bytes, from /proc."""
-    values = {}
-    with open("/proc/self/status") as f:
-        for line in f:
-            key, _, rest = line.partition(":")
-            if key in ("VmRSS", "VmHWM"):
-                values[key] = int(rest.split()[0]) * 1024
-    return values.get("VmRSS"), values.get("VmHWM")
-
-
-def _child_env():
-    lib = os.path.join(ROOT, "lib")
-    path = os.environ.get("PYTHONPATH")
-    return dict(
-        os.environ,
-        PYTHONPATH=os.pathsep.join(filter(None, [lib, ROOT, path])),
-    )
+ROOT = common.ROOT
 
 
 def _emit(obj):
@@ -123,7 +103,7 @@ def _push_child(state_dir, build_id):
     build = builds.getByID(int(build_id))
     client = OCIRegistryClient()
     storage = get_librarian_storage()
-    _emit({"ready": True, "rss": _memory()[0]})
+    _emit({"ready": True, "rss": common.memory()[0]})
     for line in sys.stdin:
         command = json.loads(line)
         if "plan" in command:
@@ -143,7 +123,7 @@ def _push_child(state_dir, build_id):
             continue
         registry_url, image = command["push"]
         rule = configure_push_rule(build.recipe, registry_url, image)
-        rss_before, _ = _memory()
+        rss_before, _ = common.memory()
         # What OCIRegistryUploadJob.run does, without its job row (one
         # per build): upload, commit, update the tag's manifest list.
         started = time.perf_counter()
@@ -159,7 +139,7 @@ def _push_child(state_dir, build_id):
             http_client.close()
         transaction.commit()
         seconds = time.perf_counter() - started
-        rss_after, hwm = _memory()
+        rss_after, hwm = common.memory()
         report = result.to_json()
         report.update(
             {
@@ -197,7 +177,7 @@ class PushChild:
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
-            env=_child_env(),
+            env=common.child_env(),
             cwd=ROOT,
         )
         self.ready = self._read()
@@ -256,7 +236,7 @@ def _lp_oci(*args):
     proc = subprocess.run(
         [sys.executable, "-m", "lpoci.cli", *args],
         capture_output=True,
-        env=_child_env(),
+        env=common.child_env(),
         cwd=ROOT,
     )
     seconds = time.monotonic() - started

@@ -52,16 +52,7 @@ CHUNK = 1 << 20
 TARGET_RATIO = 0.8
 TARGET_PEAK_RSS = 150 * MB
 REPEATS = 3
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def _child_env():
-    lib = os.path.join(ROOT, "lib")
-    path = os.environ.get("PYTHONPATH")
-    return dict(
-        os.environ,
-        PYTHONPATH=os.pathsep.join(filter(None, [lib, ROOT, path])),
-    )
+ROOT = common.ROOT
 
 
 def _free_port():
@@ -78,7 +69,7 @@ def _store_build(archive, state_dir):
         [sys.executable, "-m", "lpoci.cli", "run", archive]
         + ["--state", state_dir, "--json"],
         capture_output=True,
-        env=_child_env(),
+        env=common.child_env(),
     )
     if proc.returncode != 0:
         raise RuntimeError(f"lp-oci run failed: {proc.stderr.decode()}")
@@ -96,7 +87,7 @@ class Server:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "lpoci.cli", "serve"]
             + ["--state", state_dir, "--port", str(self.port)],
-            env=_child_env(),
+            env=common.child_env(),
             stdout=self.log,
             stderr=subprocess.STDOUT,
         )
