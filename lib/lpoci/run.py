@@ -75,6 +75,7 @@ from lp.registry.interfaces.distroseries import NoSuchDistroSeries
 from lp.registry.interfaces.person import IPersonSet
 from lp.services.scripts import setup_services
 from lpbuildd.oci import OCIBuildManager, OCIGatherError
+from lpbuildd.replay import ReplayBackend
 from lpbuildd.server import BuilderServer
 from lpoci.registry import (
     RegistryRunError,
@@ -84,7 +85,6 @@ from lpoci.registry import (
     run_pending_push,
     write_push_summary,
 )
-from lpoci.replay import ReplayBackend
 from lpoci.sample import SAMPLE_IMAGE_NAME, write_sample_archive
 
 OWNER_NAME = "lp-oci"

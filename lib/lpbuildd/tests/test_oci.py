@@ -23,7 +23,7 @@ from lpbuildd.oci import (
 )
 from lpbuildd.ociimage.errors import ArchiveError, DigestMismatch
 from lpbuildd.ociimage.image import LAYER_SOURCE, LAYER_SOURCES
-from lpbuildd.testing.backend import ReplayBackend
+from lpbuildd.replay import ReplayBackend
 from lpbuildd.testing.layers import BuilderLayer
 from lpbuildd.tests.archivebuilder import (
     corrupt_member,

@@ -47,7 +47,7 @@ from lp.testing.layers import (
 )
 from lpbuildd.oci import OCIBuildManager
 from lpbuildd.ociimage.gather import gather
-from lpbuildd.testing.backend import ReplayBackend
+from lpbuildd.replay import ReplayBackend
 from lpbuildd.tests.archivebuilder import (
     docker25_classic,
     make_image,

@@ -1,7 +1,12 @@
 # Copyright 2026 Canonical Ltd.  This software is licensed under the
 # GNU Affero General Public License version 3 (see the file LICENSE).
 
-"""A build backend that replays an archive as `docker save` output."""
+"""A build backend that replays an archive as `docker save` output.
+
+What `lp-oci run` gives `OCIBuildManager` instead of a build container,
+and what the tests use to drive it: ``docker save NAME`` streams the
+archive through a real subprocess and a pipe, as docker would.
+"""
 
 __all__ = [
     "ReplayBackend",
@@ -33,7 +38,7 @@ class ReplayBackend:
                 raise subprocess.CalledProcessError(127, args)
             return self.content_listing.encode("UTF-8")
         if args[:2] != ["docker", "save"]:
-            raise AssertionError(f"unexpected command {args!r}")
+            raise ValueError(f"Cannot replay {args!r}")
         script = 'cat -- "$1"; exit "$2"'
         proc = subprocess.Popen(
             [
