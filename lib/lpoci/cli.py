@@ -184,6 +184,15 @@ def make_parser():
         help="serve from this process (wsgiref) instead of gunicorn",
     )
     serve.set_defaults(func=cmd_serve)
+    hash_password = commands.add_parser(
+        "hash-password",
+        help="print a password hashed for the accounts file "
+        "(read from the terminal, or one line of stdin)",
+    )
+    hash_password.add_argument(
+        "--json", action="store_true", help="print JSON"
+    )
+    hash_password.set_defaults(func=cmd_hash_password)
     return parser
 
 
@@ -306,6 +315,12 @@ def cmd_serve(args, stdout, stderr):
     return serve_main(args, stdout, stderr)
 
 
+def cmd_hash_password(args, stdout, stderr):
+    from lpoci.serve import hash_password_main
+
+    return hash_password_main(args, stdout, stderr)
+
+
 def main(argv=None, stdout=None, stderr=None):
     stdout = stdout or sys.stdout
     stderr = stderr or sys.stderr
@@ -323,7 +338,7 @@ def main(argv=None, stdout=None, stderr=None):
         )
     try:
         # gather, the builder's command, reads no configuration.
-        if args.command != "gather":
+        if args.command not in ("gather", "hash-password"):
             load_config()
     except ConfigError as e:
         stderr.write(f"lp-oci: error: {e}\n")

@@ -13,6 +13,7 @@ process with wsgiref instead, for ``make run``-style use.
 """
 
 __all__ = [
+    "hash_password_main",
     "serve_main",
 ]
 
@@ -21,7 +22,7 @@ import os
 
 def serve_main(args, stdout, stderr):
     from lp.services.config import config
-    from lp.services.webapp.wsgi import make_app
+    from lp.services.webapp.wsgi import load_accounts, make_app
 
     settings = config.webservice
     host = args.host or settings.host
@@ -29,6 +30,14 @@ def serve_main(args, stdout, stderr):
     workers = args.workers or settings.workers
     root_url = args.root_url or settings.root_url or f"http://{host}:{port}/"
     accounts = args.accounts or settings.accounts_file
+    if accounts:
+        # Each worker reads the file again; a bad one is refused here,
+        # before any worker starts.
+        try:
+            load_accounts(accounts)
+        except ValueError as e:
+            stderr.write(f"lp-oci: error: {e}\n")
+            return 1
 
     def factory():
         return make_app(
@@ -62,4 +71,38 @@ def serve_main(args, stdout, stderr):
     stderr.write(f"lp-oci: serving {root_url}api/devel/\n")
     stderr.flush()
     Server().run()
+    return 0
+
+
+def _read_password(stdin, stderr):
+    if stdin.isatty():
+        import getpass
+
+        password = getpass.getpass("Password: ", stream=stderr)
+        if getpass.getpass("Again: ", stream=stderr) != password:
+            raise ValueError("the passwords differ")
+    else:
+        password = stdin.readline().rstrip("\r\n")
+    if not password:
+        raise ValueError("empty password")
+    return password
+
+
+def hash_password_main(args, stdout, stderr, stdin=None):
+    """Print the hashed form of a password for an accounts file."""
+    import json
+    import sys
+
+    from lp.services.webapp.wsgi import hash_password
+
+    try:
+        password = _read_password(stdin or sys.stdin, stderr)
+    except ValueError as e:
+        stderr.write(f"lp-oci: error: {e}\n")
+        return 1
+    hashed = hash_password(password)
+    if args.json:
+        stdout.write(json.dumps({"password_hash": hashed}) + "\n")
+    else:
+        stdout.write(hashed + "\n")
     return 0

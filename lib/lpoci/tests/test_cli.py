@@ -197,3 +197,27 @@ class TestProgress(TestCase):
         progress(500)
         progress.clear()
         self.assertEqual("", stream.getvalue())
+
+
+class TestHashPasswordCommand(TestCase):
+    def test_hash_from_stdin(self):
+        from lp.services.webapp.wsgi import PASSWORD_SCHEME, Account
+
+        code, out, err = lp_oci("hash-password", stdin=b"pa:ss word\n")
+        self.assertEqual((0, ""), (code, err))
+        hashed = out.strip()
+        self.assertTrue(hashed.startswith(PASSWORD_SCHEME + "$"))
+        account = Account("bob", hashed)
+        self.assertTrue(account.checkPassword("pa:ss word"))
+        self.assertFalse(account.checkPassword("pa:ss word\n"))
+
+    def test_json(self):
+        code, out, err = lp_oci("hash-password", "--json", stdin=b"pw\n")
+        self.assertEqual((0, ""), (code, err))
+        self.assertEqual(["password_hash"], list(json.loads(out)))
+
+    def test_empty_password_refused(self):
+        self.assertEqual(
+            (1, "", "lp-oci: error: empty password\n"),
+            lp_oci("hash-password", stdin=b"\n"),
+        )

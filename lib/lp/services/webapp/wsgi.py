@@ -15,17 +15,21 @@ it asks for; an anonymous one is served what anonymous users may see.
 """
 
 __all__ = [
+    "PASSWORD_SCHEME",
     "WebApplication",
+    "hash_password",
     "load_accounts",
     "make_app",
 ]
 
 import base64
 import binascii
+import hashlib
 import hmac
 import importlib
 import os
 import pkgutil
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import transaction
@@ -39,11 +43,63 @@ from lp.services.webservice.publication import ENVIRON_USER_KEY, SAFE_METHODS
 
 REALM = "Launchpad"
 
+# A stored password is either the password itself (development) or
+# ``pbkdf2-sha256$ITERATIONS$SALT$HASH``, salt and hash in unpadded
+# URL-safe base64, as `hash_password` (``lp-oci hash-password``) writes
+# it.
+PASSWORD_SCHEME = "pbkdf2-sha256"
+PASSWORD_ITERATIONS = 600_000
+# PBKDF2 is slow on purpose and HTTP basic authentication sends the
+# password with every request: each worker remembers the credentials it
+# has verified (as a keyed hash, never the password), a bounded number.
+_VERIFIED_MAX = 1024
+
+
+def _b64(data):
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _unb64(text):
+    return base64.b64decode(
+        text + "=" * (-len(text) % 4), altchars=b"-_", validate=True
+    )
+
+
+def hash_password(password, salt=None, iterations=PASSWORD_ITERATIONS):
+    """The stored form of `password`, for an accounts file."""
+    salt = os.urandom(16) if salt is None else salt
+    derived = hashlib.pbkdf2_hmac(
+        "sha256", password.encode("utf-8"), salt, iterations
+    )
+    return f"{PASSWORD_SCHEME}${iterations}${_b64(salt)}${_b64(derived)}"
+
+
+def _parse_hashed(stored):
+    """(iterations, salt, hash) of a hashed password; ValueError if it
+    is not one that can be checked."""
+    parts = stored.split("$")
+    if len(parts) != 4:
+        raise ValueError(f"expected {PASSWORD_SCHEME}$ITERATIONS$SALT$HASH")
+    _, iterations, salt, derived = parts
+    if not iterations.isdigit() or not 1000 <= int(iterations) <= 10**8:
+        raise ValueError(f"bad iteration count {iterations!r}")
+    try:
+        salt, derived = _unb64(salt), _unb64(derived)
+    except (binascii.Error, ValueError):
+        raise ValueError("salt and hash must be URL-safe base64")
+    if len(salt) < 8 or len(derived) != 32:
+        raise ValueError("salt too short or hash not 32 bytes")
+    return int(iterations), salt, derived
+
 
 @implementer(IWebServiceAccount)
 @dataclass(frozen=True)
 class Account:
-    """See `IWebServiceAccount`."""
+    """See `IWebServiceAccount`.
+
+    `password` is as stored in the accounts file: plain, or hashed (see
+    `PASSWORD_SCHEME`).
+    """
 
     name: str
     password: str
@@ -52,11 +108,29 @@ class Account:
     def __repr__(self):
         return f"<Account {self.name}>"
 
+    @property
+    def hashed(self):
+        return self.password.startswith(PASSWORD_SCHEME + "$")
+
+    def checkPassword(self, password):
+        """Whether `password` is this account's (constant time)."""
+        if not self.hashed:
+            return hmac.compare_digest(
+                self.password.encode(), password.encode()
+            )
+        iterations, salt, expected = _parse_hashed(self.password)
+        derived = hashlib.pbkdf2_hmac(
+            "sha256", password.encode("utf-8"), salt, iterations
+        )
+        return hmac.compare_digest(derived, expected)
+
 
 def load_accounts(path):
     """{name: `Account`} from a file of ``name:password[:admin]`` lines.
 
-    Blank lines and lines starting with ``#`` are ignored.
+    The password may be hashed (see `PASSWORD_SCHEME`); plain passwords
+    are for development.  Blank lines and lines starting with ``#`` are
+    ignored.
     """
     accounts = {}
     with open(path) as f:
@@ -71,6 +145,11 @@ def load_accounts(path):
                 )
             if len(parts) == 3 and parts[2] != "admin":
                 raise ValueError(f"{path}:{number}: unknown flag {parts[2]}")
+            if parts[1].startswith(PASSWORD_SCHEME + "$"):
+                try:
+                    _parse_hashed(parts[1])
+                except ValueError as e:
+                    raise ValueError(f"{path}:{number}: {e}")
             accounts[parts[0]] = Account(parts[0], parts[1], len(parts) == 3)
     return accounts
 
@@ -93,6 +172,26 @@ class WebApplication:
 
     def __init__(self, accounts=None):
         self.accounts = accounts or {}
+        self._verified = OrderedDict()
+        self._verified_key = os.urandom(32)
+
+    def _checkPassword(self, account, password):
+        if not account.hashed:
+            return account.checkPassword(password)
+        token = hmac.digest(
+            self._verified_key,
+            f"{account.name}:{password}".encode("utf-8"),
+            "sha256",
+        )
+        if token in self._verified:
+            self._verified.move_to_end(token)
+            return True
+        if not account.checkPassword(password):
+            return False
+        self._verified[token] = True
+        if len(self._verified) > _VERIFIED_MAX:
+            self._verified.popitem(last=False)
+        return True
 
     def authenticate(self, environ):
         """(ok, account or None) from the Authorization header."""
@@ -108,9 +207,7 @@ class WebApplication:
         except (binascii.Error, UnicodeDecodeError):
             return False, None
         account = self.accounts.get(name)
-        if account is None or not hmac.compare_digest(
-            account.password.encode(), password.encode()
-        ):
+        if account is None or not self._checkPassword(account, password):
             return False, None
         return True, account
 

@@ -24,9 +24,12 @@ import tempfile
 import time
 
 import lp
+from lp.services.webapp.wsgi import hash_password
 from lp.testing.layers import SQLiteLaunchpadZopelessLayer
 
-# name: (password, admin)
+# name: (password, admin); the accounts file stores HASHED_ACCOUNTS'
+# passwords hashed, the others plain.
+HASHED_ACCOUNTS = ("bob",)
 ACCOUNTS = {
     "alice": ("alice-secret", False),
     "bob": ("bob-secret", False),
@@ -69,6 +72,10 @@ class WebServiceLayer(SQLiteLaunchpadZopelessLayer):
         accounts = os.path.join(cls.directory, "accounts")
         with open(accounts, "w") as f:
             for name, (password, admin) in ACCOUNTS.items():
+                if name in HASHED_ACCOUNTS:
+                    # Few iterations: the tests check the scheme, not
+                    # its cost.
+                    password = hash_password(password, iterations=1000)
                 f.write(f"{name}:{password}{':admin' if admin else ''}\n")
         port = free_port()
         cls.root_url = f"http://127.0.0.1:{port}/"

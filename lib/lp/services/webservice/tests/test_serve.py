@@ -63,3 +63,40 @@ class TestEmbeddedServe(TestCase):
             response.json()["oci_recipe_builds_collection_link"],
         )
         self.assertTrue(os.path.exists(os.path.join(state, "launchpad.db")))
+
+    def test_bad_accounts_file_refused_before_serving(self):
+        # Before, each gunicorn worker died on it with a traceback.
+        state = self.useFixture(TempDir()).path
+        accounts = os.path.join(state, "accounts")
+        with open(accounts, "w") as f:
+            f.write("alice:pbkdf2-sha256$1000$c2FsdHNhbHQ$AAAA\n")
+        for path, message in (
+            (accounts, f"{accounts}:1: salt too short or hash not 32 bytes"),
+            (
+                os.path.join(state, "missing"),
+                "No such file or directory (%s)"
+                % os.path.join(state, "missing"),
+            ),
+        ):
+            result = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "lpoci.cli",
+                    "serve",
+                    "--state",
+                    state,
+                    "--port",
+                    str(free_port()),
+                    "--accounts",
+                    path,
+                ],
+                env=CHILD_ENV,
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            self.assertEqual(
+                (1, "", f"lp-oci: error: {message}\n"),
+                (result.returncode, result.stdout, result.stderr),
+            )

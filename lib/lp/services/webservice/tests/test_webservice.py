@@ -18,7 +18,12 @@ from lp.buildmaster.enums import BuildStatus
 from lp.oci.interfaces.ociarchive import IOCIArchiveSet, OCIArchiveFormat
 from lp.oci.model.ocirecipebuild import OCIArchiveChecksum
 from lp.services.database.interfaces import IStore
-from lp.services.webservice.testing import ACCOUNTS, WebServiceLayer
+from lp.services.webapp.wsgi import PASSWORD_SCHEME
+from lp.services.webservice.testing import (
+    ACCOUNTS,
+    HASHED_ACCOUNTS,
+    WebServiceLayer,
+)
 from lp.testing import TestCaseWithFactory
 from lp.testing.layers import SQLiteLaunchpadZopelessLayer
 
@@ -325,6 +330,28 @@ class TestAccess(WebServiceTestCase):
             auth=auth,
             timeout=30,
         )
+
+    def test_hashed_password(self):
+        # bob's password is stored hashed in the accounts file.
+        url = self.api("oci_recipe_builds")
+        self.assertIn("bob", HASHED_ACCOUNTS)
+        with open(os.path.join(WebServiceLayer.directory, "accounts")) as f:
+            stored = [
+                line.split(":")[1] for line in f if line.startswith("bob:")
+            ]
+        self.assertTrue(stored[0].startswith(PASSWORD_SCHEME + "$"))
+        for password, status in (
+            (ACCOUNTS["bob"][0], 200),
+            # Twice: the second is answered from the worker's memory of
+            # verified credentials, which must not admit anything else.
+            (ACCOUNTS["bob"][0], 200),
+            ("bob-wrong", 401),
+            (stored[0], 401),
+            ("", 401),
+        ):
+            transaction.commit()
+            response = requests.get(url, auth=("bob", password), timeout=30)
+            self.assertEqual(status, response.status_code, password)
 
     def test_write_needs_authentication(self):
         build = self.makeBuild()
