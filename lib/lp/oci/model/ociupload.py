@@ -117,10 +117,18 @@ def read_json_library_file(lfa, what=None):
         stream = lfa.open()
     except OSError as e:
         raise OCIUploadError(f"Cannot read {what}: {e.strerror}") from None
+    size = lfa.content.filesize
     try:
-        data = stream.read(MAX_JSON_SIZE + 1)
+        # One byte more than recorded, to see a file that grew; reading
+        # MAX_JSON_SIZE + 1 would allocate that much for any document.
+        data = stream.read(size + 1)
     finally:
         lfa.close()
+    if len(data) != size:
+        raise OCIUploadError(
+            f"{what} is {len(data)}{'+' if len(data) > size else ''} bytes "
+            f"in the librarian, {size} recorded"
+        )
     try:
         return load_json(data, what)
     except MalformedContent as e:

@@ -8,6 +8,7 @@ __all__ = []
 import json
 import os
 import shutil
+import tracemalloc
 
 import transaction
 from fixtures import TempDir
@@ -21,6 +22,7 @@ from lp.oci.model.ociupload import (
     MAX_INDEX_DEPTH,
     OCIUploadError,
     read_json_file,
+    read_json_library_file,
     walk_oci_upload,
 )
 from lp.oci.tests.buildfarm import (
@@ -32,7 +34,9 @@ from lp.oci.tests.buildfarm import (
     process_build_upload,
     upload_files_dir,
 )
+from lp.services.librarian.storage import get_librarian_storage
 from lp.testing import TestCaseWithFactory
+from lp.testing.layers import SQLiteLaunchpadZopelessLayer
 from ocitypes.descriptor import MediaType
 from ocitypes.digest import Digest
 from ocitypes.filenames import blob_file_name, digest_from_blob_file_name
@@ -66,6 +70,45 @@ class TestReadJSONFile(TestCase):
         path = self.write(b" " * (4 * 1024 * 1024 + 1) + b"{}")
         error = self.assertRaises(OCIUploadError, read_json_file, path)
         self.assertIn("index.json", str(error))
+
+
+class TestReadJSONLibraryFile(TestCaseWithFactory):
+    layer = SQLiteLaunchpadZopelessLayer
+
+    def test_allocates_about_the_document(self):
+        # It used to allocate MAX_JSON_SIZE + 1 bytes (4 MiB) whatever
+        # the document's size.
+        lfa = self.factory.makeLibraryFileAlias(
+            filename="index.json", content=b'{"a": [1]}'
+        )
+        tracemalloc.start()
+        self.addCleanup(tracemalloc.stop)
+        self.assertEqual({"a": [1]}, read_json_library_file(lfa))
+        _, peak = tracemalloc.get_traced_memory()
+        self.assertLess(peak, 256 * 1024)
+
+    def test_size_on_disk_differs(self):
+        lfa = self.factory.makeLibraryFileAlias(
+            filename="index.json", content=b'{"a": [1]}'
+        )
+        path = get_librarian_storage().getPath(lfa.content.sha256)
+        for data, message in (
+            (
+                b'{"a":1}',
+                "index.json is 7 bytes in the librarian, 10 recorded",
+            ),
+            (
+                b'{"a": [1]}   ',
+                "index.json is 11+ bytes in the librarian, 10 recorded",
+            ),
+        ):
+            os.chmod(path, 0o644)
+            with open(path, "wb") as f:
+                f.write(data)
+            error = self.assertRaises(
+                OCIUploadError, read_json_library_file, lfa
+            )
+            self.assertEqual(message, str(error))
 
 
 def _descriptor(media_type, data):
