@@ -397,24 +397,14 @@ def _make_legacy_plan(build):
         )
     seen = set()
     images = parse_legacy_upload(manifest, digests)
-    for entry, image in zip(manifest, images):
-        # digests.json is keyed by diff_id; manifest.json's Layers have
-        # the order (``<layer_id>/layer.tar``).
-        order = {
-            path.split("/", 1)[0]: position
-            for position, path in enumerate(entry.get("Layers") or [])
-            if isinstance(path, str)
-        }
-        layers = sorted(
-            image.layers, key=lambda layer: order.get(layer.layer_id, 0)
-        )
+    for image in images:
         config_lfa = build.getFileByName(image.config_name)
         config_bytes = config_lfa.read()
         config_lfa.close()
         config_digest = Digest.of_bytes(config_bytes)
         config = json.loads(config_bytes)
         layer_descriptors = []
-        for layer in layers:
+        for layer in image.layers:
             # The file the builder made; for a pulled layer digests.json
             # has the registry's digest of another file.
             lfa = build.getFileByName(layer.file_name)

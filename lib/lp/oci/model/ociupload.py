@@ -360,7 +360,8 @@ def parse_legacy_upload(manifest, digests):
     Digests are normalised: digests.json holds bare hex for layers built
     on the builder and ``sha256:<hex>`` for pulled ones.
 
-    :return: A list of `LegacyImage`, one per manifest.json entry.
+    :return: A list of `LegacyImage`, one per manifest.json entry, its
+        layers in manifest.json's order (bottom first).
     :raises OCIUploadError: if the two do not describe a valid upload.
     """
     if not isinstance(manifest, list) or not manifest:
@@ -390,7 +391,7 @@ def parse_legacy_upload(manifest, digests):
             raise OCIUploadError(
                 f"digests.json does not describe every layer of {config_name}"
             )
-        layers = []
+        by_layer_id = {}
         for diff_id, details in layer_digests.items():
             try:
                 diff_id = Digest.from_legacy(diff_id)
@@ -401,6 +402,18 @@ def parse_legacy_upload(manifest, digests):
                     f"digests.json entry for layer {diff_id!s:.80} is "
                     "malformed"
                 ) from None
-            layers.append(LegacyLayer(diff_id, digest, layer_id))
+            by_layer_id[layer_id] = LegacyLayer(diff_id, digest, layer_id)
+        # manifest.json's Layers (``<layer_id>/layer.tar``) give the
+        # order, bottom first; digests.json is keyed by diff_id.
+        layers = []
+        for path in layer_paths:
+            layer_id = path.split("/", 1)[0] if isinstance(path, str) else ""
+            layer = by_layer_id.pop(layer_id, None)
+            if layer is None:
+                raise OCIUploadError(
+                    f"manifest.json layer {path!s:.80} of {config_name} is "
+                    "not in digests.json"
+                )
+            layers.append(layer)
         images.append(LegacyImage(config_name, tuple(layers)))
     return images

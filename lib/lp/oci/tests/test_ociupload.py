@@ -21,6 +21,7 @@ from lp.oci.enums import OCIFileKind
 from lp.oci.model.ociupload import (
     MAX_INDEX_DEPTH,
     OCIUploadError,
+    parse_legacy_upload,
     read_json_file,
     read_json_library_file,
     walk_oci_upload,
@@ -109,6 +110,53 @@ class TestReadJSONLibraryFile(TestCaseWithFactory):
                 OCIUploadError, read_json_library_file, lfa
             )
             self.assertEqual(message, str(error))
+
+
+class TestParseLegacyUpload(TestCase):
+    def makeUpload(self, count=3):
+        ids = [f"{n:064x}" for n in range(1, count + 1)]
+        manifest = [
+            {
+                "Config": "c" * 64 + ".json",
+                "Layers": [f"{layer_id}/layer.tar" for layer_id in ids],
+            }
+        ]
+        digests = {
+            f"sha256:{n:064x}": {
+                "digest": f"{n + 100:064x}",
+                "source": "",
+                "layer_id": layer_id,
+            }
+            for n, layer_id in enumerate(ids, 1)
+        }
+        return manifest, digests, ids
+
+    def test_layers_in_manifest_order(self):
+        # digests.json's key order used to give the layers' order.
+        manifest, digests, ids = self.makeUpload()
+        backwards = dict(reversed(list(digests.items())))
+        (image,) = parse_legacy_upload(manifest, [backwards])
+        self.assertEqual(ids, [layer.layer_id for layer in image.layers])
+
+    def test_layer_not_in_digests(self):
+        manifest, digests, ids = self.makeUpload()
+        manifest[0]["Layers"][1] = "f" * 64 + "/layer.tar"
+        error = self.assertRaises(
+            OCIUploadError, parse_legacy_upload, manifest, [digests]
+        )
+        self.assertEqual(
+            f"manifest.json layer {'f' * 64}/layer.tar of {'c' * 64}.json "
+            "is not in digests.json",
+            str(error),
+        )
+
+    def test_layer_listed_twice(self):
+        manifest, digests, ids = self.makeUpload()
+        manifest[0]["Layers"][2] = manifest[0]["Layers"][0]
+        error = self.assertRaises(
+            OCIUploadError, parse_legacy_upload, manifest, [digests]
+        )
+        self.assertIn("is not in digests.json", str(error))
 
 
 def _descriptor(media_type, data):
