@@ -260,7 +260,5 @@ def mutate_json_bytes(rng, data):
         at = rng.randrange(len(data) + 1)
         data[at:at] = rng.choice(_RAW_INSERTS)
     else:
-        data[rng.randrange(len(data) + 1) :] = rng.randbytes(
-            rng.randrange(64)
-        )
+        data[rng.randrange(len(data) + 1) :] = rng.randbytes(rng.randrange(64))
     return bytes(data)

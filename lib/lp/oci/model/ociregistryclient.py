@@ -251,12 +251,32 @@ def _platform_of(config, fallback=None):
 
 
 def _platform_key(platform):
-    platform = platform or {}
-    architecture = platform.get("architecture")
-    variant = platform.get("variant")
+    # A registry's entries are read as they come: only strings count.
+    platform = platform if isinstance(platform, dict) else {}
+    os, architecture, variant = (
+        value if isinstance(value, str) else None
+        for value in (
+            platform.get("os"),
+            platform.get("architecture"),
+            platform.get("variant"),
+        )
+    )
     if architecture == "arm64" and variant == "v8":
         variant = None
-    return (platform.get("os"), architecture, variant)
+    return (os, architecture, variant)
+
+
+def _str_field(entry, key):
+    """``entry[key]`` if it is a string, else None."""
+    value = entry.get(key)
+    return value if isinstance(value, str) else None
+
+
+def _annotation(entry, key):
+    annotations = entry.get("annotations")
+    if not isinstance(annotations, dict):
+        return None
+    return _str_field(annotations, key)
 
 
 def _source_repositories(registry_url, annotated):
@@ -899,7 +919,7 @@ class OCIRegistryClient:
         except ValueError:
             document = None
         media_type = response.headers.get("Content-Type", "").split(";")[0]
-        if isinstance(document, dict) and document.get("mediaType"):
+        if isinstance(document, dict) and _str_field(document, "mediaType"):
             media_type = document["mediaType"]
         return document, media_type, Digest.of_bytes(content), len(content)
 
@@ -916,7 +936,13 @@ class OCIRegistryClient:
                 ManifestListUploadFailed, f"Cannot read tag {tag}", response
             )
         header = response.headers.get("Docker-Content-Digest")
-        return Digest.parse(header.strip()) if header else None
+        try:
+            return Digest.parse(header.strip()) if header else None
+        except ValueError:
+            raise ManifestListUploadFailed(
+                f"The registry gave tag {tag} a malformed digest "
+                f"{header.strip()[:100]!r}"
+            ) from None
 
     def _existingEntries(
         self, http_client, document, media_type, digest, size
@@ -928,17 +954,25 @@ class OCIRegistryClient:
             entries = document.get("manifests")
             annotations = document.get("annotations")
             return (
-                [e for e in entries or [] if isinstance(e, dict)],
+                [
+                    e
+                    for e in (entries if isinstance(entries, list) else [])
+                    if isinstance(e, dict)
+                ],
                 annotations if isinstance(annotations, dict) else {},
             )
         if media_type in MediaType.MANIFESTS:
             # A single image at the tag: keep it as its platform's entry.
             config = document.get("config")
             platform = None
-            if isinstance(config, dict) and config.get("digest"):
-                response = http_client.requestPath(
-                    "/blobs/{}".format(config["digest"])
+            try:
+                config_digest = Digest.parse(
+                    config.get("digest") if isinstance(config, dict) else None
                 )
+            except ValueError:
+                config_digest = None
+            if config_digest is not None:
+                response = http_client.requestPath(f"/blobs/{config_digest}")
                 if response.status_code == 200:
                     try:
                         platform = _platform_of(response.json())
@@ -969,21 +1003,20 @@ class OCIRegistryClient:
         for entry in current_entries:
             platform = entry.get("platform")
             if platform and _platform_key(platform) in replaced:
-                removed.add(entry.get("digest"))
+                if _str_field(entry, "digest"):
+                    removed.add(entry["digest"])
                 continue
             entries.append(entry)
         # Attestations of the manifests replaced describe nothing now.
         entries = [
             entry
             for entry in entries
-            if (entry.get("annotations") or {}).get(
-                "vnd.docker.reference.digest"
-            )
-            not in removed
+            if _annotation(entry, "vnd.docker.reference.digest") not in removed
         ]
         entries.extend(dict(child) for child in children)
         if all(
-            entry.get("mediaType") in DOCKER_MEDIA_TYPES for entry in entries
+            _str_field(entry, "mediaType") in DOCKER_MEDIA_TYPES
+            for entry in entries
         ):
             return {
                 "schemaVersion": 2,

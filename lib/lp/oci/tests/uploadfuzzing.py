@@ -183,9 +183,7 @@ def read_upload(directory):
             for layer in image.layers:
                 path = path_of(blob_file_name(layer.digest))
                 if not layer.is_foreign and os.path.exists(path):
-                    verify_blob_file(
-                        path, layer.digest, layer.descriptor.size
-                    )
+                    verify_blob_file(path, layer.digest, layer.descriptor.size)
         return images
     return parse_legacy_upload(
         read_json_file(path_of("manifest.json")),
