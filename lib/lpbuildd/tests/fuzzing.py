@@ -23,12 +23,14 @@ Kinds of mutation (`MUTATIONS`):
 * ``streams``: bytes anywhere in outer- or layer-compressed archives,
   and truncation.
 
+`BytesRandom` turns a fuzzer's input into the choices of `rng`.
 `fuzz_settings` is the budget: small and derandomized for CI, scaled by
 ``LP_OCI_FUZZ_SCALE`` (``make fuzz``), with fresh randomness when
 ``LP_OCI_FUZZ_RANDOM`` is set.
 """
 
 __all__ = [
+    "BytesRandom",
     "MUTATIONS",
     "base_archives",
     "fuzz_settings",
@@ -39,6 +41,7 @@ __all__ = [
 import functools
 import json
 import os
+import random
 
 from lpbuildd.tests.archivebuilder import (
     docker25_classic,
@@ -53,6 +56,32 @@ from lpbuildd.tests.archivebuilder import (
     replace_blob,
 )
 from ocitypes.testing import mutate_json, mutate_json_bytes
+
+
+class BytesRandom(random.Random):
+    """A `random.Random` whose every choice consumes the given bytes.
+
+    The atheris harnesses drive the mutations with it, so that the
+    coverage-guided fuzzer steers each choice through its input; past
+    the end of the input every choice is the first option.
+    """
+
+    def __init__(self, data):
+        self._data = bytes(data)
+        self._position = 0
+        super().__init__(0)
+
+    def seed(self, *args, **kwargs):
+        pass
+
+    def getrandbits(self, k):
+        n = (k + 7) // 8
+        chunk = self._data[self._position : self._position + n]
+        self._position += n
+        return int.from_bytes(chunk, "little") & ((1 << k) - 1)
+
+    def random(self):
+        return self.getrandbits(53) / (1 << 53)
 
 
 def fuzz_settings(max_examples):

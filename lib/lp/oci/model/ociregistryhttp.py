@@ -377,7 +377,11 @@ class BearerTokenRegistryClient(RegistryHTTPClient):
         """
         instructions = request.headers.get("WWW-Authenticate", "")
         token_type, _, values = instructions.partition(" ")
-        return token_type, parse_keqv_list(parse_http_list(values))
+        # Parameters are key=value; anything else in the challenge
+        # (which parse_keqv_list cannot split) is ignored.
+        return token_type, parse_keqv_list(
+            [item for item in parse_http_list(values) if "=" in item]
+        )
 
     def authenticate(self, last_failed_request, mount_from=None):
         """Fetch a token for the scope, given a 401 challenge."""

@@ -14,12 +14,14 @@ __all__ = []
 
 import json
 
+import requests
 from hypothesis import given
 from hypothesis import strategies as st
 from testtools import TestCase
 
 from lp.oci.interfaces.ociregistryclient import ManifestListUploadFailed
 from lp.oci.model.ociregistryclient import OCIRegistryClient
+from lp.oci.model.ociregistryhttp import BearerTokenRegistryClient
 from lp.oci.tests.registryfuzzing import (
     ALLOWED_ERRORS,
     StaticRegistryAdapter,
@@ -149,4 +151,22 @@ class TestFuzzCrashers(TestCase):
         self.assertEqual(
             "The registry gave tag edge a malformed digest 'sha256:x'",
             str(error),
+        )
+
+    def test_challenge_parameter_without_value(self):
+        # The fuzzer's challenge 'Bearer \x02...,realm=...': parse_keqv_list
+        # raised ValueError on the element without "=".
+        response = requests.Response()
+        response.headers["WWW-Authenticate"] = (
+            'Bearer \x02x,realm="https://auth.example/token",service=reg'
+        )
+        client = BearerTokenRegistryClient(
+            registry_url="https://registry.example", image_name="a/b"
+        )
+        self.assertEqual(
+            (
+                "Bearer",
+                {"realm": "https://auth.example/token", "service": "reg"},
+            ),
+            client.parseAuthInstructions(response),
         )
