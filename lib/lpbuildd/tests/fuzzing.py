@@ -63,12 +63,15 @@ class BytesRandom(random.Random):
 
     The atheris harnesses drive the mutations with it, so that the
     coverage-guided fuzzer steers each choice through its input; past
-    the end of the input every choice is the first option.
+    the end of the input, choices come from a generator seeded with the
+    input (never a constant, which would make rejection sampling such
+    as `sample` loop for ever).
     """
 
     def __init__(self, data):
         self._data = bytes(data)
         self._position = 0
+        self._rest = random.Random(self._data)
         super().__init__(0)
 
     def seed(self, *args, **kwargs):
@@ -76,6 +79,8 @@ class BytesRandom(random.Random):
 
     def getrandbits(self, k):
         n = (k + 7) // 8
+        if self._position + n > len(self._data):
+            return self._rest.getrandbits(k)
         chunk = self._data[self._position : self._position + n]
         self._position += n
         return int.from_bytes(chunk, "little") & ((1 << k) - 1)
