@@ -262,6 +262,9 @@ class OCIRecipeUpload:
                 path = os.path.join(directory, image.config_name)
                 if not os.path.isfile(path):
                     raise UploadError(f"Config {image.config_name} is missing")
+                # Pushed and exported as JSON later: refuse it now if it
+                # is not.
+                read_json_file(path, image.config_name)
                 lfa = self._store(path, image.config_name, JSON_TYPE)
                 build.addFile(
                     lfa,

@@ -50,6 +50,7 @@ import requests
 from zope.component import getUtility
 from zope.interface import implementer
 
+from lp.app.errors import NotFoundError
 from lp.buildmaster.enums import BuildStatus
 from lp.oci.interfaces.ocipushedblob import IOCIPushedBlobSet
 from lp.oci.interfaces.ociregistryclient import (
@@ -76,6 +77,8 @@ from lp.oci.model.ociupload import (
 from lp.services.librarian.storage import get_librarian_storage
 from ocitypes.descriptor import MediaType
 from ocitypes.digest import Digest
+from ocitypes.errors import MalformedContent
+from ocitypes.safejson import load_json
 
 log = logging.getLogger(__name__)
 
@@ -428,17 +431,31 @@ def _make_legacy_plan(build):
         layers = sorted(
             image.layers, key=lambda layer: order.get(layer.layer_id, 0)
         )
-        config_lfa = build.getFileByName(image.config_name)
+        try:
+            config_lfa = build.getFileByName(image.config_name)
+        except NotFoundError:
+            raise OCIUploadError(
+                f"Config {image.config_name} is missing"
+            ) from None
         config_bytes = config_lfa.read()
         config_lfa.close()
         config_digest = Digest.of_bytes(config_bytes)
-        config = json.loads(config_bytes)
+        try:
+            config = load_json(config_bytes, image.config_name)
+        except MalformedContent as e:
+            raise OCIUploadError(str(e)) from None
         layer_descriptors = []
         for layer in layers:
-            # The file the builder made; for a pulled layer digests.json
-            # has the registry's digest of another file.
-            lfa = build.getFileByName(layer.file_name)
-            content = lfa.content
+            # The file the builder made (or the librarian file reused for
+            # it, named as another build named it), recorded under the
+            # layer's digest; for a pulled layer digests.json has the
+            # registry's digest of another file.
+            try:
+                _, _, content = build.getLayerFileByDigest(layer.digest)
+            except NotFoundError:
+                raise OCIUploadError(
+                    f"Layer {layer.digest} ({layer.diff_id}) is missing"
+                ) from None
             digest = Digest("sha256", content.sha256)
             if digest not in seen:
                 seen.add(digest)
