@@ -170,3 +170,24 @@ class TestFuzzCrashers(TestCase):
             ),
             client.parseAuthInstructions(response),
         )
+
+    def test_challenge_parameter_with_empty_value(self):
+        # parse_keqv_list raised IndexError on 'service='.
+        response = requests.Response()
+        response.headers["WWW-Authenticate"] = (
+            'Bearer realm="https://auth.example/token",service=,scope=""'
+        )
+        client = BearerTokenRegistryClient(
+            registry_url="https://registry.example", image_name="a/b"
+        )
+        self.assertEqual(
+            (
+                "Bearer",
+                {
+                    "realm": "https://auth.example/token",
+                    "service": "",
+                    "scope": "",
+                },
+            ),
+            client.parseAuthInstructions(response),
+        )

@@ -135,6 +135,23 @@ class FuzzUploadProcessingMixin:
             build.failure_reason,
         )
 
+    def test_legacy_config_not_matching_digests_json_is_rejected(self):
+        # It was accepted, and could then not be exported.
+        image = make_test_image()
+        files = legacy_upload_files(image)
+        config_name = json.loads(files["manifest.json"])[0]["Config"]
+        config = json.loads(files[config_name])
+        config["rootfs"]["diff_ids"][1] = "sha256:" + "0" * 64
+        files[config_name] = json.dumps(config).encode()
+        build, result = self.processUpload(files)
+        self.assertSoundOrRejected(build, result)
+        self.assertEqual(UploadStatusEnum.REJECTED, result)
+        self.assertEqual(
+            f"digests.json has no layer for diff_id sha256:{'0' * 64} of "
+            f"{config_name}",
+            build.failure_reason,
+        )
+
     def test_legacy_layer_reused_under_another_name_is_pushable(self):
         # A layer missing from a legacy upload reuses the librarian file
         # of another build, named as that build named it; the push plan
