@@ -131,6 +131,7 @@ def run_target(target, seconds):
 
 HYPOTHESIS_SUITES = (
     "lpbuildd.ociimage.tests.test_fuzz",
+    "lpoci.tests.test_gather_fuzz",
     "lp.oci.tests.test_ociupload_fuzz",
     "lp.oci.tests.test_ociregistry_fuzz",
 )

@@ -18,6 +18,7 @@ every end-to-end test:
 
 __all__ = [
     "CHILD_ENV",
+    "FuzzGatherTestCase",
     "GatherTestCase",
     "LayoutContents",
     "decompress_layer",
@@ -29,6 +30,7 @@ import hashlib
 import io
 import json
 import os
+import shutil
 import subprocess
 import threading
 from dataclasses import dataclass, field
@@ -38,6 +40,7 @@ from fixtures import TempDir
 from testtools import TestCase
 
 from lpbuildd.ociimage.gather import gather
+from ocitypes.errors import OCIContentError
 
 # A child Python process must import this checkout's code, not whatever
 # checkout the shared virtualenv's .pth file points at.
@@ -300,3 +303,28 @@ class GatherTestCase(TestCase):
                 found.add(os.path.normpath(os.path.join(rel, name)))
         self.assertEqual(referenced | {"index.json", "oci-layout"}, found)
         return contents
+
+
+class FuzzGatherTestCase(GatherTestCase):
+    """`gather` on fuzzed archives: success with a valid layout, or one
+    `OCIContentError` and nothing left behind."""
+
+    def new_outdir(self):
+        # Each example gets a parent of its own, removed afterwards, so
+        # that one failing example does not fail all those after it.
+        self._count += 1
+        self.outparent = os.path.join(self.tmp, f"out-{self._count}")
+        os.mkdir(self.outparent)
+        return os.path.join(self.outparent, "layout")
+
+    def assertOnlyAllowedOutcomes(self, data):
+        outdir = self.new_outdir()
+        try:
+            self.gather(data, outdir=outdir)
+        except OCIContentError as e:
+            self.assertNotIn("\n", str(e))
+            self.assertNothingLeft()
+        else:
+            self.assertValidLayout(outdir, lenient_platform=True)
+        finally:
+            shutil.rmtree(self.outparent, ignore_errors=True)
