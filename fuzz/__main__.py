@@ -122,6 +122,8 @@ def run_target(target, seconds):
         "seconds": round(time.monotonic() - started, 1),
         "executions": executions,
         "coverage": int(coverage[-1]) if coverage else 0,
+        "peak_rss_mb": _stat(output, "peak_rss_mb"),
+        "slowest_input_seconds": _stat(output, "slowest_unit_time_sec"),
         "crashes": 1 if crashed else 0,
         "exit_status": process.returncode,
         "log": os.path.relpath(log_path, ROOT),
@@ -232,7 +234,10 @@ def main(argv=None):
         print(
             f"fuzz: {target}: {result['executions']} executions "
             f"({result['executions'] / max(result['seconds'], 1):.0f}/s), "
-            f"coverage {result['coverage']}, crashes {result['crashes']}"
+            f"coverage {result['coverage']}, peak RSS "
+            f"{result['peak_rss_mb']} MB, slowest input "
+            f"{result['slowest_input_seconds']} s, "
+            f"crashes {result['crashes']}"
             + (f" (see {result['log']})" if result["crashes"] else ""),
             flush=True,
         )
