@@ -256,7 +256,7 @@ def _platform_of(config, fallback=None):
 def _platform_key(platform):
     # A registry's entries are read as they come: only strings count.
     platform = platform if isinstance(platform, dict) else {}
-    os, architecture, variant = (
+    system, architecture, variant = (
         value if isinstance(value, str) else None
         for value in (
             platform.get("os"),
@@ -266,7 +266,7 @@ def _platform_key(platform):
     )
     if architecture == "arm64" and variant == "v8":
         variant = None
-    return (os, architecture, variant)
+    return (system, architecture, variant)
 
 
 def _str_field(entry, key):
