@@ -58,16 +58,17 @@ def _check_layout(outdir):
     stack = list(index["manifests"])
     while stack:
         descriptor = stack.pop()
-        if "nondistributable" in descriptor["mediaType"]:
+        # A kept (byte-exact) manifest's descriptors may lack mediaType:
+        # `Descriptor.from_json` takes it as "" on both sides.
+        media_type = descriptor.get("mediaType", "")
+        if "nondistributable" in media_type:
             continue
         algorithm, hex = descriptor["digest"].split(":")
         with open(os.path.join(outdir, "blobs", algorithm, hex), "rb") as f:
             data = f.read()
         assert hashlib.new(algorithm, data).hexdigest() == hex, descriptor
         assert len(data) == descriptor["size"], descriptor
-        if descriptor["mediaType"].endswith("manifest.v1+json") or (
-            descriptor["mediaType"].endswith("manifest.v2+json")
-        ):
+        if media_type.endswith(("manifest.v1+json", "manifest.v2+json")):
             manifest = json.loads(data)
             stack.append(manifest["config"])
             stack.extend(manifest["layers"])

@@ -23,6 +23,15 @@ from fuzz import TARGETS
 # Inputs atheris found that crashed a harness, kept as regression
 # tests: {target: [input bytes]}.
 CRASHERS = {
+    # Not a reader bug: an OCI manifest kept byte-exact whose config
+    # descriptor has no mediaType (accepted by both sides' readers) made
+    # the harness' own layout check raise KeyError.
+    "gather": [
+        base64.b64decode(
+            "AAUGAIsJYmwqb2JzYTI1Ni8zM2ExMDhmZTVhMDUMMDAzMTE0M2M1ODhjYWMxMDhm"
+            "ZTVhMDUMMDAzMTE0M2M1ODhjYWNmMzNkYThjlM2bzy0xMjc0NTg5JTo7PD0+Pw=="
+        )
+    ],
     # parse_keqv_list raised ValueError on a challenge parameter
     # without "=" (BearerTokenRegistryClient.parseAuthInstructions).
     "registry": [
