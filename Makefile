@@ -76,7 +76,7 @@ lint: install
 	$(VENV)/bin/isort --check-only --diff $(FORMAT_PATHS)
 
 clean:
-	rm -rf bin build var lib/*.egg-info .fuzz
+	rm -rf bin build var lib/*.egg-info .fuzz .hypothesis
 	find lib tests bench fuzz -name __pycache__ -type d -prune -exec rm -rf {} +
 
 distclean: clean
