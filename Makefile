@@ -15,10 +15,10 @@ STAMP := $(VENV)/.lp-oci-installed
 PIP_FLAGS := --quiet --disable-pip-version-check --no-input
 # Extra arguments for bin/test, e.g. make test TESTOPTS='-vv -t digest'.
 TESTOPTS ?=
-FORMAT_PATHS := lib tests bench
+FORMAT_PATHS := lib tests bench fuzz
 
 .DEFAULT_GOAL := install
-.PHONY: install system-deps test run bench format lint clean distclean
+.PHONY: install system-deps test run bench fuzz format lint clean distclean
 
 install: $(STAMP) bin/test bin/lp-oci
 
@@ -55,6 +55,18 @@ bench: install
 	$(VENV)/bin/python -m bench.push
 	$(VENV)/bin/python -m bench.webservice
 
+# Fuzzing (see README "Fuzzing"): the atheris harnesses under fuzz/ for
+# FUZZ_SECONDS in all, then the hypothesis suites with FUZZ_SCALE times
+# their CI examples.  atheris comes with the "fuzz" extra.
+FUZZ_SECONDS ?= 180
+FUZZ_SCALE ?= 20
+
+fuzz: install
+	@$(VENV)/bin/python -c 'import atheris' 2>/dev/null || \
+		$(VENV)/bin/python -m pip install $(PIP_FLAGS) -e '.[fuzz]'
+	$(VENV)/bin/python -m fuzz --seconds $(FUZZ_SECONDS) \
+		--hypothesis-scale $(FUZZ_SCALE)
+
 format: install
 	$(VENV)/bin/isort $(FORMAT_PATHS)
 	$(VENV)/bin/black $(FORMAT_PATHS)
@@ -64,8 +76,8 @@ lint: install
 	$(VENV)/bin/isort --check-only --diff $(FORMAT_PATHS)
 
 clean:
-	rm -rf bin build var lib/*.egg-info
-	find lib tests bench -name __pycache__ -type d -prune -exec rm -rf {} +
+	rm -rf bin build var lib/*.egg-info .fuzz .hypothesis
+	find lib tests bench fuzz -name __pycache__ -type d -prune -exec rm -rf {} +
 
 distclean: clean
 	rm -rf $(VENV)

@@ -47,6 +47,7 @@ from lp.oci.interfaces.ocirecipebuild import IOCIFileSet
 from lp.oci.model.ociupload import (
     LEGACY_LAYER_MEDIA_TYPE,
     blob_file_name,
+    check_legacy_config,
     check_oci_layout,
     parse_legacy_upload,
     read_json_file,
@@ -262,6 +263,11 @@ class OCIRecipeUpload:
                 path = os.path.join(directory, image.config_name)
                 if not os.path.isfile(path):
                     raise UploadError(f"Config {image.config_name} is missing")
+                # Pushed and exported from later: refuse it now if it
+                # does not describe the layers.
+                check_legacy_config(
+                    read_json_file(path, image.config_name), image
+                )
                 lfa = self._store(path, image.config_name, JSON_TYPE)
                 build.addFile(
                     lfa,

@@ -50,6 +50,7 @@ import requests
 from zope.component import getUtility
 from zope.interface import implementer
 
+from lp.app.errors import NotFoundError
 from lp.buildmaster.enums import BuildStatus
 from lp.oci.interfaces.ocipushedblob import IOCIPushedBlobSet
 from lp.oci.interfaces.ociregistryclient import (
@@ -76,6 +77,8 @@ from lp.oci.model.ociupload import (
 from lp.services.librarian.storage import get_librarian_storage
 from ocitypes.descriptor import MediaType
 from ocitypes.digest import Digest
+from ocitypes.errors import MalformedContent
+from ocitypes.safejson import load_json
 
 log = logging.getLogger(__name__)
 
@@ -251,12 +254,32 @@ def _platform_of(config, fallback=None):
 
 
 def _platform_key(platform):
-    platform = platform or {}
-    architecture = platform.get("architecture")
-    variant = platform.get("variant")
+    # A registry's entries are read as they come: only strings count.
+    platform = platform if isinstance(platform, dict) else {}
+    system, architecture, variant = (
+        value if isinstance(value, str) else None
+        for value in (
+            platform.get("os"),
+            platform.get("architecture"),
+            platform.get("variant"),
+        )
+    )
     if architecture == "arm64" and variant == "v8":
         variant = None
-    return (platform.get("os"), architecture, variant)
+    return (system, architecture, variant)
+
+
+def _str_field(entry, key):
+    """``entry[key]`` if it is a string, else None."""
+    value = entry.get(key)
+    return value if isinstance(value, str) else None
+
+
+def _annotation(entry, key):
+    annotations = entry.get("annotations")
+    if not isinstance(annotations, dict):
+        return None
+    return _str_field(annotations, key)
 
 
 def _source_repositories(registry_url, annotated):
@@ -398,17 +421,31 @@ def _make_legacy_plan(build):
     seen = set()
     images = parse_legacy_upload(manifest, digests)
     for image in images:
-        config_lfa = build.getFileByName(image.config_name)
+        try:
+            config_lfa = build.getFileByName(image.config_name)
+        except NotFoundError:
+            raise OCIUploadError(
+                f"Config {image.config_name} is missing"
+            ) from None
         config_bytes = config_lfa.read()
         config_lfa.close()
         config_digest = Digest.of_bytes(config_bytes)
-        config = json.loads(config_bytes)
+        try:
+            config = load_json(config_bytes, image.config_name)
+        except MalformedContent as e:
+            raise OCIUploadError(str(e)) from None
         layer_descriptors = []
         for layer in image.layers:
-            # The file the builder made; for a pulled layer digests.json
-            # has the registry's digest of another file.
-            lfa = build.getFileByName(layer.file_name)
-            content = lfa.content
+            # The file the builder made (or the librarian file reused for
+            # it, named as another build named it), recorded under the
+            # layer's digest; for a pulled layer digests.json has the
+            # registry's digest of another file.
+            try:
+                _, _, content = build.getLayerFileByDigest(layer.digest)
+            except NotFoundError:
+                raise OCIUploadError(
+                    f"Layer {layer.digest} ({layer.diff_id}) is missing"
+                ) from None
             digest = Digest("sha256", content.sha256)
             if digest not in seen:
                 seen.add(digest)
@@ -889,7 +926,7 @@ class OCIRegistryClient:
         except ValueError:
             document = None
         media_type = response.headers.get("Content-Type", "").split(";")[0]
-        if isinstance(document, dict) and document.get("mediaType"):
+        if isinstance(document, dict) and _str_field(document, "mediaType"):
             media_type = document["mediaType"]
         return document, media_type, Digest.of_bytes(content), len(content)
 
@@ -906,7 +943,13 @@ class OCIRegistryClient:
                 ManifestListUploadFailed, f"Cannot read tag {tag}", response
             )
         header = response.headers.get("Docker-Content-Digest")
-        return Digest.parse(header.strip()) if header else None
+        try:
+            return Digest.parse(header.strip()) if header else None
+        except ValueError:
+            raise ManifestListUploadFailed(
+                f"The registry gave tag {tag} a malformed digest "
+                f"{header.strip()[:100]!r}"
+            ) from None
 
     def _existingEntries(
         self, http_client, document, media_type, digest, size
@@ -918,17 +961,25 @@ class OCIRegistryClient:
             entries = document.get("manifests")
             annotations = document.get("annotations")
             return (
-                [e for e in entries or [] if isinstance(e, dict)],
+                [
+                    e
+                    for e in (entries if isinstance(entries, list) else [])
+                    if isinstance(e, dict)
+                ],
                 annotations if isinstance(annotations, dict) else {},
             )
         if media_type in MediaType.MANIFESTS:
             # A single image at the tag: keep it as its platform's entry.
             config = document.get("config")
             platform = None
-            if isinstance(config, dict) and config.get("digest"):
-                response = http_client.requestPath(
-                    "/blobs/{}".format(config["digest"])
+            try:
+                config_digest = Digest.parse(
+                    config.get("digest") if isinstance(config, dict) else None
                 )
+            except ValueError:
+                config_digest = None
+            if config_digest is not None:
+                response = http_client.requestPath(f"/blobs/{config_digest}")
                 if response.status_code == 200:
                     try:
                         platform = _platform_of(response.json())
@@ -959,21 +1010,20 @@ class OCIRegistryClient:
         for entry in current_entries:
             platform = entry.get("platform")
             if platform and _platform_key(platform) in replaced:
-                removed.add(entry.get("digest"))
+                if _str_field(entry, "digest"):
+                    removed.add(entry["digest"])
                 continue
             entries.append(entry)
         # Attestations of the manifests replaced describe nothing now.
         entries = [
             entry
             for entry in entries
-            if (entry.get("annotations") or {}).get(
-                "vnd.docker.reference.digest"
-            )
-            not in removed
+            if _annotation(entry, "vnd.docker.reference.digest") not in removed
         ]
         entries.extend(dict(child) for child in children)
         if all(
-            entry.get("mediaType") in DOCKER_MEDIA_TYPES for entry in entries
+            _str_field(entry, "mediaType") in DOCKER_MEDIA_TYPES
+            for entry in entries
         ):
             return {
                 "schemaVersion": 2,

@@ -31,7 +31,7 @@ import threading
 import time
 from datetime import datetime, timezone
 from urllib.parse import urlsplit
-from urllib.request import parse_http_list, parse_keqv_list
+from urllib.request import parse_http_list
 
 import requests
 
@@ -377,7 +377,17 @@ class BearerTokenRegistryClient(RegistryHTTPClient):
         """
         instructions = request.headers.get("WWW-Authenticate", "")
         token_type, _, values = instructions.partition(" ")
-        return token_type, parse_keqv_list(parse_http_list(values))
+        # Parameters are key=value or key="value"; anything else in the
+        # challenge is ignored (parse_keqv_list raised on it).
+        params = {}
+        for item in parse_http_list(values):
+            key, sep, value = item.partition("=")
+            if not sep:
+                continue
+            if len(value) >= 2 and value[0] == value[-1] == '"':
+                value = value[1:-1]
+            params[key.strip()] = value
+        return token_type, params
 
     def authenticate(self, last_failed_request, mount_from=None):
         """Fetch a token for the scope, given a 401 challenge."""

@@ -43,6 +43,7 @@ __all__ = [
     "OCI_LAYOUT_VERSION",
     "blob_file_name",
     "check_file_name",
+    "check_legacy_config",
     "check_oci_layout",
     "digest_from_blob_file_name",
     "parse_legacy_upload",
@@ -417,3 +418,32 @@ def parse_legacy_upload(manifest, digests):
             layers.append(layer)
         images.append(LegacyImage(config_name, tuple(layers)))
     return images
+
+
+def check_legacy_config(config, image):
+    """Check a legacy upload's parsed config against digests.json.
+
+    The config must list ``rootfs.diff_ids``, each of them a layer that
+    digests.json describes for the image (the export and the push
+    build the image's manifest from them).
+
+    :param image: The `LegacyImage` of the config.
+    :raises OCIUploadError: if it does not.
+    """
+    rootfs = config.get("rootfs") if isinstance(config, dict) else None
+    diff_ids = rootfs.get("diff_ids") if isinstance(rootfs, dict) else None
+    if not isinstance(diff_ids, list):
+        raise OCIUploadError(
+            f"Config {image.config_name} has no rootfs.diff_ids"
+        )
+    described = {layer.diff_id for layer in image.layers}
+    for diff_id in diff_ids:
+        try:
+            known = Digest.parse(diff_id) in described
+        except ValueError:
+            known = False
+        if not known:
+            raise OCIUploadError(
+                f"digests.json has no layer for diff_id {diff_id!s:.80} "
+                f"of {image.config_name}"
+            )
