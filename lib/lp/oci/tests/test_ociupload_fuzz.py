@@ -165,8 +165,12 @@ class FuzzUploadProcessingMixin:
         digests = json.loads(files["digests.json"])
         layer = digests[0][image.diff_ids[0]]
         del files[layer["layer_id"] + ".tar.gz"]
+        # manifest.json names the layer as digests.json does.
+        manifest = json.loads(files["manifest.json"])
+        manifest[0]["Layers"][0] = "0" * 64 + "/layer.tar"
         layer["layer_id"] = "0" * 64
         files["digests.json"] = json.dumps(digests).encode()
+        files["manifest.json"] = json.dumps(manifest).encode()
         build, result = self.processUpload(files)
         self.assertSoundOrRejected(build, result)
         self.assertEqual(UploadStatusEnum.ACCEPTED, result)
