@@ -233,12 +233,14 @@ class LibraryFileAliasSet:
 
     def getContentBySHA256(self, sha256):
         """See `ILibraryFileAliasSet`."""
-        storage = get_librarian_storage()
-        if not storage.exists(sha256):
-            return None
-        return (
+        content = (
             IStore(LibraryFileContent)
             .find(LibraryFileContent, LibraryFileContent.sha256 == sha256)
             .order_by(LibraryFileContent.id)
             .first()
         )
+        if content is None:
+            return None
+        if not get_librarian_storage().isIntact(sha256, content.filesize):
+            return None
+        return content

@@ -14,7 +14,11 @@ import tempfile
 from unittest import mock
 
 from lp.services.librarian.interfaces import ContentMismatch
-from lp.services.librarian.storage import CHUNK_SIZE, LibrarianStorage
+from lp.services.librarian.storage import (
+    CHUNK_SIZE,
+    IN_USE_LOCK,
+    LibrarianStorage,
+)
 from lp.testing import TestCase
 
 
@@ -43,10 +47,13 @@ class TestLibrarianStorage(TestCase):
         self.storage = LibrarianStorage(self.root)
 
     def allFiles(self):
+        """Every file under the root but the in-use lock."""
         return sorted(
             os.path.relpath(os.path.join(dirpath, name), self.root)
             for dirpath, _, names in os.walk(self.root)
             for name in names
+            if os.path.join(dirpath, name)
+            != os.path.join(self.root, IN_USE_LOCK)
         )
 
     def test_store_is_content_addressed(self):
