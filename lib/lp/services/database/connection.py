@@ -63,6 +63,9 @@ class UTCSQLite(SQLite):
         # Without foreign keys SQLite would accept dangling references
         # that PostgreSQL rejects; make the backends agree.
         uri.options.setdefault("foreign_keys", "ON")
+        # Wait for another process's write transaction rather than fail
+        # with "database is locked" after Storm's default 5 seconds.
+        uri.options.setdefault("timeout", "60")
         super().__init__(uri)
 
 
