@@ -53,7 +53,11 @@ from lp.archiveuploader.ocirecipeupload import OCIRecipeUpload
 from lp.archiveuploader.utils import UploadError
 from lp.buildmaster.enums import BuildStatus
 from lp.buildmaster.interfaces.buildfarmjob import ISpecificBuildFarmJobSource
-from lp.services.database.retry import RETRY_ATTEMPTS, is_retryable_error
+from lp.services.database.retry import (
+    RETRY_ATTEMPTS,
+    is_retryable_error,
+    retry_delay,
+)
 from lp.services.log.logger import BufferLogger
 
 
@@ -183,7 +187,7 @@ class BuildUploadHandler:
                     attempt + 1,
                     RETRY_ATTEMPTS,
                 )
-                time.sleep(0.05 * 2**attempt)
+                time.sleep(retry_delay(attempt))
                 if build.status != BuildStatus.UPLOADING:
                     return None
                 continue

@@ -20,12 +20,15 @@ __all__ = [
     "RETRY_ATTEMPTS",
     "RetryTransaction",
     "is_retryable_error",
+    "retry_delay",
 ]
 
+import random
 import sqlite3
 
-# Attempts in all, with a short growing pause between them.
-RETRY_ATTEMPTS = 5
+# Attempts in all, with a short growing, jittered pause between them
+# (`retry_delay`).
+RETRY_ATTEMPTS = 8
 _RETRY_PGCODES = frozenset({"40001", "40P01", "23505"})
 
 
@@ -34,11 +37,26 @@ class RetryTransaction(Exception):
 
 
 def is_retryable_error(error):
-    """Whether ``error`` means the transaction should be run again."""
-    if isinstance(error, RetryTransaction):
-        return True
-    if getattr(error, "pgcode", None) in _RETRY_PGCODES:
-        return True
-    if isinstance(error, sqlite3.OperationalError):
-        return "database is locked" in str(error)
+    """Whether ``error`` means the transaction should be run again.
+
+    Storm re-raises driver errors as its own, chained to the driver's
+    (``__cause__``), so the chain is followed.
+    """
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, RetryTransaction):
+            return True
+        if getattr(error, "pgcode", None) in _RETRY_PGCODES:
+            return True
+        if isinstance(error, sqlite3.OperationalError) and (
+            "database is locked" in str(error)
+        ):
+            return True
+        error = error.__cause__
     return False
+
+
+def retry_delay(attempt):
+    """Seconds to wait before attempt ``attempt + 1`` (from 1)."""
+    return random.uniform(0.5, 1.5) * 0.05 * 2 ** min(attempt, 6)
