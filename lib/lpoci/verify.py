@@ -459,14 +459,22 @@ def verify_main(args, stdout, stderr):
     if args.min_age < 0:
         stderr.write("lp-oci: error: --min-age must be at least 0\n")
         return 2
-    setup_services(args.state)
-    if args.repair:
-        from lpoci.cli import state_lock
+    from storm.exceptions import DatabaseError
 
-        with state_lock(args, "verify --repair", stderr):
-            report = verify_state(args.state, True, args.min_age)
-    else:
-        report = verify_state(args.state, False, args.min_age)
+    try:
+        setup_services(args.state)
+        if args.repair:
+            from lpoci.cli import state_lock
+
+            with state_lock(args, "verify --repair", stderr):
+                report = verify_state(args.state, True, args.min_age)
+        else:
+            report = verify_state(args.state, False, args.min_age)
+    except DatabaseError as e:
+        raise VerifyError(
+            f"cannot use the database of {args.state}: "
+            + " ".join(str(e).split())
+        ) from None
     if args.json:
         json.dump(report, stdout, indent=2)
         stdout.write("\n")

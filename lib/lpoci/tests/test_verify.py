@@ -250,3 +250,12 @@ class TestVerifyCommand(TestCase):
         self.assertEqual("", stdout)
         self.assertEqual(1, len(stderr.splitlines()), stderr)
         self.assertTrue(stderr.startswith("lp-oci: error: no state"))
+
+    def test_corrupt_database(self):
+        with open(os.path.join(self.state, "launchpad.db"), "r+b") as f:
+            f.write(b"garbage" * 100)
+        status, stdout, stderr = lp_oci("verify", "--state", self.state)
+        self.assertEqual(1, status)
+        self.assertEqual("", stdout)
+        self.assertEqual(1, len(stderr.splitlines()), stderr)
+        self.assertIn("lp-oci: error: cannot use the database of", stderr)
