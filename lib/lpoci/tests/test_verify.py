@@ -216,8 +216,17 @@ class TestVerifyCommand(TestCase):
         fd = os.open(os.path.join(self.librarian, ".in-use"), os.O_RDWR)
         self.addCleanup(os.close, fd)
         fcntl.flock(fd, fcntl.LOCK_SH)
+        status, report = self.verify()
+        self.assertEqual(1, status, report)
+        self.assertEqual(3, report["found"])
+        self.assertEqual(1, report["problems"])  # Only the old file.
+        self.assertEqual(
+            [True, False, True],
+            [report["orphans"][0]["in_use"]]
+            + [entry["in_use"] for entry in report["temporary_files"]],
+        )
         status, report = self.verify("--repair")
-        self.assertEqual(1, status)
+        self.assertEqual(0, status)
         self.assertEqual(
             "skipped: librarian in use", report["orphans"][0]["repair"]
         )
