@@ -13,19 +13,29 @@ __all__ = [
     "gather",
 ]
 
+import dataclasses
 import fcntl
 import io
 import os
 import stat
+import threading
 import time
+from concurrent import futures
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from lpbuildd.ociimage.blobstore import BlobStore
-from lpbuildd.ociimage.compression import CHUNK, finish_outer, open_outer
+from lpbuildd.ociimage.compression import (
+    CHUNK,
+    finish_outer,
+    open_outer,
+    sniff,
+)
 from lpbuildd.ociimage.errors import CorruptArchive
 from lpbuildd.ociimage.layout import LayoutWriter
 from lpbuildd.ociimage.resolver import Resolver
-from lpbuildd.ociimage.tarstream import iter_members
+from lpbuildd.ociimage.tarstream import FileReader, iter_members
+from ocitypes.safejson import MAX_JSON_SIZE
 
 
 @dataclass(frozen=True)
@@ -47,8 +57,9 @@ class GatherResult:
 
 
 class _CountingStream(io.RawIOBase):
-    def __init__(self, stream):
+    def __init__(self, stream, report):
         self._stream = stream
+        self._report = report
         self.count = 0
 
     def readable(self):
@@ -57,7 +68,153 @@ class _CountingStream(io.RawIOBase):
     def readinto(self, buffer):
         n = self._stream.readinto(buffer)
         self.count += n or 0
+        self._report.update(self.count)
         return n
+
+
+PROGRESS_PHASE = "gather"
+# `gather` reports progress every this many bytes read, inside members
+# too; the display decides how often to redraw.
+PROGRESS_STEP = 1 << 20
+# How long the walk waits for a worker between checks for signals.
+_POLL = 0.5
+
+
+class _Progress:
+    """Call `progress(PROGRESS_PHASE, done_bytes, total_bytes)` every
+    `PROGRESS_STEP` bytes read, whichever thread reads them.
+
+    Calls are serialised by a lock: never two at once, and `done_bytes`
+    never goes down.  `total_bytes` is the archive's size, or None
+    from a pipe.
+    """
+
+    def __init__(self, callback, total):
+        self._callback = callback
+        self.total = total or None
+        self._lock = threading.Lock()
+        self._done = 0
+        self._last = 0
+
+    def update(self, done):
+        """The archive has been read up to `done` bytes."""
+        if self._callback is None:
+            return
+        with self._lock:
+            self._done = max(self._done, done)
+            self._maybe_report()
+
+    def add(self, n):
+        """`n` more bytes were read (by any thread)."""
+        if self._callback is None:
+            return
+        with self._lock:
+            self._done += n
+            self._maybe_report()
+
+    def _maybe_report(self):
+        if self._done - self._last >= PROGRESS_STEP:
+            self._last = self._done
+            self._callback(PROGRESS_PHASE, self._done, self.total)
+
+    def done(self, total):
+        """The archive is read: `total` bytes (reported unless it was)."""
+        if self._callback is None:
+            return
+        with self._lock:
+            if self._last != total:
+                self._done = self._last = total
+                self._callback(PROGRESS_PHASE, total, self.total)
+
+
+def _regular_file(source):
+    """(fd, offset, bytes from there) if `source` is a regular file."""
+    try:
+        fd = source.fileno()
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            return None
+        start = source.tell()
+    except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
+        return None
+    if start < 0 or start > st.st_size:
+        return None
+    return fd, start, st.st_size - start
+
+
+def _read_file(reader, store, jobs, report):
+    """Read the members of a tar in a regular file into `store`.
+
+    The headers are walked in archive order (seeking over the data);
+    documents are read on the way, and members larger than a document
+    (layers) are handed to up to `jobs` workers, which read their
+    member's range with `os.pread` and process it in parallel.  Errors
+    are raised as reading the archive in order would raise them: the
+    first failing member's, else the walk's; every worker has stopped
+    by then.
+    """
+    cancelled = threading.Event()
+    pending = []  # (member name, future), in archive order
+    walk_error = worker_error = None
+    with ThreadPoolExecutor(jobs, thread_name_prefix="gather") as pool:
+        try:
+            try:
+                for member in iter_members(reader):
+                    if member.kind in ("symlink", "hardlink"):
+                        store.add_link(member.name, member.target)
+                        continue
+                    if member.kind != "file":
+                        continue
+                    ranged = dataclasses.replace(
+                        member,
+                        reader=reader.range(member.offset, member.size),
+                    )
+                    ranged.reader.count = report.add
+                    store.reserve(member)
+                    if member.size <= MAX_JSON_SIZE:
+                        store.file(member.name, store.process(ranged))
+                        continue
+                    ranged.reader.cancelled = cancelled
+                    future = pool.submit(store.process, ranged)
+                    pending.append((member.name, future))
+                    if not _file_finished(pending, store):
+                        break  # a layer failed: the rest comes after it
+            except Exception as e:
+                walk_error = e  # after every pending member
+            while pending:
+                name, future = pending[0]
+                if not future.done():
+                    futures.wait([future], timeout=_POLL)
+                    continue
+                pending.pop(0)
+                try:
+                    store.file(name, future.result())
+                except Exception as e:
+                    if worker_error is None:
+                        worker_error = e
+                        cancelled.set()  # the others come after it
+        except BaseException:
+            # Interrupted: stop the workers at their next read; leaving
+            # the pool waits for them.
+            cancelled.set()
+            raise
+    error = worker_error or walk_error
+    if error is not None:
+        raise error
+
+
+def _file_finished(pending, store):
+    """File the finished blobs at the head of `pending`.
+
+    :return: False if the first unfiled member failed.
+    """
+    while pending and pending[0][1].done():
+        name, future = pending[0]
+        if future.exception() is not None:
+            return False
+        pending.pop(0)
+        store.file(name, future.result())
+    return True
 
 
 F_SETPIPE_SZ = 1031  # from <linux/fcntl.h>
@@ -123,7 +280,12 @@ def gather(
     :param jobs: compression threads (default: the CPU count).
     :param sources: optional {diff_id Digest: repository} for layers the
         builder knows were pulled from a registry.
-    :param progress: optional callable(bytes_read) called as data flows.
+    :param progress: optional callable(phase, done_bytes, total_bytes)
+        called as the archive is read: `phase` is "gather", `done_bytes`
+        the archive bytes read so far (every MiB, inside large members
+        too), `total_bytes` the archive's size or None (a pipe); the
+        last call has the final count.  It may be called from gather's
+        worker threads, never two calls at once: it must be quick.
     :raises ArchiveError: with a one-line message; nothing is left at
         `outdir`.
     """
@@ -139,20 +301,33 @@ def gather(
     try:
         writer = LayoutWriter(outdir)
         store = BlobStore(writer.workdir, compression, threads)
-        _enlarge_pipe(source)
-        counted = _CountingStream(source)
-        head, stream = _read_head(counted)
-        if not head:
-            raise CorruptArchive("the archive is empty")
-        outer, stream = open_outer(stream, head)
-        for member in iter_members(stream):
-            if member.kind == "file":
-                store.add(member)
-                if progress is not None:
-                    progress(counted.count)
-            elif member.kind in ("symlink", "hardlink"):
-                store.add_link(member.name, member.target)
-        finish_outer(stream)
+        seekable = _regular_file(source)
+        report = _Progress(progress, seekable and seekable[2])
+        head = b""
+        if seekable:
+            fd, start, size = seekable
+            head = os.pread(fd, 1024, start)
+        outer = sniff(head) if head else None
+        if seekable and outer == "tar":
+            # Members are read where they lie, layers in parallel.
+            _read_file(FileReader(fd, start), store, threads, report)
+            outer = None
+            bytes_in = size
+        else:
+            _enlarge_pipe(source)
+            counted = _CountingStream(source, report)
+            head, stream = _read_head(counted)
+            if not head:
+                raise CorruptArchive("the archive is empty")
+            outer, stream = open_outer(stream, head)
+            for member in iter_members(stream):
+                if member.kind == "file":
+                    store.add(member)
+                elif member.kind in ("symlink", "hardlink"):
+                    store.add_link(member.name, member.target)
+            finish_outer(stream)
+            bytes_in = counted.count
+        report.done(bytes_in)
         resolver = Resolver(store, sources)
         images = resolver.resolve()
         entries = []
@@ -178,7 +353,7 @@ def gather(
         images=images,
         index=tuple(entries),
         outdir=writer.outdir,
-        bytes_in=counted.count,
+        bytes_in=bytes_in,
         bytes_out=bytes_out,
         seconds=time.monotonic() - started,
         dropped=tuple(resolver.dropped),
