@@ -76,6 +76,9 @@ PROGRESS_PHASE = "gather"
 # `gather` reports progress every this many bytes read, inside members
 # too; the display decides how often to redraw.
 PROGRESS_STEP = 1 << 20
+# Layers processed at once from a regular file, whatever --jobs says:
+# each costs about 10 MiB of buffers (see `pipeline.DEPTH`).
+MAX_LAYER_WORKERS = 4
 # How long the walk waits for a worker between checks for signals.
 _POLL = 0.5
 
@@ -277,7 +280,10 @@ def gather(
     :param source: a path, or a binary file object (e.g. a pipe).
     :param compression: "gzip" (default) or "zstd", for layers that
         arrive uncompressed; compressed layers are kept byte-exact.
-    :param jobs: compression threads (default: the CPU count).
+    :param jobs: threads (default: the CPU count): from a regular file,
+        up to `MAX_LAYER_WORKERS` layers are processed at once, sharing
+        `jobs` compression threads; from a pipe, one layer at a time
+        gets them all.
     :param sources: optional {diff_id Digest: repository} for layers the
         builder knows were pulled from a registry.
     :param progress: optional callable(phase, done_bytes, total_bytes)
@@ -310,7 +316,11 @@ def gather(
         outer = sniff(head) if head else None
         if seekable and outer == "tar":
             # Members are read where they lie, layers in parallel.
-            _read_file(FileReader(fd, start), store, threads, report)
+            workers = min(threads, MAX_LAYER_WORKERS)
+            # The threads are shared out: each layer compressed at once
+            # gets its share (memory grows with workers x threads).
+            store.threads = max(1, threads // workers)
+            _read_file(FileReader(fd, start), store, workers, report)
             outer = None
             bytes_in = size
         else:

@@ -20,7 +20,7 @@ import queue
 import threading
 
 # Chunks waiting for a stage (each at most ~1 MiB in gather).
-DEPTH = 4
+DEPTH = 2
 
 
 class Cancelled(Exception):
