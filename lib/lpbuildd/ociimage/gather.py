@@ -309,12 +309,11 @@ def gather(
         store = BlobStore(writer.workdir, compression, threads)
         seekable = _regular_file(source)
         report = _Progress(progress, seekable and seekable[2])
-        head = b""
+        kind = None
         if seekable:
             fd, start, size = seekable
-            head = os.pread(fd, 1024, start)
-        outer = sniff(head) if head else None
-        if seekable and outer == "tar":
+            kind = sniff(os.pread(fd, 1024, start))
+        if kind == "tar":
             # Members are read where they lie, layers in parallel.
             workers = min(threads, MAX_LAYER_WORKERS)
             # The threads are shared out: each layer compressed at once
