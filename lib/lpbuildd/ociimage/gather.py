@@ -77,8 +77,12 @@ PROGRESS_PHASE = "gather"
 # too; the display decides how often to redraw.
 PROGRESS_STEP = 1 << 20
 # Layers processed at once from a regular file, whatever --jobs says:
-# each costs about 10 MiB of buffers (see `pipeline.DEPTH`).
+# each costs about 10 MiB of buffers (see `pipeline.DEPTH`), and an
+# uncompressed one `jobs` compression threads of a few MiB each, which
+# all the layers in flight together may not exceed
+# `MAX_COMPRESSION_THREADS` (or `jobs`, if larger: then one at a time).
 MAX_LAYER_WORKERS = 4
+MAX_COMPRESSION_THREADS = 16
 # How long the walk waits for a worker between checks for signals.
 _POLL = 0.5
 
@@ -148,54 +152,57 @@ def _regular_file(source):
 def _read_file(reader, store, jobs, report):
     """Read the members of a tar in a regular file into `store`.
 
-    The headers are walked in archive order (seeking over the data);
-    documents are read on the way, and members larger than a document
-    (layers) are handed to up to `jobs` workers, which read their
-    member's range with `os.pread` and process it in parallel.  Errors
-    are raised as reading the archive in order would raise them: the
-    first failing member's, else the walk's; every worker has stopped
-    by then.
+    The headers are walked in archive order (seeking over the data),
+    documents read on the way; then the members larger than a document
+    (layers) are handed, largest first, to up to `jobs` workers, which
+    read their member's range with `os.pread` and process it in
+    parallel.  Errors are raised as reading the archive in order would
+    raise them: the first failing member's, else the walk's; every
+    worker has stopped by then.
     """
     cancelled = threading.Event()
-    pending = []  # (member name, future), in archive order
+    layers = []  # (member name, member reading its own range)
     walk_error = worker_error = None
+    try:
+        for member in iter_members(reader):
+            if member.kind in ("symlink", "hardlink"):
+                store.add_link(member.name, member.target)
+                continue
+            if member.kind != "file":
+                continue
+            ranged = dataclasses.replace(
+                member, reader=reader.range(member.offset, member.size)
+            )
+            ranged.reader.count = report.add
+            store.reserve(member)
+            if member.size <= MAX_JSON_SIZE:
+                store.file(member.name, store.process(ranged))
+            else:
+                ranged.reader.cancelled = cancelled
+                layers.append((member.name, ranged))
+    except Exception as e:
+        walk_error = e  # after every layer found so far
     with ThreadPoolExecutor(jobs, thread_name_prefix="gather") as pool:
         try:
-            try:
-                for member in iter_members(reader):
-                    if member.kind in ("symlink", "hardlink"):
-                        store.add_link(member.name, member.target)
-                        continue
-                    if member.kind != "file":
-                        continue
-                    ranged = dataclasses.replace(
-                        member,
-                        reader=reader.range(member.offset, member.size),
-                    )
-                    ranged.reader.count = report.add
-                    store.reserve(member)
-                    if member.size <= MAX_JSON_SIZE:
-                        store.file(member.name, store.process(ranged))
-                        continue
-                    ranged.reader.cancelled = cancelled
-                    future = pool.submit(store.process, ranged)
-                    pending.append((member.name, future))
-                    if not _file_finished(pending, store):
-                        break  # a layer failed: the rest comes after it
-            except Exception as e:
-                walk_error = e  # after every pending member
-            while pending:
-                name, future = pending[0]
-                if not future.done():
+            # Largest first, so that the last layer left running alone
+            # is a small one.
+            started = {
+                name: pool.submit(store.process, ranged)
+                for name, ranged in sorted(
+                    layers, key=lambda layer: -layer[1].size
+                )
+            }
+            for name, _ in layers:
+                future = started[name]
+                while not future.done():
                     futures.wait([future], timeout=_POLL)
-                    continue
-                pending.pop(0)
                 try:
                     store.file(name, future.result())
                 except Exception as e:
                     if worker_error is None:
                         worker_error = e
-                        cancelled.set()  # the others come after it
+                        # The rest comes after it: stop them.
+                        cancelled.set()
         except BaseException:
             # Interrupted: stop the workers at their next read; leaving
             # the pool waits for them.
@@ -204,20 +211,6 @@ def _read_file(reader, store, jobs, report):
     error = worker_error or walk_error
     if error is not None:
         raise error
-
-
-def _file_finished(pending, store):
-    """File the finished blobs at the head of `pending`.
-
-    :return: False if the first unfiled member failed.
-    """
-    while pending and pending[0][1].done():
-        name, future = pending[0]
-        if future.exception() is not None:
-            return False
-        pending.pop(0)
-        store.file(name, future.result())
-    return True
 
 
 F_SETPIPE_SZ = 1031  # from <linux/fcntl.h>
@@ -280,10 +273,10 @@ def gather(
     :param source: a path, or a binary file object (e.g. a pipe).
     :param compression: "gzip" (default) or "zstd", for layers that
         arrive uncompressed; compressed layers are kept byte-exact.
-    :param jobs: threads (default: the CPU count): from a regular file,
-        up to `MAX_LAYER_WORKERS` layers are processed at once, sharing
-        `jobs` compression threads; from a pipe, one layer at a time
-        gets them all.
+    :param jobs: threads (default: the CPU count): each layer that
+        arrives uncompressed is compressed with `jobs` threads; from a
+        regular file, up to `jobs` layers (at most `MAX_LAYER_WORKERS`,
+        see `MAX_COMPRESSION_THREADS`) are processed at once.
     :param sources: optional {diff_id Digest: repository} for layers the
         builder knows were pulled from a registry.
     :param progress: optional callable(phase, done_bytes, total_bytes)
@@ -315,10 +308,17 @@ def gather(
             kind = sniff(os.pread(fd, 1024, start))
         if kind == "tar":
             # Members are read where they lie, layers in parallel.
-            workers = min(threads, MAX_LAYER_WORKERS)
-            # The threads are shared out: each layer compressed at once
-            # gets its share (memory grows with workers x threads).
-            store.threads = max(1, threads // workers)
+            # Each layer compressed gets all the threads (the last one
+            # left running alone uses them), so memory grows with
+            # workers x threads: both are bounded.
+            workers = max(
+                1,
+                min(
+                    threads,
+                    MAX_LAYER_WORKERS,
+                    MAX_COMPRESSION_THREADS // threads,
+                ),
+            )
             _read_file(FileReader(fd, start), store, workers, report)
             outer = None
             bytes_in = size
