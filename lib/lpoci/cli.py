@@ -34,18 +34,32 @@ EXIT_USAGE = 2
 
 
 class Progress:
-    """A one-line progress display, only when stderr is a terminal."""
+    """A one-line progress display, only when stderr is a terminal.
 
-    def __init__(self, stream, total=None):
+    Redrawn at most every `INTERVAL` seconds of `clock`; callers report
+    as often as they like (`gather` does every MiB or so, and at least
+    every 0.1 s while it works).
+    """
+
+    INTERVAL = 0.2
+
+    def __init__(self, stream, total=None, clock=time.monotonic):
         self.stream = stream
         self.total = total
-        self.started = time.monotonic()
+        self.clock = clock
+        self.started = clock()
         self.last = 0.0
         self.enabled = stream.isatty()
 
+    def report(self, phase, done, total):
+        """`gather`'s progress callback: (phase, done bytes, total)."""
+        if total is not None:
+            self.total = total
+        self(done)
+
     def __call__(self, done):
-        now = time.monotonic()
-        if not self.enabled or now - self.last < 0.2:
+        now = self.clock()
+        if not self.enabled or now - self.last < self.INTERVAL:
             return
         self.last = now
         rate = done / max(now - self.started, 1e-6) / 1e6
@@ -222,7 +236,7 @@ def cmd_gather(args, stdout, stderr):
             args.output,
             compression=args.compression,
             jobs=args.jobs,
-            progress=progress,
+            progress=progress.report,
         )
     finally:
         progress.clear()

@@ -19,9 +19,8 @@ __all__ = [
 ]
 
 import hashlib
+import itertools
 import os
-import queue
-import threading
 from dataclasses import dataclass
 
 from lpbuildd.ociimage.compression import (
@@ -32,6 +31,7 @@ from lpbuildd.ociimage.compression import (
     sniff,
 )
 from lpbuildd.ociimage.errors import CorruptArchive, UnsafeArchive
+from lpbuildd.ociimage.pipeline import Stage
 from ocitypes.digest import Digest
 from ocitypes.safejson import MAX_JSON_SIZE
 
@@ -119,7 +119,13 @@ class LayerBlob:
 
 
 class BlobStore:
-    """Hashes, classifies and files members under a work directory."""
+    """Hashes, classifies and files members under a work directory.
+
+    `add` handles a member as it streams past.  A caller that can read
+    members out of order (a seekable archive) splits it: `reserve` each
+    member in archive order, `process` them in any threads (it only
+    touches the member and thread-safe counters), then `file` each blob.
+    """
 
     def __init__(self, workdir, compression="gzip", threads=1):
         self.workdir = workdir
@@ -132,11 +138,11 @@ class BlobStore:
         self.links = {}
         self.memory_used = 0
         self.bytes_in = 0
-        self._counter = 0
+        self._pending = set()
+        self._counter = itertools.count(1)  # next() is thread-safe
 
     def _tempfile(self):
-        self._counter += 1
-        path = os.path.join(self.workdir, f".member-{self._counter}")
+        path = os.path.join(self.workdir, f".member-{next(self._counter)}")
         return path, open(path, "xb")
 
     def add_link(self, name, target):
@@ -144,7 +150,7 @@ class BlobStore:
         self.links[name] = target
 
     def _check_new(self, name):
-        if name in self.blobs or name in self.links:
+        if name in self.blobs or name in self.links or name in self._pending:
             raise CorruptArchive(f"archive member {name!r} appears twice")
 
     def add(self, member):
@@ -152,8 +158,31 @@ class BlobStore:
 
         :return: a `LayerBlob` or a `DocumentBlob`.
         """
+        self.reserve(member)
+        blob = self.process(member)
+        self.file(member.name, blob)
+        return blob
+
+    def reserve(self, member):
+        """Claim a file member's name and count its bytes, in archive
+        order, before it is processed."""
         self._check_new(member.name)
-        self.guard.compressed += member.size
+        self._pending.add(member.name)
+        self.guard.add_compressed(member.size)
+        self.bytes_in += member.size
+
+    def file(self, name, blob):
+        """Record the blob `process` returned for a reserved member."""
+        self._pending.discard(name)
+        self.blobs[name] = blob
+
+    def process(self, member):
+        """Consume a reserved member's data; return its blob.
+
+        Safe to call from several threads at once, for different
+        members; small documents are kept in memory only when called
+        from one thread (see `_document`).
+        """
         chunks = member.read_chunks(CHUNK)
         head = next(chunks, b"")
         kind = sniff(head) if member.size else None
@@ -168,8 +197,6 @@ class BlobStore:
             blob = self._keep(member, kind, head, chunks, raw_hash)
         else:
             blob = self._document(member, head, chunks, raw_hash, kind)
-        self.bytes_in += member.size
-        self.blobs[member.name] = blob
         return blob
 
     def _compress(self, member, head, chunks, raw_hash):
@@ -200,17 +227,32 @@ class BlobStore:
         )
 
     def _keep(self, member, kind, head, chunks, raw_hash):
+        """Keep a compressed layer as it is; compute its diff_id.
+
+        Three threads share the work: this one reads, hashes and writes
+        the compressed bytes, a `Stage` inflates them and another (in
+        the `DiffIDHasher`) hashes the inflated bytes.  Inflating and
+        hashing release the GIL, so a layer uses up to three cores.
+        """
         path, f = self._tempfile()
-        hasher = _Background(
-            DiffIDHasher(kind, f"layer {member.name!r}", self.guard)
+        hasher = DiffIDHasher(
+            kind, f"layer {member.name!r}", self.guard, threaded=True
         )
+        inflate = Stage(hasher.update, "inflate")
         try:
             with f:
                 for data in _chain(head, chunks):
-                    hasher.update(data)
+                    inflate.put(data)
                     raw_hash.update(data)
                     f.write(data)
         finally:
+            # Whatever stopped the reading, the layer's own error (a
+            # corrupt or truncated stream) says more; raised first.
+            try:
+                inflate.close()
+            except BaseException:
+                hasher.abort()
+                raise
             diff_id = hasher.finish()
         digest = Digest("sha256", raw_hash.hexdigest())
         return LayerBlob(
@@ -310,49 +352,6 @@ class BlobStore:
             seen.append(name)
             name = self.links[name]
         return self.blobs.get(name)
-
-
-class _Background:
-    """Run a `DiffIDHasher` in its own thread, fed through a short queue.
-
-    Decompressing and hashing release the GIL, so a compressed layer's
-    diff_id is computed on the other core while this thread reads,
-    hashes and writes the raw bytes.
-    """
-
-    def __init__(self, hasher):
-        self._hasher = hasher
-        self._queue = queue.Queue(maxsize=4)
-        self._error = None
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self):
-        while True:
-            data = self._queue.get()
-            if data is None:
-                return
-            if self._error is None:
-                try:
-                    self._hasher.update(data)
-                except Exception as e:
-                    # Whatever stops the hasher (a corrupt or hostile
-                    # stream, MemoryError) is raised again in the
-                    # reading thread, by `update` or `finish`; this
-                    # thread only carries on draining the queue.
-                    self._error = e
-
-    def update(self, data):
-        if self._error is not None:
-            raise self._error
-        self._queue.put(data)
-
-    def finish(self):
-        self._queue.put(None)
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
-        return self._hasher.finish()
 
 
 def _chain(head, chunks):

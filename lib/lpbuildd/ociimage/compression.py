@@ -26,6 +26,7 @@ __all__ = [
 import hashlib
 import io
 import lzma
+import threading
 
 import zstandard
 from isal import igzip, igzip_threaded, isal_zlib
@@ -35,6 +36,7 @@ from lpbuildd.ociimage.errors import (
     UnsafeArchive,
     UnsupportedArchive,
 )
+from lpbuildd.ociimage.pipeline import Stage
 from ocitypes.digest import Digest
 
 CHUNK = 1024 * 1024
@@ -112,15 +114,23 @@ class ExpansionGuard:
         self.floor = floor
         self.compressed = 0
         self.expanded = 0
-        # A guard over several streams together, also charged here.
+        # A guard over several streams together, also charged here;
+        # layers verified in parallel charge it from several threads.
         self.parent = parent
+        self._lock = threading.Lock()
 
     def expand(self, n):
         """Count `n` more decompressed bytes; raise past the bounds."""
-        self.expanded += n
+        with self._lock:
+            self.expanded += n
         self.check()
         if self.parent is not None:
             self.parent.expand(n)
+
+    def add_compressed(self, n):
+        """Count `n` more compressed bytes (from any thread)."""
+        with self._lock:
+            self.compressed += n
 
     def check(self):
         if self.expanded > self.floor + self.ratio * self.compressed:
@@ -403,30 +413,56 @@ class ZstdFrames:
 
 
 class _HashSink:
-    """A write-only sink that hashes, counts and checks a guard."""
+    """A write-only sink that counts, checks a guard and hashes.
 
-    def __init__(self, guard):
+    With `threaded`, the hashing runs in its own `Stage`, so that a
+    layer's inflating and the hashing of its output use two cores; the
+    guard is still checked in the inflating thread, before the bytes
+    go any further.
+    """
+
+    def __init__(self, guard, threaded=False):
         self.hash = hashlib.sha256()
         self.guard = guard
+        self._stage = None
+        if threaded:
+            self._stage = Stage(self.hash.update, "diff_id sha256")
 
     def write(self, data):
-        self.hash.update(data)
         self.guard.expand(len(data))
+        if self._stage is None:
+            self.hash.update(data)
+        else:
+            self._stage.put(data)
         return len(data)
+
+    def hexdigest(self):
+        if self._stage is not None:
+            self._stage.close()
+        return self.hash.hexdigest()
+
+    def abort(self):
+        if self._stage is not None:
+            try:
+                self._stage.close()
+            except BaseException:
+                pass
 
 
 class DiffIDHasher:
     """Push compressed layer bytes in; get the uncompressed digest out.
 
     Handles concatenated gzip members (eStargz, pigz) and zstd frames,
-    and never holds more than one chunk of decompressed output.
+    and never holds more than a few chunks of decompressed output.
+    With `threaded`, the decompressed bytes are hashed in a thread of
+    their own (see `_HashSink`); `finish` or `abort` must then be called.
     """
 
-    def __init__(self, kind, what, parent_guard=None):
+    def __init__(self, kind, what, parent_guard=None, threaded=False):
         self.kind = kind
         self.what = what
         self.guard = ExpansionGuard(what, parent=parent_guard)
-        self._sink = _HashSink(self.guard)
+        self._sink = _HashSink(self.guard, threaded)
         if kind == "gzip":
             self._gz = isal_zlib.decompressobj(31)
             self._finished_member = False
@@ -439,7 +475,7 @@ class DiffIDHasher:
             raise ValueError(kind)
 
     def update(self, data):
-        self.guard.compressed += len(data)
+        self.guard.add_compressed(len(data))
         try:
             if self.kind == "zstd":
                 self._frames.update(data)
@@ -481,8 +517,16 @@ class DiffIDHasher:
             elif not self._gz.eof:
                 raise CorruptArchive(f"{self.what}: truncated gzip stream")
         except (isal_zlib.error, zstandard.ZstdError) as e:
+            self.abort()
             raise CorruptArchive(f"{self.what} is not valid {self.kind}: {e}")
-        return Digest("sha256", self._sink.hash.hexdigest())
+        except BaseException:
+            self.abort()
+            raise
+        return Digest("sha256", self._sink.hexdigest())
+
+    def abort(self):
+        """Stop the hashing thread, if any; the digest is lost."""
+        self._sink.abort()
 
 
 class _DigestingWriter:

@@ -11,6 +11,7 @@ records, sparse maps or negative sizes are not all `TarError`s.
 """
 
 __all__ = [
+    "FileReader",
     "ForwardReader",
     "Member",
     "iter_members",
@@ -19,6 +20,7 @@ __all__ = [
 ]
 
 import io
+import os
 import posixpath
 import re
 from dataclasses import dataclass
@@ -28,6 +30,7 @@ from lpbuildd.ociimage.errors import (
     UnsafeArchive,
     UnsupportedArchive,
 )
+from lpbuildd.ociimage.pipeline import Cancelled
 
 # More members than this is not an image archive but an attack on our
 # bookkeeping.
@@ -100,6 +103,76 @@ class ForwardReader(io.RawIOBase):
         return self._position
 
 
+class FileReader(ForwardReader):
+    """A forward reader over a regular file that seeks instead of reading.
+
+    Reads are `os.pread` calls at an offset that only moves forward, so
+    skipping a member's data costs nothing and several threads may read
+    other parts of the file (`RangeReader`) meanwhile.  `size` is the
+    file's size when opened, so that a member running past the end is
+    reported as the stream reader would report it.
+    """
+
+    def __init__(self, fd, start=0):
+        self._fd = fd
+        self._start = start
+        self._position = 0
+        self.size = os.fstat(fd).st_size - start
+
+    def read(self, n=-1):
+        if n is None or n < 0:
+            n = max(0, self.size - self._position)
+        data = os.pread(self._fd, n, self._start + self._position)
+        self._position += len(data)
+        return data
+
+    def seek(self, position, whence=io.SEEK_SET):
+        if whence == io.SEEK_CUR:
+            position += self._position
+        elif whence != io.SEEK_SET:
+            raise io.UnsupportedOperation("cannot seek from the end")
+        if position < self._position:
+            raise CorruptArchive(
+                "tar archive asks to go backwards in a forward-only stream"
+            )
+        if position > self.size:
+            raise CorruptArchive("truncated tar archive")
+        self._position = position
+        return position
+
+    def range(self, offset, size):
+        """A `RangeReader` over `size` bytes at `offset` (a member's)."""
+        return RangeReader(self._fd, self._start + offset, size)
+
+
+class RangeReader:
+    """Sequential `os.pread`s over one range of a file, for one thread.
+
+    :param count: optional callable(n) told of every read, from the
+        reading thread.
+    """
+
+    def __init__(self, fd, offset, size, count=None):
+        self._fd = fd
+        self._offset = offset
+        self._remaining = size
+        self.count = count
+        # Set (from any thread) to stop the reader at its next read.
+        self.cancelled = None
+
+    def read(self, n=-1):
+        if self.cancelled is not None and self.cancelled.is_set():
+            raise Cancelled()
+        if n is None or n < 0 or n > self._remaining:
+            n = self._remaining
+        data = os.pread(self._fd, n, self._offset)
+        self._offset += len(data)
+        self._remaining -= len(data)
+        if self.count is not None:
+            self.count(len(data))
+        return data
+
+
 def normalise_name(name, what="archive member name"):
     """Normalise a path inside the archive; refuse escapes.
 
@@ -143,6 +216,7 @@ class Member:
     size: int = 0
     target: str = None  # for links: the normalised archive name
     reader: "ForwardReader" = None
+    offset: int = None  # of a file member's data in the (tar) stream
 
     def read_chunks(self, chunk_size=1 << 20):
         """Yield the member's data; raise if the archive ends early."""
@@ -333,7 +407,11 @@ def iter_members(stream):
     The caller must consume a file member's data (`read_chunks`) before
     asking for the next member, or it is skipped.
     """
-    reader = ForwardReader(stream)
+    if isinstance(stream, ForwardReader):
+        reader = stream
+    else:
+        reader = ForwardReader(stream)
+    known_size = getattr(reader, "size", None)
     count = 0
     pending = _Pending()
     next_header = 0
@@ -426,7 +504,14 @@ def iter_members(stream):
                 # Pre-POSIX tars mark directories by the trailing slash.
                 yield Member(name, "dir")
             else:
-                yield Member(name, "file", size, reader=reader)
+                if known_size is not None and data_start + size > known_size:
+                    raise CorruptArchive(
+                        f"truncated archive: {name!r} ends "
+                        f"{data_start + size - known_size} bytes early"
+                    )
+                yield Member(
+                    name, "file", size, reader=reader, offset=data_start
+                )
         elif kind == b"2":
             yield Member(
                 name, "symlink", target=resolve_link(name, linkname, False)

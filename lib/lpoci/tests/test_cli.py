@@ -6,8 +6,10 @@
 __all__ = []
 
 import io
+import itertools
 import json
 import os
+import random
 import subprocess
 import sys
 
@@ -181,6 +183,11 @@ class FakeTerminal(io.StringIO):
         return self.tty
 
 
+def _redraws(stream):
+    """The lines a `Progress` drew on `stream`."""
+    return [line for line in stream.getvalue().split("\r") if line]
+
+
 class TestProgress(TestCase):
     def test_terminal(self):
         stream = FakeTerminal(True)
@@ -190,6 +197,47 @@ class TestProgress(TestCase):
         self.assertIn(" 50% of 0.0 MB", stream.getvalue())
         progress.clear()
         self.assertTrue(stream.getvalue().endswith("\r\033[K"))
+
+    def test_redraws_at_most_every_interval(self):
+        # A clock that moves 0.125 s per reading: every other report
+        # is drawn, however often gather reports.
+        ticks = itertools.count(0.0, 0.125)
+        stream = FakeTerminal(True)
+        progress = Progress(stream, total=1000, clock=lambda: next(ticks))
+        for done in range(100, 1001, 100):
+            progress.report("gather", done, 1000)
+        drawn = [int(line.split("%")[0]) for line in _redraws(stream)]
+        self.assertEqual([20, 40, 60, 80, 100], drawn)
+        self.assertLessEqual(Progress.INTERVAL, 0.5)
+
+    def test_gather_redraws_inside_one_large_member(self):
+        # gather reports every MiB it reads, so the display moves while
+        # one 12 MiB layer is read (a clock moving a second per reading
+        # stands in for a slow machine).
+        from lpbuildd.ociimage.gather import gather
+
+        rng = random.Random(1)
+        layer = make_layer(files={"big.bin": rng.randbytes(12 << 20)})
+        data = docker25_classic(make_image(layers=[layer])).to_bytes()
+        tmp = self.useFixture(TempDir()).path
+        path = os.path.join(tmp, "archive.tar")
+        with open(path, "wb") as f:
+            f.write(data)
+        for jobs in (1, 2):
+            ticks = itertools.count(0.0, 1.0)
+            stream = FakeTerminal(True)
+            progress = Progress(stream, clock=lambda: next(ticks))
+            gather(
+                path,
+                os.path.join(tmp, f"out-{jobs}"),
+                jobs=jobs,
+                progress=progress.report,
+            )
+            percents = [int(p.split("%")[0]) for p in _redraws(stream)]
+            self.assertEqual(sorted(percents), percents)
+            # The layer is all but 0.1% of the archive.
+            inside = [p for p in percents if 0 < p < 100]
+            self.assertGreaterEqual(len(inside), 10, percents)
 
     def test_not_a_terminal(self):
         stream = FakeTerminal(False)

@@ -11,8 +11,11 @@ layers byte-exact) and its names and platform in the index.
 
 __all__ = []
 
+import io
 import json
 import os
+import random
+import tarfile
 
 import zstandard
 
@@ -457,9 +460,10 @@ class TestFormats(GatherTestCase):
     def test_progress(self):
         seen = []
         data = legacy_docker_save(make_image()).to_bytes()
-        result, outdir = self.gather(data, progress=seen.append)
-        self.assertNotEqual([], seen)
-        self.assertEqual(sorted(seen), seen)
+        result, outdir = self.gather(
+            data, progress=lambda *args: seen.append(args)
+        )
+        self.assertEqual([("gather", len(data), len(data))], seen)
         self.assertEqual(len(data), result.bytes_in)
         self.assertTrue(result.bytes_out > 0)
 
@@ -533,6 +537,155 @@ class TestDeterminism(GatherTestCase):
         self.assertEqual(
             tree_digests(outdir), tree_digests(self.gather(data, jobs=1)[1])
         )
+
+
+def random_layer(seed, size):
+    """A layer holding `size` incompressible bytes."""
+    rng = random.Random(seed)
+    return make_layer(files={f"random-{seed}.bin": rng.randbytes(size)})
+
+
+def member_ranges(data):
+    """{member name: (data offset, size)} of a tar archive's files."""
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        return {m.name: (m.offset_data, m.size) for m in tar if m.isfile()}
+
+
+class TestLargeLayers(GatherTestCase):
+    """Layers larger than a document: from a file, read by parallel
+    workers where they lie; from a pipe, inflated and hashed in threads
+    of their own.  Either way, the same output and the same errors."""
+
+    def images(self):
+        # Over MAX_JSON_SIZE each, compressed or not.
+        return make_image(
+            layers=[
+                random_layer(1, 5 << 20),
+                make_layer(seed=2),
+                random_layer(3, 6 << 20),
+                make_layer(seed=4, size=9 << 20),
+            ]
+        )
+
+    def archives(self):
+        image = self.images()
+        return {
+            "legacy": legacy_docker_save(image).to_bytes(),
+            "oci-gzip": oci_archive(image, layer_compression="gzip"),
+            "oci-zstd": oci_archive(image, layer_compression="zstd"),
+        }
+
+    def test_file_and_pipe_agree(self):
+        for name, archive in self.archives().items():
+            data = (
+                archive if isinstance(archive, bytes) else archive.to_bytes()
+            )
+            trees = []
+            for kwargs in (
+                dict(jobs=1),
+                dict(jobs=3),
+                dict(jobs=2, via="pipe"),
+            ):
+                result, outdir = self.gather(data, **kwargs)
+                self.assertValidLayout(outdir)
+                self.assertEqual(len(data), result.bytes_in)
+                trees.append(tree_digests(outdir))
+            self.assertEqual(trees[0], trees[1], name)
+            self.assertEqual(trees[0], trees[2], name)
+
+    def corrupt(self, data, name, position):
+        """`data` with one byte of member `name` flipped."""
+        offset, size = member_ranges(data)[name]
+        at = offset + position % size
+        return data[:at] + bytes([data[at] ^ 0xFF]) + data[at + 1 :]
+
+    def test_corrupt_layer_refused_from_file_and_pipe(self):
+        archive = oci_archive(self.images(), layer_compression="gzip")
+        data = archive.to_bytes()
+        ranges = member_ranges(data)
+        big = [n for n, (_, size) in ranges.items() if size > 4 << 20]
+        self.assertEqual(2, len(big))
+        for name in big:
+            # The gzip trailer (CRC, size) of each large layer.
+            bad = self.corrupt(data, name, -6)
+            for via in ("file", "pipe"):
+                self.assertRefused(
+                    bad, CorruptArchive, f"layer {name!r}", via=via, jobs=2
+                )
+
+    def test_first_failing_layer_reported(self):
+        # Both large layers corrupt: the first in archive order is named,
+        # however the workers finish.
+        archive = oci_archive(self.images(), layer_compression="gzip")
+        data = archive.to_bytes()
+        ranges = member_ranges(data)
+        big = sorted(
+            (offset, n)
+            for n, (offset, size) in ranges.items()
+            if size > 4 << 20
+        )
+        for _, name in big:
+            data = self.corrupt(data, name, -6)
+        for via in ("file", "pipe"):
+            for jobs in (1, 2):
+                self.assertRefused(
+                    data,
+                    CorruptArchive,
+                    f"layer {big[0][1]!r}",
+                    via=via,
+                    jobs=jobs,
+                )
+
+    def test_truncated_inside_a_large_layer(self):
+        data = legacy_docker_save(self.images()).to_bytes()
+        offset, size = max(member_ranges(data).values(), key=lambda r: r[1])
+        cut = data[: offset + size // 2]
+        for via in ("file", "pipe"):
+            self.assertRefused(
+                cut,
+                CorruptArchive,
+                f"ends {size - size // 2} bytes early",
+                via=via,
+            )
+
+    def test_layer_named_twice(self):
+        image = make_image(layers=[random_layer(1, 5 << 20)])
+        data = legacy_docker_save(image).to_bytes()
+        ranges = member_ranges(data)
+        name = max(ranges, key=lambda n: ranges[n][1])
+        offset, size = ranges[name]
+        end = max(-(-(o + n) // 512) * 512 for o, n in ranges.values())
+        # The large layer's header and data again, then the end.
+        again = data[offset - 512 : -(-(offset + size) // 512) * 512]
+        twice = data[:end] + again + bytes(1024)
+        for via in ("file", "pipe"):
+            self.assertRefused(
+                twice, CorruptArchive, f"{name!r} appears twice", via=via
+            )
+
+    def test_progress_inside_a_large_member(self):
+        # Reported every MiB read, whichever thread reads, so that a
+        # display can move while one large layer is read.
+        for name, archive in self.archives().items():
+            data = (
+                archive if isinstance(archive, bytes) else archive.to_bytes()
+            )
+            for via, total in (("file", len(data)), ("pipe", None)):
+                seen = []
+                self.gather(
+                    data,
+                    via=via,
+                    jobs=2,
+                    progress=lambda *args: seen.append(args),
+                )
+                self.assertEqual(
+                    {("gather", total)}, {(p, t) for p, _, t in seen}
+                )
+                done = [d for _, d, _ in seen]
+                self.assertEqual(sorted(done), done)
+                self.assertEqual(len(data), done[-1])
+                # Every MiB, not every member (there are seven).
+                self.assertGreaterEqual(len(done), len(data) >> 20, via)
 
 
 class TestCheckPrintable(GatherTestCase):
