@@ -324,8 +324,13 @@ def _start(args, profile=None):
             profile,
             "--",
         ] + cmd
+    # This checkout's code, not whichever the virtualenv has installed.
     return subprocess.Popen(
-        cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        cmd,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=common.child_env(),
     )
 
 

@@ -21,7 +21,8 @@ Differences from Launchpad's `DownloadCommand`:
   statuses, local write errors); Launchpad maps every `RequestException`
   to one error;
 - the target directory must exist (Launchpad creates it), and the file
-  is made world-readable (0644) before it is renamed into place.
+  is fsynced and made world-readable (0644) before it is renamed into
+  place.
 """
 
 __all__ = [
@@ -192,6 +193,11 @@ def download(session, file_url, path_to_write, timeout, sha1=None):
             try:
                 with os.fdopen(fd, "wb") as out:
                     actual_sha1, sha256, size = _stream(response, out)
+                    # On disk before it is handed over: the librarian
+                    # takes it as it is, and its own fsync is then
+                    # cheap; done here, it overlaps other downloads.
+                    out.flush()
+                    os.fsync(out.fileno())
             except OSError as e:
                 raise DownloadWriteError(_one_line(e)) from e
             if length is not None and size != length:
