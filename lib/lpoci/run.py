@@ -99,6 +99,9 @@ IMAGE_NAME = "lp-oci/run:latest"
 
 # Seconds between status() calls, and before giving up on a builder.
 POLL_INTERVAL = 0.05
+# In `lp-oci run`, which learns at once when gathering ends: polling
+# while the builder gathers is only a safety net.
+GATHER_POLL_INTERVAL = 1.0
 POLL_TIMEOUT = 3600
 
 # Seconds the build farm waits for each answer from the builder.
@@ -170,11 +173,17 @@ def collect_build(
     poll_interval=POLL_INTERVAL,
     timeout=POLL_TIMEOUT,
     reactor=None,
+    wake=None,
 ):
     """The build farm side: poll the builder until the build is handled.
 
     As the build farm manager does: each status goes to `handleStatus`;
     once the builder is WAITING and the status handled, it is cleaned.
+
+    :param wake: optional Deferred that fires (its result untouched) when
+        the build may have ended: the next poll then happens at once, so
+        ``poll_interval`` can be long, and polling (a status call and a
+        transaction each time) costs the builder little CPU meanwhile.
 
     :return: A Deferred firing with the upload's leaf directory in
         ``incoming`` (see `find_upload`), or None if the build failed.
@@ -184,6 +193,15 @@ def collect_build(
     worker = behaviour._worker
     deadline = reactor.seconds() + timeout
     last = None
+    woken = defer.Deferred()
+    if wake is not None:
+
+        def wake_up(result):
+            if not woken.called:
+                woken.callback(None)
+            return result
+
+        wake.addBoth(wake_up)
     while True:
         status = yield worker.status()
         builder_status = status.get("builder_status")
@@ -206,7 +224,18 @@ def collect_build(
             return find_upload(behaviour)
         if reactor.seconds() > deadline:
             raise BuildDaemonError("Timed out waiting for the builder")
-        yield deferLater(reactor, poll_interval, lambda: None)
+        if woken.called:
+            yield deferLater(reactor, POLL_INTERVAL, lambda: None)
+        else:
+            sleep = deferLater(reactor, poll_interval, lambda: None)
+            sleep.addErrback(
+                lambda failure: failure.trap(defer.CancelledError)
+            )
+            yield defer.DeferredList(
+                [sleep, woken], fireOnOneCallback=True, consumeErrors=True
+            )
+            if not sleep.called:
+                sleep.cancel()
 
 
 def _quiet_logger():
@@ -451,7 +480,13 @@ def _run(
         )
         gathered.addCallback(gather_done)
         try:
-            upload_path = yield collect_build(behaviour, bq, logger.info)
+            upload_path = yield collect_build(
+                behaviour,
+                bq,
+                logger.info,
+                poll_interval=GATHER_POLL_INTERVAL,
+                wake=gathered,
+            )
         except (BuilderWorkerError, BuildDaemonError) as e:
             transaction.abort()
             build.failure_reason = str(e)
