@@ -27,7 +27,7 @@ from twisted.internet import defer
 from twisted.internet.threads import deferToThread
 
 from lp.archiveuploader.uploadprocessor import UploadStatusEnum
-from lp.buildmaster.enums import BuildStatus
+from lp.buildmaster.enums import BuildStatus, WorkerBuilderStatus
 from lp.buildmaster.model.buildfarmjobbehaviour import BUILDD_MANAGER_LOG_NAME
 from lp.oci.enums import OCIFileKind
 from lp.oci.model.ocirecipebuild import OCIFile
@@ -47,7 +47,7 @@ from lp.services.database.interfaces import IStore
 from lp.testing import TestCase, TestCaseWithFactory
 from lpbuildd.testing.faultproxy import FaultProxy
 from lpoci.progress import RunProgress
-from lpoci.run import _run_logger, collect_build
+from lpoci.run import _run_logger, build_on_builder, collect_build
 from ocitypes.digest import Digest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
@@ -288,6 +288,49 @@ class EndToEndMixin(BuildFarmTestMixin):
             2,
             len([p for p in proxy.requests if p.endswith("/" + sha1)]),
         )
+
+    @defer.inlineCallbacks
+    def test_collect_wakes_when_gathering_ends(self):
+        # Polling once an hour, collect_build still collects as soon as
+        # the gathering it was told about ends (as `lp-oci run` does).
+        build = self.newBuild()
+        behaviour = self.makeBehaviour(build)
+        archive = write_archive(self.work_dir, [make_test_image()])
+        build_dir = os.path.join(self.work_dir, "wake-build")
+        os.makedirs(build_dir)
+        self.builder.startBuild(behaviour.build_cookie)
+        gathered = defer.Deferred()
+        statuses = []
+        handle_status = behaviour.handleStatus
+
+        def handleStatus(bq, status):
+            statuses.append(status["builder_status"])
+            if len(statuses) == 1:
+                # Gather only once the first poll has seen BUILDING.
+                deferToThread(
+                    build_on_builder,
+                    self.builder,
+                    behaviour.build_cookie,
+                    archive,
+                    build_dir,
+                    "example.com/app:latest",
+                ).chainDeferred(gathered)
+            return handle_status(bq, status)
+
+        behaviour.handleStatus = handleStatus
+        upload_path = yield collect_build(
+            behaviour,
+            build.buildqueue_record,
+            poll_interval=3600,
+            timeout=7200,
+            wake=gathered,
+        )
+        self.assertIsNotNone(upload_path, build.failure_reason)
+        self.assertEqual(
+            [WorkerBuilderStatus.BUILDING, WorkerBuilderStatus.WAITING],
+            statuses,
+        )
+        self.assertIsNotNone((yield gathered))
 
     @defer.inlineCallbacks
     def test_verbose_shows_retries(self):
