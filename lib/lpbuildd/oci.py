@@ -138,6 +138,7 @@ class OCIBuildManager:
         jobs=None,
         docker_root=None,
         containerd_namespace="moby",
+        progress=None,
     ):
         self._builder = builder
         self.backend = backend
@@ -147,6 +148,8 @@ class OCIBuildManager:
         self.jobs = jobs
         self.docker_root = docker_root
         self.containerd_namespace = containerd_namespace
+        # Optional callable(bytes read so far), passed to `gather`.
+        self.progress = progress
 
     def _getLayerSources(self):
         """Where the image's pulled layers came from, as far as known.
@@ -198,6 +201,7 @@ class OCIBuildManager:
                 compression=self.compression,
                 jobs=self.jobs,
                 sources=sources,
+                progress=self.progress,
             )
         except OCIContentError as e:
             proc.kill()

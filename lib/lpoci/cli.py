@@ -148,6 +148,19 @@ def make_parser():
     run.add_argument("--state", default="var", help="state directory")
     run.add_argument("--json", action="store_true", help="print JSON")
     run.add_argument(
+        "--quiet",
+        "-q",
+        action="store_true",
+        help="no progress lines on stderr (--json implies it)",
+    )
+    run.add_argument(
+        "--verbose",
+        "-v",
+        action="store_true",
+        help="also log the build farm's work on stderr: each file "
+        "grabbed, retries, warnings",
+    )
+    run.add_argument(
         "--registry",
         metavar="URL",
         help="push the build to this registry (e.g. http://127.0.0.1:5000)",

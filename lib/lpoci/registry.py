@@ -186,12 +186,24 @@ def write_push_summary(report, stdout):
 
 def run_jobs_main(args, stdout, stderr):
     """The ``lp-oci run-jobs`` command."""
-    from lp.oci.model.ocirecipebuildjob import run_registry_upload_jobs
+    from lp.oci.model.ocirecipebuildjob import (
+        run_archive_checksum_jobs,
+        run_registry_upload_jobs,
+    )
     from lp.services.scripts import setup_services
 
     setup_services(args.state)
     ensure_secrets_key(args.state)
     jobs = run_registry_upload_jobs()
+    checksums = [
+        {
+            "build_id": build.id,
+            "format": format_name,
+            "size": None if checksum is None else checksum.size,
+            "sha256": None if checksum is None else checksum.sha256,
+        }
+        for build, format_name, checksum in run_archive_checksum_jobs()
+    ]
     results = [
         {
             "build_id": job.build.id,
@@ -206,7 +218,11 @@ def run_jobs_main(args, stdout, stderr):
     ]
     failed = sum(1 for r in results if r["status"] != "COMPLETED")
     if args.json:
-        json.dump({"jobs": results}, stdout, indent=2)
+        json.dump(
+            {"jobs": results, "archive_checksums": checksums},
+            stdout,
+            indent=2,
+        )
         stdout.write("\n")
     elif not results:
         stdout.write("no registry upload jobs ready\n")
@@ -215,4 +231,9 @@ def run_jobs_main(args, stdout, stderr):
         if result["error_summary"]:
             line += f": {result['error_summary']}"
         stdout.write(line + "\n")
+    for checksum in [] if args.json else checksums:
+        stdout.write(
+            f"build {checksum['build_id']}: {checksum['format']} archive "
+            f"{checksum['size']} bytes, sha256 {checksum['sha256']}\n"
+        )
     return 1 if failed else 0

@@ -58,6 +58,7 @@ from lp.app.errors import NotFoundError
 from lp.archiveuploader.uploadprocessor import UploadProcessor
 from lp.buildmaster.enums import BuildStatus, WorkerBuilderStatus
 from lp.buildmaster.interactor import (
+    DOWNLOAD_CONNECTIONS,
     BuilderWorker,
     BuilderWorkerError,
     make_download_process_pool,
@@ -67,6 +68,7 @@ from lp.buildmaster.interfaces.processor import (
     IProcessorSet,
     ProcessorNotFound,
 )
+from lp.buildmaster.model.buildfarmjobbehaviour import BUILDD_MANAGER_LOG_NAME
 from lp.oci.interfaces.ocirecipe import IOCIRecipeSet
 from lp.oci.interfaces.ocirecipebuild import IOCIRecipeBuildSet
 from lp.oci.model.ocirecipebuildbehaviour import OCIRecipeBuildBehaviour
@@ -77,6 +79,7 @@ from lp.services.scripts import setup_services
 from lpbuildd.oci import OCIBuildManager, OCIGatherError
 from lpbuildd.replay import ReplayBackend
 from lpbuildd.server import BuilderServer
+from lpoci.progress import ProgressLogHandler, RunProgress
 from lpoci.registry import (
     RegistryRunError,
     configure_push_rule,
@@ -96,6 +99,9 @@ IMAGE_NAME = "lp-oci/run:latest"
 
 # Seconds between status() calls, and before giving up on a builder.
 POLL_INTERVAL = 0.05
+# In `lp-oci run`, which learns at once when gathering ends: polling
+# while the builder gathers is only a safety net.
+GATHER_POLL_INTERVAL = 1.0
 POLL_TIMEOUT = 3600
 
 # Seconds the build farm waits for each answer from the builder.
@@ -106,11 +112,15 @@ class RunError(Exception):
     """The run failed; the message is one line for the user."""
 
 
-def build_on_builder(builder, build_cookie, archive, build_dir, name):
+def build_on_builder(
+    builder, build_cookie, archive, build_dir, name, progress=None
+):
     """The builder side: gather ``archive`` and complete the build.
 
     Blocking: run it in a thread.  The build must have been started
     (``builder.startBuild``) or is started here.
+
+    :param progress: optional callable(bytes read so far).
 
     :return: The `GatherResult`, or None if gathering failed (the build
         is then complete with PACKAGEFAIL and the reason in its log).
@@ -119,7 +129,11 @@ def build_on_builder(builder, build_cookie, archive, build_dir, name):
         builder.startBuild(build_cookie)
     try:
         result = OCIBuildManager(
-            builder, ReplayBackend(archive), name, build_dir
+            builder,
+            ReplayBackend(archive),
+            name,
+            build_dir,
+            progress=progress,
         ).gatherResults()
     except OCIGatherError as e:
         builder.log(f"{e}\n")
@@ -131,6 +145,10 @@ def build_on_builder(builder, build_cookie, archive, build_dir, name):
         raise
     builder.buildComplete("OK")
     return result
+
+
+def _mb(n):
+    return f"{n / 1e6:.1f} MB"
 
 
 def find_upload(behaviour):
@@ -155,11 +173,17 @@ def collect_build(
     poll_interval=POLL_INTERVAL,
     timeout=POLL_TIMEOUT,
     reactor=None,
+    wake=None,
 ):
     """The build farm side: poll the builder until the build is handled.
 
     As the build farm manager does: each status goes to `handleStatus`;
     once the builder is WAITING and the status handled, it is cleaned.
+
+    :param wake: optional Deferred that fires (its result untouched) when
+        the build may have ended: the next poll then happens at once, so
+        ``poll_interval`` can be long, and polling (a status call and a
+        transaction each time) costs the builder little CPU meanwhile.
 
     :return: A Deferred firing with the upload's leaf directory in
         ``incoming`` (see `find_upload`), or None if the build failed.
@@ -169,6 +193,15 @@ def collect_build(
     worker = behaviour._worker
     deadline = reactor.seconds() + timeout
     last = None
+    woken = defer.Deferred()
+    if wake is not None:
+
+        def wake_up(result):
+            if not woken.called:
+                woken.callback(None)
+            return result
+
+        wake.addBoth(wake_up)
     while True:
         status = yield worker.status()
         builder_status = status.get("builder_status")
@@ -191,7 +224,18 @@ def collect_build(
             return find_upload(behaviour)
         if reactor.seconds() > deadline:
             raise BuildDaemonError("Timed out waiting for the builder")
-        yield deferLater(reactor, poll_interval, lambda: None)
+        if woken.called:
+            yield deferLater(reactor, POLL_INTERVAL, lambda: None)
+        else:
+            sleep = deferLater(reactor, poll_interval, lambda: None)
+            sleep.addErrback(
+                lambda failure: failure.trap(defer.CancelledError)
+            )
+            yield defer.DeferredList(
+                [sleep, woken], fireOnOneCallback=True, consumeErrors=True
+            )
+            if not sleep.called:
+                sleep.cancel()
 
 
 def _quiet_logger():
@@ -200,6 +244,50 @@ def _quiet_logger():
         logger.addHandler(logging.NullHandler())
     logger.propagate = False
     return logger
+
+
+def _run_logger(progress, verbose):
+    """The run's logger; the build farm's also goes to it.
+
+    Silent unless ``verbose``; then INFO and above (retries, warnings,
+    each file grabbed) go to stderr through ``progress``.
+    """
+    logger = _quiet_logger()
+    farm = logging.getLogger(BUILDD_MANAGER_LOG_NAME)
+    farm.propagate = False
+    for name in (logger, farm):
+        for handler in list(name.handlers):
+            if isinstance(handler, ProgressLogHandler):
+                name.removeHandler(handler)
+    if verbose:
+        handler = ProgressLogHandler(progress)
+        for name in (logger, farm):
+            name.addHandler(handler)
+            name.setLevel(logging.INFO)
+    elif not farm.handlers:
+        farm.addHandler(logging.NullHandler())
+    return logger
+
+
+def _count_downloads(worker, get_phase):
+    """Count the bytes of every file ``worker`` fetches, as it completes.
+
+    :param get_phase: returns the `Phase` to count them in.
+    """
+    get_file = worker.getFile
+
+    def getFile(*args, **kwargs):
+        phase = get_phase()
+        d = get_file(*args, **kwargs)
+
+        def counted(result):
+            if phase.seconds is None:
+                phase.add(result.size)
+            return result
+
+        return d.addCallback(counted)
+
+    worker.getFile = getFile
 
 
 def _report(gather_result, build, behaviour):
@@ -332,14 +420,19 @@ def _run(
     reactor, archive, recipe_name, image_name, work_dir, logger, progress
 ):
     build, bq = _new_build(recipe_name)
-    progress(f"launchpad: created build {build.id}")
+    logger.info(f"launchpad: created build {build.id}")
     cache_dir = os.path.join(work_dir, "cache")
     build_dir = os.path.join(work_dir, "build")
     os.makedirs(cache_dir)
     os.makedirs(build_dir)
     server = BuilderServer(cache_dir)
     url = server.listen(reactor)
-    pool = make_download_process_pool()
+    # Started now, so that the processes are ready once gathering ends
+    # (starting one costs about 0.4 CPU seconds, which is then off the
+    # critical path); no more of them than CPUs, since hashing is what
+    # they spend their time on.
+    workers = min(DOWNLOAD_CONNECTIONS, os.cpu_count() or 1)
+    pool = make_download_process_pool(min=workers, max=workers)
     pool.start()
     try:
         builder = get_builder(url)
@@ -352,9 +445,29 @@ def _run(
             build, upload_root=os.path.join(work_dir, "uploads")
         )
         behaviour.setBuilder(builder, worker)
-        progress(f"builder: listening on {url}, gathering {archive}")
+        logger.info(f"builder: listening on {url}, gathering {archive}")
         # The builder starts building at once; gathering runs in a
-        # thread, as on a builder.
+        # thread, as on a builder.  Fetching starts once it is done.
+        gather_phase = progress.phase("gather", os.path.getsize(archive))
+
+        def fetch_phase():
+            # The builder is WAITING a moment before `gathered` fires.
+            if gather_phase.seconds is None:
+                gather_phase.finish()
+            if "fetch" not in progress.phases:
+                progress.phase("fetch")
+            return progress.phases["fetch"]
+
+        def gather_done(result):
+            if gather_phase.seconds is None and result is not None:
+                gather_phase.finish(
+                    result.bytes_in, f"{_mb(result.bytes_out)} out"
+                )
+            fetch_phase()
+            return result
+
+        _count_downloads(worker, fetch_phase)
+
         server.builder.startBuild(build.build_cookie)
         gathered = deferToThread(
             build_on_builder,
@@ -363,9 +476,17 @@ def _run(
             archive,
             build_dir,
             image_name,
+            gather_phase.update,
         )
+        gathered.addCallback(gather_done)
         try:
-            upload_path = yield collect_build(behaviour, bq, progress)
+            upload_path = yield collect_build(
+                behaviour,
+                bq,
+                logger.info,
+                poll_interval=GATHER_POLL_INTERVAL,
+                wake=gathered,
+            )
         except (BuilderWorkerError, BuildDaemonError) as e:
             transaction.abort()
             build.failure_reason = str(e)
@@ -376,20 +497,34 @@ def _run(
             yield gathered
             raise RunError(f"build {build.id} FAILEDTOBUILD: {e}") from None
         gather_result = yield gathered
-    finally:
+    except BaseException:
         yield pool.stop()
         yield server.stopListening()
-    if upload_path is None:
-        raise RunError(
-            f"build {build.id} {build.status.name}: {build.failure_reason}"
-        )
-    progress(
-        f"build farm: fetched {behaviour.bytes_fetched} layer bytes, "
-        f"reused {behaviour.bytes_reused}"
+        raise
+    fetch_phase().finish(
+        note=f"{_mb(behaviour.bytes_reused)} of layers reused"
     )
-    _process_upload(upload_path, build, logger)
-    progress(f"upload: build {build.id} is {build.status.name}")
-    return _report(gather_result, build, behaviour), build
+    # The download processes and the builder stop while the upload is
+    # processed: one reactor turn sends the processes their shutdown.
+    stopping = defer.DeferredList(
+        [pool.stop(), server.stopListening()], consumeErrors=True
+    )
+    yield deferLater(reactor, 0, lambda: None)
+    try:
+        if upload_path is None:
+            raise RunError(
+                f"build {build.id} {build.status.name}: "
+                f"{build.failure_reason}"
+            )
+        stored = sum(result.size for result in behaviour.downloads.values())
+        upload_phase = progress.phase("upload", stored)
+        _process_upload(upload_path, build, logger)
+        upload_phase.finish(stored, build.status.name)
+    finally:
+        yield stopping
+    report = _report(gather_result, build, behaviour)
+    report["phases"] = progress.asdict()
+    return report, build
 
 
 def run_reactor(function, *args):
@@ -433,14 +568,11 @@ def run_main(args, stdout, stderr):
             "lp-oci: error: --tag and --credentials need --registry\n"
         )
         return 2
-    logger = _quiet_logger()
-
-    def progress(line):
-        # Progress on stderr, the result alone on stdout.
-        if not args.json:
-            stderr.write(line + "\n")
-            stderr.flush()
-
+    # Progress on stderr (see `lpoci.progress`), the result alone on
+    # stdout.
+    quiet = getattr(args, "quiet", False) or args.json
+    progress = RunProgress(stderr, mode="off" if quiet else None)
+    logger = _run_logger(progress, getattr(args, "verbose", False))
     setup_services(args.state)
     recipe_name = "sample" if args.sample else "run"
     try:
@@ -475,7 +607,7 @@ def run_main(args, stdout, stderr):
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
     if registry and build.status == BuildStatus.FULLYBUILT:
-        progress(f"registry: pushing to {registry} {args.image}")
+        logger.info(f"registry: pushing to {registry} {args.image}")
         try:
             report["registry"] = run_pending_push(build, tags=args.tag)
         except RegistryRunError as e:

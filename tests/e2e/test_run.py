@@ -12,8 +12,12 @@ from `FaultProxy` (a connection dropped mid-file).
 
 __all__ = []
 
+import io
 import json
+import logging
 import os
+import pty
+import re
 import subprocess
 import sys
 
@@ -23,7 +27,8 @@ from twisted.internet import defer
 from twisted.internet.threads import deferToThread
 
 from lp.archiveuploader.uploadprocessor import UploadStatusEnum
-from lp.buildmaster.enums import BuildStatus
+from lp.buildmaster.enums import BuildStatus, WorkerBuilderStatus
+from lp.buildmaster.model.buildfarmjobbehaviour import BUILDD_MANAGER_LOG_NAME
 from lp.oci.enums import OCIFileKind
 from lp.oci.model.ocirecipebuild import OCIFile
 from lp.oci.tests.buildfarm import (
@@ -42,10 +47,16 @@ from lp.services.database.interfaces import IStore
 from lp.services.librarian.storage import get_librarian_storage
 from lp.testing import TestCase, TestCaseWithFactory
 from lpbuildd.testing.faultproxy import FaultProxy
-from lpoci.run import collect_build
+from lpoci.progress import RunProgress
+from lpoci.run import _run_logger, build_on_builder, collect_build
 from ocitypes.digest import Digest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
+
+# A phase's final progress line: bytes, rate, elapsed time.
+PHASE_LINE = re.compile(
+    r"\A(gather|fetch|upload): \d+\.\d MB, \d+ MB/s, \d+\.\d s( \(.*\))?\Z"
+)
 
 
 class EndToEndMixin(BuildFarmTestMixin):
@@ -334,6 +345,82 @@ class EndToEndMixin(BuildFarmTestMixin):
             len([p for p in proxy.requests if p.endswith("/" + sha1)]),
         )
 
+    @defer.inlineCallbacks
+    def test_collect_wakes_when_gathering_ends(self):
+        # Polling once an hour, collect_build still collects as soon as
+        # the gathering it was told about ends (as `lp-oci run` does).
+        build = self.newBuild()
+        behaviour = self.makeBehaviour(build)
+        archive = write_archive(self.work_dir, [make_test_image()])
+        build_dir = os.path.join(self.work_dir, "wake-build")
+        os.makedirs(build_dir)
+        self.builder.startBuild(behaviour.build_cookie)
+        gathered = defer.Deferred()
+        statuses = []
+        handle_status = behaviour.handleStatus
+
+        def handleStatus(bq, status):
+            statuses.append(status["builder_status"])
+            if len(statuses) == 1:
+                # Gather only once the first poll has seen BUILDING.
+                deferToThread(
+                    build_on_builder,
+                    self.builder,
+                    behaviour.build_cookie,
+                    archive,
+                    build_dir,
+                    "example.com/app:latest",
+                ).chainDeferred(gathered)
+            return handle_status(bq, status)
+
+        behaviour.handleStatus = handleStatus
+        upload_path = yield collect_build(
+            behaviour,
+            build.buildqueue_record,
+            poll_interval=3600,
+            timeout=7200,
+            wake=gathered,
+        )
+        self.assertIsNotNone(upload_path, build.failure_reason)
+        self.assertEqual(
+            [WorkerBuilderStatus.BUILDING, WorkerBuilderStatus.WAITING],
+            statuses,
+        )
+        self.assertIsNotNone((yield gathered))
+
+    @defer.inlineCallbacks
+    def test_verbose_shows_retries(self):
+        # `lp-oci run --verbose` sends the build farm's log, retries
+        # included, to stderr; without it, nothing of it shows.
+        for name in (BUILDD_MANAGER_LOG_NAME, "lpoci.run"):
+            logger = logging.getLogger(name)
+            self.addCleanup(setattr, logger, "propagate", logger.propagate)
+            self.addCleanup(setattr, logger, "handlers", list(logger.handlers))
+            self.addCleanup(logger.setLevel, logger.level)
+        for verbose in (True, False):
+            stream = io.StringIO()
+            _run_logger(RunProgress(stream, mode="lines"), verbose)
+            proxy = self.useFixture_proxy()
+            build = self.newBuild()
+            behaviour, result = self.gather(
+                build, make_test_image(), url=proxy.url
+            )
+            layer = result.images[0].layers[0].descriptor
+            name = f"blobs-{layer.digest.algorithm}-{layer.digest.hex}"
+            proxy.dropAfter(1000, sha1=self.builder.waitingfiles[name])
+            upload_path = yield self.collectBuild(behaviour)
+            self.assertIsNotNone(upload_path, build.failure_reason)
+            if verbose:
+                self.assertRegex(
+                    stream.getvalue(),
+                    r"(?m)^lp-oci: WARNING: Attempt 1 to fetch \S+ failed",
+                )
+                self.assertIn(
+                    "lp-oci: INFO: Grabbing file:", stream.getvalue()
+                )
+            else:
+                self.assertEqual("", stream.getvalue())
+
     def useFixture_proxy(self):
         proxy = FaultProxy(self.builder_server.url)
         proxy.start()
@@ -467,13 +554,17 @@ class TestEndToEndSQLite(EndToEndMixin, TestCaseWithFactory):
 class TestRunCommand(TestCase):
     """``lp-oci run`` in a subprocess, on its own state directory."""
 
-    def run_command(self, *args):
+    def command_env(self):
         env = dict(os.environ)
         env.pop("LP_DATABASE_URI", None)
         env.pop("LP_LIBRARIAN_ROOT", None)
         env["PYTHONPATH"] = os.pathsep.join(
             filter(None, [os.path.join(ROOT, "lib"), env.get("PYTHONPATH")])
         )
+        return env
+
+    def run_command(self, *args):
+        env = self.command_env()
         return subprocess.run(
             [sys.executable, "-m", "lpoci.cli", "run", *args],
             capture_output=True,
@@ -500,8 +591,15 @@ class TestRunCommand(TestCase):
                 "images",
                 "bytes_fetched",
                 "bytes_reused",
+                "phases",
             },
             set(report),
+        )
+        self.assertEqual(["gather", "fetch", "upload"], list(report["phases"]))
+        # The reused layers were not fetched again.
+        self.assertLess(
+            report["phases"]["fetch"]["bytes"],
+            first_report["phases"]["fetch"]["bytes"],
         )
         self.assertEqual("docker25-classic", report["format"])
         self.assertEqual(first_report["build_id"] + 1, report["build_id"])
@@ -530,10 +628,84 @@ class TestRunCommand(TestCase):
         self.assertEqual(0, result.returncode, result.stderr)
         self.assertIn("FULLYBUILT", result.stdout)
         self.assertIn("bytes fetched:", result.stdout)
-        # Progress goes to stderr, the summary alone to stdout.
+        # Progress goes to stderr, the summary alone to stdout.  Not on
+        # a terminal: one line per phase, once it has ended.
         self.assertTrue(result.stdout.startswith("build "), result.stdout)
-        self.assertNotIn("builder: listening", result.stdout)
-        self.assertIn("builder: listening", result.stderr)
+        self.assertNotIn("MB/s", result.stdout)
+        lines = result.stderr.splitlines()
+        self.assertEqual(
+            ["gather", "fetch", "upload"],
+            [line.split(":")[0] for line in lines],
+            result.stderr,
+        )
+        for line in lines:
+            self.assertRegex(line, PHASE_LINE)
+        self.assertNotIn("\r", result.stderr)
+
+    def test_quiet(self):
+        result = self.run_command("--sample", "--state", self.state, "-q")
+        self.assertEqual(0, result.returncode, result.stderr)
+        self.assertEqual("", result.stderr)
+        self.assertTrue(result.stdout.startswith("build "), result.stdout)
+
+    def test_verbose(self):
+        result = self.run_command("--sample", "--state", self.state, "-v")
+        self.assertEqual(0, result.returncode, result.stderr)
+        self.assertIn("lp-oci: INFO: Grabbing file: index.json", result.stderr)
+        self.assertIn("lp-oci: INFO: builder: listening", result.stderr)
+        self.assertRegex(result.stderr, r"(?m)^upload: ")
+        self.assertTrue(result.stdout.startswith("build "), result.stdout)
+        self.assertNotIn("lp-oci:", result.stdout)
+
+    def test_progress_on_a_terminal(self):
+        # With stderr on a terminal, each phase's line is redrawn in
+        # place (\r) and left, final, when it ends; stdout (a pipe)
+        # has the summary alone.
+        primary, secondary = pty.openpty()
+        self.addCleanup(os.close, primary)
+        env = self.command_env()
+        try:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "lpoci.cli", "run", "--sample"]
+                + ["--state", self.state],
+                stdout=subprocess.PIPE,
+                stderr=secondary,
+                env=env,
+                text=True,
+            )
+        finally:
+            os.close(secondary)
+        output = b""
+        while True:
+            try:
+                data = os.read(primary, 65536)
+            except OSError:  # EIO: the other side is closed.
+                break
+            if not data:
+                break
+            output += data
+        stdout = proc.stdout.read()
+        proc.stdout.close()
+        self.assertEqual(0, proc.wait(timeout=120))
+        self.assertTrue(stdout.startswith("build "), stdout)
+        self.assertNotIn("MB/s", stdout)
+        text = output.decode()
+        # Each phase: drawn while running, then its final line ends
+        # with a newline; the terminal shows three lines in the end.
+        finals = [
+            line.rsplit("\r", 1)[-1].replace("\x1b[K", "")
+            for line in text.replace("\r\n", "\n").split("\n")
+            if line
+        ]
+        self.assertEqual(
+            ["gather", "fetch", "upload"],
+            [line.split(":")[0] for line in finals],
+            repr(text),
+        )
+        for line in finals:
+            self.assertRegex(line, PHASE_LINE)
+        self.assertIn("\rgather: ", text)
+        self.assertIn("\x1b[K", text)
 
     def test_bad_archive(self):
         archive = os.path.join(os.path.dirname(self.state), "bad.tar")

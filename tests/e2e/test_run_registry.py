@@ -156,10 +156,23 @@ class TestRunRegistry(TestCase):
         # Not due yet.
         jobs = self.lp_oci("run-jobs", "--state", self.state)
         self.assertEqual(0, jobs.returncode, jobs.stderr)
-        self.assertEqual("no registry upload jobs ready\n", jobs.stdout)
+        lines = jobs.stdout.splitlines()
+        self.assertEqual("no registry upload jobs ready", lines[0])
+        # run-jobs also stored the build's archive checksums, which
+        # upload processing no longer computes.
+        self.assertEqual(
+            ["oci", "docker"], [line.split()[2] for line in lines[1:]]
+        )
+        for line in lines[1:]:
+            self.assertRegex(
+                line,
+                r"\Abuild \d+: \w+ archive \d+ bytes, sha256 [0-9a-f]{64}\Z",
+            )
         jobs = self.lp_oci("run-jobs", "--state", self.state, "--json")
         self.assertEqual(0, jobs.returncode, jobs.stderr)
-        self.assertEqual({"jobs": []}, json.loads(jobs.stdout))
+        self.assertEqual(
+            {"jobs": [], "archive_checksums": []}, json.loads(jobs.stdout)
+        )
 
     def test_registry_needs_image(self):
         result = self.lp_oci(

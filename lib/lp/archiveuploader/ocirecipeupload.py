@@ -21,8 +21,11 @@ The legacy upload (``digests.json`` there):
     ``<layer_id>.tar.gz`` reuses a librarian file the same way.
 
 Files go into the librarian by hard link when the upload directory is
-on the same file system (`ILibraryFileAliasSet.createFromPath`): each is
-read once to be hashed and verified, and never copied.  A private
+on the same file system (`ILibraryFileAliasSet.createFromPath`), never
+copied.  A file the build farm's downloads verified (recorded beside the
+upload, see `lp.buildmaster.verifiedfiles`) is not read at all: the
+librarian takes its digests after one ``fstat``; any other file is read
+once, to be hashed and verified.  A private
 build's files are restricted; restricted or expiring files are never
 reused for another build.
 
@@ -43,6 +46,7 @@ from zope.component import getUtility
 
 from lp.archiveuploader.utils import UploadError
 from lp.buildmaster.enums import BuildStatus
+from lp.buildmaster.verifiedfiles import read_verified_files
 from lp.oci.enums import OCIFileKind
 from lp.oci.interfaces.ocirecipebuild import IOCIFileSet
 from lp.oci.model.ociupload import (
@@ -81,6 +85,8 @@ class OCIRecipeUpload:
         self.restricted = False
         # The sha256 of every content this upload put in storage.
         self.stored_sha256s = set()
+        # What the build farm's downloads verified, by file name.
+        self.verified = read_verified_files(upload_path)
 
     def process(self, build):
         """Record the upload's files as the build's `OCIFile`s.
@@ -165,6 +171,7 @@ class OCIRecipeUpload:
                 restricted=self.restricted,
                 allow_zero_length=True,
                 expected_sha256=expected,
+                verified=self.verified.get(os.path.basename(path)),
             )
         except FileNotFoundError:
             raise UploadError(f"{name} is missing") from None

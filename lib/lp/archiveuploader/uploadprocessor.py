@@ -28,6 +28,11 @@ removed (when no other upload is storing content: see
 `OCIRecipeUpload.removeUnreferencedContent`), the leaf left where it
 is and the exception propagates.
 
+The checksums of the build's generated archives are not computed here
+(that would read every blob twice more): `lp-oci run-jobs` stores them
+(`run_archive_checksum_jobs`), and until then the build computes them
+when asked (`IOCIRecipeBuild.getArchiveChecksum`).
+
 Deviations from Launchpad: build uploads only (no source or user
 uploads), OCI recipe builds only, no mail.
 """
@@ -231,7 +236,6 @@ class BuildUploadHandler:
                     % "; ".join(problems)
                 )
             self.scheduleRegistryUpload(logger)
-            self.storeArchiveChecksums(logger)
         except UploadError as e:
             logger.error(str(e))
             self.failure_reason = str(e)
@@ -261,27 +265,6 @@ class BuildUploadHandler:
         ):
             job = build.scheduleRegistryUpload()
             logger.info("Scheduled %r.", job)
-
-    def storeArchiveChecksums(self, logger):
-        """Store the size and sha256 of the FULLYBUILT build's archives.
-
-        Done here, once, in the transaction that makes the build
-        FULLYBUILT, so that the build's web service entry (whose GETs
-        do not commit) states them without streaming anything.  It
-        costs one more read of the build's blobs per format.
-        """
-        build = self.build
-        if build.status != BuildStatus.FULLYBUILT:
-            return
-        for format_name in ("oci", "docker"):
-            checksum = build.getArchiveChecksum(format_name)
-            if checksum is not None:
-                logger.info(
-                    "%s archive: %d bytes, sha256 %s.",
-                    format_name,
-                    checksum.size,
-                    checksum.sha256,
-                )
 
     def moveProcessedUpload(self, destination, logger):
         """Move the leaf to ``<base_fsroot>/<destination>``."""

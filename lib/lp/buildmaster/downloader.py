@@ -10,7 +10,8 @@ module imports nothing from the rest of Launchpad.
 
 Differences from Launchpad's `DownloadCommand`:
 
-- the child computes the file's SHA-1 and sha256 while writing it,
+- the child computes the file's SHA-1 (in a helper thread) and sha256
+  while writing it,
   refuses it if the SHA-1 is not the one asked for (`DownloadCorrupt`),
   and returns the sha256 and size, so the master never reads the file
   again to learn them;
@@ -21,7 +22,8 @@ Differences from Launchpad's `DownloadCommand`:
   statuses, local write errors); Launchpad maps every `RequestException`
   to one error;
 - the target directory must exist (Launchpad creates it), and the file
-  is made world-readable (0644) before it is renamed into place.
+  is fsynced and made world-readable (0644) before it is renamed into
+  place.
 """
 
 __all__ = [
@@ -40,6 +42,7 @@ __all__ = [
 import hashlib
 import os
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 
 from ampoule.child import AMPChild
 from requests import RequestException, Session, Timeout
@@ -130,9 +133,40 @@ def _is_timeout(error):
     return False
 
 
+class _SHA1InThread:
+    """SHA-1 of a stream of chunks, computed in a helper thread.
+
+    hashlib releases the GIL on large buffers, so while the helper
+    hashes one chunk the download process receives, writes and
+    sha256-hashes the next: a single large file can use two CPUs.
+    """
+
+    def __init__(self):
+        self.hash = hashlib.sha1()
+        self._executor = ThreadPoolExecutor(
+            1, thread_name_prefix="download-sha1"
+        )
+        self._pending = None
+
+    def update(self, chunk):
+        self.wait()
+        self._pending = self._executor.submit(self.hash.update, chunk)
+
+    def wait(self):
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            pending.result()
+
+    def close(self):
+        try:
+            self.wait()
+        finally:
+            self._executor.shutdown()
+
+
 def _stream(response, out):
     """Copy the body to ``out``; return (sha1, sha256, size)."""
-    sha1 = hashlib.sha1()
+    sha1 = _SHA1InThread()
     sha256 = hashlib.sha256()
     size = 0
     try:
@@ -141,13 +175,16 @@ def _stream(response, out):
             sha256.update(chunk)
             out.write(chunk)
             size += len(chunk)
+        sha1.wait()
     except ChunkedEncodingError as e:
         raise DownloadIncomplete(f"body cut short: {_one_line(e)}") from e
     except RequestException as e:
         if _is_timeout(e):
             raise DownloadTimeout(_one_line(e)) from e
         raise DownloadConnectionError(_one_line(e)) from e
-    return sha1.hexdigest(), sha256.hexdigest(), size
+    finally:
+        sha1.close()
+    return sha1.hash.hexdigest(), sha256.hexdigest(), size
 
 
 def _content_length(response):
@@ -192,6 +229,11 @@ def download(session, file_url, path_to_write, timeout, sha1=None):
             try:
                 with os.fdopen(fd, "wb") as out:
                     actual_sha1, sha256, size = _stream(response, out)
+                    # On disk before it is handed over: the librarian
+                    # takes it as it is, and its own fsync is then
+                    # cheap; done here, it overlaps other downloads.
+                    out.flush()
+                    os.fsync(out.fileno())
             except OSError as e:
                 raise DownloadWriteError(_one_line(e)) from e
             if length is not None and size != length:

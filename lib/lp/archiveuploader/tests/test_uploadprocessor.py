@@ -19,11 +19,17 @@ from lp.archiveuploader.uploadprocessor import (
     parse_build_upload_leaf_name,
 )
 from lp.buildmaster.enums import BuildStatus
+from lp.buildmaster.interactor import DownloadResult
+from lp.buildmaster.verifiedfiles import write_verified_files
 from lp.oci.interfaces.ociarchive import IOCIArchiveSet, OCIArchiveFormat
 from lp.oci.interfaces.ocirecipebuild import (
     OCIRecipeBuildRegistryUploadStatus,
 )
 from lp.oci.model.ocirecipebuild import OCIArchiveChecksum
+from lp.oci.model.ocirecipebuildjob import (
+    builds_missing_archive_checksums,
+    run_archive_checksum_jobs,
+)
 from lp.oci.tests.buildfarm import (
     librarian_contents,
     make_oci_upload_dir,
@@ -31,6 +37,7 @@ from lp.oci.tests.buildfarm import (
     upload_files_dir,
 )
 from lp.services.database.interfaces import IStore
+from lp.services.librarian.storage import LibrarianStorage
 from lp.testing import TestCase, TestCaseWithFactory
 from lp.testing.layers import (
     LaunchpadZopelessLayer,
@@ -83,7 +90,20 @@ class UploadProcessorMixin:
         self.assertEqual(BuildStatus.FULLYBUILT, build.status)
         self.assertTrue(build.verifySuccessfulUpload())
         self.assertEqual([], os.listdir(self.fsroot))
-        # The archives' checksums were stored with the upload.
+        # The archives' checksums are not computed at upload time (that
+        # would read every blob twice more); run-jobs stores them.
+        self.assertTrue(
+            IStore(OCIArchiveChecksum)
+            .find(OCIArchiveChecksum, build_id=build.id)
+            .is_empty()
+        )
+        self.assertEqual([build], builds_missing_archive_checksums())
+        done = run_archive_checksum_jobs()
+        self.assertEqual(
+            [(build, "oci"), (build, "docker")],
+            [(b, f) for b, f, _ in done],
+        )
+        transaction.abort()
         stored = {
             row.format: (row.size, row.sha256)
             for row in IStore(OCIArchiveChecksum).find(
@@ -101,9 +121,76 @@ class UploadProcessorMixin:
                 (len(content), hashlib.sha256(content).hexdigest()),
                 stored[format.name.lower()],
             )
+        # Once stored, nothing is left to do.
+        self.assertEqual([], builds_missing_archive_checksums())
+        self.assertEqual([], run_archive_checksum_jobs())
         self.assertEqual(
             [leaf], os.listdir(os.path.join(self.root, "accepted"))
         )
+
+    def writeVerifiedFiles(self, build, leaf):
+        """Record every file of the upload as the downloads would."""
+        directory = upload_files_dir(build, os.path.join(self.fsroot, leaf))
+        results = []
+        for name in sorted(os.listdir(directory)):
+            path = os.path.join(directory, name)
+            with open(path, "rb") as f:
+                data = f.read()
+            results.append(
+                DownloadResult(
+                    path,
+                    hashlib.sha1(data).hexdigest(),
+                    hashlib.sha256(data).hexdigest(),
+                    len(data),
+                )
+            )
+        write_verified_files(
+            os.path.join(self.fsroot, leaf), directory, results
+        )
+        return directory
+
+    def test_verified_files_are_not_read_again(self):
+        # Files the build farm's downloads verified are stored without
+        # being read: they have no md5.  Others (none here) would be.
+        build, leaf = self.makeUpload()
+        self.writeVerifiedFiles(build, leaf)
+        with MockPatchObject(
+            LibrarianStorage, "_copy", side_effect=AssertionError("read")
+        ):
+            result = UploadProcessor(self.root).processBuildUpload(
+                self.fsroot, leaf
+            )
+        self.assertEqual(UploadStatusEnum.ACCEPTED, result)
+        transaction.abort()
+        self.assertTrue(build.verifySuccessfulUpload())
+        contents = [lfa.content for _, lfa, _ in build.getFiles()]
+        self.assertNotEqual([], contents)
+        self.assertEqual({None}, {content.md5 for content in contents})
+
+    def test_verified_file_changed_since_is_refused(self):
+        # A layer rewritten after its download was verified (same size,
+        # other bytes and mtime) is hashed again and refused, not stored
+        # under the digest on record.
+        build, leaf = self.makeUpload()
+        directory = self.writeVerifiedFiles(build, leaf)
+        layer = max(
+            (os.path.join(directory, name) for name in os.listdir(directory)),
+            key=os.path.getsize,
+        )
+        before = os.stat(layer).st_mtime_ns
+        with open(layer, "r+b") as f:
+            f.seek(-1, os.SEEK_END)
+            last = f.read(1)
+            f.seek(-1, os.SEEK_END)
+            f.write(bytes([last[0] ^ 1]))
+        os.utime(layer, ns=(before + 1, before + 1))
+        result = UploadProcessor(self.root).processBuildUpload(
+            self.fsroot, leaf
+        )
+        self.assertEqual(UploadStatusEnum.REJECTED, result)
+        transaction.abort()
+        self.assertEqual(BuildStatus.FAILEDTOUPLOAD, build.status)
+        self.assertIn("sha256", build.failure_reason)
 
     def test_accepted_schedules_registry_upload(self):
         # A recipe with push rules gets its FULLYBUILT build pushed.

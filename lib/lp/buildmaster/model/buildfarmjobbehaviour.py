@@ -76,6 +76,7 @@ from lp.buildmaster.interfaces.builder import BuildDaemonError
 from lp.buildmaster.interfaces.buildfarmjobbehaviour import (
     IBuildFarmJobBehaviour,
 )
+from lp.buildmaster.verifiedfiles import write_verified_files
 from lp.services.librarian.interfaces import ILibraryFileAliasSet
 
 # The logger the build farm manager logs to.
@@ -413,9 +414,11 @@ class BuildFarmJobBehaviourBase:
             logger.info(
                 "Grabbing file: %s (%s)", name, self._worker.getURL(sha1)
             )
-        yield self._worker.getFiles(
-            [files[name] for name in sorted(files)], logger=logger
+        names = sorted(files)
+        results = yield self._worker.getFiles(
+            [files[name] for name in names], logger=logger
         )
+        self.downloads = dict(zip(names, results))
 
     @defer.inlineCallbacks
     def handleSuccess(self, worker_status, logger):
@@ -449,6 +452,12 @@ class BuildFarmJobBehaviourBase:
         try:
             self._checkFilemap(worker_status, upload_path)
             yield self._downloadFiles(worker_status, upload_path, logger)
+            # What the downloads verified, so that upload processing
+            # does not read the files again (see `lp.buildmaster.
+            # verifiedfiles`).
+            write_verified_files(
+                grab_dir, upload_path, getattr(self, "downloads", {}).values()
+            )
         except self.download_errors as e:
             shutil.rmtree(grab_dir, ignore_errors=True)
             self._failure_reason = " ".join(

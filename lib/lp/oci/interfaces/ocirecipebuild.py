@@ -375,8 +375,10 @@ class IOCIRecipeBuildView(IBuildFarmJob):
     def getArchiveChecksum(format_name):
         """The stored size and sha256 of one of the build's archives.
 
-        Computed by streaming the archive once, when first asked for,
-        and stored (`OCIArchiveChecksum`).
+        Stored (`OCIArchiveChecksum`) by ``lp-oci run-jobs``
+        (`run_archive_checksum_jobs`), not at upload time; when not
+        stored yet, computed by streaming the archive and added to the
+        store (kept if the caller commits).
 
         :param format_name: ``"oci"`` or ``"docker"``.
         :return: An object with ``size`` and ``sha256`` (hex), or None

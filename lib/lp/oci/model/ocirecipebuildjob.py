@@ -7,6 +7,8 @@ __all__ = [
     "OCIRecipeBuildJob",
     "OCIRecipeBuildJobType",
     "OCIRegistryUploadJob",
+    "builds_missing_archive_checksums",
+    "run_archive_checksum_jobs",
     "run_registry_upload_jobs",
 ]
 
@@ -288,3 +290,49 @@ def run_registry_upload_jobs(client=None):
     for job in jobs:
         job.runAndRecord(client=client)
     return jobs
+
+
+ARCHIVE_FORMATS = ("oci", "docker")
+
+
+def builds_missing_archive_checksums():
+    """FULLYBUILT builds without a stored checksum for some archive."""
+    from lp.buildmaster.enums import BuildStatus
+    from lp.oci.model.ocirecipebuild import OCIArchiveChecksum, OCIRecipeBuild
+
+    store = IStore(OCIRecipeBuild)
+    builds = store.find(
+        OCIRecipeBuild, OCIRecipeBuild.status == BuildStatus.FULLYBUILT
+    ).order_by(OCIRecipeBuild.id)
+    stored = {}
+    for build_id, format_name in store.find(
+        (OCIArchiveChecksum.build_id, OCIArchiveChecksum.format)
+    ):
+        stored.setdefault(build_id, set()).add(format_name)
+    return [
+        build
+        for build in builds
+        if not set(ARCHIVE_FORMATS) <= stored.get(build.id, set())
+    ]
+
+
+def run_archive_checksum_jobs():
+    """Compute and store the archive checksums that are missing.
+
+    Upload processing no longer streams a new build's two archives to
+    learn their sha256 (that cost two reads of all its blobs while the
+    build was being accepted); this does, one build per transaction,
+    for every FULLYBUILT build that lacks them, including builds
+    accepted before the checksums were stored at all.  Until it has
+    run, `IOCIRecipeBuild.getArchiveChecksum` computes them when asked.
+
+    :return: ``(build, format, checksum)`` for each one computed;
+        ``checksum`` is None when the build's files make no archive.
+    """
+    done = []
+    for build in builds_missing_archive_checksums():
+        for format_name in ARCHIVE_FORMATS:
+            checksum = build.getArchiveChecksum(format_name)
+            done.append((build, format_name, checksum))
+        transaction.commit()
+    return done

@@ -5,6 +5,7 @@
 
 __all__ = []
 
+import hashlib
 import json
 import os
 from datetime import datetime, timezone
@@ -16,6 +17,10 @@ from zope.component import getAdapter
 from lp.buildmaster.enums import BuildStatus
 from lp.buildmaster.interfaces.buildfarmjobbehaviour import (
     IBuildFarmJobBehaviour,
+)
+from lp.buildmaster.verifiedfiles import (
+    VERIFIED_FILES_NAME,
+    read_verified_files,
 )
 from lp.oci.model import ocirecipebuildbehaviour
 from lp.oci.model.ocirecipebuildbehaviour import OCIRecipeBuildBehaviour
@@ -124,6 +129,30 @@ class BehaviourTestMixin(BuildFarmTestMixin):
                     os.path.join(upload_path, os.path.basename(download.path))
                 )
             )
+
+    @defer.inlineCallbacks
+    def test_verified_files_recorded_beside_the_upload(self):
+        # What the downloads computed is left for upload processing,
+        # outside the directory of the builder's files.
+        behaviour, _ = self.gather(make_test_image())
+        upload_path = yield self.collect(behaviour)
+        leaf = os.path.dirname(os.path.dirname(upload_path))
+        self.assertNotIn(VERIFIED_FILES_NAME, os.listdir(upload_path))
+        verified = read_verified_files(leaf)
+        self.assertEqual(sorted(os.listdir(upload_path)), sorted(verified))
+        for name, record in verified.items():
+            path = os.path.join(upload_path, name)
+            with open(path, "rb") as f:
+                data = f.read()
+            self.assertEqual(
+                (
+                    hashlib.sha256(data).hexdigest(),
+                    hashlib.sha1(data).hexdigest(),
+                    len(data),
+                ),
+                (record.sha256, record.sha1, record.size),
+            )
+            self.assertTrue(record.matches(os.stat(path)))
 
     @defer.inlineCallbacks
     def test_log_is_stored(self):

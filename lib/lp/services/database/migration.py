@@ -17,7 +17,10 @@ The files are written for PostgreSQL, in the style of Launchpad's
   ``COMMENT ON``, ``SELECT setval(...)`` (SQLite's sequences follow
   explicit ids by themselves), and ``ALTER TABLE ... ALTER COLUMN``
   (``SET NOT NULL``, ``TYPE``: SQLite columns are dynamically typed, and
-  the models refuse NULL where PostgreSQL would).
+  the models refuse NULL where PostgreSQL would);
+- ``ALTER TABLE t ALTER COLUMN c DROP NOT NULL`` removes the constraint
+  from the table's definition in ``sqlite_master``, the procedure
+  SQLite documents for dropping a NOT NULL constraint (no data changes).
 """
 
 __all__ = [
@@ -89,9 +92,14 @@ def backend_name(store):
     raise ValueError(f"Unsupported database {database!r}")
 
 
+_DROP_NOT_NULL_RE = re.compile(
+    r"\AALTER\s+TABLE\s+(\w+)\s+ALTER\s+COLUMN\s+(\w+)"
+    r"\s+DROP\s+NOT\s+NULL\s*;?\Z",
+    re.IGNORECASE,
+)
 _POSTGRES_ONLY_RE = re.compile(
     r"\A(?:SET\s|COMMENT\s+ON\s|SELECT\s+setval\s*\("
-    r"|ALTER\s+TABLE\s+\w+\s+ALTER\s+COLUMN\s)",
+    r"|ALTER\s+TABLE\s+\w+\s+ALTER\s+COLUMN\s+(?!\w+\s+DROP\s+NOT\s))",
     re.IGNORECASE,
 )
 
@@ -114,6 +122,46 @@ def statements_for(sql, backend):
     if backend == "sqlite":
         statements = [s for s in statements if not _POSTGRES_ONLY_RE.match(s)]
     return statements
+
+
+def _sqlite_drop_not_null(store, table, column):
+    """Drop ``column``'s NOT NULL constraint in SQLite's stored schema."""
+    rows = list(
+        store.execute(
+            "SELECT sql FROM sqlite_master WHERE type = 'table' "
+            "AND lower(name) = lower(?)",
+            (table,),
+        )
+    )
+    if not rows:
+        raise ValueError(f"No table {table}")
+    (definition,) = rows[0]
+    pattern = re.compile(
+        rf"(\b{re.escape(column)}\s+\w+)\s+NOT\s+NULL\b", re.IGNORECASE
+    )
+    changed, count = pattern.subn(r"\1", definition, count=1)
+    if count == 0:
+        return
+    (version,) = next(iter(store.execute("PRAGMA schema_version")))
+    store.execute("PRAGMA writable_schema = ON", noresult=True)
+    try:
+        store.execute(
+            "UPDATE sqlite_master SET sql = ? WHERE type = 'table' "
+            "AND lower(name) = lower(?)",
+            (changed, table),
+            noresult=True,
+        )
+        store.execute(f"PRAGMA schema_version = {version + 1}", noresult=True)
+    finally:
+        store.execute("PRAGMA writable_schema = OFF", noresult=True)
+
+
+def _execute(store, statement, backend):
+    match = _DROP_NOT_NULL_RE.match(statement)
+    if backend == "sqlite" and match:
+        _sqlite_drop_not_null(store, match.group(1), match.group(2))
+    else:
+        store.execute(statement, noresult=True)
 
 
 def split_statements(sql):
@@ -204,7 +252,7 @@ def upgrade_schema(store, schema_dir=SCHEMA_DIR):
             continue
         try:
             for statement in statements_for(migration.read(), backend):
-                store.execute(statement, noresult=True)
+                _execute(store, statement, backend)
             store.execute(
                 f"INSERT INTO {REVISION_TABLE} "
                 "(revision, name, date_applied) VALUES (?, ?, ?)",

@@ -35,7 +35,15 @@ class ILibraryFileContent(Interface):
     filesize = Int(title="File size", required=True, readonly=True)
     sha256 = TextLine(title="SHA-256 hash", required=True, readonly=True)
     sha1 = TextLine(title="SHA-1 hash", required=True, readonly=True)
-    md5 = TextLine(title="MD5 hash", required=True, readonly=True)
+    md5 = TextLine(
+        title="MD5 hash",
+        description=(
+            "None for content whose sha1 and sha256 were computed as it "
+            "was downloaded, and which the librarian did not read again."
+        ),
+        required=False,
+        readonly=True,
+    )
 
 
 class ILibraryFileAlias(Interface):
@@ -108,12 +116,14 @@ class ILibraryFileAliasSet(Interface):
         restricted=False,
         allow_zero_length=False,
         expected_sha256=None,
+        verified=None,
     ):
         """Like `create`, for a file on disk taken by hard link.
 
         See `ILibrarianStorage.storePath`: the file at ``path`` is not
         copied when it can be linked, and must not be modified in place
-        afterwards.
+        afterwards; with ``verified`` (a `VerifiedFile`) it is not read
+        either.
         """
 
     def __getitem__(key):
@@ -148,7 +158,9 @@ class ILibrarianStorage(Interface):
         :return: A `StoredContent` (sha256, sha1, md5, size).
         """
 
-    def storePath(path, expected_sha256=None, expected_size=None):
+    def storePath(
+        path, expected_sha256=None, expected_size=None, verified=None
+    ):
         """Store the file at ``path``, atomically and verified, by hard link.
 
         Like `store`, but the file is hard-linked into storage rather
@@ -156,6 +168,10 @@ class ILibrarianStorage(Interface):
         otherwise), so its content is read once and never written again.
         ``path`` itself is left in place; the caller must not modify that
         file in place afterwards (replacing or deleting it is fine).
+
+        ``verified``, a `VerifiedFile` for ``path``, gives digests its
+        writer computed: if the linked file is still that file (one
+        ``fstat``), it is not read, and its md5 is None.
 
         :raises ContentMismatch: if the content does not match the
             expectations; nothing is left in storage.

@@ -40,7 +40,8 @@ class LibraryFileContent(StormBase):
     filesize = Int(allow_none=False)
     sha256 = Unicode(allow_none=False)
     sha1 = Unicode(allow_none=False)
-    md5 = Unicode(allow_none=False)
+    # None for content stored from a `VerifiedFile` (not read again).
+    md5 = Unicode(allow_none=True)
 
     def __init__(self, filesize, sha256, sha1, md5, datecreated=None):
         super().__init__()
@@ -211,11 +212,15 @@ class LibraryFileAliasSet:
         restricted=False,
         allow_zero_length=False,
         expected_sha256=None,
+        verified=None,
     ):
         """See `ILibraryFileAliasSet`."""
         _check_new_file(name, size, allow_zero_length)
         stored = get_librarian_storage().storePath(
-            path, expected_sha256=expected_sha256, expected_size=size
+            path,
+            expected_sha256=expected_sha256,
+            expected_size=size,
+            verified=verified,
         )
         return self._addAlias(
             stored, name, contentType, expires, restricted, allow_zero_length

@@ -16,6 +16,14 @@ one read of the content and no second copy to write back.  Of the three
 hashes, md5 (the slowest) runs in a helper thread for content larger
 than a chunk.
 
+A file whose sha1, sha256 and size are already known, because the
+process that wrote it computed them from the bytes it wrote (the build
+farm's download workers, see `VerifiedFile`), is not read at all: once
+linked, one ``fstat`` of the linked inode checks that it is still the
+file that was hashed (same inode, size and modification time), and its
+content is recorded with those digests and no md5.  If the check fails
+the file is hashed as any other.
+
 Integrity of what is stored:
 
 - `LibrarianStorage.checkContent` re-reads stored content and says
@@ -44,6 +52,7 @@ __all__ = [
     "LibrarianStorage",
     "QUARANTINE",
     "StoredContent",
+    "VerifiedFile",
     "configure_librarian",
     "get_librarian_storage",
 ]
@@ -76,8 +85,37 @@ _SHA256_RE = re.compile(r"\A[0-9a-f]{64}\Z")
 class StoredContent(NamedTuple):
     sha256: str
     sha1: str
-    md5: str
+    # None when the content was taken from a `VerifiedFile`.
+    md5: object
     size: int
+
+
+class VerifiedFile(NamedTuple):
+    """A file on disk whose digests were computed as it was written.
+
+    ``inode``, ``size`` and ``mtime_ns`` are the file's ``stat`` once
+    written: a file that still has them has not been rewritten since.
+    """
+
+    sha256: str
+    sha1: str
+    size: int
+    inode: int
+    mtime_ns: int
+
+    @classmethod
+    def fromPath(cls, path, sha256, sha1):
+        """The `VerifiedFile` for ``path``, whose digests are given."""
+        st = os.stat(path)
+        return cls(sha256, sha1, st.st_size, st.st_ino, st.st_mtime_ns)
+
+    def matches(self, st):
+        """Whether ``st`` (a ``stat`` result) is still this file."""
+        return (
+            st.st_ino == self.inode
+            and st.st_size == self.size
+            and st.st_mtime_ns == self.mtime_ns
+        )
 
 
 class _Hashes:
@@ -358,10 +396,14 @@ class LibrarianStorage:
                 pass
             raise
 
-    def storePath(self, path, expected_sha256=None, expected_size=None):
+    def storePath(
+        self, path, expected_sha256=None, expected_size=None, verified=None
+    ):
         """See `ILibrarianStorage`."""
         if expected_sha256 is not None:
             self.getPath(expected_sha256)
+        if verified is not None:
+            self.getPath(verified.sha256)
         self._holdInUse()
         fd, temp_path = tempfile.mkstemp(dir=self.incoming, prefix=".tmp-")
         os.close(fd)
@@ -379,9 +421,17 @@ class LibrarianStorage:
             with open(path, "rb") as f:
                 return self.store(f, expected_sha256, expected_size)
         try:
-            # Hash through our own name: the inode cannot be swapped.
+            # Hash (or check) through our own name: the inode cannot be
+            # swapped.
             with open(temp_path, "rb") as f:
-                stored = self._copy(f, None, expected_size)
+                if verified is not None and verified.matches(
+                    os.fstat(f.fileno())
+                ):
+                    stored = StoredContent(
+                        verified.sha256, verified.sha1, None, verified.size
+                    )
+                else:
+                    stored = self._copy(f, None, expected_size)
                 os.fsync(f.fileno())
             return self._commit(
                 temp_path, stored, expected_sha256, expected_size

@@ -96,6 +96,15 @@ class TestMigrationFiles(TestCase):
             statements_for(sql, "sqlite"),
         )
 
+    def test_drop_not_null_kept_on_sqlite(self):
+        # Dropping a NOT NULL matters on SQLite too (upgrade_schema
+        # applies it there by editing the table's definition).
+        sql = "ALTER TABLE a ALTER COLUMN x DROP NOT NULL;\n"
+        self.assertEqual(
+            ["ALTER TABLE a ALTER COLUMN x DROP NOT NULL;"],
+            statements_for(sql, "sqlite"),
+        )
+
     def test_translate(self):
         sql = "CREATE TABLE a (id SERIAL PRIMARY KEY);"
         self.assertEqual(sql, translate(sql, "postgres"))
@@ -457,6 +466,44 @@ class TestUpgradeSchema(TestCase):
             "(datecreated, filesize, sha256, sha1, md5) "
             "VALUES ('2026-01-01 00:00:00', 1, ?, 'x', 'y')",
             ("b" * 64,),
+        )
+        store.rollback()
+
+    def test_drop_not_null(self):
+        # DROP NOT NULL works on both backends (on SQLite by editing the
+        # stored table definition); the data and other constraints stay.
+        store = self.makeFreshStore()
+        schema = self.makeSchemaDir(
+            {
+                "0001-a.sql": "CREATE TABLE A (id SERIAL PRIMARY KEY, "
+                "x TEXT NOT NULL, y TEXT NOT NULL);\n"
+                "INSERT INTO A (x, y) VALUES ('1', '2');\n",
+                "0002-b.sql": "ALTER TABLE A ALTER COLUMN x DROP NOT NULL;\n",
+            }
+        )
+        upgrade_schema(store, schema)
+        store.execute("INSERT INTO A (x, y) VALUES (NULL, '3')")
+        self.assertEqual(
+            [("1", "2"), (None, "3")],
+            list(store.execute("SELECT x, y FROM A ORDER BY id")),
+        )
+        self.assertRaises(
+            Exception, store.execute, "INSERT INTO A (x, y) VALUES ('4', NULL)"
+        )
+        store.rollback()
+
+    def test_librarian_md5_optional(self):
+        # 0008: content stored from verified downloads has no md5.
+        store = self.makeFreshStore()
+        upgrade_schema(store)
+        store.execute(
+            "INSERT INTO LibraryFileContent "
+            "(datecreated, filesize, sha256, sha1, md5) "
+            "VALUES ('2026-01-01', 1, 'a', 'b', NULL)"
+        )
+        self.assertEqual(
+            (None,),
+            store.execute("SELECT md5 FROM LibraryFileContent").get_one(),
         )
         store.rollback()
 

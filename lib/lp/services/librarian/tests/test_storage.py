@@ -21,6 +21,7 @@ from lp.services.librarian.storage import (
     IN_USE_LOCK,
     QUARANTINE,
     LibrarianStorage,
+    VerifiedFile,
 )
 from lp.testing import TestCase
 
@@ -214,6 +215,87 @@ class TestLibrarianStorageStorePath(TestCase):
         )
         self.assertEqual([], os.listdir(self.storage.incoming))
         self.assertEqual(1, os.stat(path).st_nlink)
+
+    def verifiedFile(self, path, data):
+        return VerifiedFile.fromPath(
+            path,
+            hashlib.sha256(data).hexdigest(),
+            hashlib.sha1(data).hexdigest(),
+        )
+
+    def test_verified_file_is_not_read(self):
+        # A file whose writer computed its digests is linked after one
+        # fstat, without a read; its md5 is unknown.
+        data = os.urandom(CHUNK_SIZE + 5)
+        path = self.writeFile(data)
+        verified = self.verifiedFile(path, data)
+        with mock.patch.object(
+            self.storage, "_copy", side_effect=AssertionError("read")
+        ):
+            stored = self.storage.storePath(
+                path,
+                expected_sha256=verified.sha256,
+                expected_size=len(data),
+                verified=verified,
+            )
+        self.assertEqual(
+            (verified.sha256, verified.sha1, None, len(data)), tuple(stored)
+        )
+        self.assertTrue(
+            os.path.samefile(path, self.storage.getPath(stored.sha256))
+        )
+        self.assertEqual([], os.listdir(self.storage.incoming))
+
+    def test_verified_file_changed_since_is_hashed(self):
+        # Rewritten after it was verified (other mtime): the digests on
+        # record are not trusted; the file is hashed and, here, refused.
+        data = b"as downloaded"
+        path = self.writeFile(data)
+        verified = self.verifiedFile(path, data)
+        with open(path, "r+b") as f:
+            f.write(b"AS")
+        os.utime(path, ns=(verified.mtime_ns + 1, verified.mtime_ns + 1))
+        self.assertRaises(
+            ContentMismatch,
+            self.storage.storePath,
+            path,
+            expected_sha256=verified.sha256,
+            verified=verified,
+        )
+        self.assertEqual([], os.listdir(self.storage.incoming))
+        self.assertFalse(self.storage.exists(verified.sha256))
+
+    def test_verified_file_replaced_is_hashed(self):
+        # Another file under the name (another inode) is hashed.
+        data = b"first"
+        path = self.writeFile(data)
+        verified = self.verifiedFile(path, data)
+        os.unlink(path)
+        self.writeFile(b"other")
+        stored = self.storage.storePath(path, verified=verified)
+        self.assertEqual(hashlib.sha256(b"other").hexdigest(), stored.sha256)
+        self.assertEqual(hashlib.md5(b"other").hexdigest(), stored.md5)
+
+    def test_verified_digests_still_checked(self):
+        # The record's digests must agree with what the caller expects.
+        data = b"content"
+        path = self.writeFile(data)
+        verified = self.verifiedFile(path, data)
+        self.assertRaises(
+            ContentMismatch,
+            self.storage.storePath,
+            path,
+            expected_sha256=hashlib.sha256(b"other").hexdigest(),
+            verified=verified,
+        )
+        self.assertRaises(
+            ContentMismatch,
+            self.storage.storePath,
+            path,
+            expected_size=len(data) + 1,
+            verified=verified,
+        )
+        self.assertEqual([], os.listdir(self.storage.incoming))
 
     def test_copies_across_file_systems(self):
         path = self.writeFile(b"elsewhere")

@@ -517,8 +517,8 @@ class TestFiles(WebServiceTestCase):
         )
 
         # GETs do not commit: the server computed them but stored
-        # nothing.  Once stored (the upload processor does it when the
-        # build becomes FULLYBUILT), the entry states what is stored.
+        # nothing.  Once stored (``lp-oci run-jobs`` does it for every
+        # FULLYBUILT build), the entry states what is stored.
         def rows():
             return IStore(OCIArchiveChecksum).find(
                 OCIArchiveChecksum, build_id=build.id
