@@ -493,7 +493,7 @@ class TestUpgradeSchema(TestCase):
         store.rollback()
 
     def test_librarian_md5_optional(self):
-        # 0008: content stored from verified downloads has no md5.
+        # 0007: content stored from verified downloads has no md5.
         store = self.makeFreshStore()
         upgrade_schema(store)
         store.execute(
