@@ -148,7 +148,8 @@ class OCIBuildManager:
         self.jobs = jobs
         self.docker_root = docker_root
         self.containerd_namespace = containerd_namespace
-        # Optional callable(bytes read so far), passed to `gather`.
+        # Optional callable(phase, done_bytes, total_bytes), passed to
+        # `gather`.
         self.progress = progress
 
     def _getLayerSources(self):

@@ -120,7 +120,8 @@ def build_on_builder(
     Blocking: run it in a thread.  The build must have been started
     (``builder.startBuild``) or is started here.
 
-    :param progress: optional callable(bytes read so far).
+    :param progress: optional callable(phase, done_bytes, total_bytes),
+        passed to `gather`.
 
     :return: The `GatherResult`, or None if gathering failed (the build
         is then complete with PACKAGEFAIL and the reason in its log).
@@ -476,7 +477,7 @@ def _run(
             archive,
             build_dir,
             image_name,
-            gather_phase.update,
+            lambda phase, done, total: gather_phase.update(done),
         )
         gathered.addCallback(gather_done)
         try:
