@@ -25,6 +25,7 @@ from lpbuildd.ociimage.image import (
 )
 from ocitypes.descriptor import Descriptor, MediaType
 from ocitypes.digest import Digest
+from ocitypes.faultpoint import checkpoint
 from ocitypes.safejson import canonical_json
 
 
@@ -65,6 +66,7 @@ class LayoutWriter:
         """
         target = self.blob_path(digest)
         if digest not in self.written:
+            checkpoint("gather.blob")
             os.replace(path, target)
             self.written[digest] = target
         return target
@@ -142,6 +144,7 @@ class LayoutWriter:
         os.chmod(self.tmpdir, 0o755)
         if os.path.isdir(self.outdir) and not os.path.islink(self.outdir):
             os.rmdir(self.outdir)
+        checkpoint("gather.commit")
         os.rename(self.tmpdir, self.outdir)
         self.tmpdir = None
 

@@ -77,6 +77,7 @@ from lp.buildmaster.interfaces.buildfarmjobbehaviour import (
     IBuildFarmJobBehaviour,
 )
 from lp.services.librarian.interfaces import ILibraryFileAliasSet
+from ocitypes.faultpoint import checkpoint
 
 # The logger the build farm manager logs to.
 BUILDD_MANAGER_LOG_NAME = "worker-scanner"
@@ -471,5 +472,6 @@ class BuildFarmJobBehaviourBase:
         )
         target_dir = os.path.join(root, "incoming")
         os.makedirs(target_dir, exist_ok=True)
+        checkpoint("fetch.gathered")
         os.rename(grab_dir, os.path.join(target_dir, upload_leaf))
         return BuildStatus.UPLOADING

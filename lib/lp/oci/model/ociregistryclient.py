@@ -76,6 +76,7 @@ from lp.oci.model.ociupload import (
 from lp.services.librarian.storage import get_librarian_storage
 from ocitypes.descriptor import MediaType
 from ocitypes.digest import Digest
+from ocitypes.faultpoint import checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -731,6 +732,7 @@ class OCIRegistryClient:
                 result,
                 location=location,
             )
+            checkpoint("push.blob")
         except TRANSIENT_ERRORS as e:
             raise BlobUploadFailed(
                 f"Push of blob {blob.digest} failed: {e.__class__.__name__}",
@@ -770,6 +772,7 @@ class OCIRegistryClient:
 
     def _putManifest(self, http_client, reference, media_type, content):
         digest = Digest.of_bytes(content)
+        checkpoint("push.manifest")
         response = http_client.requestPath(
             f"/manifests/{reference}",
             method="PUT",

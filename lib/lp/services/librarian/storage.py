@@ -37,6 +37,7 @@ from zope.component import getUtility, provideUtility
 from zope.interface import implementer
 
 from lp.services.librarian.interfaces import ContentMismatch, ILibrarianStorage
+from ocitypes.faultpoint import checkpoint
 
 CHUNK_SIZE = 1024 * 1024
 _SHA256_RE = re.compile(r"\A[0-9a-f]{64}\Z")
@@ -239,8 +240,10 @@ class LibrarianStorage:
         os.makedirs(directory, exist_ok=True)
         # Identical content may already be there; replacing it with
         # the same bytes is harmless and keeps this free of races.
+        checkpoint("librarian.store")
         os.replace(temp_path, final_path)
         _fsync_directory(directory)
+        checkpoint("librarian.stored")
         return stored
 
 
