@@ -6,7 +6,9 @@
 `lp-oci run` (and `lp-oci verify --repair`) call `recover_stranded` at
 start, after `setup_services`:
 
-- the work directories of dead runs are removed (`sweep_work_dirs`);
+- the work directories of dead runs are removed (`sweep_work_dirs`),
+  and the librarian's temporary files that dead processes left in
+  ``incoming`` (`LibrarianStorage.sweepIncoming`);
 - an `OCIRecipeBuild` in a non-final state (NEEDSBUILD, BUILDING,
   GATHERING, UPLOADING, CANCELLING) owned by no live run
   (`lpoci.runlock.owner_of`) is failed with a reason naming what
@@ -136,10 +138,16 @@ def recover_stranded(state_dir):
 
     Commits.  :return: a list of one-line descriptions of what was done.
     """
+    from lp.services.librarian.storage import get_librarian_storage
+
     done = [
         f"removed the work directory {path} of a dead run"
         for path in sweep_work_dirs(state_dir)
     ]
+    done.extend(
+        f"removed the temporary file {path} of a dead process"
+        for path in get_librarian_storage().sweepIncoming()
+    )
     builds, jobs = find_stranded(state_dir)
     for build in builds:
         done.append(

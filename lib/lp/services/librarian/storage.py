@@ -26,10 +26,12 @@ __all__ = [
 ]
 
 import errno
+import fcntl
 import hashlib
 import os
 import re
 import tempfile
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple
 
@@ -104,6 +106,17 @@ class _Hashes:
         )
 
 
+# Seconds a temporary file may exist before its writer has locked it.
+_TEMP_GRACE = 60
+
+
+def _lock_temp(path):
+    """An fd holding an exclusive flock on ``path`` (see sweepIncoming)."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    return fd
+
+
 def _fsync_directory(path):
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
@@ -174,6 +187,7 @@ class LibrarianStorage:
             # Fail before reading anything if the expectation is garbage.
             self.getPath(expected_sha256)
         fd, temp_path = tempfile.mkstemp(dir=self.incoming, prefix=".tmp-")
+        lock = _lock_temp(temp_path)
         try:
             with os.fdopen(fd, "wb") as out:
                 stored = self._copy(file, out, expected_size)
@@ -188,6 +202,8 @@ class LibrarianStorage:
             except FileNotFoundError:
                 pass
             raise
+        finally:
+            os.close(lock)
 
     def storePath(self, path, expected_sha256=None, expected_size=None):
         """See `ILibrarianStorage`."""
@@ -208,6 +224,7 @@ class LibrarianStorage:
                 raise
             with open(path, "rb") as f:
                 return self.store(f, expected_sha256, expected_size)
+        lock = _lock_temp(temp_path)
         try:
             # Hash through our own name: the inode cannot be swapped.
             with open(temp_path, "rb") as f:
@@ -223,6 +240,43 @@ class LibrarianStorage:
                 os.unlink(temp_path)
             except FileNotFoundError:
                 pass
+            os.close(lock)
+
+    def sweepIncoming(self, now=None):
+        """Remove temporary files that dead writers left in `incoming`.
+
+        Each writer holds an exclusive flock on its temporary file until
+        the file is renamed into place or removed, and the kernel drops
+        the lock of a process that dies; so a ``.tmp-*`` file whose lock
+        can be taken (and older than a minute: its writer may be between
+        creating and locking it) is debris.  Safe while other processes
+        store.  :return: the paths removed.
+        """
+        now = time.time() if now is None else now
+        removed = []
+        for name in os.listdir(self.incoming):
+            if not name.startswith(".tmp-"):
+                continue
+            path = os.path.join(self.incoming, name)
+            try:
+                fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+            except OSError:
+                continue
+            try:
+                # ctime: link(2) sets it on a linked inode too.
+                if now - os.fstat(fd).st_ctime < _TEMP_GRACE:
+                    continue
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except OSError:
+                    continue
+                os.unlink(path)
+                removed.append(path)
+            except FileNotFoundError:
+                pass
+            finally:
+                os.close(fd)
+        return removed
 
     def _commit(self, temp_path, stored, expected_sha256, expected_size):
         """Check ``stored`` and move ``temp_path`` into place."""
