@@ -20,6 +20,7 @@ __all__ = [
 
 import argparse
 import json
+import logging
 import os
 import sys
 import threading
@@ -340,6 +341,12 @@ def main(argv=None, stdout=None, stderr=None):
     stdout = stdout or sys.stdout
     stderr = stderr or sys.stderr
     handle_signals()
+    # The transaction package logs a failed commit before raising it;
+    # the error is reported once, as one line, below.
+    txn_log = logging.getLogger("txn")
+    txn_log.propagate = False
+    if not txn_log.handlers:
+        txn_log.addHandler(logging.NullHandler())
     parser = make_parser()
     args = parser.parse_args(argv)
     # Circular import: the configuration is Launchpad's.

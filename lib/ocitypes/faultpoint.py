@@ -6,7 +6,8 @@
 `checkpoint` does nothing unless ``$LP_OCI_FAULTPOINT`` is set when
 this module is imported.  ``LP_OCI_FAULTPOINT=NAME:N`` makes the
 process SIGKILL itself the N-th time (1-based) it reaches the
-checkpoint ``NAME``; ``*:N`` the N-th time it reaches any checkpoint.
+checkpoint ``NAME``; ``*:N`` the N-th time it reaches any checkpoint;
+``NAME:N:TERM`` (or ``INT``) sends that signal instead of SIGKILL.
 ``$LP_OCI_FAULTPOINT_TRACE=FILE`` appends each checkpoint's name to
 FILE as it is reached, so a test can count the points of a clean run
 and choose seeded kill points among them (tests/faults).
@@ -27,14 +28,18 @@ _hits = {}
 
 
 def _parse(spec):
-    name, _, n = (spec or "").rpartition(":")
+    parts = (spec or "").split(":")
+    signum = signal.SIGKILL
+    if len(parts) == 3:
+        signum = getattr(signal, f"SIG{parts.pop()}", None)
     try:
-        return name, int(n)
+        name, n = parts
+        return name, int(n), signum
     except ValueError:
-        return None, None
+        return None, None, None
 
 
-_NAME, _COUNT = _parse(_SPEC)
+_NAME, _COUNT, _SIGNAL = _parse(_SPEC)
 
 
 def checkpoint(name):
@@ -48,5 +53,5 @@ def checkpoint(name):
         if _NAME is None or _NAME not in ("*", name):
             return
         _hits[_NAME] = n = _hits.get(_NAME, 0) + 1
-        if n == _COUNT:
-            os.kill(os.getpid(), signal.SIGKILL)
+        if n == _COUNT and _SIGNAL is not None:
+            os.kill(os.getpid(), _SIGNAL)
