@@ -199,7 +199,7 @@ class TestLibrarianSweep(TestCase):
         root = self.useFixture(TempDir()).path
         storage = LibrarianStorage(root)
         dead = os.path.join(storage.incoming, ".tmp-dead")
-        young = os.path.join(storage.incoming, ".tmp-young")
+        young = os.path.join(storage.incoming, f".tmp-{os.getpid()}-y")
         live = os.path.join(storage.incoming, ".tmp-live")
         for path in (dead, young, live):
             open(path, "w").close()
@@ -212,10 +212,16 @@ class TestLibrarianSweep(TestCase):
         # ctime cannot be set back: judge as if an hour had passed.
         later = time.time() + 3600
         removed = storage.sweepIncoming(now=later)
-        self.assertEqual([dead, young], sorted(removed))
+        self.assertEqual(sorted([dead, young]), sorted(removed))
         self.assertEqual([".tmp-live"], os.listdir(storage.incoming))
+        # Young, unlocked: kept while its writer may live, removed at
+        # once if the process its name gives is gone.
         open(young, "w").close()
         self.assertEqual([], storage.sweepIncoming())
+        gone = python("import os; print(os.getpid())")
+        orphan = os.path.join(storage.incoming, f".tmp-{int(gone.stdout)}-abc")
+        open(orphan, "w").close()
+        self.assertEqual([orphan], storage.sweepIncoming())
 
 
 class TestRunLifecycle(TestCase):

@@ -713,6 +713,7 @@ class OCIRegistryClient:
         if abort.is_set():
             # Another blob failed: the push has failed.
             return
+        checkpoint("push.blob")
         try:
             if self._blobExists(http_client, blob):
                 result.count("blobs_existing")
@@ -732,7 +733,6 @@ class OCIRegistryClient:
                 result,
                 location=location,
             )
-            checkpoint("push.blob")
         except TRANSIENT_ERRORS as e:
             raise BlobUploadFailed(
                 f"Push of blob {blob.digest} failed: {e.__class__.__name__}",

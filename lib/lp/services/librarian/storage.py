@@ -110,6 +110,25 @@ class _Hashes:
 _TEMP_GRACE = 60
 
 
+def _temp_prefix():
+    return f".tmp-{os.getpid()}-"
+
+
+def _writer_alive(name):
+    """Whether the process named in a temporary file's name may live."""
+    try:
+        pid = int(name.split("-")[1])
+    except (IndexError, ValueError):
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        pass
+    return True
+
+
 def _lock_temp(path):
     """An fd holding an exclusive flock on ``path`` (see sweepIncoming)."""
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
@@ -186,7 +205,9 @@ class LibrarianStorage:
         if expected_sha256 is not None:
             # Fail before reading anything if the expectation is garbage.
             self.getPath(expected_sha256)
-        fd, temp_path = tempfile.mkstemp(dir=self.incoming, prefix=".tmp-")
+        fd, temp_path = tempfile.mkstemp(
+            dir=self.incoming, prefix=_temp_prefix()
+        )
         lock = _lock_temp(temp_path)
         try:
             with os.fdopen(fd, "wb") as out:
@@ -209,7 +230,9 @@ class LibrarianStorage:
         """See `ILibrarianStorage`."""
         if expected_sha256 is not None:
             self.getPath(expected_sha256)
-        fd, temp_path = tempfile.mkstemp(dir=self.incoming, prefix=".tmp-")
+        fd, temp_path = tempfile.mkstemp(
+            dir=self.incoming, prefix=_temp_prefix()
+        )
         os.close(fd)
         os.unlink(temp_path)
         try:
@@ -245,12 +268,13 @@ class LibrarianStorage:
     def sweepIncoming(self, now=None):
         """Remove temporary files that dead writers left in `incoming`.
 
-        Each writer holds an exclusive flock on its temporary file until
-        the file is renamed into place or removed, and the kernel drops
-        the lock of a process that dies; so a ``.tmp-*`` file whose lock
-        can be taken (and older than a minute: its writer may be between
-        creating and locking it) is debris.  Safe while other processes
-        store.  :return: the paths removed.
+        Each writer holds an exclusive flock on its temporary file
+        (``.tmp-<pid>-*``) until the file is renamed into place or
+        removed, and the kernel drops the lock of a process that dies;
+        so a temporary file whose lock can be taken is debris once its
+        writer is gone (no process ``<pid>``) or it is older than a
+        minute (its writer may be between creating and locking it).
+        Safe while other processes store.  :return: the paths removed.
         """
         now = time.time() if now is None else now
         removed = []
@@ -264,7 +288,8 @@ class LibrarianStorage:
                 continue
             try:
                 # ctime: link(2) sets it on a linked inode too.
-                if now - os.fstat(fd).st_ctime < _TEMP_GRACE:
+                young = now - os.fstat(fd).st_ctime < _TEMP_GRACE
+                if young and _writer_alive(name):
                     continue
                 try:
                     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
