@@ -117,6 +117,12 @@ def fail_owned(keys, exc):
     else:
         reason = f"Failed ({describe(exc)})"
     try:
+        # What failed may have ended the transaction already (SQLite
+        # rolls back by itself on a full disk).
+        transaction.abort()
+    except Exception:
+        pass
+    try:
         store = IStore(OCIRecipeBuild)
         for key in keys:
             kind, _, id = key.partition(":")

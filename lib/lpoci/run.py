@@ -494,7 +494,6 @@ def run_main(args, stdout, stderr):
         except BaseException as e:
             # Interrupted (SIGTERM, SIGINT) or an error on the way out:
             # what this run owns is failed now, not left for recovery.
-            transaction.abort()
             fail_owned(lock.owns, e)
             raise
 

@@ -201,7 +201,11 @@ class RunLock:
         )
         fcntl.flock(self._fd, fcntl.LOCK_EX)
         self.started = time.time()
-        self._write_owner()
+        try:
+            self._write_owner()
+        except BaseException:
+            self.release()
+            raise
         return self
 
     def _write_owner(self):
@@ -213,11 +217,17 @@ class RunLock:
         }
         final = os.path.join(self.path, OWNER_NAME)
         temp = final + ".tmp"
-        with open(temp, "w") as f:
-            json.dump(owner, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(temp, final)
+        try:
+            with open(temp, "w") as f:
+                json.dump(owner, f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(temp, final)
+        except OSError as e:
+            if e.filename is None:
+                # A failed write names no file: name it.
+                raise OSError(e.errno, e.strerror, temp) from None
+            raise
 
     def own(self, key):
         """Record that this run owns ``key`` (before committing it)."""

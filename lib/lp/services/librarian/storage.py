@@ -217,11 +217,14 @@ class LibrarianStorage:
             return self._commit(
                 temp_path, stored, expected_sha256, expected_size
             )
-        except BaseException:
+        except BaseException as e:
             try:
                 os.unlink(temp_path)
             except FileNotFoundError:
                 pass
+            if isinstance(e, OSError) and e.filename is None:
+                # A failed write (ENOSPC, EIO) names no file: name it.
+                raise OSError(e.errno, e.strerror, temp_path) from None
             raise
         finally:
             os.close(lock)
