@@ -50,33 +50,43 @@ def _sha256_of(path):
     return h.hexdigest(), os.path.getsize(path)
 
 
-def state_problems(state, librarian=None, check_debris=True):
-    """Every broken invariant of the state directory ``state``."""
+def state_problems(state, librarian=None, check_debris=True, connect=None):
+    """Every broken invariant of the state directory ``state``.
+
+    :param connect: returns a DB-API connection to the database; by
+        default, read-only to ``<state>/launchpad.db``.
+    """
     librarian = librarian or os.path.join(state, "librarian")
     problems = []
-    db = sqlite3.connect(f"file:{state}/launchpad.db?mode=ro", uri=True)
+    if connect is None:
+        db = sqlite3.connect(f"file:{state}/launchpad.db?mode=ro", uri=True)
+    else:
+        db = connect()
     try:
-        for build_id, status in db.execute(
-            "SELECT id, status FROM OCIRecipeBuild"
+        for build_id, status in _query(
+            db, "SELECT id, status FROM OCIRecipeBuild"
         ):
             if status in UNFINISHED:
                 problems.append(f"build {build_id} stuck in status {status}")
-        rows = db.execute(
+        rows = _query(
+            db,
             "SELECT b.id, f.layer_file_digest, c.sha256, c.filesize "
             "FROM OCIRecipeBuild b "
             "JOIN OCIFile f ON f.build = b.id "
             "JOIN LibraryFileAlias a ON f.library_file = a.id "
             "JOIN LibraryFileContent c ON a.content = c.id "
-            "WHERE b.status = ?",
-            (FULLYBUILT,),
-        ).fetchall()
-        job_rows = db.execute(
-            "SELECT j.id FROM Job j WHERE j.status = 1"  # RUNNING
-        ).fetchall()
+            f"WHERE b.status = {FULLYBUILT}",
+        )
+        job_rows = _query(
+            db, "SELECT j.id FROM Job j WHERE j.status = 1"  # RUNNING
+        )
     finally:
         db.close()
     checked = {}
     for build_id, digest, sha256, size in rows:
+        # (PostgreSQL pads fixed-width text.)
+        digest = digest.strip() if digest else digest
+        sha256 = sha256.strip()
         if sha256 not in checked:
             path = os.path.join(librarian, sha256[:2], sha256)
             checked[sha256] = (
@@ -103,6 +113,15 @@ def state_problems(state, librarian=None, check_debris=True):
             if debris:
                 problems.append(f"librarian temporary files left: {debris}")
     return problems
+
+
+def _query(db, sql):
+    cursor = db.cursor()
+    try:
+        cursor.execute(sql)
+        return cursor.fetchall()
+    finally:
+        cursor.close()
 
 
 def _request(url, method="GET", accept=None):
