@@ -9,6 +9,7 @@
     lp-oci serve [--state DIR] [--host H] [--port N] [--embedded]
     lp-oci export BUILD_ID [--state DIR] --format oci|docker -o FILE|-
                   [--json]
+    lp-oci verify [--state DIR] [--repair] [--json] [--min-age SECONDS]
 
 Errors are one line on stderr (``lp-oci: error: ...``) and a non-zero
 exit status, never a traceback.
@@ -30,6 +31,7 @@ import traceback
 from lpoci.export import add_export_parser
 from lpoci.failures import debug_enabled, describe
 from lpoci.interrupt import Interrupted, handle_signals
+from lpoci.verify import add_verify_parser
 from ocitypes.errors import OCIContentError
 
 EXIT_BAD_INPUT = 1
@@ -114,6 +116,7 @@ def make_parser():
     )
     commands = parser.add_subparsers(dest="command", required=True)
     add_export_parser(commands)
+    add_verify_parser(commands)
     gather = commands.add_parser(
         "gather",
         help="read an image archive and write an OCI upload",
@@ -319,16 +322,29 @@ def _reasons(notes):
     return [f"{n} {reason}" for reason, n in sorted(counts.items())]
 
 
+def state_lock(args, command, stderr):
+    """The `StateLock` a command that writes to ``--state`` holds."""
+    from lpoci.statelock import StateLock
+
+    def waiting(message):
+        stderr.write(f"lp-oci: {message}\n")
+        stderr.flush()
+
+    return StateLock(args.state, command, wait=waiting)
+
+
 def cmd_run(args, stdout, stderr):
     from lpoci.run import run_main
 
-    return run_main(args, stdout, stderr)
+    with state_lock(args, "run", stderr):
+        return run_main(args, stdout, stderr)
 
 
 def cmd_run_jobs(args, stdout, stderr):
     from lpoci.registry import run_jobs_main
 
-    return run_jobs_main(args, stdout, stderr)
+    with state_lock(args, "run-jobs", stderr):
+        return run_jobs_main(args, stdout, stderr)
 
 
 def cmd_serve(args, stdout, stderr):

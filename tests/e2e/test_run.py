@@ -39,6 +39,7 @@ from lp.oci.tests.buildfarm import (
     write_archive,
 )
 from lp.services.database.interfaces import IStore
+from lp.services.librarian.storage import get_librarian_storage
 from lp.testing import TestCase, TestCaseWithFactory
 from lpbuildd.testing.faultproxy import FaultProxy
 from lpoci.run import collect_build
@@ -258,6 +259,61 @@ class EndToEndMixin(BuildFarmTestMixin):
         self.assertEqual(
             ("fetched", top.size), behaviour.transfers[top.digest]
         )
+
+    @defer.inlineCallbacks
+    def assertDamagedLayerIsFetchedAgain(self, damage):
+        """Damage the stored bottom layer; the rebuild fetches it again."""
+        image = make_test_image()
+        first = yield self.buildImage(image)
+        layer = first.build.layers[0]
+        sha256 = layer.library_file.content.sha256
+        size = layer.library_file.content.filesize
+        storage = get_librarian_storage()
+        with storage.open(sha256) as f:
+            good = f.read()
+        damage(storage.getPath(sha256))
+        with self.assertLogs("lp.services.librarian", "WARNING") as logs:
+            second = yield self.buildImage(image)
+        self.assertIn(sha256, "\n".join(logs.output))
+        self.assertEqual(BuildStatus.FULLYBUILT, second.build.status)
+        digest = Digest("sha256", sha256)
+        self.assertEqual(("fetched", size), second.transfers[digest])
+        self.assertEqual(size, second.bytes_fetched)
+        with storage.open(sha256) as f:
+            self.assertEqual(good, f.read())
+        self.assertTrue(second.build.verifySuccessfulUpload())
+        # The same content row, healed, for both builds.
+        self.assertEqual(
+            layer.library_file.content,
+            second.build.layers[0].library_file.content,
+        )
+        return storage
+
+    @defer.inlineCallbacks
+    def test_layer_with_a_flipped_byte_is_fetched_again(self):
+        def flip(path):
+            with open(path, "r+b") as f:
+                f.seek(10)
+                byte = f.read(1)
+                f.seek(10)
+                f.write(bytes([byte[0] ^ 0x01]))
+
+        storage = yield self.assertDamagedLayerIsFetchedAgain(flip)
+        # The damaged bytes are kept aside as evidence.
+        self.assertEqual(
+            1, len(os.listdir(os.path.join(storage.root, "quarantine")))
+        )
+
+    @defer.inlineCallbacks
+    def test_truncated_layer_is_fetched_again(self):
+        def truncate(path):
+            os.truncate(path, os.path.getsize(path) - 1)
+
+        yield self.assertDamagedLayerIsFetchedAgain(truncate)
+
+    @defer.inlineCallbacks
+    def test_missing_layer_file_is_fetched_again(self):
+        yield self.assertDamagedLayerIsFetchedAgain(os.unlink)
 
     @defer.inlineCallbacks
     def test_connection_dropped_mid_file_is_retried(self):

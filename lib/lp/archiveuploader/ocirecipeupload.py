@@ -38,6 +38,7 @@ __all__ = [
 
 import os
 
+import transaction
 from zope.component import getUtility
 
 from lp.archiveuploader.utils import UploadError
@@ -110,18 +111,37 @@ class OCIRecipeUpload:
 
         Call it once the transaction is aborted.  The librarian is
         content-addressed: content that a committed row refers to (for
-        another build, or stored again meanwhile) stays.
+        another build, or stored again meanwhile) stays.  Content with
+        no committed row may still be in use by another upload that has
+        stored it but not committed yet, so nothing is removed unless
+        the librarian's exclusive in-use lock is free
+        (`LibrarianStorage.exclusive`); otherwise the content is left
+        for ``lp-oci verify --repair``.
         """
         storage = get_librarian_storage()
-        store = IStore(LibraryFileContent)
-        for sha256 in sorted(self.stored_sha256s):
-            referenced = not store.find(
-                LibraryFileContent, LibraryFileContent.sha256 == sha256
-            ).is_empty()
-            if not referenced:
-                self.logger.debug("Removing unreferenced content %s", sha256)
-                storage.remove(sha256)
-        self.stored_sha256s = set()
+        sha256s, self.stored_sha256s = sorted(self.stored_sha256s), set()
+        if not sha256s:
+            return
+        with storage.exclusive() as idle:
+            if not idle:
+                self.logger.info(
+                    "Another upload is storing content: leaving %d "
+                    "unreferenced files for lp-oci verify --repair",
+                    len(sha256s),
+                )
+                return
+            store = IStore(LibraryFileContent)
+            for sha256 in sha256s:
+                referenced = not store.find(
+                    LibraryFileContent, LibraryFileContent.sha256 == sha256
+                ).is_empty()
+                if not referenced:
+                    self.logger.debug(
+                        "Removing unreferenced content %s", sha256
+                    )
+                    storage.remove(sha256)
+            # Read under the lock, in a transaction of its own.
+            transaction.abort()
 
     def _store(self, path, name, content_type, digest=None, size=None):
         """Put a file in the librarian; return its `ILibraryFileAlias`."""

@@ -19,9 +19,14 @@ the processor's transaction:
   to, mark the build FAILEDTOUPLOAD with the upload's log in the
   librarian (`upload_log`), commit, and move the leaf to ``failed/``.
 
-A dry run aborts instead of committing and moves nothing.  Any other
+A dry run aborts instead of committing and moves nothing.  A conflict
+with a concurrent transaction (`lp.services.database.retry`: e.g. two
+uploads storing the same new layer at once on PostgreSQL) aborts and
+processes the upload again, up to `RETRY_ATTEMPTS` times.  Any other
 exception is a bug: the transaction is aborted, the stored content
-removed, the leaf left where it is and the exception propagates.
+removed (when no other upload is storing content: see
+`OCIRecipeUpload.removeUnreferencedContent`), the leaf left where it
+is and the exception propagates.
 
 Deviations from Launchpad: build uploads only (no source or user
 uploads), OCI recipe builds only, no mail.
@@ -37,6 +42,7 @@ __all__ = [
 import logging
 import os
 import shutil
+import time
 from enum import Enum
 
 import transaction
@@ -47,6 +53,11 @@ from lp.archiveuploader.ocirecipeupload import OCIRecipeUpload
 from lp.archiveuploader.utils import UploadError
 from lp.buildmaster.enums import BuildStatus
 from lp.buildmaster.interfaces.buildfarmjob import ISpecificBuildFarmJobSource
+from lp.services.database.retry import (
+    RETRY_ATTEMPTS,
+    is_retryable_error,
+    retry_delay,
+)
 from lp.services.log.logger import BufferLogger
 
 
@@ -160,7 +171,33 @@ class BuildUploadHandler:
             return None
         self.build = build
         logger = BufferLogger(parent=self.processor.log)
-        upload = OCIRecipeUpload(self.upload_path, logger)
+        for attempt in range(1, RETRY_ATTEMPTS + 1):
+            upload = OCIRecipeUpload(self.upload_path, logger)
+            try:
+                result = self._processOnce(upload, logger)
+            except Exception as e:
+                if attempt == RETRY_ATTEMPTS or not is_retryable_error(e):
+                    raise
+                transaction.abort()
+                upload.removeUnreferencedContent()
+                logger.warning(
+                    "Conflict with a concurrent transaction (%s); "
+                    "processing the upload again (attempt %d of %d)",
+                    " ".join(str(e).split()),
+                    attempt + 1,
+                    RETRY_ATTEMPTS,
+                )
+                time.sleep(retry_delay(attempt))
+                if build.status != BuildStatus.UPLOADING:
+                    return None
+                continue
+            break
+        self.moveProcessedUpload(result.value, logger)
+        return result
+
+    def _processOnce(self, upload, logger):
+        """Process and commit (or reject) the upload, once."""
+        build = self.build
         result = self.processOCIRecipe(upload, logger)
         if result == UploadStatusEnum.ACCEPTED:
             logger.info("Committing the transaction.")
@@ -177,7 +214,6 @@ class BuildUploadHandler:
                 build.failure_reason = self.failure_reason
                 build.storeUploadLog(logger.getLogBuffer())
                 self.processor.commit()
-        self.moveProcessedUpload(result.value, logger)
         return result
 
     def processOCIRecipe(self, upload, logger):
@@ -200,10 +236,12 @@ class BuildUploadHandler:
             logger.error(str(e))
             self.failure_reason = str(e)
             return UploadStatusEnum.REJECTED
-        except BaseException:
-            logger.exception(
-                "Unhandled exception processing upload %s", self.upload_path
-            )
+        except BaseException as e:
+            if not is_retryable_error(e):
+                logger.exception(
+                    "Unhandled exception processing upload %s",
+                    self.upload_path,
+                )
             transaction.abort()
             upload.removeUnreferencedContent()
             raise

@@ -5,6 +5,7 @@
 
 __all__ = []
 
+import fcntl
 import hashlib
 import json
 import logging
@@ -29,7 +30,7 @@ from lp.oci.tests.buildfarm import (
     upload_files_dir,
 )
 from lp.services.database.interfaces import IStore
-from lp.services.librarian.storage import get_librarian_storage
+from lp.services.librarian.storage import IN_USE_LOCK, get_librarian_storage
 from lp.testing import TestCaseWithFactory
 from lp.testing.layers import (
     LaunchpadZopelessLayer,
@@ -290,6 +291,26 @@ class UploadTestMixin:
             "is neither in the upload nor in the librarian",
             keep={config_digest.hex},
         )
+
+    def test_failure_keeps_content_an_uncommitted_upload_may_use(self):
+        # Another process is between storing content and committing
+        # (it holds the librarian's shared in-use lock): the failed
+        # upload's content, which that process may have stored too,
+        # is left for lp-oci verify --repair.
+        upload = self.ociUpload()
+        paths = self.blobPaths(upload)
+        os.unlink(paths[-1])
+        storage = get_librarian_storage()
+        fd = os.open(
+            os.path.join(storage.root, IN_USE_LOCK), os.O_RDWR | os.O_CREAT
+        )
+        self.addCleanup(os.close, fd)
+        fcntl.flock(fd, fcntl.LOCK_SH)
+        self.assertEqual(UploadStatusEnum.REJECTED, self.process())
+        left = librarian_contents()
+        for path in paths[:-1]:
+            self.assertIn(path.rsplit("-", 1)[1], left)
+        fcntl.flock(fd, fcntl.LOCK_UN)
 
     def test_corrupt_layer_fails_cleanly(self):
         upload = self.ociUpload()

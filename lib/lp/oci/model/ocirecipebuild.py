@@ -220,7 +220,11 @@ class OCIFileSet:
         if found is None:
             return None
         oci_file, lfa = found
-        if not get_librarian_storage().exists(digest.hex):
+        # Verified, not trusted: damaged content is quarantined and
+        # the layer fetched again.
+        if not get_librarian_storage().isIntact(
+            digest.hex, lfa.content.filesize
+        ):
             return None
         oci_file.markUsed()
         return lfa

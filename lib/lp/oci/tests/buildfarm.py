@@ -182,9 +182,10 @@ def librarian_contents():
     root = get_librarian_storage().root
     found = set()
     for name in os.listdir(root):
-        if name == "incoming":
+        path = os.path.join(root, name)
+        if name in ("incoming", "quarantine") or not os.path.isdir(path):
             continue
-        found.update(os.listdir(os.path.join(root, name)))
+        found.update(os.listdir(path))
     return found
 
 

@@ -26,9 +26,10 @@ __all__ = [
 ]
 
 import os
+import sqlite3
 from datetime import datetime, timezone
 
-from storm.database import register_scheme
+from storm.database import Connection, register_scheme
 from storm.databases.sqlite import SQLite, SQLiteConnection
 from storm.store import Store
 from storm.variables import Variable
@@ -45,6 +46,31 @@ class UTCSQLiteConnection(SQLiteConnection):
     time zone`` columns already drop the offset, so both backends end up
     holding the same naive UTC values.
     """
+
+    def raw_execute(self, statement, params=None, _end=False):
+        """Execute a statement; never retry "database is locked".
+
+        SQLite's busy handler (the connection's ``timeout``) already
+        waits for another connection's lock.  When SQLite reports the
+        lock at once instead, two transactions each hold a lock the
+        other needs (a read lock upgrading to write beside another
+        writer): retrying the statement, as Storm's `SQLiteConnection`
+        does for its whole timeout, only waits for the other side to
+        time out too.  Raise at once, so that the transaction is
+        aborted and run again (`lp.services.database.retry`).
+        """
+        if _end:
+            self._in_transaction = False
+        elif not self._in_transaction:
+            self._in_transaction = True
+            self._raw_connection.execute("BEGIN")
+        try:
+            return Connection.raw_execute(self, statement, params)
+        except sqlite3.OperationalError as e:
+            if _end and "database is locked" in str(e):
+                # COMMIT failed: the transaction is still open.
+                self._in_transaction = True
+            raise
 
     @staticmethod
     def to_database(params):
@@ -63,6 +89,9 @@ class UTCSQLite(SQLite):
         # Without foreign keys SQLite would accept dangling references
         # that PostgreSQL rejects; make the backends agree.
         uri.options.setdefault("foreign_keys", "ON")
+        # Wait for another process's write transaction rather than fail
+        # with "database is locked" after Storm's default 5 seconds.
+        uri.options.setdefault("timeout", "60")
         super().__init__(uri)
 
 

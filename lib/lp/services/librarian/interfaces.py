@@ -125,8 +125,10 @@ class ILibraryFileAliasSet(Interface):
     def getContentBySHA256(sha256):
         """The `ILibraryFileContent` with this hex sha256, or None.
 
-        Only content whose bytes are still in storage is returned, so a
-        caller can rely on it to avoid uploading the bytes again.
+        Only content whose bytes are still in storage and intact
+        (`ILibrarianStorage.isIntact`: damaged bytes are quarantined)
+        is returned, so a caller can rely on it to avoid uploading the
+        bytes again.
         """
 
 
@@ -162,6 +164,21 @@ class ILibrarianStorage(Interface):
 
     def exists(sha256):
         """Whether content with this hex sha256 is stored."""
+
+    def checkContent(sha256, expected_size=None):
+        """None if the stored content has this sha256 (and size), else
+        a one-line reason (missing, wrong size, wrong sha256)."""
+
+    def isIntact(sha256, expected_size=None):
+        """Whether stored content may be reused instead of fetched again.
+
+        Damaged content is logged and quarantined (moved under
+        ``<root>/quarantine/``), so that storing it again puts good
+        bytes back; missing content is logged.
+        """
+
+    def quarantine(sha256, reason):
+        """Move stored content aside; return where, or None if gone."""
 
     def open(sha256):
         """Open stored content for binary reading."""

@@ -18,6 +18,7 @@ from zope.interface import implementer
 from lp.app.errors import NotFoundError
 from lp.services.database.constants import utc_now
 from lp.services.database.interfaces import IPrimaryStore, IStore
+from lp.services.database.retry import RetryTransaction
 from lp.services.database.stormbase import StormBase
 from lp.services.librarian.interfaces import (
     ILibraryFileAlias,
@@ -127,6 +128,48 @@ class LibraryFileAlias(StormBase):
         return self.getURL()
 
 
+def _find_content(store, sha256):
+    return store.find(
+        LibraryFileContent, LibraryFileContent.sha256 == sha256
+    ).one()
+
+
+def _insert_or_get_content(stored):
+    """The one `LibraryFileContent` row for ``stored``, made if need be.
+
+    ``sha256`` is unique (schema patch 0006): two transactions storing
+    the same new content at once insert one row.  On PostgreSQL the
+    loser of that race either waits for the winner and finds its row
+    (read committed) or gets a serialization failure (repeatable read,
+    the default here) that `lp.services.database.retry` classifies as
+    retryable: its caller runs the transaction again and then finds the
+    row.
+    """
+    store = IPrimaryStore(LibraryFileContent)
+    content = _find_content(store, stored.sha256)
+    if content is not None:
+        return content
+    store.execute(
+        "INSERT INTO LibraryFileContent "
+        "(datecreated, filesize, sha256, sha1, md5) "
+        "VALUES (?, ?, ?, ?, ?) ON CONFLICT (sha256) DO NOTHING",
+        (
+            utc_now().replace(tzinfo=None),
+            stored.size,
+            stored.sha256,
+            stored.sha1,
+            stored.md5,
+        ),
+    )
+    content = _find_content(store, stored.sha256)
+    if content is None:
+        raise RetryTransaction(
+            f"Content {stored.sha256} was stored by a concurrent "
+            "transaction not visible to this one"
+        )
+    return content
+
+
 def _check_new_file(name, size, allow_zero_length):
     if not name or "/" in name or name in (".", ".."):
         raise UploadFailed(f"Invalid file name {name!r}")
@@ -183,24 +226,8 @@ class LibraryFileAliasSet:
     ):
         if stored.size == 0 and not allow_zero_length:
             raise UploadFailed("Cannot store a zero-length file")
-        store = IPrimaryStore(LibraryFileContent)
-        content = (
-            store.find(
-                LibraryFileContent,
-                LibraryFileContent.sha256 == stored.sha256,
-                LibraryFileContent.filesize == stored.size,
-            )
-            .order_by(LibraryFileContent.id)
-            .first()
-        )
-        if content is None:
-            content = LibraryFileContent(
-                filesize=stored.size,
-                sha256=stored.sha256,
-                sha1=stored.sha1,
-                md5=stored.md5,
-            )
-            store.add(content)
+        content = _insert_or_get_content(stored)
+        store = IPrimaryStore(LibraryFileAlias)
         alias = LibraryFileAlias(
             content=content,
             filename=name,
@@ -233,12 +260,14 @@ class LibraryFileAliasSet:
 
     def getContentBySHA256(self, sha256):
         """See `ILibraryFileAliasSet`."""
-        storage = get_librarian_storage()
-        if not storage.exists(sha256):
-            return None
-        return (
+        content = (
             IStore(LibraryFileContent)
             .find(LibraryFileContent, LibraryFileContent.sha256 == sha256)
             .order_by(LibraryFileContent.id)
             .first()
         )
+        if content is None:
+            return None
+        if not get_librarian_storage().isIntact(sha256, content.filesize):
+            return None
+        return content

@@ -15,26 +15,53 @@ the same file system), then hashes, checks and renames it the same way:
 one read of the content and no second copy to write back.  Of the three
 hashes, md5 (the slowest) runs in a helper thread for content larger
 than a chunk.
+
+Integrity of what is stored:
+
+- `LibrarianStorage.checkContent` re-reads stored content and says
+  whether it still has its sha256 and the expected size; the reuse
+  paths call it (through `verified_content`) before trusting stored
+  bytes, and damaged content is moved aside by `quarantine` into
+  ``<root>/quarantine/`` (never deleted: it is evidence) so that the
+  next store of that content puts good bytes back.  Verification is
+  remembered per process by inode, size, mtime and ctime, so the build
+  farm's reuse check and upload processing's, in the same process, read
+  a layer once.
+- The in-use lock: every process that stores content holds a shared
+  `flock` on ``<root>/.in-use`` from its first store until its
+  transaction ends (commit or abort), because until then the content
+  it stored has no committed row and looks unreferenced.  Removing
+  unreferenced content (a failed upload's cleanup, ``lp-oci verify
+  --repair``) happens only under the exclusive lock, taken without
+  waiting (`exclusive`): so content an uncommitted upload may be using
+  is never removed, and temporary files under ``incoming`` are known to
+  be debris when the exclusive lock is held.
 """
 
 __all__ = [
     "CHUNK_SIZE",
+    "IN_USE_LOCK",
     "LibrarianStorage",
+    "QUARANTINE",
     "StoredContent",
     "configure_librarian",
     "get_librarian_storage",
 ]
 
+import contextlib
 import errno
 import fcntl
 import hashlib
+import logging
 import os
 import re
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple
 
+import transaction
 from zope.component import getUtility, provideUtility
 from zope.interface import implementer
 
@@ -42,6 +69,8 @@ from lp.services.librarian.interfaces import ContentMismatch, ILibrarianStorage
 from ocitypes.faultpoint import checkpoint
 
 CHUNK_SIZE = 1024 * 1024
+IN_USE_LOCK = ".in-use"
+QUARANTINE = "quarantine"
 _SHA256_RE = re.compile(r"\A[0-9a-f]{64}\Z")
 
 
@@ -144,6 +173,10 @@ def _fsync_directory(path):
         os.close(fd)
 
 
+def _stamp(st):
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
 @implementer(ILibrarianStorage)
 class LibrarianStorage:
     """See `ILibrarianStorage`."""
@@ -153,6 +186,139 @@ class LibrarianStorage:
         self.download_url = download_url
         self.incoming = os.path.join(self.root, "incoming")
         os.makedirs(self.incoming, exist_ok=True)
+        self.log = logging.getLogger("lp.services.librarian")
+        # sha256 -> _stamp of the file when it was last verified.
+        self._verified = {}
+        self._local = threading.local()
+
+    # The in-use lock (see the module docstring).
+
+    def _lockPath(self):
+        return os.path.join(self.root, IN_USE_LOCK)
+
+    def _holdInUse(self):
+        """Hold the shared in-use lock until this transaction ends."""
+        local = self._local
+        txn = transaction.get()
+        if getattr(local, "fd", None) is not None:
+            if local.txn is txn:
+                return
+            self._releaseInUse()
+        fd = os.open(
+            self._lockPath(), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644
+        )
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH)
+        except BaseException:
+            os.close(fd)
+            raise
+        local.fd, local.txn = fd, txn
+        txn.addAfterCommitHook(lambda status: self._releaseInUse())
+        txn.addAfterAbortHook(self._releaseInUse)
+
+    def _releaseInUse(self):
+        local = self._local
+        fd = getattr(local, "fd", None)
+        if fd is not None:
+            local.fd = local.txn = None
+            os.close(fd)
+
+    @contextlib.contextmanager
+    def exclusive(self):
+        """Try to take the exclusive in-use lock, without waiting.
+
+        Yields True while held: no other process (nor another
+        transaction of this one) is between storing content and ending
+        its transaction.  Yields False if some are.
+        """
+        fd = os.open(
+            self._lockPath(), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644
+        )
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as e:
+                if e.errno not in (errno.EAGAIN, errno.EACCES):
+                    raise
+                yield False
+            else:
+                yield True
+        finally:
+            os.close(fd)
+
+    # Integrity.
+
+    def checkContent(self, sha256, expected_size=None, full=False):
+        """Why stored content cannot be trusted, or None if it can.
+
+        Reads the whole file unless it was verified in this process and
+        has not changed since (same inode, size, mtime and ctime), or
+        always with ``full``.
+
+        :return: None, or a one-line reason (missing, size, sha256).
+        """
+        path = self.getPath(sha256)
+        try:
+            with open(path, "rb") as f:
+                st = os.fstat(f.fileno())
+                if expected_size is not None and st.st_size != expected_size:
+                    return (
+                        f"{path} is {st.st_size} bytes, expected "
+                        f"{expected_size}"
+                    )
+                if not full and self._verified.get(sha256) == _stamp(st):
+                    return None
+                hasher = hashlib.sha256()
+                while True:
+                    chunk = f.read(CHUNK_SIZE)
+                    if not chunk:
+                        break
+                    hasher.update(chunk)
+                if hasher.hexdigest() != sha256:
+                    return f"{path} has sha256 {hasher.hexdigest()}"
+                after = os.fstat(f.fileno())
+        except FileNotFoundError:
+            return f"{path} is missing"
+        if _stamp(after) == _stamp(st):
+            self._verified[sha256] = _stamp(st)
+        return None
+
+    def isIntact(self, sha256, expected_size=None):
+        """Whether stored content can be reused; quarantine it if not.
+
+        Damaged content (wrong size or sha256) is logged and moved to
+        ``<root>/quarantine/``; missing content is logged.
+        """
+        reason = self.checkContent(sha256, expected_size)
+        if reason is None:
+            return True
+        if self.exists(sha256):
+            self.quarantine(sha256, reason)
+        else:
+            self.log.warning("librarian: cannot reuse %s: %s", sha256, reason)
+        return False
+
+    def quarantine(self, sha256, reason):
+        """Move damaged content aside, under ``<root>/quarantine/``.
+
+        :return: The path it was moved to, or None if it was gone.
+        """
+        self._verified.pop(sha256, None)
+        directory = os.path.join(self.root, QUARANTINE)
+        os.makedirs(directory, exist_ok=True)
+        target = os.path.join(
+            directory, f"{sha256}.{time.strftime('%Y%m%dT%H%M%S')}"
+        )
+        while os.path.lexists(target):
+            target += "+"
+        try:
+            os.rename(self.getPath(sha256), target)
+        except FileNotFoundError:
+            return None
+        self.log.warning(
+            "librarian: quarantined %s as %s: %s", sha256, target, reason
+        )
+        return target
 
     def getPath(self, sha256):
         """See `ILibrarianStorage`."""
@@ -170,6 +336,7 @@ class LibrarianStorage:
 
     def remove(self, sha256):
         """See `ILibrarianStorage`."""
+        self._verified.pop(sha256, None)
         try:
             os.unlink(self.getPath(sha256))
         except FileNotFoundError:
@@ -205,6 +372,7 @@ class LibrarianStorage:
         if expected_sha256 is not None:
             # Fail before reading anything if the expectation is garbage.
             self.getPath(expected_sha256)
+        self._holdInUse()
         fd, temp_path = tempfile.mkstemp(
             dir=self.incoming, prefix=_temp_prefix()
         )
@@ -233,6 +401,7 @@ class LibrarianStorage:
         """See `ILibrarianStorage`."""
         if expected_sha256 is not None:
             self.getPath(expected_sha256)
+        self._holdInUse()
         fd, temp_path = tempfile.mkstemp(
             dir=self.incoming, prefix=_temp_prefix()
         )
@@ -321,11 +490,16 @@ class LibrarianStorage:
         directory = os.path.dirname(final_path)
         os.makedirs(directory, exist_ok=True)
         # Identical content may already be there; replacing it with
-        # the same bytes is harmless and keeps this free of races.
+        # the same bytes is harmless and keeps this free of races (and
+        # repairs content that was damaged there).
         checkpoint("librarian.store")
         os.replace(temp_path, final_path)
         _fsync_directory(directory)
         checkpoint("librarian.stored")
+        try:
+            self._verified[stored.sha256] = _stamp(os.stat(final_path))
+        except FileNotFoundError:
+            pass
         return stored
 
 

@@ -409,6 +409,57 @@ class TestUpgradeSchema(TestCase):
                 (0,), store.execute(f"SELECT COUNT(*) FROM {table}").get_one()
             )
 
+    def test_upgrade_to_0006_merges_duplicate_content(self):
+        # Content rows duplicated by a race before 0006 are merged into
+        # the oldest one, aliases follow, and sha256 becomes unique.
+        store = self.makeFreshStore()
+        self.upgradeTo(store, 5)
+        for content_id, sha256 in (
+            (1, "a" * 64),
+            (2, "a" * 64),
+            (3, "b" * 64),
+        ):
+            store.execute(
+                "INSERT INTO LibraryFileContent "
+                "(id, datecreated, filesize, sha256, sha1, md5) "
+                "VALUES (?, '2026-01-01 00:00:00', 1, ?, 'x', 'y')",
+                (content_id, sha256),
+            )
+        for alias_id, content_id in ((1, 1), (2, 2), (3, 3), (4, None)):
+            store.execute(
+                "INSERT INTO LibraryFileAlias "
+                "(id, content, filename, mimetype, date_created) "
+                "VALUES (?, ?, 'f', 'x', '2026-01-01 00:00:00')",
+                (alias_id, content_id),
+            )
+        store.commit()
+        upgrade_schema(store)
+        self.assertEqual(
+            [(1, "a" * 64), (3, "b" * 64)],
+            list(
+                store.execute(
+                    "SELECT id, sha256 FROM LibraryFileContent ORDER BY id"
+                )
+            ),
+        )
+        self.assertEqual(
+            [(1, 1), (2, 1), (3, 3), (4, None)],
+            list(
+                store.execute(
+                    "SELECT id, content FROM LibraryFileAlias ORDER BY id"
+                )
+            ),
+        )
+        self.assertRaises(
+            Exception,
+            store.execute,
+            "INSERT INTO LibraryFileContent "
+            "(datecreated, filesize, sha256, sha1, md5) "
+            "VALUES ('2026-01-01 00:00:00', 1, ?, 'x', 'y')",
+            ("b" * 64,),
+        )
+        store.rollback()
+
     def test_unknown_revision_refused(self):
         store = self.makeFreshStore()
         newer = self.makeSchemaDir(

@@ -13,8 +13,15 @@ import shutil
 import tempfile
 from unittest import mock
 
+import transaction
+
 from lp.services.librarian.interfaces import ContentMismatch
-from lp.services.librarian.storage import CHUNK_SIZE, LibrarianStorage
+from lp.services.librarian.storage import (
+    CHUNK_SIZE,
+    IN_USE_LOCK,
+    QUARANTINE,
+    LibrarianStorage,
+)
 from lp.testing import TestCase
 
 
@@ -43,10 +50,13 @@ class TestLibrarianStorage(TestCase):
         self.storage = LibrarianStorage(self.root)
 
     def allFiles(self):
+        """Every file under the root but the in-use lock."""
         return sorted(
             os.path.relpath(os.path.join(dirpath, name), self.root)
             for dirpath, _, names in os.walk(self.root)
             for name in names
+            if os.path.join(dirpath, name)
+            != os.path.join(self.root, IN_USE_LOCK)
         )
 
     def test_store_is_content_addressed(self):
@@ -232,3 +242,76 @@ class TestLibrarianStorageStorePath(TestCase):
         self.assertEqual([], os.listdir(self.storage.incoming))
         with self.storage.open(stored.sha256) as f:
             self.assertEqual(b"twice", f.read())
+
+
+class TestLibrarianStorageIntegrity(TestCase):
+    """Verification on reuse, quarantine and the in-use lock."""
+
+    def setUp(self):
+        super().setUp()
+        self.root = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, self.root)
+        self.storage = LibrarianStorage(self.root)
+        self.addCleanup(transaction.abort)
+
+    def test_intact(self):
+        stored = self.storage.store(io.BytesIO(b"intact"))
+        self.assertIsNone(self.storage.checkContent(stored.sha256, 6))
+        self.assertTrue(self.storage.isIntact(stored.sha256, 6))
+
+    def test_flipped_byte_is_quarantined(self):
+        stored = self.storage.store(io.BytesIO(b"content"))
+        path = self.storage.getPath(stored.sha256)
+        with open(path, "r+b") as f:
+            f.write(b"C")
+        self.assertIn("has sha256", self.storage.checkContent(stored.sha256))
+        with self.assertLogs("lp.services.librarian", "WARNING") as logs:
+            self.assertFalse(self.storage.isIntact(stored.sha256, 7))
+        self.assertIn("quarantined " + stored.sha256, logs.output[0])
+        self.assertFalse(os.path.exists(path))
+        (kept,) = os.listdir(os.path.join(self.root, QUARANTINE))
+        self.assertTrue(kept.startswith(stored.sha256))
+        # Storing the content again puts good bytes back.
+        self.storage.store(io.BytesIO(b"content"))
+        self.assertTrue(self.storage.isIntact(stored.sha256, 7))
+
+    def test_wrong_size_is_quarantined(self):
+        stored = self.storage.store(io.BytesIO(b"content"))
+        os.truncate(self.storage.getPath(stored.sha256), 3)
+        self.assertIn(
+            "is 3 bytes, expected 7",
+            self.storage.checkContent(stored.sha256, 7),
+        )
+        with self.assertLogs("lp.services.librarian", "WARNING"):
+            self.assertFalse(self.storage.isIntact(stored.sha256, 7))
+        self.assertFalse(self.storage.exists(stored.sha256))
+
+    def test_missing(self):
+        sha256 = hashlib.sha256(b"never").hexdigest()
+        self.assertIn("is missing", self.storage.checkContent(sha256))
+        with self.assertLogs("lp.services.librarian", "WARNING"):
+            self.assertFalse(self.storage.isIntact(sha256))
+
+    def test_change_after_verification_is_noticed(self):
+        # The per-process memo of verified content is keyed by inode,
+        # size, mtime and ctime: a write in place invalidates it.
+        stored = self.storage.store(io.BytesIO(b"content"))
+        self.assertTrue(self.storage.isIntact(stored.sha256, 7))
+        with open(self.storage.getPath(stored.sha256), "r+b") as f:
+            f.write(b"X")
+        with self.assertLogs("lp.services.librarian", "WARNING"):
+            self.assertFalse(self.storage.isIntact(stored.sha256, 7))
+
+    def test_store_holds_in_use_lock_until_transaction_ends(self):
+        with self.storage.exclusive() as idle:
+            self.assertTrue(idle)
+        self.storage.store(io.BytesIO(b"pending"))
+        with self.storage.exclusive() as idle:
+            self.assertFalse(idle)
+        transaction.abort()
+        with self.storage.exclusive() as idle:
+            self.assertTrue(idle)
+        self.storage.store(io.BytesIO(b"pending"))
+        transaction.commit()
+        with self.storage.exclusive() as idle:
+            self.assertTrue(idle)
