@@ -8,7 +8,9 @@ start, after `setup_services`:
 
 - the work directories of dead runs are removed (`sweep_work_dirs`),
   and the librarian's temporary files that dead processes left in
-  ``incoming`` (`LibrarianStorage.sweepIncoming`);
+  ``incoming`` (`LibrarianStorage.sweepIncoming`); when a dead process
+  was found, librarian content that no row refers to is removed too
+  (`remove_orphans`, under the librarian's exclusive in-use lock);
 - an `OCIRecipeBuild` in a non-final state (NEEDSBUILD, BUILDING,
   GATHERING, UPLOADING, CANCELLING) owned by no live run
   (`lpoci.runlock.owner_of`) is failed with a reason naming what
@@ -30,7 +32,10 @@ __all__ = [
     "fail_owned",
     "find_stranded",
     "recover_stranded",
+    "remove_orphans",
 ]
+
+import os
 
 import transaction
 from zope.component import getUtility
@@ -139,6 +144,43 @@ def fail_owned(keys, exc):
         transaction.abort()
 
 
+def remove_orphans(storage):
+    """Remove librarian content no `LibraryFileContent` row refers to.
+
+    Only under the librarian's exclusive in-use lock (taken without
+    waiting; nothing is removed if another process is between storing
+    content and committing its row), and the rows are read under it.
+    Lists the librarian's directory; reads no content.
+
+    :return: the sha256s removed.
+    """
+    from lp.services.librarian.model import LibraryFileContent
+
+    removed = []
+    with storage.exclusive() as idle:
+        if not idle:
+            return removed
+        transaction.abort()
+        known = set(IStore(LibraryFileContent).find(LibraryFileContent.sha256))
+        known = {sha256.strip() for sha256 in known}
+        for name in sorted(os.listdir(storage.root)):
+            if len(name) != 2 or not os.path.isdir(
+                os.path.join(storage.root, name)
+            ):
+                continue
+            for sha256 in sorted(os.listdir(os.path.join(storage.root, name))):
+                if sha256 in known or not sha256.startswith(name):
+                    continue
+                try:
+                    storage.getPath(sha256)
+                except ValueError:
+                    continue
+                storage.remove(sha256)
+                removed.append(sha256)
+        transaction.abort()
+    return removed
+
+
 def recover_stranded(state_dir):
     """Sweep dead runs' work directories and recover their rows.
 
@@ -150,10 +192,18 @@ def recover_stranded(state_dir):
         f"removed the work directory {path} of a dead run"
         for path in sweep_work_dirs(state_dir)
     ]
+    storage = get_librarian_storage()
     done.extend(
         f"removed the temporary file {path} of a dead process"
-        for path in get_librarian_storage().sweepIncoming()
+        for path in storage.sweepIncoming()
     )
+    if done:
+        # A process died: it may have stored content whose row it never
+        # committed.
+        done.extend(
+            f"removed librarian content {sha256} that no row refers to"
+            for sha256 in remove_orphans(storage)
+        )
     builds, jobs = find_stranded(state_dir)
     for build in builds:
         done.append(

@@ -19,12 +19,15 @@ __all__ = [
     "append_report",
     "registry_problems",
     "state_problems",
+    "verify_problems",
 ]
 
 import hashlib
 import json
 import os
 import sqlite3
+import subprocess
+import sys
 import urllib.error
 import urllib.request
 
@@ -113,6 +116,30 @@ def state_problems(state, librarian=None, check_debris=True, connect=None):
             if debris:
                 problems.append(f"librarian temporary files left: {debris}")
     return problems
+
+
+def verify_problems(state, env):
+    """What ``lp-oci verify --state STATE --json`` finds; [] if clean."""
+    result = subprocess.run(
+        [sys.executable, "-m", "lpoci.cli", "verify", "--state", state]
+        + ["--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    try:
+        report = json.loads(result.stdout)
+    except ValueError:
+        return [f"verify failed: {result.returncode} {result.stderr}"]
+    if result.returncode == 0 and report.get("clean"):
+        return []
+    return [
+        f"verify: {key}: {entry}"
+        for key, entries in sorted(report.items())
+        if isinstance(entries, list)
+        for entry in entries
+    ] or [f"verify: {report}"]
 
 
 def _query(db, sql):

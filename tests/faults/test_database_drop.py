@@ -24,7 +24,11 @@ from fixtures import TempDir
 from lp.testing import TestCase
 from lp.testing.layers import DatabaseLayer
 from lpoci.tests.test_lifecycle import _stopped
-from tests.faults.invariants import append_report, state_problems
+from tests.faults.invariants import (
+    append_report,
+    state_problems,
+    verify_problems,
+)
 from tests.faults.test_kill_points import child_env
 
 FULLYBUILT, FAILEDTOUPLOAD = 1, 7
@@ -107,4 +111,8 @@ class TestDatabaseDrop(TestCase):
             [FAILEDTOUPLOAD, FULLYBUILT], [b[1] for b in self.builds()]
         )
         self.assertEqual([], state_problems(self.state, connect=self.connect))
+        self.assertEqual(
+            [],
+            verify_problems(self.state, child_env(LP_DATABASE_URI=self.uri)),
+        )
         append_report({"suite": "database-drop", "faults": 1})

@@ -13,8 +13,9 @@ checkpoint occurrence within it with a seeded RNG, runs ``lp-oci run``
 with ``LP_OCI_FAULTPOINT=NAME:N`` so that the process SIGKILLs itself
 there, then reruns without the fault.  After every rerun: it succeeded,
 no traceback anywhere, the state holds (`state_problems`: no stuck
-build, no FULLYBUILT build with a missing or corrupt blob, no debris)
-and the registry's tag points at nothing missing (`registry_problems`).
+build, no FULLYBUILT build with a missing or corrupt blob, no debris),
+``lp-oci verify --json`` finds nothing, and the registry's tag points at
+nothing missing (`registry_problems`).
 
 ``LP_OCI_FAULTS_SEED`` and ``LP_OCI_FAULTS_KILLS`` change the seed
 (default 20261130) and the number of scenarios (default 22).
@@ -42,6 +43,7 @@ from tests.faults.invariants import (
     append_report,
     registry_problems,
     state_problems,
+    verify_problems,
 )
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
@@ -175,6 +177,7 @@ class TestKillPoints(TestCase):
                 report = json.loads(rerun.stdout)
                 self.assertIn("registry", report)
             problems += state_problems(self.state)
+            problems += verify_problems(self.state, child_env())
             problems += registry_problems(self.registry.url, IMAGE, TAG)
             figures["problems"] += [f"{name}:{n}: {p}" for p in problems]
         append_report(figures)

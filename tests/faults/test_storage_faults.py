@@ -26,7 +26,11 @@ from lpbuildd.tests.archivebuilder import (
     make_image,
     make_layer,
 )
-from tests.faults.invariants import append_report, state_problems
+from tests.faults.invariants import (
+    append_report,
+    state_problems,
+    verify_problems,
+)
 from tests.faults.test_kill_points import child_env
 
 
@@ -120,6 +124,7 @@ class TestStorageFaults(TestCase):
         rerun = self.run_lp_oci(self.archive(noise=1 << 20), state, **env)
         self.assertEqual(0, rerun.returncode, rerun.stderr)
         self.assertEqual([], state_problems(state, librarian))
+        self.assertEqual([], verify_problems(state, child_env(**env)))
         append_report({"suite": "librarian-full", "faults": 1})
 
     def test_state_disk_full_at_commit(self):
@@ -135,6 +140,7 @@ class TestStorageFaults(TestCase):
         rerun = self.run_lp_oci(self.archive(seed=2), state, **env)
         self.assertEqual(0, rerun.returncode, rerun.stderr)
         self.assertEqual([], state_problems(state, librarian))
+        self.assertEqual([], verify_problems(state, child_env(**env)))
         append_report({"suite": "state-full", "faults": 1})
 
     def test_database_disk_full_at_commit(self):
@@ -170,4 +176,5 @@ class TestStorageFaults(TestCase):
             result.stderr,
         )
         self.assertEqual([], state_problems(state))
+        self.assertEqual([], verify_problems(state, child_env()))
         append_report({"suite": "read-only-state", "faults": 1})

@@ -281,6 +281,27 @@ class TestRunLifecycle(TestCase):
         )
         self.assertEqual([], os.listdir(work_root(self.state)))
 
+    def test_orphan_of_killed_run_removed(self):
+        # Killed after storing the build log, before committing its row.
+        killed = self.run_sample(LP_OCI_FAULTPOINT="librarian.stored:1")
+        self.assertEqual(-signal.SIGKILL, killed.returncode)
+        rerun = self.run_sample()
+        self.assertEqual(0, rerun.returncode, rerun.stderr)
+        self.assertIn("that no row refers to", rerun.stderr)
+        db = sqlite3.connect(os.path.join(self.state, "launchpad.db"))
+        self.addCleanup(db.close)
+        rows = {
+            r for (r,) in db.execute("SELECT sha256 FROM LibraryFileContent")
+        }
+        librarian = os.path.join(self.state, "librarian")
+        stored = {
+            name
+            for d in os.listdir(librarian)
+            if len(d) == 2
+            for name in os.listdir(os.path.join(librarian, d))
+        }
+        self.assertEqual(rows, stored)
+
     def test_live_run_not_stranded(self):
         # While a run is stopped mid-build, its build is not stranded:
         # its owner is alive.
