@@ -184,3 +184,26 @@ class TestKillPoints(TestCase):
         self.assertEqual([], figures["problems"])
         self.assertEqual(0, figures["unhandled_exceptions"])
         self.assertGreaterEqual(figures["kills"], 20, figures["points"])
+
+    def test_killed_push_resumed_by_run_jobs(self):
+        # Killed while pushing: the job was RUNNING; run-jobs queues it
+        # again and completes it.
+        archive = self.archive(1)
+        killed = self.run_lp_oci(archive, LP_OCI_FAULTPOINT="push.blob:2")
+        self.assertEqual(-signal.SIGKILL, killed.returncode)
+        jobs = subprocess.run(
+            [sys.executable, "-m", "lpoci.cli", "run-jobs", "--json"]
+            + ["--state", self.state],
+            capture_output=True,
+            text=True,
+            env=child_env(),
+            timeout=180,
+        )
+        self.assertEqual(0, jobs.returncode, jobs.stderr)
+        ((job),) = json.loads(jobs.stdout)["jobs"]
+        self.assertEqual("COMPLETED", job["status"])
+        self.assertEqual([], registry_problems(self.registry.url, IMAGE, TAG))
+        # The build the killed run left UPLOADING-complete stays
+        # FULLYBUILT: only its push was interrupted.
+        problems = state_problems(self.state)
+        self.assertEqual([], problems)
