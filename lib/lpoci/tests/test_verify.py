@@ -216,8 +216,17 @@ class TestVerifyCommand(TestCase):
         fd = os.open(os.path.join(self.librarian, ".in-use"), os.O_RDWR)
         self.addCleanup(os.close, fd)
         fcntl.flock(fd, fcntl.LOCK_SH)
+        status, report = self.verify()
+        self.assertEqual(1, status, report)
+        self.assertEqual(3, report["found"])
+        self.assertEqual(1, report["problems"])  # Only the old file.
+        self.assertEqual(
+            [True, False, True],
+            [report["orphans"][0]["in_use"]]
+            + [entry["in_use"] for entry in report["temporary_files"]],
+        )
         status, report = self.verify("--repair")
-        self.assertEqual(1, status)
+        self.assertEqual(0, status)
         self.assertEqual(
             "skipped: librarian in use", report["orphans"][0]["repair"]
         )
@@ -253,3 +262,12 @@ class TestVerifyCommand(TestCase):
         self.assertEqual("", stdout)
         self.assertEqual(1, len(stderr.splitlines()), stderr)
         self.assertTrue(stderr.startswith("lp-oci: error: no state"))
+
+    def test_corrupt_database(self):
+        with open(os.path.join(self.state, "launchpad.db"), "r+b") as f:
+            f.write(b"garbage" * 100)
+        status, stdout, stderr = lp_oci("verify", "--state", self.state)
+        self.assertEqual(1, status)
+        self.assertEqual("", stdout)
+        self.assertEqual(1, len(stderr.splitlines()), stderr)
+        self.assertIn("lp-oci: error: cannot use the database of", stderr)
