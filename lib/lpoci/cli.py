@@ -21,11 +21,16 @@ __all__ = [
 
 import argparse
 import json
+import logging
 import os
 import sys
+import threading
 import time
+import traceback
 
 from lpoci.export import add_export_parser
+from lpoci.failures import debug_enabled, describe
+from lpoci.interrupt import Interrupted, handle_signals
 from lpoci.verify import add_verify_parser
 from ocitypes.errors import OCIContentError
 
@@ -87,10 +92,28 @@ def _positive(value):
     return n
 
 
+def max_jobs():
+    """The most compression threads ``--jobs`` may ask for.
+
+    64, or the CPU count on a larger machine: more threads than that
+    only add memory (each holds a chunk in flight) and contention.
+    """
+    return max(64, os.cpu_count() or 1)
+
+
 def _jobs(value):
-    n = int(value)
+    try:
+        n = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"--jobs must be a whole number, not {value!r}"
+        ) from None
     if n < 1:
         raise argparse.ArgumentTypeError("--jobs must be at least 1")
+    if n > max_jobs():
+        raise argparse.ArgumentTypeError(
+            f"--jobs must be at most {max_jobs()}"
+        )
     return n
 
 
@@ -130,7 +153,8 @@ def make_parser():
         "--jobs",
         type=_jobs,
         default=None,
-        help="compression threads (default: number of CPUs)",
+        help="compression threads (default: number of CPUs; at most "
+        "64, or the CPU count if larger)",
     )
     gather.add_argument(
         "--json", action="store_true", help="print the summary as JSON"
@@ -230,6 +254,13 @@ def cmd_gather(args, stdout, stderr):
     from lpbuildd.ociimage.gather import gather
 
     if args.archive == "-":
+        if sys.stdin is None or sys.stdin.isatty():
+            # As ``docker load`` does: a terminal is no archive.
+            stderr.write(
+                "lp-oci: error: requested gather from stdin, but stdin is "
+                "a terminal (pipe or redirect an archive into it)\n"
+            )
+            return EXIT_BAD_INPUT
         source = (
             sys.stdin.buffer.raw
             if hasattr(sys.stdin.buffer, "raw")
@@ -367,6 +398,13 @@ def cmd_hash_password(args, stdout, stderr):
 def main(argv=None, stdout=None, stderr=None):
     stdout = stdout or sys.stdout
     stderr = stderr or sys.stderr
+    handle_signals()
+    # The transaction package logs a failed commit before raising it;
+    # the error is reported once, as one line, below.
+    txn_log = logging.getLogger("txn")
+    txn_log.propagate = False
+    if not txn_log.handlers:
+        txn_log.addHandler(logging.NullHandler())
     parser = make_parser()
     args = parser.parse_args(argv)
     # Circular import: the configuration is Launchpad's.
@@ -388,16 +426,57 @@ def main(argv=None, stdout=None, stderr=None):
         return EXIT_BAD_INPUT
     try:
         return args.func(args, stdout, stderr)
+    except BrokenPipeError:
+        # The reader went away (``lp-oci ... | head``): not an error.
+        _silence_stdout()
+        return 0
+    except Interrupted as e:
+        stderr.write(f"lp-oci: error: {e}\n")
+        _exit_now_if_busy(e.exit_status, stdout, stderr)
+        return e.exit_status
+    except KeyboardInterrupt:
+        stderr.write("lp-oci: error: interrupted (SIGINT)\n")
+        return 130
     except OCIContentError as e:
         stderr.write(f"lp-oci: error: {e}\n")
         return EXIT_BAD_INPUT
-    except OSError as e:
-        where = f" ({e.filename})" if e.filename else ""
-        stderr.write(f"lp-oci: error: {e.strerror or e}{where}\n")
+    except Exception as e:
+        if debug_enabled():
+            traceback.print_exc(file=stderr)
+        stderr.write(f"lp-oci: error: {describe(e)}\n")
         return EXIT_BAD_INPUT
-    except KeyboardInterrupt:
-        stderr.write("lp-oci: error: interrupted\n")
-        return 130
+
+
+def _exit_now_if_busy(status, stdout, stderr):
+    """End the process at once if worker threads are still running.
+
+    After an interrupt, a builder thread may still be gathering into a
+    work directory that is already removed; waiting for it would delay
+    the exit for as long as the gather would take.  The work is cleaned
+    up and the database committed by now, so exit without joining.
+    """
+    busy = [
+        t
+        for t in threading.enumerate()
+        if t is not threading.main_thread() and not t.daemon and t.is_alive()
+    ]
+    if busy:
+        for stream in (stdout, stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):
+                pass
+        os._exit(status)
+
+
+def _silence_stdout():
+    """Point stdout at /dev/null so the exit flush cannot fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
 
 
 if __name__ == "__main__":

@@ -187,23 +187,36 @@ def write_push_summary(report, stdout):
 def run_jobs_main(args, stdout, stderr):
     """The ``lp-oci run-jobs`` command."""
     from lp.oci.model.ocirecipebuildjob import (
+        OCIRegistryUploadJob,
         run_archive_checksum_jobs,
         run_registry_upload_jobs,
     )
     from lp.services.scripts import setup_services
+    from lpoci.recovery import fail_owned, recover_stranded
+    from lpoci.runlock import RunLock
 
     setup_services(args.state)
     ensure_secrets_key(args.state)
-    jobs = run_registry_upload_jobs()
-    checksums = [
-        {
-            "build_id": build.id,
-            "format": format_name,
-            "size": None if checksum is None else checksum.size,
-            "sha256": None if checksum is None else checksum.sha256,
-        }
-        for build, format_name, checksum in run_archive_checksum_jobs()
-    ]
+    with RunLock(args.state, "run-jobs") as lock, lock.tempdir():
+        # Jobs a dead process left RUNNING are queued again first.
+        recover_stranded(args.state)
+        for job in OCIRegistryUploadJob.iterReady():
+            # Owned before runAndRecord commits them RUNNING.
+            lock.own(f"job:{job.job.id}")
+        try:
+            jobs = run_registry_upload_jobs()
+        except BaseException as e:
+            fail_owned(lock.owns, e)
+            raise
+        checksums = [
+            {
+                "build_id": build.id,
+                "format": format_name,
+                "size": None if checksum is None else checksum.size,
+                "sha256": None if checksum is None else checksum.sha256,
+            }
+            for build, format_name, checksum in run_archive_checksum_jobs()
+        ]
     results = [
         {
             "build_id": job.build.id,

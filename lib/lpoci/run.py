@@ -37,6 +37,7 @@ __all__ = [
     "find_upload",
     "get_builder",
     "new_build",
+    "archive_problem",
     "run_main",
     "run_reactor",
 ]
@@ -44,8 +45,6 @@ __all__ = [
 import json
 import logging
 import os
-import shutil
-import tempfile
 
 import transaction
 from twisted.internet import defer
@@ -79,7 +78,13 @@ from lp.services.scripts import setup_services
 from lpbuildd.oci import OCIBuildManager, OCIGatherError
 from lpbuildd.replay import ReplayBackend
 from lpbuildd.server import BuilderServer
+from lpoci.interrupt import (
+    handle_signals,
+    raise_if_interrupted,
+    reactor_interrupts,
+)
 from lpoci.progress import ProgressLogHandler, RunProgress
+from lpoci.recovery import fail_owned, recover_stranded
 from lpoci.registry import (
     RegistryRunError,
     configure_push_rule,
@@ -88,7 +93,9 @@ from lpoci.registry import (
     run_pending_push,
     write_push_summary,
 )
+from lpoci.runlock import RunLock
 from lpoci.sample import SAMPLE_IMAGE_NAME, write_sample_archive
+from ocitypes.faultpoint import checkpoint
 
 OWNER_NAME = "lp-oci"
 BUILDER_NAME = "lp-oci"
@@ -397,9 +404,12 @@ def get_builder(url):
     return builder
 
 
-def _new_build(recipe_name):
+def _new_build(recipe_name, own=None):
     build = new_build(_get_recipe(recipe_name))
     bq = build.queueBuild()
+    if own is not None:
+        # Owned before it is visible: see `lpoci.runlock`.
+        own(f"build:{build.id}")
     transaction.commit()
     return build, bq
 
@@ -418,9 +428,17 @@ def _process_upload(upload_path, build, logger):
 
 @defer.inlineCallbacks
 def _run(
-    reactor, archive, recipe_name, image_name, work_dir, logger, progress
+    reactor,
+    archive,
+    recipe_name,
+    image_name,
+    work_dir,
+    logger,
+    progress,
+    own=None,
 ):
-    build, bq = _new_build(recipe_name)
+    build, bq = _new_build(recipe_name, own)
+    checkpoint("run.build-created")
     logger.info(f"launchpad: created build {build.id}")
     cache_dir = os.path.join(work_dir, "cache")
     build_dir = os.path.join(work_dir, "build")
@@ -538,16 +556,37 @@ def run_reactor(function, *args):
     outcome = []
 
     def start():
+        # Twisted has installed its signal handlers (SIGCHLD is needed
+        # for child processes); SIGINT and SIGTERM are ours again.
+        handle_signals()
         d = defer.maybeDeferred(function, reactor, *args)
         d.addBoth(outcome.append)
         d.addBoth(lambda _: reactor.stop())
 
     reactor.callWhenRunning(start)
-    reactor.run()
+    with reactor_interrupts(reactor):
+        reactor.run()
+    raise_if_interrupted()
     (result,) = outcome
     if isinstance(result, Failure):
         result.raiseException()
     return result
+
+
+def archive_problem(path):
+    """Why ``path`` cannot be read as an archive, or None."""
+    if os.path.isdir(path):
+        return f"archive {path} is a directory, not an archive file"
+    try:
+        with open(path, "rb"):
+            pass
+    except FileNotFoundError:
+        return f"no such archive: {path}"
+    except OSError as e:
+        return f"cannot read archive {path}: {e.strerror}"
+    if not os.path.isfile(path):
+        return f"archive {path} is not a regular file"
+    return None
 
 
 def run_main(args, stdout, stderr):
@@ -555,9 +594,11 @@ def run_main(args, stdout, stderr):
     if args.sample == bool(args.archive):
         stderr.write("lp-oci: error: give either an archive or --sample\n")
         return 2
-    if args.archive and not os.path.isfile(args.archive):
-        stderr.write(f"lp-oci: error: no such archive: {args.archive}\n")
-        return 1
+    if args.archive:
+        problem = archive_problem(args.archive)
+        if problem:
+            stderr.write(f"lp-oci: error: {problem}\n")
+            return 1
     registry = getattr(args, "registry", None)
     if bool(registry) != bool(getattr(args, "image", None)):
         stderr.write("lp-oci: error: --registry and --image go together\n")
@@ -575,40 +616,57 @@ def run_main(args, stdout, stderr):
     progress = RunProgress(stderr, mode="off" if quiet else None)
     logger = _run_logger(progress, getattr(args, "verbose", False))
     setup_services(args.state)
+    # The work directory (builder's build directory and file cache,
+    # upload directories, temporary files) is <state>/work/<run id>/,
+    # removed at the end and swept by the next run if this one dies.
+    with RunLock(args.state, "run") as lock, lock.tempdir():
+        for line in recover_stranded(args.state):
+            # What an operator must know even without --verbose.
+            progress.log(f"lp-oci: recovery: {line}")
+        try:
+            return _run_locked(args, stdout, stderr, lock, logger, progress)
+        except BaseException as e:
+            # Interrupted (SIGTERM, SIGINT) or an error on the way out:
+            # what this run owns is failed now, not left for recovery.
+            fail_owned(lock.owns, e)
+            raise
+
+
+def _run_locked(args, stdout, stderr, lock, logger, progress):
+    registry = getattr(args, "registry", None)
     recipe_name = "sample" if args.sample else "run"
     try:
         _configure_push(args, recipe_name)
     except RegistryRunError as e:
         stderr.write(f"lp-oci: error: {' '.join(str(e).split())}\n")
         return 1
-    work_dir = tempfile.mkdtemp(prefix="lp-oci-run-")
+    work_dir = lock.path
+    if args.sample:
+        archive = write_sample_archive(os.path.join(work_dir, "sample.tar"))
+        image_name = SAMPLE_IMAGE_NAME
+    else:
+        archive = os.path.abspath(args.archive)
+        image_name = IMAGE_NAME
     try:
-        if args.sample:
-            archive = write_sample_archive(
-                os.path.join(work_dir, "sample.tar")
-            )
-            image_name = SAMPLE_IMAGE_NAME
-        else:
-            archive = os.path.abspath(args.archive)
-            image_name = IMAGE_NAME
-        try:
-            report, build = run_reactor(
-                _run,
-                archive,
-                recipe_name,
-                image_name,
-                work_dir,
-                logger,
-                progress,
-            )
-        except (RunError, BuilderWorkerError, BuildDaemonError) as e:
-            transaction.abort()
-            stderr.write(f"lp-oci: error: {' '.join(str(e).split())}\n")
-            return 1
-    finally:
-        shutil.rmtree(work_dir, ignore_errors=True)
+        report, build = run_reactor(
+            _run,
+            archive,
+            recipe_name,
+            image_name,
+            work_dir,
+            logger,
+            progress,
+            lock.own,
+        )
+    except (RunError, BuilderWorkerError, BuildDaemonError) as e:
+        transaction.abort()
+        stderr.write(f"lp-oci: error: {' '.join(str(e).split())}\n")
+        return 1
     if registry and build.status == BuildStatus.FULLYBUILT:
         logger.info(f"registry: pushing to {registry} {args.image}")
+        job = build.last_registry_upload_job
+        if job is not None:
+            lock.own(f"job:{job.job.id}")
         try:
             report["registry"] = run_pending_push(build, tags=args.tag)
         except RegistryRunError as e:

@@ -98,8 +98,11 @@ class StateLock:
                 fcntl.flock(fd, fcntl.LOCK_EX)
             os.ftruncate(fd, 0)
             os.pwrite(fd, f"{os.getpid()} {self.command}\n".encode(), 0)
-        except BaseException:
+        except BaseException as e:
             os.close(fd)
+            if isinstance(e, OSError) and e.filename is None:
+                # A failed write (a full disk) names no file: name it.
+                raise OSError(e.errno, e.strerror, self.path) from None
             raise
         self._fd = fd
         return self

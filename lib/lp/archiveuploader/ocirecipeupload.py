@@ -65,6 +65,7 @@ from lp.services.librarian.model import LibraryFileContent
 from lp.services.librarian.storage import get_librarian_storage
 from ocitypes.descriptor import MediaType
 from ocitypes.digest import Digest
+from ocitypes.faultpoint import checkpoint
 from ocitypes.filenames import INDEX_FILE_NAME, LAYOUT_FILE_NAME
 
 JSON_TYPE = "application/json"
@@ -108,6 +109,7 @@ class OCIRecipeUpload:
             raise UploadError(
                 "Build did not produce index.json or digests.json"
             )
+        checkpoint("upload.processed")
         build.updateStatus(BuildStatus.FULLYBUILT)
         self.logger.debug("Finished processing %s.", self.upload_path)
 
@@ -178,6 +180,7 @@ class OCIRecipeUpload:
         except UploadFailed as e:
             raise UploadError(f"Cannot store {name}: {e}") from None
         self.stored_sha256s.add(lfa.content.sha256)
+        checkpoint("upload.file")
         return lfa
 
     def _reuse(self, digest, size, what):

@@ -6,15 +6,27 @@
 Everything is written into a temporary sibling of the output directory,
 which is renamed into place only once complete.  On failure the sibling
 is removed, so the output directory either appears whole or not at all.
+
+The sibling (``.OUTDIR.XXXXXXXX``) holds a file `LOCK_NAME` on which the
+writing process keeps an exclusive flock; a process killed outright
+(SIGKILL, power loss) cannot remove its sibling, but the kernel drops
+its lock, so the next `LayoutWriter` in the same parent directory
+removes every sibling whose lock nobody holds (`sweep_dead_siblings`).
 """
 
 __all__ = [
+    "LOCK_NAME",
     "LayoutWriter",
+    "sweep_dead_siblings",
 ]
 
+import errno
+import fcntl
 import os
+import re
 import shutil
 import tempfile
+import time
 
 from lpbuildd.ociimage.errors import OutputError
 from lpbuildd.ociimage.image import (
@@ -25,7 +37,76 @@ from lpbuildd.ociimage.image import (
 )
 from ocitypes.descriptor import Descriptor, MediaType
 from ocitypes.digest import Digest
+from ocitypes.faultpoint import checkpoint
 from ocitypes.safejson import canonical_json
+
+LOCK_NAME = ".lp-oci-gather.lock"
+
+# tempfile.mkdtemp's names: ``.OUTDIR.`` and 8 characters.
+_SIBLING_RE = re.compile(r"\A\..+\.[a-z0-9_]{8}\Z")
+
+# A sibling without a lock file is being created, unless older (s).
+_CREATION_GRACE = 60
+
+# Everything a writer puts in its sibling.
+_WRITER_NAMES = {"blobs", ".work", "index.json", "oci-layout"}
+
+
+def _try_lock(fd):
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as e:
+        if e.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+            return False
+        raise
+    return True
+
+
+def sweep_dead_siblings(parent, now=None):
+    """Remove the temporary layouts of dead writers in ``parent``.
+
+    Only directories named as `LayoutWriter` names them and holding an
+    unlocked `LOCK_NAME` (or, older than a minute, holding nothing but
+    what a writer writes: their writer died before locking or just
+    before renaming) are removed.  Best effort.
+
+    :return: the paths removed.
+    """
+    now = time.time() if now is None else now
+    removed = []
+    try:
+        names = os.listdir(parent)
+    except OSError:
+        return removed
+    for name in names:
+        if not _SIBLING_RE.match(name):
+            continue
+        path = os.path.join(parent, name)
+        try:
+            fd = os.open(
+                os.path.join(path, LOCK_NAME), os.O_RDONLY | os.O_NOFOLLOW
+            )
+        except FileNotFoundError:
+            # Killed before locking, or between unlocking and renaming
+            # (then it holds only what a writer writes).
+            try:
+                old = now - os.lstat(path).st_mtime > _CREATION_GRACE
+                ours = set(os.listdir(path)) <= _WRITER_NAMES
+            except OSError:
+                continue
+            if old and ours:
+                shutil.rmtree(path, ignore_errors=True)
+                removed.append(path)
+            continue
+        except OSError:
+            continue
+        try:
+            if _try_lock(fd):
+                shutil.rmtree(path, ignore_errors=True)
+                removed.append(path)
+        finally:
+            os.close(fd)
+    return removed
 
 
 class LayoutWriter:
@@ -45,9 +126,17 @@ class LayoutWriter:
                 f"output {self.outdir} already exists and is not an empty "
                 f"directory"
             )
+        self._lock_fd = None
+        sweep_dead_siblings(parent)
         self.tmpdir = tempfile.mkdtemp(
             prefix=f".{os.path.basename(self.outdir)}.", dir=parent
         )
+        self._lock_fd = os.open(
+            os.path.join(self.tmpdir, LOCK_NAME),
+            os.O_RDWR | os.O_CREAT | os.O_CLOEXEC,
+            0o600,
+        )
+        fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
         self.blobdir = os.path.join(self.tmpdir, "blobs", "sha256")
         os.makedirs(self.blobdir)
         # Scratch space for members whose role is not yet known.
@@ -65,6 +154,7 @@ class LayoutWriter:
         """
         target = self.blob_path(digest)
         if digest not in self.written:
+            checkpoint("gather.blob")
             os.replace(path, target)
             self.written[digest] = target
         return target
@@ -142,11 +232,20 @@ class LayoutWriter:
         os.chmod(self.tmpdir, 0o755)
         if os.path.isdir(self.outdir) and not os.path.islink(self.outdir):
             os.rmdir(self.outdir)
+        os.unlink(os.path.join(self.tmpdir, LOCK_NAME))
+        checkpoint("gather.commit")
         os.rename(self.tmpdir, self.outdir)
         self.tmpdir = None
+        self._unlock()
+
+    def _unlock(self):
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
 
     def abort(self):
         """Remove the temporary layout, unless `commit` moved it."""
         if self.tmpdir is not None:
             shutil.rmtree(self.tmpdir, ignore_errors=True)
             self.tmpdir = None
+        self._unlock()

@@ -240,11 +240,14 @@ class TestVerifyCommand(TestCase):
         self.assertFalse(os.path.exists(young))
 
     def test_live_build_is_not_stuck(self):
-        # A process holding the state lock, as lp-oci run does.
+        # A process holding the state lock and owning the build, as
+        # lp-oci run does.
+        from lpoci.runlock import RunLock
         from lpoci.statelock import StateLock
 
         self.sql("UPDATE OCIRecipeBuild SET status = 6")  # BUILDING
-        with StateLock(self.state, "run"):
+        with StateLock(self.state, "run"), RunLock(self.state, "run") as run:
+            run.own("build:1")
             status, report = self.verify()
         self.assertEqual(0, status, report)
         status, report = self.verify()

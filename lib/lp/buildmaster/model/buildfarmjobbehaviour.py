@@ -78,6 +78,7 @@ from lp.buildmaster.interfaces.buildfarmjobbehaviour import (
 )
 from lp.buildmaster.verifiedfiles import write_verified_files
 from lp.services.librarian.interfaces import ILibraryFileAliasSet
+from ocitypes.faultpoint import checkpoint
 
 # The logger the build farm manager logs to.
 BUILDD_MANAGER_LOG_NAME = "worker-scanner"
@@ -480,5 +481,6 @@ class BuildFarmJobBehaviourBase:
         )
         target_dir = os.path.join(root, "incoming")
         os.makedirs(target_dir, exist_ok=True)
+        checkpoint("fetch.gathered")
         os.rename(grab_dir, os.path.join(target_dir, upload_leaf))
         return BuildStatus.UPLOADING

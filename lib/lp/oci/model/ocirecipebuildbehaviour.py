@@ -58,6 +58,7 @@ from lp.oci.model.ociupload import (
     verify_blob_file,
     walk_oci_upload,
 )
+from ocitypes.faultpoint import checkpoint
 
 FETCHED = "fetched"
 REUSED = "reused"
@@ -159,6 +160,7 @@ class OCIRecipeBuildBehaviour(BuildFarmJobBehaviourBase):
             self.downloads[name] = yield self._worker.getFile(
                 sha1, path, logger=logger
             )
+            checkpoint("fetch.file")
         return path
 
     @defer.inlineCallbacks
@@ -172,6 +174,7 @@ class OCIRecipeBuildBehaviour(BuildFarmJobBehaviourBase):
             files, logger=logger, max_concurrency=self.max_concurrency
         )
         self.downloads.update(zip(names, results))
+        checkpoint("fetch.files")
 
     @defer.inlineCallbacks
     def _verifyBlob(self, name, descriptor):

@@ -273,6 +273,14 @@ class OCIRegistryUploadJob:
             else:
                 self.job.fail()
                 log.warning("%r failed: %s", self, e)
+        except KeyboardInterrupt:
+            # The process was interrupted (Ctrl-C, SIGTERM): nothing is
+            # wrong with the job, which is queued to run again.
+            transaction.abort()
+            self.error_summary = "Interrupted"
+            self.job.queue()
+            transaction.commit()
+            raise
         except BaseException:
             transaction.abort()
             self.error_summary = "Internal error"

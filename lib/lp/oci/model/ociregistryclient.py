@@ -78,6 +78,7 @@ from lp.services.librarian.storage import get_librarian_storage
 from ocitypes.descriptor import MediaType
 from ocitypes.digest import Digest
 from ocitypes.errors import MalformedContent
+from ocitypes.faultpoint import checkpoint
 from ocitypes.safejson import load_json
 
 log = logging.getLogger(__name__)
@@ -739,6 +740,7 @@ class OCIRegistryClient:
         if abort.is_set():
             # Another blob failed: the push has failed.
             return
+        checkpoint("push.blob")
         try:
             if self._blobExists(http_client, blob):
                 result.count("blobs_existing")
@@ -797,6 +799,7 @@ class OCIRegistryClient:
 
     def _putManifest(self, http_client, reference, media_type, content):
         digest = Digest.of_bytes(content)
+        checkpoint("push.manifest")
         response = http_client.requestPath(
             f"/manifests/{reference}",
             method="PUT",

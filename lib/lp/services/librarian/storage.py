@@ -75,6 +75,7 @@ from zope.component import getUtility, provideUtility
 from zope.interface import implementer
 
 from lp.services.librarian.interfaces import ContentMismatch, ILibrarianStorage
+from ocitypes.faultpoint import checkpoint
 
 CHUNK_SIZE = 1024 * 1024
 IN_USE_LOCK = ".in-use"
@@ -170,6 +171,36 @@ class _Hashes:
             self.md5.hexdigest(),
             self.size,
         )
+
+
+# Seconds a temporary file may exist before its writer has locked it.
+_TEMP_GRACE = 60
+
+
+def _temp_prefix():
+    return f".tmp-{os.getpid()}-"
+
+
+def _writer_alive(name):
+    """Whether the process named in a temporary file's name may live."""
+    try:
+        pid = int(name.split("-")[1])
+    except (IndexError, ValueError):
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        pass
+    return True
+
+
+def _lock_temp(path):
+    """An fd holding an exclusive flock on ``path`` (see sweepIncoming)."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    return fd
 
 
 def _fsync_directory(path):
@@ -380,7 +411,10 @@ class LibrarianStorage:
             # Fail before reading anything if the expectation is garbage.
             self.getPath(expected_sha256)
         self._holdInUse()
-        fd, temp_path = tempfile.mkstemp(dir=self.incoming, prefix=".tmp-")
+        fd, temp_path = tempfile.mkstemp(
+            dir=self.incoming, prefix=_temp_prefix()
+        )
+        lock = _lock_temp(temp_path)
         try:
             with os.fdopen(fd, "wb") as out:
                 stored = self._copy(file, out, expected_size)
@@ -389,12 +423,17 @@ class LibrarianStorage:
             return self._commit(
                 temp_path, stored, expected_sha256, expected_size
             )
-        except BaseException:
+        except BaseException as e:
             try:
                 os.unlink(temp_path)
             except FileNotFoundError:
                 pass
+            if isinstance(e, OSError) and e.filename is None:
+                # A failed write (ENOSPC, EIO) names no file: name it.
+                raise OSError(e.errno, e.strerror, temp_path) from None
             raise
+        finally:
+            os.close(lock)
 
     def storePath(
         self, path, expected_sha256=None, expected_size=None, verified=None
@@ -405,7 +444,9 @@ class LibrarianStorage:
         if verified is not None:
             self.getPath(verified.sha256)
         self._holdInUse()
-        fd, temp_path = tempfile.mkstemp(dir=self.incoming, prefix=".tmp-")
+        fd, temp_path = tempfile.mkstemp(
+            dir=self.incoming, prefix=_temp_prefix()
+        )
         os.close(fd)
         os.unlink(temp_path)
         try:
@@ -420,6 +461,7 @@ class LibrarianStorage:
                 raise
             with open(path, "rb") as f:
                 return self.store(f, expected_sha256, expected_size)
+        lock = _lock_temp(temp_path)
         try:
             # Hash (or check) through our own name: the inode cannot be
             # swapped.
@@ -443,6 +485,45 @@ class LibrarianStorage:
                 os.unlink(temp_path)
             except FileNotFoundError:
                 pass
+            os.close(lock)
+
+    def sweepIncoming(self, now=None):
+        """Remove temporary files that dead writers left in `incoming`.
+
+        Each writer holds an exclusive flock on its temporary file
+        (``.tmp-<pid>-*``) until the file is renamed into place or
+        removed, and the kernel drops the lock of a process that dies;
+        so a temporary file whose lock can be taken is debris once its
+        writer is gone (no process ``<pid>``) or it is older than a
+        minute (its writer may be between creating and locking it).
+        Safe while other processes store.  :return: the paths removed.
+        """
+        now = time.time() if now is None else now
+        removed = []
+        for name in os.listdir(self.incoming):
+            if not name.startswith(".tmp-"):
+                continue
+            path = os.path.join(self.incoming, name)
+            try:
+                fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+            except OSError:
+                continue
+            try:
+                # ctime: link(2) sets it on a linked inode too.
+                young = now - os.fstat(fd).st_ctime < _TEMP_GRACE
+                if young and _writer_alive(name):
+                    continue
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except OSError:
+                    continue
+                os.unlink(path)
+                removed.append(path)
+            except FileNotFoundError:
+                pass
+            finally:
+                os.close(fd)
+        return removed
 
     def _commit(self, temp_path, stored, expected_sha256, expected_size):
         """Check ``stored`` and move ``temp_path`` into place."""
@@ -461,8 +542,10 @@ class LibrarianStorage:
         # Identical content may already be there; replacing it with
         # the same bytes is harmless and keeps this free of races (and
         # repairs content that was damaged there).
+        checkpoint("librarian.store")
         os.replace(temp_path, final_path)
         _fsync_directory(directory)
+        checkpoint("librarian.stored")
         try:
             self._verified[stored.sha256] = _stamp(os.stat(final_path))
         except FileNotFoundError:
