@@ -74,7 +74,7 @@ class TestEmbeddedServe(TestCase):
             (accounts, f"{accounts}:1: salt too short or hash not 32 bytes"),
             (
                 os.path.join(state, "missing"),
-                "No such file or directory (%s)"
+                "%s: No such file or directory"
                 % os.path.join(state, "missing"),
             ),
         ):
