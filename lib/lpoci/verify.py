@@ -101,6 +101,15 @@ from ocitypes.errors import OCIContentError
 _HEX64 = re.compile(r"\A[0-9a-f]{64}\Z")
 _HEX2 = re.compile(r"\A[0-9a-f]{2}\Z")
 DEFAULT_MIN_AGE = 3600
+# The report's lists of problems, in the order they are printed.
+PROBLEM_KINDS = (
+    "corrupt",
+    "dangling",
+    "orphans",
+    "temporary_files",
+    "work_dirs",
+    "stuck_builds",
+)
 NON_FINAL = ("NEEDSBUILD", "BUILDING", "GATHERING", "UPLOADING", "CANCELLING")
 
 
@@ -325,14 +334,7 @@ def verify_state(state_dir, repair=False, min_age=DEFAULT_MIN_AGE):
         report["stuck_builds"].append(
             {"build_id": build.id, "status": build.status.name}
         )
-    for key in (
-        "corrupt",
-        "dangling",
-        "orphans",
-        "temporary_files",
-        "work_dirs",
-        "stuck_builds",
-    ):
+    for key in PROBLEM_KINDS:
         for entry in report[key]:
             entry["repair"] = None
     # What a live store may still commit or finish is not (yet) a
@@ -344,27 +346,10 @@ def verify_state(state_dir, repair=False, min_age=DEFAULT_MIN_AGE):
         entry["in_use"] = busy and entry["age"] < min_age
     if repair:
         _repair(report, storage, stuck, min_age)
-    found = sum(
-        len(report[key])
-        for key in (
-            "corrupt",
-            "dangling",
-            "orphans",
-            "temporary_files",
-            "work_dirs",
-            "stuck_builds",
-        )
-    )
+    found = sum(len(report[key]) for key in PROBLEM_KINDS)
     unrepaired = sum(
         1
-        for key in (
-            "corrupt",
-            "dangling",
-            "orphans",
-            "temporary_files",
-            "work_dirs",
-            "stuck_builds",
-        )
+        for key in PROBLEM_KINDS
         for entry in report[key]
         if not entry.get("in_use")
         and (entry["repair"] is None or entry["repair"].startswith("skipped"))
@@ -493,14 +478,7 @@ def verify_main(args, stdout, stderr):
         json.dump(report, stdout, indent=2)
         stdout.write("\n")
     else:
-        for key in (
-            "corrupt",
-            "dangling",
-            "orphans",
-            "temporary_files",
-            "work_dirs",
-            "stuck_builds",
-        ):
+        for key in PROBLEM_KINDS:
             for entry in report[key]:
                 stdout.write(_line(key, entry) + "\n")
         stdout.write(
