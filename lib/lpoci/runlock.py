@@ -28,7 +28,6 @@ __all__ = [
     "RunLock",
     "is_locked",
     "live_runs",
-    "lock_file",
     "owner_of",
     "sweep_work_dirs",
     "work_root",
@@ -43,6 +42,8 @@ import shutil
 import tempfile
 import time
 
+from ocitypes.flock import is_locked, remove_if_dead
+
 WORK_DIR = "work"
 LOCK_NAME = "lock"
 OWNER_NAME = "owner.json"
@@ -55,36 +56,6 @@ CREATION_GRACE = 60
 def work_root(state_dir):
     """``<state>/work``, where every run's work directory lives."""
     return os.path.join(os.path.abspath(state_dir), WORK_DIR)
-
-
-def lock_file(fd):
-    """Take an exclusive flock on ``fd`` without waiting.
-
-    :return: True if taken, False if another open file holds it.
-    """
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError as e:
-        if e.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
-            return False
-        raise
-    return True
-
-
-def is_locked(path):
-    """Whether a live process holds the flock on the file ``path``.
-
-    A missing file is not locked.  Probing takes the lock for an
-    instant when nobody holds it.
-    """
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except FileNotFoundError:
-        return False
-    try:
-        return not lock_file(fd)
-    finally:
-        os.close(fd)
 
 
 def _read_owner(run_dir):
@@ -146,29 +117,8 @@ def sweep_work_dirs(state_dir, now=None):
     removed = []
     for name in names:
         run_dir = os.path.join(root, name)
-        lock_path = os.path.join(run_dir, LOCK_NAME)
-        try:
-            fd = os.open(lock_path, os.O_RDONLY)
-        except FileNotFoundError:
-            try:
-                age = now - os.lstat(run_dir).st_mtime
-            except FileNotFoundError:
-                continue
-            if age < CREATION_GRACE:
-                continue
-            shutil.rmtree(run_dir, ignore_errors=True)
+        if remove_if_dead(run_dir, LOCK_NAME, now, CREATION_GRACE):
             removed.append(run_dir)
-            continue
-        except NotADirectoryError:
-            continue
-        try:
-            # Hold the dead run's lock while removing its directory, so
-            # a second sweeper skips it.
-            if lock_file(fd):
-                shutil.rmtree(run_dir, ignore_errors=True)
-                removed.append(run_dir)
-        finally:
-            os.close(fd)
     return removed
 
 

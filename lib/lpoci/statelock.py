@@ -25,9 +25,10 @@ __all__ = [
     "state_lock_holder",
 ]
 
-import errno
 import fcntl
 import os
+
+from ocitypes.flock import try_lock
 
 LOCK_NAME = "state.lock"
 
@@ -52,11 +53,7 @@ def state_lock_holder(state_dir):
     except FileNotFoundError:
         return None
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except OSError as e:
-            if e.errno not in (errno.EAGAIN, errno.EACCES):
-                raise
+        if not try_lock(fd, shared=True):
             pid, _ = _read_holder(fd)
             return pid or 0
         return None
@@ -82,11 +79,7 @@ class StateLock:
         os.makedirs(os.path.dirname(self.path), exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError as e:
-                if e.errno not in (errno.EAGAIN, errno.EACCES):
-                    raise
+            if not try_lock(fd):
                 pid, command = _read_holder(fd)
                 if self.wait is not None:
                     self.wait(

@@ -20,7 +20,6 @@ __all__ = [
     "sweep_dead_siblings",
 ]
 
-import errno
 import fcntl
 import os
 import re
@@ -38,6 +37,7 @@ from lpbuildd.ociimage.image import (
 from ocitypes.descriptor import Descriptor, MediaType
 from ocitypes.digest import Digest
 from ocitypes.faultpoint import checkpoint
+from ocitypes.flock import remove_if_dead
 from ocitypes.safejson import canonical_json
 
 LOCK_NAME = ".lp-oci-gather.lock"
@@ -52,14 +52,8 @@ _CREATION_GRACE = 60
 _WRITER_NAMES = {"blobs", ".work", "index.json", "oci-layout"}
 
 
-def _try_lock(fd):
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError as e:
-        if e.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
-            return False
-        raise
-    return True
+def _holds_only_ours(path):
+    return set(os.listdir(path)) <= _WRITER_NAMES
 
 
 def sweep_dead_siblings(parent, now=None):
@@ -82,30 +76,12 @@ def sweep_dead_siblings(parent, now=None):
         if not _SIBLING_RE.match(name):
             continue
         path = os.path.join(parent, name)
-        try:
-            fd = os.open(
-                os.path.join(path, LOCK_NAME), os.O_RDONLY | os.O_NOFOLLOW
-            )
-        except FileNotFoundError:
-            # Killed before locking, or between unlocking and renaming
-            # (then it holds only what a writer writes).
-            try:
-                old = now - os.lstat(path).st_mtime > _CREATION_GRACE
-                ours = set(os.listdir(path)) <= _WRITER_NAMES
-            except OSError:
-                continue
-            if old and ours:
-                shutil.rmtree(path, ignore_errors=True)
-                removed.append(path)
-            continue
-        except OSError:
-            continue
-        try:
-            if _try_lock(fd):
-                shutil.rmtree(path, ignore_errors=True)
-                removed.append(path)
-        finally:
-            os.close(fd)
+        # Without its lock: killed before locking, or between unlocking
+        # and renaming (then it holds only what a writer writes).
+        if remove_if_dead(
+            path, LOCK_NAME, now, _CREATION_GRACE, _holds_only_ours
+        ):
+            removed.append(path)
     return removed
 
 

@@ -76,6 +76,7 @@ from zope.interface import implementer
 
 from lp.services.librarian.interfaces import ContentMismatch, ILibrarianStorage
 from ocitypes.faultpoint import checkpoint
+from ocitypes.flock import try_lock
 
 CHUNK_SIZE = 1024 * 1024
 IN_USE_LOCK = ".in-use"
@@ -273,14 +274,7 @@ class LibrarianStorage:
             self._lockPath(), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644
         )
         try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError as e:
-                if e.errno not in (errno.EAGAIN, errno.EACCES):
-                    raise
-                yield False
-            else:
-                yield True
+            yield try_lock(fd)
         finally:
             os.close(fd)
 
@@ -513,9 +507,7 @@ class LibrarianStorage:
                 young = now - os.fstat(fd).st_ctime < _TEMP_GRACE
                 if young and _writer_alive(name):
                     continue
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except OSError:
+                if not try_lock(fd):
                     continue
                 os.unlink(path)
                 removed.append(path)
