@@ -476,8 +476,11 @@ def build_image(workdir, variant):
 TIME = "/usr/bin/time"
 
 
-def _run_measured(cmd, feed=None):
+def _run_measured(cmd, feed=None, with_cpu=False):
     """Run `cmd`; return (wall seconds, peak RSS bytes, stdout).
+
+    With ``with_cpu``, a fourth item: the CPU seconds (user + system) of
+    the command and every process it waited for.
 
     The peak RSS comes from GNU time (``%M``, its own ``wait4``): a
     child forked straight from this process would inherit this
@@ -506,6 +509,7 @@ def _run_measured(cmd, feed=None):
             if cat is not None:
                 cat.wait()
             rss = usage.ru_maxrss * 1024
+            cpu = usage.ru_utime + usage.ru_stime
             if use_time:
                 lines = rss_file.read().split()
                 if proc.returncode == 0:
@@ -519,6 +523,8 @@ def _run_measured(cmd, feed=None):
             f"{' '.join(cmd)} exited with {proc.returncode}:\n"
             f"{errors[-2000:]}"
         )
+    if with_cpu:
+        return wall, rss, output, cpu
     return wall, rss, output
 
 

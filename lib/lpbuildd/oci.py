@@ -203,6 +203,9 @@ class OCIBuildManager:
                 jobs=self.jobs,
                 sources=sources,
                 progress=self.progress,
+                # The file cache names files by SHA-1: computed as each
+                # layer blob is written, not in a second read of them.
+                sha1=True,
             )
         except OCIContentError as e:
             proc.kill()
@@ -218,10 +221,15 @@ class OCIBuildManager:
                 f"'docker save {self.name}' failed with status "
                 f"{proc.returncode}"
             )
-        self._fileUpload(upload)
+        self._fileUpload(upload, result.sha1s)
         return result
 
-    def _fileUpload(self, upload):
+    def _fileUpload(self, upload, sha1s):
+        """File every file of the upload as a waiting file.
+
+        :param sha1s: {relative path: SHA-1} known from gathering; the
+            other files (documents, small layers) are hashed here.
+        """
         # Name everything first so that a surprise files nothing.
         files = []
         for dirpath, dirnames, filenames in os.walk(upload):
@@ -229,6 +237,8 @@ class OCIBuildManager:
             for filename in sorted(filenames):
                 path = os.path.join(dirpath, filename)
                 relpath = os.path.relpath(path, upload).replace(os.sep, "/")
-                files.append((path, upload_file_name(relpath)))
-        for path, name in files:
-            self._builder.addWaitingFile(path, name=name)
+                files.append((path, upload_file_name(relpath), relpath))
+        for path, name, relpath in files:
+            self._builder.addWaitingFile(
+                path, name=name, sha1=sha1s.get(relpath)
+            )

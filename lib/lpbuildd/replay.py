@@ -5,11 +5,15 @@
 
 What `lp-oci run` gives `OCIBuildManager` instead of a build container,
 and what the tests use to drive it: ``docker save NAME`` streams the
-archive through a real subprocess and a pipe, as docker would.
+archive through a real subprocess and a pipe, as docker would; or, with
+``seekable=True`` (what `lp-oci run` uses: the image *is* that file),
+answers with the archive file itself, which `gather` then reads as it
+reads ``lp-oci gather ARCHIVE``, verifying layers in parallel.
 """
 
 __all__ = [
     "ReplayBackend",
+    "SavedArchive",
 ]
 
 import subprocess
@@ -23,12 +27,22 @@ class ReplayBackend:
     fail after writing everything.  ``ctr ... content ls`` answers
     `content_listing` if given, and fails as a missing command would
     otherwise.
+
+    :param seekable: answer ``docker save`` with a `SavedArchive` (the
+        file itself, opened) instead of a pipe.
     """
 
-    def __init__(self, archive_path, exit_status=0, content_listing=None):
+    def __init__(
+        self,
+        archive_path,
+        exit_status=0,
+        content_listing=None,
+        seekable=False,
+    ):
         self.archive_path = archive_path
         self.exit_status = exit_status
         self.content_listing = content_listing
+        self.seekable = seekable
         self.commands = []
 
     def run(self, args, get_output=False, return_process=False, **kwargs):
@@ -39,6 +53,8 @@ class ReplayBackend:
             return self.content_listing.encode("UTF-8")
         if args[:2] != ["docker", "save"]:
             raise ValueError(f"Cannot replay {args!r}")
+        if self.seekable and get_output and return_process:
+            return SavedArchive(self.archive_path, self.exit_status)
         script = 'cat -- "$1"; exit "$2"'
         proc = subprocess.Popen(
             [
@@ -57,3 +73,28 @@ class ReplayBackend:
         if proc.returncode:
             raise subprocess.CalledProcessError(proc.returncode, args)
         return out
+
+
+class SavedArchive:
+    """A finished ``docker save`` whose output is a file on disk.
+
+    Quacks like the `subprocess.Popen` that `OCIBuildManager` reads:
+    ``stdout`` is the archive opened unbuffered (a regular file, so
+    `gather` may read its members where they lie), ``wait`` returns
+    ``exit_status`` and ``kill`` has nothing to stop.
+    """
+
+    def __init__(self, path, exit_status=0):
+        self.stdout = open(path, "rb", buffering=0)
+        self.returncode = None
+        self._exit_status = exit_status
+
+    def wait(self):
+        self.returncode = self._exit_status
+        return self.returncode
+
+    def poll(self):
+        return self.wait()
+
+    def kill(self):
+        pass

@@ -138,7 +138,7 @@ def build_on_builder(
     try:
         result = OCIBuildManager(
             builder,
-            ReplayBackend(archive),
+            ReplayBackend(archive, seekable=True),
             name,
             build_dir,
             progress=progress,

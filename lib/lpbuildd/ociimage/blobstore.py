@@ -103,6 +103,8 @@ class LayerBlob:
     path: str
     out_digest: Digest  # digest of the bytes at `path`
     out_size: int
+    # SHA-1 (hex) of the bytes at `path`, when the store was asked for it.
+    out_sha1: str = None
 
     def __post_init__(self):
         if self.compression not in LAYER_COMPRESSIONS:
@@ -127,10 +129,14 @@ class BlobStore:
     touches the member and thread-safe counters), then `file` each blob.
     """
 
-    def __init__(self, workdir, compression="gzip", threads=1):
+    def __init__(self, workdir, compression="gzip", threads=1, sha1=False):
         self.workdir = workdir
         self.compression = compression
         self.threads = threads
+        # Also SHA-1 every layer blob as it is written (`out_sha1`): a
+        # builder files them under that name, and reading them all
+        # again for it would be a second pass over the whole upload.
+        self.sha1 = sha1
         # Bounds the decompression of all layers together, so that many
         # small bombs cost no more than one: see `ExpansionGuard`.
         self.guard = ExpansionGuard("the archive's layers together")
@@ -202,7 +208,9 @@ class BlobStore:
     def _compress(self, member, head, chunks, raw_hash):
         path, f = self._tempfile()
         with f:
-            compressor = LayerCompressor(f, self.compression, self.threads)
+            compressor = LayerCompressor(
+                f, self.compression, self.threads, sha1=self.sha1
+            )
             try:
                 for data in _chain(head, chunks):
                     raw_hash.update(data)
@@ -224,6 +232,7 @@ class BlobStore:
             path=path,
             out_digest=out_digest,
             out_size=out_size,
+            out_sha1=compressor.out_sha1,
         )
 
     def _keep(self, member, kind, head, chunks, raw_hash):
@@ -232,17 +241,22 @@ class BlobStore:
         Three threads share the work: this one reads, hashes and writes
         the compressed bytes, a `Stage` inflates them and another (in
         the `DiffIDHasher`) hashes the inflated bytes.  Inflating and
-        hashing release the GIL, so a layer uses up to three cores.
+        hashing release the GIL, so a layer uses up to three cores.  A
+        SHA-1, if asked for, gets a fourth `Stage`.
         """
         path, f = self._tempfile()
         hasher = DiffIDHasher(
             kind, f"layer {member.name!r}", self.guard, threaded=True
         )
         inflate = Stage(hasher.update, "inflate")
+        sha1 = hashlib.sha1() if self.sha1 else None
+        sha1_stage = Stage(sha1.update, "sha1") if self.sha1 else None
         try:
             with f:
                 for data in _chain(head, chunks):
                     inflate.put(data)
+                    if sha1_stage is not None:
+                        sha1_stage.put(data)
                     raw_hash.update(data)
                     f.write(data)
         finally:
@@ -253,6 +267,9 @@ class BlobStore:
             except BaseException:
                 hasher.abort()
                 raise
+            finally:
+                if sha1_stage is not None:
+                    sha1_stage.close()
             diff_id = hasher.finish()
         digest = Digest("sha256", raw_hash.hexdigest())
         return LayerBlob(
@@ -265,6 +282,7 @@ class BlobStore:
             path=path,
             out_digest=digest,
             out_size=member.size,
+            out_sha1=sha1.hexdigest() if sha1 is not None else None,
         )
 
     def _document(self, member, head, chunks, raw_hash, kind=None):
@@ -305,7 +323,9 @@ class BlobStore:
         path, f = self._tempfile()
         with f:
             if blob.kind == "tar":
-                compressor = LayerCompressor(f, self.compression, 1)
+                compressor = LayerCompressor(
+                    f, self.compression, 1, sha1=self.sha1
+                )
                 try:
                     compressor.write(data)
                     out_digest, out_size = compressor.finish()
@@ -322,6 +342,7 @@ class BlobStore:
                     path=path,
                     out_digest=out_digest,
                     out_size=out_size,
+                    out_sha1=compressor.out_sha1,
                 )
             else:
                 hasher = DiffIDHasher(blob.kind, what, self.guard)
@@ -339,6 +360,9 @@ class BlobStore:
                     path=path,
                     out_digest=blob.digest,
                     out_size=blob.size,
+                    out_sha1=(
+                        hashlib.sha1(data).hexdigest() if self.sha1 else None
+                    ),
                 )
         self.blobs[blob.name] = layer
         return layer

@@ -530,15 +530,22 @@ class DiffIDHasher:
 
 
 class _DigestingWriter:
-    """Write-through to a file, hashing and counting the bytes."""
+    """Write-through to a file, hashing and counting the bytes.
 
-    def __init__(self, fileobj):
+    With ``sha1``, the bytes are also SHA-1-hashed (`sha1`), for a
+    builder's file cache, which names files by their SHA-1.
+    """
+
+    def __init__(self, fileobj, sha1=False):
         self._fileobj = fileobj
         self.hash = hashlib.sha256()
+        self.sha1 = hashlib.sha1() if sha1 else None
         self.size = 0
 
     def write(self, data):
         self.hash.update(data)
+        if self.sha1 is not None:
+            self.sha1.update(data)
         self.size += len(data)
         return self._fileobj.write(data)
 
@@ -560,12 +567,13 @@ class LayerCompressor:
     """Compress a layer deterministically into a file, hashing the output.
 
     Write the uncompressed bytes with `write`, then `finish` returns the
-    compressed (digest, size).
+    compressed (digest, size).  With ``sha1``, `out_sha1` is then the
+    compressed bytes' SHA-1 (hex), computed as they are written.
     """
 
-    def __init__(self, fileobj, compression="gzip", threads=1):
+    def __init__(self, fileobj, compression="gzip", threads=1, sha1=False):
         self.compression = compression
-        self._out = _DigestingWriter(fileobj)
+        self._out = _DigestingWriter(fileobj, sha1=sha1)
         if compression == "gzip":
             self._writer = igzip_threaded.open(
                 self._out,
@@ -594,6 +602,13 @@ class LayerCompressor:
             self.abort()
             raise
         return Digest("sha256", self._out.hash.hexdigest()), self._out.size
+
+    @property
+    def out_sha1(self):
+        """The SHA-1 of the compressed bytes (after `finish`), or None."""
+        if self._out.sha1 is None:
+            return None
+        return self._out.sha1.hexdigest()
 
     def abort(self):
         """Stop and join every worker thread; the output is garbage.

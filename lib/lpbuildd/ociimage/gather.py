@@ -22,7 +22,7 @@ import threading
 import time
 from concurrent import futures
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from lpbuildd.ociimage.blobstore import BlobStore
 from lpbuildd.ociimage.compression import (
@@ -50,6 +50,9 @@ class GatherResult:
     bytes_out: int = 0
     seconds: float = 0.0
     dropped: tuple = ()  # why index entries were skipped, one line each
+    # With gather(sha1=True): {path relative to outdir: SHA-1 hex} for
+    # every layer blob whose SHA-1 was computed as it was written.
+    sha1s: dict = field(default_factory=dict)
 
     @property
     def layer_count(self):
@@ -267,6 +270,7 @@ def gather(
     jobs=None,
     sources=None,
     progress=None,
+    sha1=False,
 ):
     """Read an image archive and write an OCI upload at `outdir`.
 
@@ -285,6 +289,8 @@ def gather(
         too), `total_bytes` the archive's size or None (a pipe); the
         last call has the final count.  It may be called from gather's
         worker threads, never two calls at once: it must be quick.
+    :param sha1: also compute the SHA-1 of each layer blob as it is
+        written (`GatherResult.sha1s`), for a builder's file cache.
     :raises ArchiveError: with a one-line message; nothing is left at
         `outdir`.
     """
@@ -299,7 +305,7 @@ def gather(
     writer = None
     try:
         writer = LayoutWriter(outdir)
-        store = BlobStore(writer.workdir, compression, threads)
+        store = BlobStore(writer.workdir, compression, threads, sha1=sha1)
         seekable = _regular_file(source)
         report = _Progress(progress, seekable and seekable[2])
         kind = None
@@ -340,12 +346,18 @@ def gather(
         resolver = Resolver(store, sources)
         images = resolver.resolve()
         entries = []
+        sha1s = {}
         for image in images:
             for layer in image.layers:
                 if not layer.is_foreign:
                     writer.add_blob_file(
                         layer.blob.path, layer.descriptor.digest
                     )
+                    if layer.blob.out_sha1 is not None:
+                        digest = layer.descriptor.digest
+                        sha1s[f"blobs/{digest.algorithm}/{digest.hex}"] = (
+                            layer.blob.out_sha1
+                        )
             entries.extend(writer.write_image(image))
         bytes_out = sum(os.path.getsize(p) for p in writer.written.values())
         _check_printable(images, resolver.dropped)
@@ -366,4 +378,5 @@ def gather(
         bytes_out=bytes_out,
         seconds=time.monotonic() - started,
         dropped=tuple(resolver.dropped),
+        sha1s=sha1s,
     )

@@ -8,12 +8,16 @@ __all__ = []
 import hashlib
 import json
 import os
+import random
+import shutil
+import stat
 import urllib.request
 import xmlrpc.client
 
-from fixtures import TempDir
+from fixtures import MonkeyPatch, TempDir
 from testtools import TestCase
 
+from lpbuildd import filecache
 from lpbuildd.builder import Builder
 from lpbuildd.oci import (
     OCIBuildManager,
@@ -32,8 +36,10 @@ from lpbuildd.tests.archivebuilder import (
     legacy_docker_save,
     make_image,
     make_layer,
+    oci_archive,
 )
 from ocitypes.digest import Digest
+from ocitypes.safejson import MAX_JSON_SIZE
 
 
 def _load(path):
@@ -104,6 +110,99 @@ class TestGatherResults(TestCase):
             )
             self.assertEqual(sha1, _sha1(os.path.join(upload, relpath)))
             self.assertEqual(sha1, _sha1(self.builder.cachePath(sha1)))
+
+    def _fileAndRecordHashing(self, archive, seekable=False):
+        """Gather `archive`; return the paths `sha1_of_path` read."""
+        hashed = []
+        real_sha1_of_path = filecache.sha1_of_path
+
+        def sha1_of_path(path):
+            hashed.append(os.path.getsize(path))
+            return real_sha1_of_path(path)
+
+        self.useFixture(
+            MonkeyPatch("lpbuildd.filecache.sha1_of_path", sha1_of_path)
+        )
+        manager = OCIBuildManager(
+            self.builder,
+            ReplayBackend(archive, seekable=seekable),
+            "example.com/app:latest",
+            self.build_dir,
+        )
+        return manager.gatherResults(), hashed
+
+    def test_layer_blobs_are_filed_without_reading_them_again(self):
+        # Layers are SHA-1-hashed as gather writes them, which is the
+        # name the file cache files them by: filing reads none of them
+        # again.  Layers above the JSON size limit are streamed, as a
+        # tar (compressed by gather) or already gzipped (kept as is).
+        # Small layers (read whole, see `BlobStore.as_layer`) too.
+        rng = random.Random(1)
+        big = make_layer({"big": rng.randbytes(MAX_JSON_SIZE + 1024)})
+        cases = [
+            (big, None),
+            (big, "gzip"),
+            (make_layer(seed=3), None),
+            (make_layer(seed=4), "gzip"),
+        ]
+        for layer, compression in cases:
+            self.builder.reset()
+            self.builder.startBuild("1-1")
+            for name in os.listdir(self.build_dir):
+                shutil.rmtree(os.path.join(self.build_dir, name))
+            archive = oci_archive(
+                [make_image(layers=[layer])], layer_compression=compression
+            )
+            result, hashed = self._fileAndRecordHashing(
+                self.makeArchive(archive)
+            )
+            self.assertEqual(1, len(result.sha1s))
+            [(relpath, sha1)] = result.sha1s.items()
+            upload = os.path.join(self.build_dir, "oci-upload")
+            self.assertEqual(_sha1(os.path.join(upload, relpath)), sha1)
+            self.assertEqual(
+                sha1, self.builder.waitingfiles[relpath.replace("/", "-")]
+            )
+            self.assertEqual(sha1, _sha1(self.builder.cachePath(sha1)))
+            # Only the documents were hashed by the file cache.
+            layer_size = os.path.getsize(os.path.join(upload, relpath))
+            self.assertEqual(4, len(hashed))  # index, layout, manifest, config
+            self.assertNotIn(layer_size, hashed)
+
+    def test_seekable_replay_reads_the_archive_file(self):
+        # lp-oci run's replay hands gather the archive file itself, so
+        # it reads members where they lie (in parallel), and files the
+        # same upload as from a pipe.
+        image = make_image(layers=[make_layer(seed=1), make_layer(seed=2)])
+        archive = self.makeArchive(docker25_classic([image]))
+        backend = ReplayBackend(archive, seekable=True)
+        proc = backend.run(
+            ["docker", "save", "x"], get_output=True, return_process=True
+        )
+        self.addCleanup(proc.stdout.close)
+        self.assertTrue(stat.S_ISREG(os.fstat(proc.stdout.fileno()).st_mode))
+        self.assertEqual(0, proc.wait())
+        seekable_result, _ = self._fileAndRecordHashing(archive, True)
+        seekable_files = dict(self.builder.waitingfiles)
+        self.builder.reset()
+        self.builder.startBuild("1-1")
+        shutil.rmtree(os.path.join(self.build_dir, "oci-upload"))
+        pipe_result, _ = self._fileAndRecordHashing(archive)
+        self.assertEqual(seekable_files, self.builder.waitingfiles)
+        self.assertEqual(pipe_result.index, seekable_result.index)
+
+    def test_seekable_replay_reports_docker_save_failing(self):
+        archive = self.makeArchive(docker25_classic([make_image()]))
+        manager = OCIBuildManager(
+            self.builder,
+            ReplayBackend(archive, exit_status=1, seekable=True),
+            "example.com/app:latest",
+            self.build_dir,
+        )
+        error = self.assertRaises(OCIGatherError, manager.gatherResults)
+        self.assertIn("failed with status 1", str(error))
+        self.assertEqual({}, self.builder.waitingfiles)
+        self.assertEqual([], os.listdir(self.build_dir))
 
     def test_legacy_archive(self):
         image = make_image()

@@ -11,6 +11,7 @@ layers byte-exact) and its names and platform in the index.
 
 __all__ = []
 
+import hashlib
 import io
 import json
 import os
@@ -707,3 +708,42 @@ class TestCheckPrintable(GatherTestCase):
                 CorruptArchive, _check_printable, [bad], dropped
             )
             self.assertTrue(str(e).isprintable())
+
+
+class TestSHA1(GatherTestCase):
+    """`gather(sha1=True)` names every layer blob's SHA-1 as written."""
+
+    def images(self):
+        rng = random.Random(7)
+        big = make_layer({"big": rng.randbytes(5 * 1024 * 1024)})
+        return docker25_classic(
+            [
+                make_image(layers=[big, make_layer(seed=1)]),
+                make_image(
+                    layers=[make_layer(seed=2)], layer_compression="gzip"
+                ),
+            ]
+        )
+
+    def test_every_layer_blob_gets_its_sha1(self):
+        for via in ("file", "pipe"):
+            result, outdir = self.gather(
+                self.images().to_bytes(), via=via, sha1=True
+            )
+            layers = {
+                f"blobs/sha256/{layer.descriptor.digest.hex}"
+                for image in result.images
+                for layer in image.layers
+            }
+            self.assertEqual(layers, set(result.sha1s))
+            for relpath, sha1 in result.sha1s.items():
+                with open(os.path.join(outdir, relpath), "rb") as f:
+                    self.assertEqual(hashlib.sha1(f.read()).hexdigest(), sha1)
+
+    def test_not_computed_unless_asked(self):
+        # `lp-oci gather` alone files nothing: it pays for no SHA-1.
+        result, _ = self.gather(self.images().to_bytes())
+        self.assertEqual({}, result.sha1s)
+        for image in result.images:
+            for layer in image.layers:
+                self.assertIsNone(layer.blob.out_sha1)
