@@ -809,7 +809,9 @@ def _format_run(run):
             f"SHA-1 {hashing['sha1_cpu_seconds']:.2f} + sha256 "
             f"{hashing['sha256_cpu_seconds']:.2f} CPU s) / {run['cpus']} = "
             f"{run['floor_wall']:.2f} s = {run['floor_ratio']:.2f}x gather "
-            "alone, before start-up, transfer and the database."
+            "alone, before start-up, transfer and the database.  This "
+            f"run's own CPU, perfectly spread: {run['run_cpu'] / run['cpus']:.2f}"
+            f" s = {run['run_cpu'] / run['cpus'] / run['gather_wall']:.2f}x."
         )
         if run["floor_ratio"] > TARGET_RUN_RATIO:
             lines.append(
