@@ -36,7 +36,6 @@ __all__ = [
     "make_push_plan",
 ]
 
-import hashlib
 import json
 import logging
 import os
@@ -72,6 +71,7 @@ from lp.oci.model.ociregistryhttp import (
 from lp.oci.model.ociupload import (
     parse_legacy_upload,
     read_json_library_file,
+    read_library_file_bytes,
     walk_oci_upload,
 )
 from lp.services.librarian.storage import get_librarian_storage
@@ -159,6 +159,8 @@ class RegistryUploadResult:
     manifests: list = field(default_factory=list)
     tag: str = None
     seconds: float = 0.0
+    # (repository, digest) of every mount the registry did not make.
+    declined_mounts: list = field(default_factory=list)
 
     def __post_init__(self):
         self._lock = threading.Lock()
@@ -352,24 +354,22 @@ def _make_oci_plan(build):
     entry_sources = _index_entry_sources(index)
     documents = {}
 
-    def load_json(descriptor):
+    def load_document(descriptor):
         lfa, content = _stored_file(build, descriptor.digest, "Blob")
         if content.filesize != descriptor.size:
             raise OCIUploadError(
                 f"Blob {descriptor.digest} is {content.filesize} bytes, "
                 f"its descriptor says {descriptor.size}"
             )
-        stream = lfa.open()
-        try:
-            data = stream.read(descriptor.size + 1)
-        finally:
-            lfa.close()
-        if hashlib.sha256(data).hexdigest() != descriptor.digest.hex:
-            raise OCIUploadError(f"Blob {descriptor.digest} is corrupt")
+        # Checked against its row's sha256, which is the descriptor's.
+        data = read_library_file_bytes(lfa, str(descriptor.digest))
         documents[descriptor.digest] = data
-        return read_json_library_file(lfa, str(descriptor.digest))
+        try:
+            return load_json(data, str(descriptor.digest))
+        except MalformedContent as e:
+            raise OCIUploadError(str(e)) from None
 
-    _, images = walk_oci_upload(index, load_json)
+    _, images = walk_oci_upload(index, load_document)
     seen = set()
     for image in images:
         for layer in image.layers:
@@ -428,8 +428,9 @@ def _make_legacy_plan(build):
             raise OCIUploadError(
                 f"Config {image.config_name} is missing"
             ) from None
-        config_bytes = config_lfa.read()
-        config_lfa.close()
+        # Bounded, and checked against the sha256 recorded at upload: a
+        # damaged config must not be pushed under a digest of its own.
+        config_bytes = read_library_file_bytes(config_lfa, image.config_name)
         config_digest = Digest.of_bytes(config_bytes)
         try:
             config = load_json(config_bytes, image.config_name)
@@ -751,6 +752,8 @@ class OCIRegistryClient:
                 if mounted:
                     result.count("blobs_mounted")
                     return
+                # list.append is atomic: the pushing threads share it.
+                result.declined_mounts.append((source, blob.digest))
                 if location is not None:
                     break
             self._uploadBlob(
@@ -828,12 +831,14 @@ class OCIRegistryClient:
         started = time.monotonic()
         pushed_blobs = getUtility(IOCIPushedBlobSet)
         sources = {}
+        recorded = {}
         for blob in plan.layers:
             known = pushed_blobs.findRepositories(
                 push_rule.registry_url,
                 blob.digest,
                 exclude=push_rule.image_name,
             )
+            recorded[blob.digest] = known
             annotated = _source_repositories(
                 push_rule.registry_url, blob.sources
             )
@@ -847,6 +852,12 @@ class OCIRegistryClient:
             sources[blob.digest] = tuple(candidates[:MAX_MOUNT_SOURCES])
         self._pushBlobs(http_client, plan.layers, sources, result)
         self._pushBlobs(http_client, plan.configs, {}, result)
+        # A push record the registry contradicted (it no longer has the
+        # blob there: deleted, garbage-collected, or the repository is
+        # gone) is dropped, so that no later push tries it again.
+        for source, digest in result.declined_mounts:
+            if source in recorded.get(digest, ()):
+                pushed_blobs.forget(push_rule.registry_url, source, digest)
         for blob in plan.layers + plan.configs:
             pushed_blobs.record(
                 push_rule.registry_url,

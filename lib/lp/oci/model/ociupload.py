@@ -49,10 +49,12 @@ __all__ = [
     "parse_legacy_upload",
     "read_json_file",
     "read_json_library_file",
+    "read_library_file_bytes",
     "verify_blob_file",
     "walk_oci_upload",
 ]
 
+import hashlib
 import os
 from dataclasses import dataclass
 
@@ -104,21 +106,26 @@ def read_json_file(path, what=None):
         raise OCIUploadError(str(e)) from None
 
 
-def read_json_library_file(lfa, what=None):
-    """Parse a small JSON file from the librarian, bounded in size and depth.
+def read_library_file_bytes(lfa, what=None):
+    """The bytes of a small librarian file (a document), verified.
 
-    :raises OCIUploadError: if it is gone, too big, too deep or not JSON.
+    Documents (index, manifests, configs) are read whole, so the file
+    must be at most `MAX_JSON_SIZE` bytes, and on disk it must still be
+    the content its row records: its size and its sha256.
+
+    :raises OCIUploadError: if it is gone, too big, or damaged.
     """
     what = what or lfa.filename
-    if lfa.content is None:
+    content = lfa.content
+    if content is None:
         raise OCIUploadError(f"{what} has been deleted")
-    if lfa.content.filesize > MAX_JSON_SIZE:
+    if content.filesize > MAX_JSON_SIZE:
         raise OCIUploadError(f"{what} is too big to be JSON metadata")
     try:
         stream = lfa.open()
     except OSError as e:
         raise OCIUploadError(f"Cannot read {what}: {e.strerror}") from None
-    size = lfa.content.filesize
+    size = content.filesize
     try:
         # One byte more than recorded, to see a file that grew; reading
         # MAX_JSON_SIZE + 1 would allocate that much for any document.
@@ -130,6 +137,22 @@ def read_json_library_file(lfa, what=None):
             f"{what} is {len(data)}{'+' if len(data) > size else ''} bytes "
             f"in the librarian, {size} recorded"
         )
+    if content.sha256 and hashlib.sha256(data).hexdigest() != content.sha256:
+        raise OCIUploadError(
+            f"{what} in the librarian does not have its recorded sha256 "
+            f"{content.sha256}"
+        )
+    return data
+
+
+def read_json_library_file(lfa, what=None):
+    """Parse a small JSON file from the librarian, bounded in size and depth.
+
+    :raises OCIUploadError: if it is gone, too big, damaged (see
+        `read_library_file_bytes`), too deep or not JSON.
+    """
+    what = what or lfa.filename
+    data = read_library_file_bytes(lfa, what)
     try:
         return load_json(data, what)
     except MalformedContent as e:

@@ -17,12 +17,14 @@ import tracemalloc
 import requests
 import transaction
 from fixtures import TempDir
+from zope.component import getUtility
 
 from lp.archiveuploader.uploadprocessor import (
     UploadProcessor,
     UploadStatusEnum,
 )
 from lp.buildmaster.enums import BuildStatus
+from lp.oci.interfaces.ocipushedblob import IOCIPushedBlobSet
 from lp.oci.interfaces.ocirecipebuild import (
     OCIRecipeBuildRegistryUploadStatus,
 )
@@ -43,6 +45,7 @@ from lp.oci.tests.buildfarm import (
 )
 from lp.oci.tests.registryproxy import RegistryFaultProxy
 from lp.services.database.interfaces import IStore
+from lp.services.librarian.storage import get_librarian_storage
 from lp.testing import TestCaseWithFactory
 from lp.testing.layers import LaunchpadZopelessRegistryLayer, RegistryLayer
 from lp.testing.registry import skopeo, skopeo_path
@@ -333,6 +336,37 @@ class TestOCIRegistryClientUpload(RegistryTestMixin, TestCaseWithFactory):
         ]
         self.assertEqual(3, len(posts))
 
+    def test_stale_push_record_is_forgotten(self):
+        # A push record says a layer is in a repository that does not
+        # have it (deleted or garbage-collected since): the mount is
+        # declined, the layer is uploaded, and the record is dropped so
+        # that later pushes do not try it again.  Records that held
+        # stay.
+        build, files = self.makeBuild()
+        (rule,) = build.recipe.push_rules
+        pushed = getUtility(IOCIPushedBlobSet)
+        stale = files.layers[0].layer_file_digest
+        pushed.record(rule.registry_url, "gone/away", stale)
+        transaction.commit()
+        (result,) = self.makeClient().upload(build).values()
+        self.assertEqual(0, result.blobs_mounted)
+        self.assertEqual(3, result.blobs_uploaded)
+        self.assertEqual([("gone/away", stale)], result.declined_mounts)
+        self.assertEqual(
+            [rule.image_name],
+            pushed.findRepositories(rule.registry_url, stale),
+        )
+        # A second repository now mounts from the good record only.
+        second = self.factory.makeOCIPushRule(
+            recipe=build.recipe,
+            registry_credentials=rule.registry_credentials,
+            image_name=self.factory.getUniqueString("second"),
+        )
+        transaction.commit()
+        results = self.makeClient().upload(build)
+        self.assertEqual(2, results[second.id].blobs_mounted)
+        self.assertEqual([], results[second.id].declined_mounts)
+
     def test_parallel_blob_pushes(self):
         proxy = self.makeProxy()
         build, files = self.makeBuild(
@@ -529,6 +563,30 @@ class TestOCIRegistryClientUpload(RegistryTestMixin, TestCaseWithFactory):
             ],
             [layer["digest"] for layer in pushed["layers"]],
         )
+
+    def test_damaged_config_is_not_pushed(self):
+        # A config whose stored bytes no longer have the sha256 recorded
+        # at upload (same size, one byte changed) fails the push with a
+        # line naming it.  A legacy build's push used to take the damaged
+        # bytes' own digest as the config's, and crash looking for a
+        # librarian file by it.
+        for legacy in (True, False):
+            build, files = self.makeBuild(legacy=legacy)
+            path = get_librarian_storage().getPath(
+                files.config.library_file.content.sha256
+            )
+            with open(path, "r+b") as f:
+                # Still valid JSON: "amd64" becomes "amd65".
+                offset = f.read().index(b"amd64") + 4
+                f.seek(offset)
+                f.write(b"5")
+            job = self.pushBuild(build)
+            self.assertEqual("Failed", job.job.status.title)
+            self.assertIn(
+                "does not have its recorded sha256", job.error_summary
+            )
+            self.assertNotIn("\n", job.error_summary)
+            self.assertEqual({}, job.uploaded_manifests)
 
 
 class _Between:
