@@ -38,6 +38,7 @@ __all__ = [
     "get_builder",
     "new_build",
     "archive_problem",
+    "bytes_in_flight",
     "run_main",
     "run_reactor",
 ]
@@ -48,7 +49,7 @@ import os
 
 import transaction
 from twisted.internet import defer
-from twisted.internet.task import deferLater
+from twisted.internet.task import LoopingCall, deferLater
 from twisted.internet.threads import deferToThread
 from twisted.python.failure import Failure
 from zope.component import getUtility
@@ -277,25 +278,80 @@ def _run_logger(progress, verbose):
     return logger
 
 
-def _count_downloads(worker, get_phase):
-    """Count the bytes of every file ``worker`` fetches, as it completes.
+# Seconds between redraws of the fetch line while files arrive.
+FETCH_PROGRESS_INTERVAL = 0.25
 
-    :param get_phase: returns the `Phase` to count them in.
+# How a download process names the file it is writing (see
+# `lp.buildmaster.downloader.download`): ``.<name>.<random>.part``.
+_PART_SUFFIX = ".part"
+
+
+def bytes_in_flight(directory):
+    """The bytes written so far to downloads in progress under ``directory``.
+
+    Downloads write to hidden ``.part`` files renamed when complete; a
+    file that is renamed or removed while this looks is skipped.
     """
-    get_file = worker.getFile
+    total = 0
+    for dirpath, _, filenames in os.walk(directory):
+        for name in filenames:
+            if name.startswith(".") and name.endswith(_PART_SUFFIX):
+                try:
+                    total += os.stat(os.path.join(dirpath, name)).st_size
+                except FileNotFoundError:
+                    pass
+    return total
 
-    def getFile(*args, **kwargs):
-        phase = get_phase()
-        d = get_file(*args, **kwargs)
 
-        def counted(result):
-            if phase.seconds is None:
-                phase.add(result.size)
-            return result
+class _FetchCounter:
+    """Bytes fetched: whole files as they complete, plus partial files.
 
-        return d.addCallback(counted)
+    The download processes report only when a file is complete, so for
+    a large layer the line would stand still; while any download is in
+    progress, the bytes already written to its ``.part`` file (on disk,
+    under ``upload_root``) are counted too, every
+    `FETCH_PROGRESS_INTERVAL` seconds.
+    """
 
-    worker.getFile = getFile
+    def __init__(self, worker, get_phase, upload_root, reactor):
+        self._get_phase = get_phase
+        self._upload_root = upload_root
+        self._active = 0
+        self.completed = 0
+        self._loop = LoopingCall(self._redraw)
+        self._loop.clock = reactor
+        get_file = worker.getFile
+
+        def getFile(*args, **kwargs):
+            phase = get_phase()
+            self._active += 1
+            if not self._loop.running:
+                self._loop.start(FETCH_PROGRESS_INTERVAL, now=False)
+            d = get_file(*args, **kwargs)
+
+            def counted(result):
+                self.completed += result.size
+                self._redraw()
+                return result
+
+            def done(result):
+                self._active -= 1
+                if not self._active and self._loop.running:
+                    self._loop.stop()
+                return result
+
+            return d.addCallback(counted).addBoth(done)
+
+        worker.getFile = getFile
+
+    def _redraw(self):
+        phase = self._get_phase()
+        if phase.seconds is None:
+            phase.update(self.completed + bytes_in_flight(self._upload_root))
+
+    def stop(self):
+        if self._loop.running:
+            self._loop.stop()
 
 
 def _report(gather_result, build, behaviour):
@@ -453,6 +509,7 @@ def _run(
     workers = min(DOWNLOAD_CONNECTIONS, os.cpu_count() or 1)
     pool = make_download_process_pool(min=workers, max=workers)
     pool.start()
+    counter = None
     try:
         builder = get_builder(url)
         bq.markAsBuilding(builder)
@@ -485,7 +542,9 @@ def _run(
             fetch_phase()
             return result
 
-        _count_downloads(worker, fetch_phase)
+        counter = _FetchCounter(
+            worker, fetch_phase, behaviour.upload_root, reactor
+        )
 
         server.builder.startBuild(build.build_cookie)
         gathered = deferToThread(
@@ -517,9 +576,12 @@ def _run(
             raise RunError(f"build {build.id} FAILEDTOBUILD: {e}") from None
         gather_result = yield gathered
     except BaseException:
+        if counter is not None:
+            counter.stop()
         yield pool.stop()
         yield server.stopListening()
         raise
+    counter.stop()
     fetch_phase().finish(
         note=f"{_mb(behaviour.bytes_reused)} of layers reused"
     )

@@ -1,16 +1,22 @@
 # Copyright 2026 Canonical Ltd.  This software is licensed under the
 # GNU Affero General Public License version 3 (see the file LICENSE).
 
-"""Tests for `lpoci.progress`."""
+"""Tests for `lpoci.progress`, and fetch progress in `lpoci.run`."""
 
 __all__ = []
 
 import io
 import logging
+import os
 import threading
 
+from fixtures import TempDir
+from twisted.internet import defer, task
+
+from lp.buildmaster.interactor import DownloadResult
 from lp.testing import TestCase
 from lpoci.progress import INTERVAL, ProgressLogHandler, RunProgress
+from lpoci.run import FETCH_PROGRESS_INTERVAL, _FetchCounter, bytes_in_flight
 
 
 class FakeClock:
@@ -155,3 +161,65 @@ class TestProgressLogHandler(TestCase):
         logger.debug("hidden")
         logger.info("shown")
         self.assertEqual("lp-oci: INFO: shown\n", stream.getvalue())
+
+
+class TestFetchProgress(TestCase):
+    """`lp-oci run` counts bytes of downloads still in progress."""
+
+    def setUp(self):
+        super().setUp()
+        self.root = self.useFixture(TempDir()).path
+        self.leaf = os.path.join(self.root, "leaf", "1", "ubuntu")
+        os.makedirs(self.leaf)
+
+    def write(self, name, size):
+        with open(os.path.join(self.leaf, name), "wb") as f:
+            f.write(b"x" * size)
+
+    def test_bytes_in_flight_counts_part_files_only(self):
+        self.write(".blobs-sha256-aa.k2j3.part", 300)
+        self.write(".blobs-sha256-bb.x9y8.part", 20)
+        self.write("blobs-sha256-cc", 5000)  # complete
+        self.write("notes.part", 7)  # not hidden: not a download's
+        self.assertEqual(320, bytes_in_flight(self.root))
+        self.assertEqual(0, bytes_in_flight(os.path.join(self.root, "no")))
+
+    def test_counter_moves_while_a_file_downloads(self):
+        clock = task.Clock()
+        stream = TTYStream()
+        progress = RunProgress(stream, clock=clock.seconds)
+        phase = progress.phase("fetch")
+        pending = []
+
+        class Worker:
+            # What `_FetchCounter` uses of a `BuilderWorker`: getFile
+            # returns a Deferred firing with a `DownloadResult`.
+            def getFile(self, sha1, path, logger=None):
+                pending.append(defer.Deferred())
+                return pending[-1]
+
+        worker = Worker()
+        counter = _FetchCounter(worker, lambda: phase, self.root, clock)
+        fetched = worker.getFile("a" * 40, "unused")
+        # The download process has written 2 MB of the file so far.
+        self.write(".blobs-sha256-aa.k2j3.part", 2_000_000)
+        clock.advance(FETCH_PROGRESS_INTERVAL)
+        self.assertEqual(2_000_000, phase.bytes)
+        self.write(".blobs-sha256-aa.k2j3.part", 3_000_000)
+        clock.advance(FETCH_PROGRESS_INTERVAL)
+        self.assertEqual(3_000_000, phase.bytes)
+        # Complete: renamed into place, counted once.
+        os.rename(
+            os.path.join(self.leaf, ".blobs-sha256-aa.k2j3.part"),
+            os.path.join(self.leaf, "blobs-sha256-aa"),
+        )
+        pending[0].callback(
+            DownloadResult("unused", "a" * 40, "b" * 64, 3_500_000)
+        )
+        results = []
+        fetched.addCallback(results.append)
+        self.assertEqual([3_500_000], [r.size for r in results])
+        self.assertEqual(3_500_000, phase.bytes)
+        # Nothing in progress: the looping call has stopped.
+        self.assertEqual([], clock.getDelayedCalls())
+        counter.stop()
