@@ -220,9 +220,9 @@ class IOCIRecipeBuildView(IBuildFarmJob):
             readonly=True,
             description=(
                 "The hex SHA-256 of the bytes oci_archive_url serves "
-                "(the archive is deterministic); computed once, when "
-                "first asked for, and stored.  None unless the build is "
-                "FULLYBUILT."
+                "(the archive is deterministic), as the archive checksum "
+                "job stored it (``lp-oci run-jobs``); None until then, "
+                "and unless the build is FULLYBUILT."
             ),
         )
     )
@@ -256,9 +256,9 @@ class IOCIRecipeBuildView(IBuildFarmJob):
             readonly=True,
             description=(
                 "The hex SHA-256 of the bytes docker_archive_url serves "
-                "(the archive is deterministic); computed once, when "
-                "first asked for, and stored.  None unless the build is "
-                "FULLYBUILT."
+                "(the archive is deterministic), as the archive checksum "
+                "job stored it (``lp-oci run-jobs``); None until then, "
+                "and unless the build is FULLYBUILT."
             ),
         )
     )
@@ -372,15 +372,19 @@ class IOCIRecipeBuildView(IBuildFarmJob):
         (``<build>/+archive/oci`` and ``<build>/+archive/docker``).
         """
 
-    def getArchiveChecksum(format_name):
+    def getArchiveChecksum(format_name, compute=True):
         """The stored size and sha256 of one of the build's archives.
 
         Stored (`OCIArchiveChecksum`) by ``lp-oci run-jobs``
         (`run_archive_checksum_jobs`), not at upload time; when not
-        stored yet, computed by streaming the archive and added to the
-        store (kept if the caller commits).
+        stored yet and ``compute`` is true, computed by streaming the
+        archive and added to the store (kept if the caller commits).
+        The web service never computes it: `oci_archive_sha256` and
+        `docker_archive_sha256` are None until the job has run.
 
         :param format_name: ``"oci"`` or ``"docker"``.
+        :param compute: whether to stream the archive when nothing is
+            stored (reading every blob of the build).
         :return: An object with ``size`` and ``sha256`` (hex), or None
             unless the build is FULLYBUILT and its files make an image.
         """

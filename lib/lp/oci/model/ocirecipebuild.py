@@ -627,7 +627,7 @@ class OCIRecipeBuild(PackageBuildMixin, StormBase):
         """See `IOCIRecipeBuild`."""
         return self._archiveUrl("docker")
 
-    def getArchiveChecksum(self, format_name):
+    def getArchiveChecksum(self, format_name, compute=True):
         """See `IOCIRecipeBuild`."""
         if self.status != BuildStatus.FULLYBUILT:
             return None
@@ -635,7 +635,7 @@ class OCIRecipeBuild(PackageBuildMixin, StormBase):
         row = store.find(
             OCIArchiveChecksum, build_id=self.id, format=format_name
         ).one()
-        if row is None:
+        if row is None and compute:
             from lp.oci.interfaces.ociarchive import (
                 IOCIArchiveSet,
                 OCIArchiveError,
@@ -659,29 +659,55 @@ class OCIRecipeBuild(PackageBuildMixin, StormBase):
             IPrimaryStore(OCIArchiveChecksum).add(row)
         return row
 
+    def _archiveSize(self, format_name):
+        # Stored with the checksum, else laid out from the documents
+        # alone (`OCIArchive.size`): no blob is read.
+        row = self.getArchiveChecksum(format_name, compute=False)
+        if row is not None:
+            return row.size
+        if self.status != BuildStatus.FULLYBUILT:
+            return None
+        from lp.oci.interfaces.ociarchive import (
+            CannotExportOCIArchive,
+            IOCIArchiveSet,
+            OCIArchiveError,
+            OCIArchiveFormat,
+        )
+
+        try:
+            return (
+                getUtility(IOCIArchiveSet)
+                .getArchive(self, OCIArchiveFormat.items[format_name.upper()])
+                .size
+            )
+        except (CannotExportOCIArchive, OCIArchiveError):
+            return None
+
+    def _archiveSHA256(self, format_name):
+        # Only what the archive checksum job stored: computing it means
+        # reading every blob, which no GET may cost.
+        row = self.getArchiveChecksum(format_name, compute=False)
+        return None if row is None else row.sha256
+
     @property
     def oci_archive_size(self):
         """See `IOCIRecipeBuild`."""
-        row = self.getArchiveChecksum("oci")
-        return None if row is None else row.size
+        return self._archiveSize("oci")
 
     @property
     def oci_archive_sha256(self):
         """See `IOCIRecipeBuild`."""
-        row = self.getArchiveChecksum("oci")
-        return None if row is None else row.sha256
+        return self._archiveSHA256("oci")
 
     @property
     def docker_archive_size(self):
         """See `IOCIRecipeBuild`."""
-        row = self.getArchiveChecksum("docker")
-        return None if row is None else row.size
+        return self._archiveSize("docker")
 
     @property
     def docker_archive_sha256(self):
         """See `IOCIRecipeBuild`."""
-        row = self.getArchiveChecksum("docker")
-        return None if row is None else row.sha256
+        return self._archiveSHA256("docker")
 
     def _getFileOrNone(self, filename):
         try:

@@ -332,7 +332,9 @@ def run_archive_checksum_jobs():
     build was being accepted); this does, one build per transaction,
     for every FULLYBUILT build that lacks them, including builds
     accepted before the checksums were stored at all.  Until it has
-    run, `IOCIRecipeBuild.getArchiveChecksum` computes them when asked.
+    run, the web service states no sha256 for the build's archives
+    (their sizes need no blob read and are always stated), and
+    `IOCIRecipeBuild.getArchiveChecksum` computes one when asked.
 
     :return: ``(build, format, checksum)`` for each one computed;
         ``checksum`` is None when the build's files make no archive.

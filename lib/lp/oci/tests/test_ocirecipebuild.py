@@ -348,7 +348,8 @@ class TestOCIRecipeBuild(TestCaseWithFactory):
 
     def test_archives_of_fullybuilt_build(self):
         # A FULLYBUILT build lists its two archives after its files, and
-        # states their size and sha256, stored once computed.
+        # states their size at once (laid out from the documents) and
+        # their sha256 once the archive checksum job has stored it.
         self.useFixture(EnvironmentVariable("LP_ROOT_URL", None))
         build = self.factory.makeOCIRecipeBuild(name="r", owner_name="o")
         self.factory.makeOCILayoutFiles(build=build)
@@ -373,6 +374,16 @@ class TestOCIRecipeBuild(TestCaseWithFactory):
                 build, OCIArchiveFormat.items[name.upper()]
             )
             content = b"".join(archive.iterBytes())
+            self.assertEqual(
+                len(content), getattr(build, f"{name}_archive_size")
+            )
+            # Asking for it computes nothing.
+            self.assertIsNone(getattr(build, f"{name}_archive_sha256"))
+            self.assertIsNone(build.getArchiveChecksum(name, compute=False))
+            self.assertEqual(
+                hashlib.sha256(content).hexdigest(),
+                build.getArchiveChecksum(name).sha256,
+            )
             self.assertEqual(
                 hashlib.sha256(content).hexdigest(),
                 getattr(build, f"{name}_archive_sha256"),

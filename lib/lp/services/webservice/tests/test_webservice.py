@@ -17,6 +17,7 @@ from zope.component import getUtility
 from lp.buildmaster.enums import BuildStatus
 from lp.oci.interfaces.ociarchive import IOCIArchiveSet, OCIArchiveFormat
 from lp.oci.model.ocirecipebuild import OCIArchiveChecksum
+from lp.oci.model.ocirecipebuildjob import run_archive_checksum_jobs
 from lp.services.database.interfaces import IStore
 from lp.services.webapp.wsgi import PASSWORD_SCHEME
 from lp.services.webservice.testing import (
@@ -497,39 +498,48 @@ class TestFiles(WebServiceTestCase):
         )
 
     def test_archive_checksums_on_the_entry(self):
-        # The entry states each archive's URL, size and sha256, equal to
-        # those of the bytes the URL serves; computed once and stored.
+        # The entry states each archive's URL and size at once, equal to
+        # those of the bytes the URL serves, and its sha256 once the
+        # archive checksum job has stored it: a GET never reads the
+        # blobs to compute one.
         build = self.makeBuild()
         transaction.commit()
-        data = self.get(self.api(self.buildPath(build))).json()
-        base = self.url(self.buildPath(build))
-        for name in ("oci", "docker"):
-            url = data[f"{name}_archive_url"]
-            self.assertEqual(f"{base}/+archive/{name}", url)
-            content = self.get(url).content
-            self.assertEqual(len(content), data[f"{name}_archive_size"])
-            self.assertEqual(
-                hashlib.sha256(content).hexdigest(),
-                data[f"{name}_archive_sha256"],
-            )
-        self.assertNotEqual(
-            data["oci_archive_sha256"], data["docker_archive_sha256"]
-        )
 
-        # GETs do not commit: the server computed them but stored
-        # nothing.  Once stored (``lp-oci run-jobs`` does it for every
-        # FULLYBUILT build), the entry states what is stored.
         def rows():
             return IStore(OCIArchiveChecksum).find(
                 OCIArchiveChecksum, build_id=build.id
             )
 
+        data = self.get(self.api(self.buildPath(build))).json()
+        base = self.url(self.buildPath(build))
+        contents = {}
+        for name in ("oci", "docker"):
+            url = data[f"{name}_archive_url"]
+            self.assertEqual(f"{base}/+archive/{name}", url)
+            contents[name] = self.get(url).content
+            self.assertEqual(len(contents[name]), data[f"{name}_archive_size"])
+            self.assertIsNone(data[f"{name}_archive_sha256"])
         self.assertEqual(0, rows().count())
+        # The job (``lp-oci run-jobs``) stores them; the entry says so.
+        computed = {
+            (done.id, name) for done, name, _ in run_archive_checksum_jobs()
+        }
         self.assertEqual(
-            data["oci_archive_sha256"], build.getArchiveChecksum("oci").sha256
+            set(), {(build.id, "oci"), (build.id, "docker")} - computed
         )
-        self.assertEqual(1, rows().count())
-        rows().one().sha256 = "stored"
+        transaction.commit()
+        self.assertEqual(2, rows().count())
+        data = self.get(self.api(self.buildPath(build))).json()
+        for name in ("oci", "docker"):
+            self.assertEqual(
+                hashlib.sha256(contents[name]).hexdigest(),
+                data[f"{name}_archive_sha256"],
+            )
+            self.assertEqual(len(contents[name]), data[f"{name}_archive_size"])
+        self.assertNotEqual(
+            data["oci_archive_sha256"], data["docker_archive_sha256"]
+        )
+        rows().find(format="oci").one().sha256 = "stored"
         transaction.commit()
         data = self.get(self.api(self.buildPath(build))).json()
         self.assertEqual("stored", data["oci_archive_sha256"])
@@ -599,7 +609,7 @@ class TestFiles(WebServiceTestCase):
         self.assertEqual(200, response.status_code)
         self.assertEqual(size, len(response.content))
         self.assertEqual(
-            build.docker_archive_sha256,
+            build.getArchiveChecksum("docker").sha256,
             hashlib.sha256(response.content).hexdigest(),
         )
         transaction.commit()
