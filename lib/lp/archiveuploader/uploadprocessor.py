@@ -30,8 +30,8 @@ is and the exception propagates.
 
 The checksums of the build's generated archives are not computed here
 (that would read every blob twice more): `lp-oci run-jobs` stores them
-(`run_archive_checksum_jobs`), and until then the build computes them
-when asked (`IOCIRecipeBuild.getArchiveChecksum`).
+(`run_archive_checksum_jobs`); until then the web service states none,
+and `IOCIRecipeBuild.getArchiveChecksum` computes one when asked.
 
 Deviations from Launchpad: build uploads only (no source or user
 uploads), OCI recipe builds only, no mail.
