@@ -114,9 +114,16 @@ def _export_child(state_dir, build_id):
     def export(format):
         def run(sink):
             archive = archives[format]
+            produced = 0
             for chunk in archive.iterBytes():
                 sink.write(chunk)
-            return archive.size
+                produced += len(chunk)
+            if produced != archive.size:
+                raise RuntimeError(
+                    f"{format} export produced {produced} bytes, "
+                    f"not {archive.size}"
+                )
+            return produced
 
         return run
 
