@@ -323,7 +323,8 @@ class _FetchCounter:
         get_file = worker.getFile
 
         def getFile(*args, **kwargs):
-            phase = get_phase()
+            # The first download starts the fetch phase.
+            get_phase()
             self._active += 1
             if not self._loop.running:
                 self._loop.start(FETCH_PROGRESS_INTERVAL, now=False)

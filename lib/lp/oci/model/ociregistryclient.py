@@ -69,6 +69,7 @@ from lp.oci.model.ociregistryhttp import (
     parse_registry_errors,
 )
 from lp.oci.model.ociupload import (
+    parse_json_document,
     parse_legacy_upload,
     read_json_library_file,
     read_library_file_bytes,
@@ -77,9 +78,7 @@ from lp.oci.model.ociupload import (
 from lp.services.librarian.storage import get_librarian_storage
 from ocitypes.descriptor import MediaType
 from ocitypes.digest import Digest
-from ocitypes.errors import MalformedContent
 from ocitypes.faultpoint import checkpoint
-from ocitypes.safejson import load_json
 
 log = logging.getLogger(__name__)
 
@@ -364,10 +363,7 @@ def _make_oci_plan(build):
         # Checked against its row's sha256, which is the descriptor's.
         data = read_library_file_bytes(lfa, str(descriptor.digest))
         documents[descriptor.digest] = data
-        try:
-            return load_json(data, str(descriptor.digest))
-        except MalformedContent as e:
-            raise OCIUploadError(str(e)) from None
+        return parse_json_document(data, str(descriptor.digest))
 
     _, images = walk_oci_upload(index, load_document)
     seen = set()
@@ -432,10 +428,7 @@ def _make_legacy_plan(build):
         # damaged config must not be pushed under a digest of its own.
         config_bytes = read_library_file_bytes(config_lfa, image.config_name)
         config_digest = Digest.of_bytes(config_bytes)
-        try:
-            config = load_json(config_bytes, image.config_name)
-        except MalformedContent as e:
-            raise OCIUploadError(str(e)) from None
+        config = parse_json_document(config_bytes, image.config_name)
         layer_descriptors = []
         for layer in image.layers:
             # The file the builder made (or the librarian file reused for

@@ -46,6 +46,7 @@ __all__ = [
     "check_legacy_config",
     "check_oci_layout",
     "digest_from_blob_file_name",
+    "parse_json_document",
     "parse_legacy_upload",
     "read_json_file",
     "read_json_library_file",
@@ -88,6 +89,17 @@ def check_file_name(name):
     return name
 
 
+def parse_json_document(data, what):
+    """Parse a document's bytes, bounded in size and depth.
+
+    :raises OCIUploadError: if they are too big, too deep or not JSON.
+    """
+    try:
+        return load_json(data, what)
+    except MalformedContent as e:
+        raise OCIUploadError(str(e)) from None
+
+
 def read_json_file(path, what=None):
     """Parse a small JSON file, bounded in size and depth.
 
@@ -100,10 +112,7 @@ def read_json_file(path, what=None):
             data = f.read(MAX_JSON_SIZE + 1)
     except OSError as e:
         raise OCIUploadError(f"Cannot read {what}: {e.strerror}") from None
-    try:
-        return load_json(data, what)
-    except MalformedContent as e:
-        raise OCIUploadError(str(e)) from None
+    return parse_json_document(data, what)
 
 
 def read_library_file_bytes(lfa, what=None):
@@ -152,11 +161,7 @@ def read_json_library_file(lfa, what=None):
         `read_library_file_bytes`), too deep or not JSON.
     """
     what = what or lfa.filename
-    data = read_library_file_bytes(lfa, what)
-    try:
-        return load_json(data, what)
-    except MalformedContent as e:
-        raise OCIUploadError(str(e)) from None
+    return parse_json_document(read_library_file_bytes(lfa, what), what)
 
 
 def verify_blob_file(path, digest, size=None):
