@@ -86,7 +86,8 @@ class ForwardReader(io.RawIOBase):
         buffer[: len(data)] = data
         return len(data)
 
-    def seek(self, position, whence=io.SEEK_SET):
+    def _forward_target(self, position, whence):
+        """The absolute position a seek asks for, if it is not backwards."""
         if whence == io.SEEK_CUR:
             position += self._position
         elif whence != io.SEEK_SET:
@@ -95,6 +96,10 @@ class ForwardReader(io.RawIOBase):
             raise CorruptArchive(
                 "tar archive asks to go backwards in a forward-only stream"
             )
+        return position
+
+    def seek(self, position, whence=io.SEEK_SET):
+        position = self._forward_target(position, whence)
         while position > self._position:
             chunk = self._stream.read(min(position - self._position, 1 << 20))
             if not chunk:
@@ -127,14 +132,7 @@ class FileReader(ForwardReader):
         return data
 
     def seek(self, position, whence=io.SEEK_SET):
-        if whence == io.SEEK_CUR:
-            position += self._position
-        elif whence != io.SEEK_SET:
-            raise io.UnsupportedOperation("cannot seek from the end")
-        if position < self._position:
-            raise CorruptArchive(
-                "tar archive asks to go backwards in a forward-only stream"
-            )
+        position = self._forward_target(position, whence)
         if position > self.size:
             raise CorruptArchive("truncated tar archive")
         self._position = position
