@@ -53,11 +53,9 @@ from lp.oci.model.ociupload import (
     LEGACY_LAYER_MEDIA_TYPE,
     blob_file_name,
     check_legacy_config,
-    check_oci_layout,
     parse_legacy_upload,
     read_json_file,
-    verify_blob_file,
-    walk_oci_upload,
+    read_oci_upload_directory,
 )
 from lp.services.database.interfaces import IStore
 from lp.services.librarian.interfaces import ILibraryFileAliasSet, UploadFailed
@@ -197,15 +195,7 @@ class OCIRecipeUpload:
         def path_of(name):
             return os.path.join(directory, name)
 
-        check_oci_layout(read_json_file(path_of(LAYOUT_FILE_NAME)))
-        index = read_json_file(path_of(INDEX_FILE_NAME))
-
-        def load_json(descriptor):
-            path = path_of(blob_file_name(descriptor.digest))
-            verify_blob_file(path, descriptor.digest, descriptor.size)
-            return read_json_file(path, str(descriptor.digest))
-
-        documents, images = walk_oci_upload(index, load_json)
+        documents, images = read_oci_upload_directory(directory)
         build.addFile(
             self._store(path_of(INDEX_FILE_NAME), INDEX_FILE_NAME, JSON_TYPE),
             media_type=MediaType.OCI_INDEX,

@@ -50,6 +50,7 @@ __all__ = [
     "parse_legacy_upload",
     "read_json_file",
     "read_json_library_file",
+    "read_oci_upload_directory",
     "read_library_file_bytes",
     "verify_blob_file",
     "walk_oci_upload",
@@ -66,6 +67,8 @@ from ocitypes.descriptor import MAX_INDEX_DEPTH, Descriptor, MediaType
 from ocitypes.digest import Digest
 from ocitypes.errors import MalformedContent
 from ocitypes.filenames import (
+    INDEX_FILE_NAME,
+    LAYOUT_FILE_NAME,
     OCI_LAYOUT_VERSION,
     blob_file_name,
     digest_from_blob_file_name,
@@ -345,6 +348,30 @@ def walk_oci_upload(index, load_json):
     if not images:
         raise OCIUploadError("index.json leads to no image manifest")
     return documents, images
+
+
+def read_oci_upload_directory(directory):
+    """Read the OCI upload in `directory` as upload processing does.
+
+    Checks ``oci-layout``, reads ``index.json`` and walks it, verifying
+    each document blob against its descriptor before parsing it.
+
+    :return: ``(documents, images)`` as `walk_oci_upload` returns them.
+    :raises OCIUploadError: if the upload is not acceptable.
+    """
+
+    def path_of(name):
+        return os.path.join(directory, name)
+
+    check_oci_layout(read_json_file(path_of(LAYOUT_FILE_NAME)))
+    index = read_json_file(path_of(INDEX_FILE_NAME))
+
+    def load_document(descriptor):
+        path = path_of(blob_file_name(descriptor.digest))
+        verify_blob_file(path, descriptor.digest, descriptor.size)
+        return read_json_file(path, str(descriptor.digest))
+
+    return walk_oci_upload(index, load_document)
 
 
 def check_oci_layout(value):

@@ -32,12 +32,11 @@ import tempfile
 
 from lp.oci.model.ociupload import (
     blob_file_name,
-    check_oci_layout,
     digest_from_blob_file_name,
     parse_legacy_upload,
     read_json_file,
+    read_oci_upload_directory,
     verify_blob_file,
-    walk_oci_upload,
 )
 from lp.oci.tests.buildfarm import legacy_upload_files
 from lpbuildd.ociimage.gather import gather
@@ -170,15 +169,7 @@ def read_upload(directory):
         return os.path.join(directory, name)
 
     if os.path.isfile(path_of(INDEX_FILE_NAME)):
-        check_oci_layout(read_json_file(path_of(LAYOUT_FILE_NAME)))
-        index = read_json_file(path_of(INDEX_FILE_NAME))
-
-        def load_json(descriptor):
-            path = path_of(blob_file_name(descriptor.digest))
-            verify_blob_file(path, descriptor.digest, descriptor.size)
-            return read_json_file(path, str(descriptor.digest))
-
-        _, images = walk_oci_upload(index, load_json)
+        _, images = read_oci_upload_directory(directory)
         for image in images:
             for layer in image.layers:
                 path = path_of(blob_file_name(layer.digest))
