@@ -42,12 +42,13 @@ __all__ = [
 import hashlib
 import os
 import tempfile
-from concurrent.futures import ThreadPoolExecutor
 
 from ampoule.child import AMPChild
 from requests import RequestException, Session, Timeout
 from requests.exceptions import ChunkedEncodingError
 from twisted.protocols import amp
+
+from lp.services.hashing import HashInThread
 
 # Downloads are read and written in chunks of this size.
 CHUNK_SIZE = 1024 * 1024
@@ -133,40 +134,9 @@ def _is_timeout(error):
     return False
 
 
-class _SHA1InThread:
-    """SHA-1 of a stream of chunks, computed in a helper thread.
-
-    hashlib releases the GIL on large buffers, so while the helper
-    hashes one chunk the download process receives, writes and
-    sha256-hashes the next: a single large file can use two CPUs.
-    """
-
-    def __init__(self):
-        self.hash = hashlib.sha1()
-        self._executor = ThreadPoolExecutor(
-            1, thread_name_prefix="download-sha1"
-        )
-        self._pending = None
-
-    def update(self, chunk):
-        self.wait()
-        self._pending = self._executor.submit(self.hash.update, chunk)
-
-    def wait(self):
-        if self._pending is not None:
-            pending, self._pending = self._pending, None
-            pending.result()
-
-    def close(self):
-        try:
-            self.wait()
-        finally:
-            self._executor.shutdown()
-
-
 def _stream(response, out):
     """Copy the body to ``out``; return (sha1, sha256, size)."""
-    sha1 = _SHA1InThread()
+    sha1 = HashInThread("sha1")
     sha256 = hashlib.sha256()
     size = 0
     try:
@@ -184,7 +154,7 @@ def _stream(response, out):
         raise DownloadConnectionError(_one_line(e)) from e
     finally:
         sha1.close()
-    return sha1.hash.hexdigest(), sha256.hexdigest(), size
+    return sha1.hexdigest(), sha256.hexdigest(), size
 
 
 def _content_length(response):

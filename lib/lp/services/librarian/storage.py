@@ -67,13 +67,13 @@ import re
 import tempfile
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple
 
 import transaction
 from zope.component import getUtility, provideUtility
 from zope.interface import implementer
 
+from lp.services.hashing import HashInThread
 from lp.services.librarian.interfaces import ContentMismatch, ILibrarianStorage
 from ocitypes.faultpoint import checkpoint
 from ocitypes.flock import try_lock
@@ -123,46 +123,24 @@ class VerifiedFile(NamedTuple):
 class _Hashes:
     """sha256, sha1 and md5 of a stream of chunks, and its size.
 
-    From the second chunk on, md5 is computed in a helper thread (hashlib
-    releases the GIL on large buffers) while the caller computes the
-    others, so hashing takes about as long as md5 alone.
+    md5 is computed in a helper thread (`HashInThread`) while the caller
+    computes the others, so hashing takes about as long as md5 alone.
     """
 
     def __init__(self):
         self.sha256 = hashlib.sha256()
         self.sha1 = hashlib.sha1()
-        self.md5 = hashlib.md5()
+        self.md5 = HashInThread("md5")
         self.size = 0
-        self._executor = None
-        self._pending = None
 
     def update(self, chunk):
         self.size += len(chunk)
-        if self._executor is None and self.size == len(chunk):
-            # The first chunk: small content never needs a thread.
-            self.md5.update(chunk)
-        else:
-            if self._executor is None:
-                self._executor = ThreadPoolExecutor(
-                    1, thread_name_prefix="librarian-md5"
-                )
-            self._wait()
-            self._pending = self._executor.submit(self.md5.update, chunk)
+        self.md5.update(chunk)
         self.sha256.update(chunk)
         self.sha1.update(chunk)
 
-    def _wait(self):
-        if self._pending is not None:
-            pending, self._pending = self._pending, None
-            pending.result()
-
     def close(self):
-        try:
-            self._wait()
-        finally:
-            if self._executor is not None:
-                self._executor.shutdown()
-                self._executor = None
+        self.md5.close()
 
     def result(self):
         self.close()
