@@ -544,19 +544,8 @@ class OCIRecipeBuild(PackageBuildMixin, StormBase):
     @property
     def images(self):
         """See `IOCIRecipeBuild`."""
-        # Circular import.
-        from lp.oci.interfaces.ociarchive import (
-            CannotExportOCIArchive,
-            IOCIArchiveSet,
-            OCIArchiveError,
-            OCIArchiveFormat,
-        )
-
-        try:
-            archive = getUtility(IOCIArchiveSet).getArchive(
-                self, OCIArchiveFormat.OCI
-            )
-        except (CannotExportOCIArchive, OCIArchiveError):
+        archive = self._getArchiveOrNone("oci")
+        if archive is None:
             return []
         layers = self.layers
         transfers = self._layerTransfers(layers)
@@ -636,16 +625,13 @@ class OCIRecipeBuild(PackageBuildMixin, StormBase):
             OCIArchiveChecksum, build_id=self.id, format=format_name
         ).one()
         if row is None and compute:
-            from lp.oci.interfaces.ociarchive import (
-                IOCIArchiveSet,
-                OCIArchiveError,
-                OCIArchiveFormat,
-            )
+            # Circular import.
+            from lp.oci.interfaces.ociarchive import OCIArchiveError
 
+            archive = self._getArchiveOrNone(format_name)
+            if archive is None:
+                return None
             try:
-                archive = getUtility(IOCIArchiveSet).getArchive(
-                    self, OCIArchiveFormat.items[format_name.upper()]
-                )
                 sha256 = hashlib.sha256()
                 size = 0
                 for chunk in archive.iterBytes():
@@ -659,14 +645,10 @@ class OCIRecipeBuild(PackageBuildMixin, StormBase):
             IPrimaryStore(OCIArchiveChecksum).add(row)
         return row
 
-    def _archiveSize(self, format_name):
-        # Stored with the checksum, else laid out from the documents
-        # alone (`OCIArchive.size`): no blob is read.
-        row = self.getArchiveChecksum(format_name, compute=False)
-        if row is not None:
-            return row.size
-        if self.status != BuildStatus.FULLYBUILT:
-            return None
+    def _getArchiveOrNone(self, format_name):
+        """The `IOCIArchive` in ``format_name``, or None if there is none
+        (not FULLYBUILT, or its files make no image)."""
+        # Circular import.
         from lp.oci.interfaces.ociarchive import (
             CannotExportOCIArchive,
             IOCIArchiveSet,
@@ -675,13 +657,20 @@ class OCIRecipeBuild(PackageBuildMixin, StormBase):
         )
 
         try:
-            return (
-                getUtility(IOCIArchiveSet)
-                .getArchive(self, OCIArchiveFormat.items[format_name.upper()])
-                .size
+            return getUtility(IOCIArchiveSet).getArchive(
+                self, OCIArchiveFormat.items[format_name.upper()]
             )
         except (CannotExportOCIArchive, OCIArchiveError):
             return None
+
+    def _archiveSize(self, format_name):
+        # Stored with the checksum, else laid out from the documents
+        # alone (`OCIArchive.size`): no blob is read.
+        row = self.getArchiveChecksum(format_name, compute=False)
+        if row is not None:
+            return row.size
+        archive = self._getArchiveOrNone(format_name)
+        return None if archive is None else archive.size
 
     def _archiveSHA256(self, format_name):
         # Only what the archive checksum job stored: computing it means
