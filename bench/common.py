@@ -143,3 +143,21 @@ def run_and_report(run_benchmark, format_report, args):
     print(format_report(results))
     print(f"\nResults written to {args.json}", flush=True)
     return 0
+
+
+def table_lines(header, rows, left=1):
+    """A text table: `header`, a rule, then `rows`, columns aligned.
+
+    The first `left` columns are left-aligned, the others right-aligned
+    (numbers); cells may be any value.
+    """
+    rows = [tuple(str(cell) for cell in row) for row in [header] + rows]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    rows.insert(1, tuple("-" * w for w in widths))
+    return [
+        "  ".join(
+            cell.ljust(w) if i < left else cell.rjust(w)
+            for i, (cell, w) in enumerate(zip(row, widths))
+        )
+        for row in rows
+    ]

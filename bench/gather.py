@@ -77,6 +77,7 @@ from bench.common import (
     log,
     machine,
     run_and_report,
+    table_lines,
     target_recorder,
     warm,
 )
@@ -946,17 +947,7 @@ def _format_report(results):
                     floor,
                 )
             )
-    widths = [
-        max(len(str(row[i])) for row in rows + [header])
-        for i in range(len(header))
-    ]
-    for row in [header, tuple("-" * w for w in widths)] + rows:
-        lines.append(
-            "  ".join(
-                str(cell).ljust(w) if i < 3 else str(cell).rjust(w)
-                for i, (cell, w) in enumerate(zip(row, widths))
-            )
-        )
+    lines.extend(table_lines(header, rows, left=3))
     lines.append(
         "Formats: "
         + "; ".join(f"{k} = {v}" for k, v in FORMAT_TITLES.items())

@@ -752,16 +752,7 @@ def _format_report(results):
                 f"{built['vm_hwm'] / MB:.1f}",
             )
         )
-    widths = [
-        max(len(row[i]) for row in rows + [header]) for i in range(len(header))
-    ]
-    for row in [header, tuple("-" * w for w in widths)] + rows:
-        lines.append(
-            "  ".join(
-                cell.ljust(w) if i == 0 else cell.rjust(w)
-                for i, (cell, w) in enumerate(zip(row, widths))
-            )
-        )
+    lines.extend(common.table_lines(header, rows))
     rebuild = results["rebuild"]
     lines.append("")
     lines.extend(_format_run(results["run"]))

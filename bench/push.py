@@ -656,16 +656,7 @@ def _format_report(results):
             f"{results['child_vm_hwm'] / MB:.1f}",
         )
     )
-    widths = [
-        max(len(row[i]) for row in rows + [header]) for i in range(len(header))
-    ]
-    for row in [header, tuple("-" * w for w in widths)] + rows:
-        lines.append(
-            "  ".join(
-                cell.ljust(w) if i == 0 else cell.rjust(w)
-                for i, (cell, w) in enumerate(zip(row, widths))
-            )
-        )
+    lines.extend(common.table_lines(header, rows))
     e2e = results["e2e"]
     lines.append("")
     for label in ("first", "rebuild"):
