@@ -1,43 +1,54 @@
 # Copyright 2026 Canonical Ltd.  This software is licensed under the
 # GNU Affero General Public License version 3 (see the file LICENSE).
 
-"""The OCI build manager's result gathering.
+"""The OCI build manager's result gathering, as launchpad-buildd's.
 
-After `docker build`, `OCIBuildManager.gatherResults` streams
-``docker save <name>`` straight into `gather` (no copy of the archive on
-disk), which writes an OCI upload: an OCI image layout whose layers are
-compressed blobs named by digest.  Every file of the upload is then
-filed with the builder's sha1-keyed file cache under a flat name, so
-that Launchpad can fetch each by the `filemap`:
+`OCIBuildManager.gatherResults` and its helpers have the shape they have
+in launchpad-buildd with the project's patch series
+(``upstream/launchpad-buildd``): ``docker save <name>`` is streamed into
+`lpbuildd.dockersave` (the series' module, byte for byte), the sources
+of pulled layers are read through the backend, and every file is filed
+with the builder's file cache: the legacy set (``manifest.json``,
+``digests.json``, the configs, ``<layer_id>.tar.gz``), or, when
+Launchpad asks with ``upload_format="oci"``, the OCI upload
+(``oci-layout``, ``index.json``, ``blobs-sha256-<hex>``).
 
-    ``oci-layout``, ``index.json``   as they are;
-    ``blobs/<algorithm>/<hex>``      as ``blobs-<algorithm>-<hex>``.
-
-The mapping is reversible (neither algorithm names nor hex digits contain
-``-``), so Launchpad derives each blob's digest from its name and checks
-it against the content.  The upload replaces launchpad-buildd's
-``digests.json`` and ``<layer_id>.tar.gz`` files.
+Harness only: the constructor takes what launchpad-buildd's build manager
+gets from ``initiate``; progress is reported as the archive is read;
+fault checkpoints mark where a kill may land; and `gatherResults`
+returns a `GatherSummary` for ``lp-oci run``'s report.
 """
 
 __all__ = [
+    "GatherSummary",
     "OCIBuildManager",
     "OCIGatherError",
-    "parse_containerd_sources",
-    "read_distribution_sources",
 ]
 
 import json
 import os
 import shutil
-import subprocess
+import tempfile
+from dataclasses import dataclass
 
+from lpbuildd.dockersave import (
+    DockerSaveError,
+    parse_containerd_sources,
+    read_docker_save,
+    write_legacy_upload,
+    write_oci_upload,
+)
 from lpbuildd.ociimage.errors import ArchiveError
-from lpbuildd.ociimage.gather import gather
+from ocitypes.descriptor import Descriptor
 from ocitypes.digest import Digest
-from ocitypes.errors import OCIContentError
-from ocitypes.filenames import upload_file_name
+from ocitypes.faultpoint import checkpoint
 
-UPLOAD_DIR = "oci-upload"
+# `progress` is called at most once per this many bytes read.
+PROGRESS_STEP = 1 << 20
+LAYER_MEDIA_TYPES = {
+    "gzip": "application/vnd.oci.image.layer.v1.tar+gzip",
+    "zstd": "application/vnd.oci.image.layer.v1.tar+zstd",
+}
 
 
 class OCIGatherError(ArchiveError):
@@ -48,84 +59,82 @@ class OCIGatherError(ArchiveError):
     """
 
 
-def read_distribution_sources(docker_root):
-    """Map diff_ids to the repository docker pulled them from.
+@dataclass(frozen=True)
+class LayerSummary:
+    descriptor: Descriptor  # the layer as filed
+    diff_id: Digest
 
-    Docker's classic store records, per diff_id, the registry digests
-    and source repositories it has seen, under
-    ``image/<driver>/distribution/v2metadata-by-diffid/sha256/<hex>``.
-    The storage driver is not assumed (launchpad-buildd hard-codes
-    ``vfs``).  Unreadable or odd entries are ignored: this is a hint
-    for cross-repository mounts, never trusted content.
+
+@dataclass(frozen=True)
+class ImageSummary:
+    config_digest: Digest
+    platform: dict
+    layers: tuple
+
+
+@dataclass(frozen=True)
+class GatherSummary:
+    """What `gatherResults` filed (harness only: `lp-oci run` reports it).
+
+    `format` names the layout ``docker save`` wrote: "docker-save"
+    (Docker <= 24), "docker25-classic" or "docker25-containerd".
     """
-    sources = {}
-    image_dir = os.path.join(docker_root, "image")
-    if not os.path.isdir(image_dir):
-        return sources
-    for driver in sorted(os.listdir(image_dir)):
-        meta = os.path.join(
-            image_dir, driver, "distribution", "v2metadata-by-diffid", "sha256"
-        )
-        if not os.path.isdir(meta):
-            continue
-        for name in sorted(os.listdir(meta)):
-            try:
-                diff_id = Digest("sha256", name)
-                with open(os.path.join(meta, name), "rb") as f:
-                    entries = json.loads(f.read(1 << 20))
-                repository = entries[-1]["SourceRepository"]
-            except (ValueError, OSError, LookupError, TypeError):
-                continue
-            if isinstance(repository, str) and repository:
-                sources[diff_id] = repository
-    return sources
+
+    format: str
+    upload_format: str
+    images: tuple
+    files: dict  # name -> SHA-1
+    bytes_in: int
+    bytes_out: int
+
+    @property
+    def layer_count(self):
+        return sum(len(image.layers) for image in self.images)
 
 
-SOURCE_LABEL = "containerd.io/distribution.source."
+class _ProgressReader:
+    """Counts what is read from ``docker save`` and reports it."""
+
+    def __init__(self, stream, progress, total):
+        self._stream = stream
+        self._progress = progress
+        self._total = total
+        self._reported = 0
+        self.count = 0
+
+    def read(self, size=-1):
+        data = self._stream.read(size)
+        self.count += len(data)
+        if self._progress is not None and (
+            self.count - self._reported >= PROGRESS_STEP or not data
+        ):
+            self._reported = self.count
+            self._progress("gather", self.count, self._total)
+        return data
 
 
-def parse_containerd_sources(listing):
-    """Map blob digests to the repository containerd pulled them from.
-
-    :param listing: the output of ``ctr content ls``: tab-separated
-        columns DIGEST, SIZE, AGE, LABELS, the labels joined by ",", and
-        a `containerd.io/distribution.source.<registry>` label's value
-        itself a ","-joined list of repositories.
-    """
-    sources = {}
-    for line in listing.splitlines()[1:]:
-        fields = line.split("\t")
-        if len(fields) < 2:
-            continue
-        try:
-            digest = Digest.parse(fields[0].strip())
-        except ValueError:
-            continue
-        labels = {}
-        key = None
-        for token in fields[-1].strip().split(","):
-            if "=" in token:
-                key, value = token.split("=", 1)
-                labels[key] = [value]
-            elif key is not None:
-                labels[key].append(token)
-        for key in sorted(labels):
-            repositories = [r for r in labels[key] if r]
-            if key.startswith(SOURCE_LABEL) and repositories:
-                registry = key[len(SOURCE_LABEL) :]
-                sources[digest] = f"{registry}/{repositories[0]}"
-                break
-    return sources
+def _describe(save):
+    if "index.json" not in save.members:
+        return "docker-save"
+    for image in save.images:
+        if any(layer.member.compression for layer in image.layers):
+            return "docker25-containerd"
+    return "docker25-classic"
 
 
 class OCIBuildManager:
-    """Gathers an OCI build's results for Launchpad.
+    """Build an OCI image (the part after ``docker build``).
 
     :param builder: the `lpbuildd.builder.Builder` whose file cache
         receives the results.
-    :param backend: runs commands where the image was built; its
-        ``run(args, get_output=True, return_process=True)`` returns a
-        process whose ``stdout`` streams the command's output.
+    :param backend: runs commands where the image was built and reads
+        its files (``run``, ``path_exists``, ``listdir``, ``copy_out``),
+        as launchpad-buildd's backends do.
+    :param name: the image's name, as given to ``docker build``.
+    :param build_dir: where the build's temporary files go.
+    :param upload_format: "oci" to file an OCI upload, as Launchpad
+        asks; otherwise the legacy files.
+    :param progress: optional callable(phase, done_bytes, total_bytes).
     """
 
     def __init__(
@@ -134,111 +143,154 @@ class OCIBuildManager:
         backend,
         name,
         build_dir,
-        compression="gzip",
-        jobs=None,
-        docker_root=None,
-        containerd_namespace="moby",
+        upload_format="legacy",
         progress=None,
     ):
         self._builder = builder
         self.backend = backend
         self.name = name
         self.build_dir = build_dir
-        self.compression = compression
-        self.jobs = jobs
-        self.docker_root = docker_root
-        self.containerd_namespace = containerd_namespace
-        # Optional callable(phase, done_bytes, total_bytes), passed to
-        # `gather`.
+        self.upload_format = upload_format
         self.progress = progress
 
-    def _getLayerSources(self):
-        """Where the image's pulled layers came from, as far as known.
+    def _getLayerSources(self, save):
+        """Find the repositories that the image's pulled layers came from.
 
-        Docker's classic store keeps that per diff_id on disk; with the
-        containerd image store it is a label on each blob, read with
-        ``ctr``.  Neither is required: a failure means no hints.
+        Docker's classic image store records them per diff_id under
+        `image/<storage driver>/distribution/v2metadata-by-diffid`, for
+        whichever storage driver it uses; the containerd image store
+        labels the blobs it pulled.  These are hints for registry
+        uploads, so anything unreadable is passed over.
         """
         sources = {}
-        if self.docker_root:
-            sources.update(read_distribution_sources(self.docker_root))
-        if self.containerd_namespace:
-            try:
-                listing = self.backend.run(
-                    [
-                        "ctr",
-                        "--namespace",
-                        self.containerd_namespace,
-                        "content",
-                        "ls",
-                    ],
-                    get_output=True,
+        diff_ids = {
+            layer.member.diff_id
+            for image in save.images
+            for layer in image.layers
+        }
+        image_path = "/var/lib/docker/image"
+        drivers = []
+        if self.backend.path_exists(image_path):
+            drivers = self.backend.listdir(image_path)
+        sha_directory = tempfile.mkdtemp(dir=self.build_dir)
+        try:
+            for driver in sorted(drivers):
+                sha_path = os.path.join(
+                    image_path,
+                    driver,
+                    "distribution/v2metadata-by-diffid/sha256",
                 )
-            except (OSError, subprocess.CalledProcessError):
-                listing = b""
-            sources.update(
-                parse_containerd_sources(listing.decode("UTF-8", "replace"))
-            )
+                if not self.backend.path_exists(sha_path):
+                    continue
+                for name in self.backend.listdir(sha_path):
+                    diff_id = f"sha256:{name}"
+                    if name not in diff_ids or diff_id in sources:
+                        continue
+                    local_path = os.path.join(sha_directory, name)
+                    self.backend.copy_out(
+                        os.path.join(sha_path, name), local_path
+                    )
+                    try:
+                        with open(local_path) as diff_fp:
+                            # The first entry is the most parent image.
+                            source = json.load(diff_fp)[0]["SourceRepository"]
+                    except (ValueError, LookupError, TypeError):
+                        continue
+                    if isinstance(source, str) and source:
+                        sources[diff_id] = source
+        finally:
+            shutil.rmtree(sha_directory)
+        if any(
+            layer.member.compression is not None
+            for image in save.images
+            for layer in image.layers
+        ):
+            sources.update(self._getContainerdSources())
         return sources
 
-    def gatherResults(self):
-        """Save the image, write the OCI upload and file every part.
-
-        :return: the `GatherResult`.
-        :raises OCIGatherError: with a one-line reason; nothing is filed
-            and no upload directory is left behind.
-        """
-        upload = os.path.join(self.build_dir, UPLOAD_DIR)
-        sources = self._getLayerSources()
-        proc = self.backend.run(
-            ["docker", "save", self.name],
-            get_output=True,
-            return_process=True,
-        )
+    def _getContainerdSources(self):
+        """Read the containerd image store's labels of pulled blobs."""
         try:
-            result = gather(
-                proc.stdout,
-                upload,
-                compression=self.compression,
-                jobs=self.jobs,
-                sources=sources,
-                progress=self.progress,
-                # The file cache names files by SHA-1: computed as each
-                # layer blob is written, not in a second read of them.
-                sha1=True,
-            )
-        except OCIContentError as e:
-            proc.kill()
-            proc.wait()
-            raise OCIGatherError(
-                f"cannot gather 'docker save' output: {e}"
-            ) from e
-        finally:
-            proc.stdout.close()
-        if proc.wait() != 0:
-            shutil.rmtree(upload, ignore_errors=True)
-            raise OCIGatherError(
-                f"'docker save {self.name}' failed with status "
-                f"{proc.returncode}"
-            )
-        self._fileUpload(upload, result.sha1s)
-        return result
+            listing = self.backend.run(
+                ["ctr", "--namespace", "moby", "content", "ls"],
+                get_output=True,
+            ).decode("UTF-8", "replace")
+        except Exception as e:
+            self._builder.log(f"Cannot list containerd's content: {e}\n")
+            return {}
+        return parse_containerd_sources(listing)
 
-    def _fileUpload(self, upload, sha1s):
-        """File every file of the upload as a waiting file.
+    def gatherResults(self):
+        """Gather the results of the build and add them to the file cache.
 
-        :param sha1s: {relative path: SHA-1} known from gathering; the
-            other files (documents, small layers) are hashed here.
+        `docker save` is read as it streams, verified, and laid out as
+        the files Launchpad fetches: an OCI upload if Launchpad asked
+        for one, otherwise `manifest.json`, `digests.json`, the configs
+        and `<layer_id>.tar.gz` files.
+
+        :return: A `GatherSummary` (harness only).
+        :raises OCIGatherError: with a one-line reason; nothing is filed
+            and no temporary file is left behind.
         """
-        # Name everything first so that a surprise files nothing.
-        files = []
-        for dirpath, dirnames, filenames in os.walk(upload):
-            dirnames.sort()
-            for filename in sorted(filenames):
-                path = os.path.join(dirpath, filename)
-                relpath = os.path.relpath(path, upload).replace(os.sep, "/")
-                files.append((path, upload_file_name(relpath), relpath))
-        for path, name, relpath in files:
-            self._builder.addWaitingFile(
-                path, name=name, sha1=sha1s.get(relpath)
+        extract_path = tempfile.mkdtemp(prefix="gather-", dir=self.build_dir)
+        try:
+            proc = self.backend.run(
+                ["docker", "save", self.name],
+                get_output=True,
+                return_process=True,
             )
+            stdout = _ProgressReader(proc.stdout, self.progress, None)
+            try:
+                save = read_docker_save(
+                    stdout,
+                    extract_path,
+                    keep_compressed=self.upload_format == "oci",
+                    log=lambda line: self._builder.log(f"{line}\n"),
+                )
+            except DockerSaveError as e:
+                raise OCIGatherError(
+                    f"cannot gather 'docker save' output: {e}"
+                ) from e
+            finally:
+                proc.stdout.close()
+                returncode = proc.wait()
+            if returncode != 0:
+                raise OCIGatherError(
+                    f"'docker save {self.name}' failed with status "
+                    f"{returncode}"
+                )
+            sources = self._getLayerSources(save)
+            if self.upload_format == "oci":
+                files = write_oci_upload(save, extract_path, sources)
+            else:
+                files = write_legacy_upload(save, extract_path, sources)
+            checkpoint("gather.commit")
+            filed = {}
+            for name, path in files:
+                filed[name] = self._builder.addWaitingFile(path, name=name)
+                checkpoint("gather.blob")
+            return GatherSummary(
+                format=_describe(save),
+                upload_format=self.upload_format,
+                images=tuple(_summarise(image) for image in save.images),
+                files=filed,
+                bytes_in=stdout.count,
+                bytes_out=sum(os.path.getsize(path) for _, path in files),
+            )
+        finally:
+            shutil.rmtree(extract_path, ignore_errors=True)
+
+
+def _summarise(image):
+    layers = []
+    for layer in image.layers:
+        member = layer.member
+        descriptor = Descriptor(
+            LAYER_MEDIA_TYPES[member.filed_compression],
+            Digest("sha256", member.filed_sha256),
+            member.filed_size,
+        )
+        layers.append(LayerSummary(descriptor, Digest.parse(layer.diff_id)))
+    return ImageSummary(
+        Digest.parse(image.config_digest), image.platform, tuple(layers)
+    )

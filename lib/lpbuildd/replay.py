@@ -16,6 +16,8 @@ __all__ = [
     "SavedArchive",
 ]
 
+import os
+import shutil
 import subprocess
 
 
@@ -30,6 +32,10 @@ class ReplayBackend:
 
     :param seekable: answer ``docker save`` with a `SavedArchive` (the
         file itself, opened) instead of a pipe.
+    :param root: a directory that stands for the build environment's
+        root, for ``path_exists``, ``listdir`` and ``copy_out`` (for
+        instance ``<root>/var/lib/docker/image/...``); without it the
+        environment has no files.
     """
 
     def __init__(
@@ -38,12 +44,29 @@ class ReplayBackend:
         exit_status=0,
         content_listing=None,
         seekable=False,
+        root=None,
     ):
         self.archive_path = archive_path
         self.exit_status = exit_status
         self.content_listing = content_listing
         self.seekable = seekable
+        self.root = root
         self.commands = []
+
+    def _local(self, path):
+        if self.root is None:
+            return None
+        return os.path.join(self.root, os.path.normpath(path).lstrip("/"))
+
+    def path_exists(self, path):
+        local = self._local(path)
+        return local is not None and os.path.exists(local)
+
+    def listdir(self, path):
+        return sorted(os.listdir(self._local(path)))
+
+    def copy_out(self, source_path, target_path):
+        shutil.copyfile(self._local(source_path), target_path)
 
     def run(self, args, get_output=False, return_process=False, **kwargs):
         self.commands.append(list(args))

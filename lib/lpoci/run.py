@@ -121,7 +121,13 @@ class RunError(Exception):
 
 
 def build_on_builder(
-    builder, build_cookie, archive, build_dir, name, progress=None
+    builder,
+    build_cookie,
+    archive,
+    build_dir,
+    name,
+    progress=None,
+    upload_format="oci",
 ):
     """The builder side: gather ``archive`` and complete the build.
 
@@ -129,9 +135,12 @@ def build_on_builder(
     (``builder.startBuild``) or is started here.
 
     :param progress: optional callable(phase, done_bytes, total_bytes),
-        passed to `gather`.
+        passed to `OCIBuildManager`.
+    :param upload_format: what Launchpad asked for (see
+        `OCIRecipeBuildBehaviour.extraBuildArgs`): "oci", or "legacy" as
+        a builder without the patch series would file.
 
-    :return: The `GatherResult`, or None if gathering failed (the build
+    :return: The `GatherSummary`, or None if gathering failed (the build
         is then complete with PACKAGEFAIL and the reason in its log).
     """
     if builder.build_id is None:
@@ -142,6 +151,7 @@ def build_on_builder(
             ReplayBackend(archive, seekable=True),
             name,
             build_dir,
+            upload_format=upload_format,
             progress=progress,
         ).gatherResults()
     except OCIGatherError as e:

@@ -441,7 +441,7 @@ def parse_legacy_upload(manifest, digests):
                 "upload"
             ) from None
         layer_paths = entry.get("Layers")
-        if not isinstance(layer_paths, list) or len(layer_paths) != len(
+        if not isinstance(layer_paths, list) or len(layer_paths) < len(
             layer_digests
         ):
             raise OCIUploadError(
@@ -459,18 +459,31 @@ def parse_legacy_upload(manifest, digests):
                     "malformed"
                 ) from None
             by_layer_id[layer_id] = LegacyLayer(diff_id, digest, layer_id)
-        # manifest.json's Layers (``<layer_id>/layer.tar``) give the
-        # order, bottom first; digests.json is keyed by diff_id.
+        # manifest.json's Layers give the order, bottom first: builders
+        # without the patch series name them ``<layer_id>/layer.tar``,
+        # those with it ``<layer_id>.tar.gz`` (the file filed), a layer
+        # repeated in the image by its first occurrence.  digests.json is
+        # keyed by diff_id, so describes a repeated layer once.
         layers = []
         for path in layer_paths:
-            layer_id = path.split("/", 1)[0] if isinstance(path, str) else ""
-            layer = by_layer_id.pop(layer_id, None)
+            layer_id = ""
+            if isinstance(path, str):
+                if path.endswith(".tar.gz") and "/" not in path:
+                    layer_id = path[: -len(".tar.gz")]
+                else:
+                    layer_id = path.split("/", 1)[0]
+            layer = by_layer_id.get(layer_id)
             if layer is None:
                 raise OCIUploadError(
                     f"manifest.json layer {path!s:.80} of {config_name} is "
                     "not in digests.json"
                 )
             layers.append(layer)
+        if len(set(map(id, layers))) != len(by_layer_id):
+            raise OCIUploadError(
+                f"manifest.json does not list every layer of {config_name} "
+                "that digests.json describes"
+            )
         images.append(LegacyImage(config_name, tuple(layers)))
     return images
 

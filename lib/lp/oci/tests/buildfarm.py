@@ -80,7 +80,11 @@ def file_oci_upload(builder, build_cookie, archive, work_dir):
     build_dir = tempfile.mkdtemp(dir=work_dir, prefix="build-")
     builder.startBuild(build_cookie)
     result = OCIBuildManager(
-        builder, ReplayBackend(archive), "example.com/app:latest", build_dir
+        builder,
+        ReplayBackend(archive),
+        "example.com/app:latest",
+        build_dir,
+        upload_format="oci",
     ).gatherResults()
     builder.buildComplete("OK")
     return result

@@ -150,13 +150,29 @@ class TestParseLegacyUpload(TestCase):
             str(error),
         )
 
-    def test_layer_listed_twice(self):
+    def test_layer_listed_twice_instead_of_another(self):
         manifest, digests, ids = self.makeUpload()
         manifest[0]["Layers"][2] = manifest[0]["Layers"][0]
         error = self.assertRaises(
             OCIUploadError, parse_legacy_upload, manifest, [digests]
         )
-        self.assertIn("is not in digests.json", str(error))
+        self.assertEqual(
+            f"manifest.json does not list every layer of {'c' * 64}.json "
+            "that digests.json describes",
+            str(error),
+        )
+
+    def test_repeated_layer(self):
+        # A layer repeated in the image is one digests.json entry, keyed
+        # by its diff_id; builders with the patch series list its first
+        # occurrence's file in manifest.json, as they file it.
+        manifest, digests, ids = self.makeUpload()
+        manifest[0]["Layers"] = [f"{layer_id}.tar.gz" for layer_id in ids]
+        manifest[0]["Layers"].append(manifest[0]["Layers"][1])
+        (image,) = parse_legacy_upload(manifest, [digests])
+        self.assertEqual(
+            ids + [ids[1]], [layer.layer_id for layer in image.layers]
+        )
 
 
 def _descriptor(media_type, data):
