@@ -94,7 +94,9 @@ def read_series(series_dir):
     A missing directory is an empty series.
     """
     try:
-        names = sorted(n for n in os.listdir(series_dir) if n.endswith(".patch"))
+        names = sorted(
+            n for n in os.listdir(series_dir) if n.endswith(".patch")
+        )
     except FileNotFoundError:
         return None, []
     cover = None
