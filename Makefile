@@ -85,7 +85,7 @@ lint: install
 
 clean:
 	rm -rf bin build var lib/*.egg-info .fuzz .hypothesis
-	find lib tests bench fuzz -name __pycache__ -type d -prune -exec rm -rf {} +
+	find lib tests bench fuzz upstream -name __pycache__ -type d -prune -exec rm -rf {} +
 
 distclean: clean
 	rm -rf $(VENV) .venv-upstream

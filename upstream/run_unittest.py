@@ -58,35 +58,34 @@ class RecordingResult(unittest.TextTestResult):
         ):
             self.outcomes[test_id] = outcome
 
-    def addSuccess(self, test):
-        super().addSuccess(test)
-        self._record(test, "passed")
-
-    def addError(self, test, err):
-        super().addError(test, err)
-        self._record(test, "error")
-
-    def addFailure(self, test, err):
-        super().addFailure(test, err)
-        self._record(test, "failed")
-
-    def addSkip(self, test, reason):
-        super().addSkip(test, reason)
-        self._record(test, "skipped")
-
-    def addExpectedFailure(self, test, err):
-        super().addExpectedFailure(test, err)
-        self._record(test, "expected_failure")
-
-    def addUnexpectedSuccess(self, test):
-        super().addUnexpectedSuccess(test)
-        self._record(test, "unexpected_success")
-
     def addSubTest(self, test, subtest, err):
         super().addSubTest(test, subtest, err)
         if err is not None:
             failed = issubclass(err[0], test.failureException)
             self._record(test, "failed" if failed else "error")
+
+
+def _recorder(method, outcome):
+    """A TestResult method that also records ``outcome`` for the test."""
+    base = getattr(unittest.TextTestResult, method)
+
+    def record(self, test, *args):
+        base(self, test, *args)
+        self._record(test, outcome)
+
+    record.__name__ = method
+    return record
+
+
+for _method, _outcome in (
+    ("addSuccess", "passed"),
+    ("addError", "error"),
+    ("addFailure", "failed"),
+    ("addSkip", "skipped"),
+    ("addExpectedFailure", "expected_failure"),
+    ("addUnexpectedSuccess", "unexpected_success"),
+):
+    setattr(RecordingResult, _method, _recorder(_method, _outcome))
 
 
 def use_virtualenv_twistd():
