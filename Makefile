@@ -18,7 +18,8 @@ TESTOPTS ?=
 FORMAT_PATHS := lib tests bench fuzz
 
 .DEFAULT_GOAL := install
-.PHONY: install system-deps test run bench fuzz format lint clean distclean
+.PHONY: install system-deps test run bench fuzz format lint clean distclean \
+	upstream-check
 
 install: $(STAMP) bin/test bin/lp-oci
 
@@ -46,6 +47,13 @@ test: install
 
 run: install
 	bin/lp-oci run --sample
+
+# The patch series under upstream/ applied to upstream's own trees from
+# ../shared/upstream (or $LP_OCI_UPSTREAM_DIR), with upstream's own suite
+# and linters (see README "Upstream patch series"); skipped where that
+# folder is absent.  Its virtualenvs live in .venv-upstream/.
+upstream-check: | system-deps
+	$(PYTHON) upstream/check
 
 # The benchmarks are not installed: run as modules from the top of the tree.
 bench: install
@@ -77,7 +85,7 @@ lint: install
 
 clean:
 	rm -rf bin build var lib/*.egg-info .fuzz .hypothesis
-	find lib tests bench fuzz -name __pycache__ -type d -prune -exec rm -rf {} +
+	find lib tests bench fuzz upstream -name __pycache__ -type d -prune -exec rm -rf {} +
 
 distclean: clean
-	rm -rf $(VENV)
+	rm -rf $(VENV) .venv-upstream

@@ -3,7 +3,7 @@
 
 """Reduce zope.testrunner output to one line: "N passed, M failed".
 
-Usage: summarise_testrunner.py LOG RUNNER_EXIT_STATUS
+Usage: summarise_testrunner.py LOG RUNNER_EXIT_STATUS [UPSTREAM_LOG STATUS]
 
 The counts come from the runner's own summary: the last "Total: N tests,
 F failures, E errors and S skipped" line when several layers ran, otherwise
@@ -20,12 +20,18 @@ tests; so each counts as one failure here and is not subtracted from passed:
 The line is printed last; the exit status is 1 if anything failed, no test
 ran, or the runner itself exited non-zero (then at least "1 failed" is
 shown, so that a broken run can never look green).
+
+With UPSTREAM_LOG, the output of "make upstream-check" and its exit status,
+the counts of its last "upstream-check: N passed, M failed" line are added
+in (its "upstream-check: skipped: ..." line adds nothing); a log with
+neither line, or a non-zero status, counts as at least one failure and
+makes the exit status 1.
 """
 
 import re
 import sys
 
-__all__ = ["summarise"]
+__all__ = ["summarise", "summarise_upstream"]
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 COUNTS = (
@@ -36,6 +42,10 @@ TOTAL = re.compile(r"^Total: " + COUNTS)
 RAN = re.compile(r"^\s*Ran " + COUNTS)
 IMPORT_PROBLEMS = "Test-modules with import problems:"
 IMPORT_FAILURE = re.compile(r"^Module: (\S+)")
+UPSTREAM_COUNTS = re.compile(
+    r"^upstream-check: (?P<passed>\d+) passed, (?P<failed>\d+) failed$"
+)
+UPSTREAM_SKIPPED = re.compile(r"^upstream-check: skipped: .+ not found$")
 
 
 def _counts(match):
@@ -45,8 +55,11 @@ def _counts(match):
     ]
 
 
-def summarise(lines, status):
-    """Return (summary line, exit status) for the runner's output lines."""
+def summarise(lines, status, upstream=(0, 0, False)):
+    """Return (summary line, exit status) for the runner's output lines.
+
+    ``upstream`` is what `summarise_upstream` returns, added in.
+    """
     total = None
     ran = [0, 0, 0, 0]
     ran_lines = 0
@@ -87,16 +100,49 @@ def summarise(lines, status):
     bad = status != 0 or failed > 0 or tests == 0
     if bad:
         failed = max(failed, 1)
+    upstream_passed, upstream_failed, upstream_bad = upstream
+    passed += upstream_passed
+    failed += upstream_failed
+    bad = bad or upstream_bad
     line = "%d passed, %d failed" % (passed, failed)
     if skipped:
         line += ", %d skipped" % skipped
     return line, 1 if bad else 0
 
 
+def summarise_upstream(lines, status):
+    """(passed, failed, bad) out of "make upstream-check"'s output lines.
+
+    The last counts line (or the skip line) is the check's own verdict;
+    without either, or with a non-zero status, at least one failed.
+    """
+    counts = None
+    for line in lines:
+        line = ANSI.sub("", line.rstrip("\n"))
+        match = UPSTREAM_COUNTS.match(line)
+        if match:
+            counts = [int(match.group("passed")), int(match.group("failed"))]
+        elif UPSTREAM_SKIPPED.match(line):
+            counts = [0, 0]
+    bad = counts is None or status != 0 or counts[1] > 0
+    passed, failed = counts or (0, 0)
+    if bad:
+        failed = max(failed, 1)
+    return passed, failed, bad
+
+
 def main():
     log, status = sys.argv[1], int(sys.argv[2])
+    upstream = (0, 0, False)
+    if len(sys.argv) > 3:
+        upstream_status = int(sys.argv[4])
+        try:
+            with open(sys.argv[3], errors="replace") as f:
+                upstream = summarise_upstream(f, upstream_status)
+        except OSError:
+            upstream = summarise_upstream([], upstream_status)
     with open(log, errors="replace") as f:
-        line, exit_status = summarise(f, status)
+        line, exit_status = summarise(f, status, upstream)
     print(line)
     return exit_status
 

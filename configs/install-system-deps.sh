@@ -12,6 +12,10 @@
 #   python3-venv     only if "$PYTHON -m venv" cannot work without it
 #   make             .ci/run drives everything through make
 #   chromium         headless browser tests of the build pages
+#   python3-apt      \
+#   intltool          | launchpad-buildd's own test suite ("make
+#   brz               | upstream-check", see README "Upstream patch series"),
+#   apt-utils        /  run with Debian's /usr/bin/python3
 #
 # As root the packages are installed with apt-get; otherwise the missing ones
 # are listed and the script carries on (tests that need them should skip).
@@ -35,6 +39,15 @@ fi
 command -v skopeo >/dev/null 2>&1 || missing+=(skopeo)
 command -v docker-registry >/dev/null 2>&1 || missing+=(docker-registry)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+is_installed python3-apt || missing+=(python3-apt)
+command -v intltool-update >/dev/null 2>&1 || missing+=(intltool)
+command -v brz >/dev/null 2>&1 || missing+=(brz)
+command -v apt-ftparchive >/dev/null 2>&1 || missing+=(apt-utils)
+# The upstream suite's virtualenv is made with Debian's python3.
+if [ -x /usr/bin/python3 ] \
+        && ! /usr/bin/python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
+    missing+=(python3-venv)
+fi
 if ! command -v "$PYTHON" >/dev/null 2>&1; then
     missing+=(python3 python3-venv)
 elif ! "$PYTHON" -c 'import ensurepip, venv' >/dev/null 2>&1; then
