@@ -62,6 +62,7 @@ bench: install
 	$(VENV)/bin/python -m bench.export
 	$(VENV)/bin/python -m bench.push
 	$(VENV)/bin/python -m bench.webservice
+	$(VENV)/bin/python -m bench.upstream
 
 # Fuzzing (see README "Fuzzing"): the atheris harnesses under fuzz/ for
 # FUZZ_SECONDS in all, then the hypothesis suites with FUZZ_SCALE times

@@ -13,7 +13,8 @@ upload).  It runs the series' own code, applied with ``git am`` to the
 launchpad-buildd snapshot in ``../shared/upstream`` (cached under
 ``.bench/upstream/``), with the interpreter of launchpad-buildd's test
 environment that ``make upstream-check`` builds
-(``.venv-upstream/buildd``; ``$LP_OCI_UPSTREAM_PYTHON`` overrides it).
+(``.venv-upstream/buildd``, made if missing by ``upstream/check
+--buildd-python``; ``$LP_OCI_UPSTREAM_PYTHON`` overrides it).
 
 The image is `bench.gather`'s 1.2 GB four-layer image, saved as Docker
 24 does, as Docker 25+ with the classic store (uncompressed layers) and
@@ -119,16 +120,22 @@ def patched_tree(bench_dir):
 
 
 def upstream_python():
-    python = os.environ.get(
-        "LP_OCI_UPSTREAM_PYTHON",
-        os.path.join(ROOT, ".venv-upstream", "buildd", "bin", "python"),
+    """launchpad-buildd's test interpreter, as make upstream-check makes it."""
+    python = os.environ.get("LP_OCI_UPSTREAM_PYTHON")
+    if python:
+        return python
+    result = subprocess.run(
+        [
+            sys.executable,
+            os.path.join(ROOT, "upstream", "check"),
+            "--buildd-python",
+        ],
+        capture_output=True,
+        text=True,
     )
-    if not os.access(python, os.X_OK):
-        raise SystemExit(
-            f"bench.upstream: {python} not found: run `make upstream-check` "
-            f"first (it builds launchpad-buildd's test environment)"
-        )
-    return python
+    if result.returncode != 0:
+        raise SystemExit(f"bench.upstream: {result.stderr.strip()}")
+    return result.stdout.strip()
 
 
 def containerd_archive(image, workdir):
