@@ -380,15 +380,16 @@ class DockerSave:
         self._jobs = jobs
         # Threads that deflate pieces of layers, and threads that check
         # compressed layers.
-        self._deflaters = None
-        self._verifiers = None
+        self._deflaters = ThreadPoolExecutor(max_workers=jobs)
+        self._verifiers = ThreadPoolExecutor(max_workers=jobs)
         self._verifying = []
         self._in_memory = 0
-        self._serial = 0
+        # Paths are made in the verifying threads too.
+        self._serial = itertools.count(1)
 
     def _newPath(self, suffix):
-        self._serial += 1
-        return os.path.join(self.workdir, f".member-{self._serial}{suffix}")
+        serial = next(self._serial)
+        return os.path.join(self.workdir, f".member-{serial}{suffix}")
 
     def _readMember(self, name, size, fileobj):
         """Hash a member and keep what may be needed of it."""
@@ -438,8 +439,6 @@ class DockerSave:
         member.sha256 = sha256.hexdigest()
 
     def _gzipWriter(self):
-        if self._deflaters is None:
-            self._deflaters = ThreadPoolExecutor(max_workers=self._jobs)
         return _GzipWriter(
             self._newPath(".tar.gz"), self._deflaters, 2 * self._jobs
         )
@@ -459,8 +458,6 @@ class DockerSave:
         if member.compression is not None:
             if member.path is None:
                 self._saveMember(member, itertools.chain((head,), chunks))
-            if self._verifiers is None:
-                self._verifiers = ThreadPoolExecutor(max_workers=self._jobs)
             future = self._verifiers.submit(self._decompressLayer, member)
             if wait:
                 future.result()
@@ -549,8 +546,7 @@ class DockerSave:
 
     def close(self):
         for executor in (self._verifiers, self._deflaters):
-            if executor is not None:
-                executor.shutdown(cancel_futures=True)
+            executor.shutdown(cancel_futures=True)
 
     def _lookup(self, name):
         """The member `name` refers to, following links."""
