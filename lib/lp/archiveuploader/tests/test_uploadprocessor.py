@@ -230,12 +230,12 @@ class UploadProcessorMixin:
         transaction.abort()
         self.assertEqual(BuildStatus.FAILEDTOUPLOAD, build.status)
         self.assertEqual(
-            "index.json has no list of manifests", build.failure_reason
+            "index.json lists no images", build.failure_reason
         )
         log = build.upload_log
         self.assertEqual(f"upload_{build.id}_log.txt", log.filename)
         self.assertIn(
-            "ERROR index.json has no list of manifests", log.read().decode()
+            "ERROR index.json lists no images", log.read().decode()
         )
         log.close()
         self.assertFalse(log.restricted)

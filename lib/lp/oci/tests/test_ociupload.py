@@ -295,12 +295,12 @@ class TestWalkOCIUpload(WalkTestMixin, TestCase):
 
 
 class ThreePathsMixin(BuildFarmTestMixin):
-    """The reader's rules hold for fetching, processing and verifying.
+    """ocilayout's rules hold for fetching, processing and verifying.
 
     Each case is an OCI upload whose index.json is rewritten; the build
     farm (fetching from a real builder), the upload processor and
-    `verifySuccessfulUpload` (reading the librarian) must all come to
-    the same verdict, with the same message.
+    `getUploadProblems` (reading the librarian) must all come to the
+    same verdict, with the same message.
     """
 
     def setUp(self):
@@ -375,7 +375,8 @@ class ThreePathsMixin(BuildFarmTestMixin):
         self.assertEqual(
             (
                 BuildStatus.FAILEDTOUPLOAD,
-                f"Cannot collect the build's " f"files: {message}",
+                "Cannot collect the build's files: Build returned a bad "
+                f"image: {message}",
             ),
             fetched,
         )
@@ -392,13 +393,18 @@ class ThreePathsMixin(BuildFarmTestMixin):
         self.assertEqual((BuildStatus.FULLYBUILT, None), self.process(upload))
         self.assertEqual([], self.verify(upload))
 
+    def test_accepted(self):
+        return self.assertAcceptedEverywhere(
+            self.makeUpload(lambda index, add_blob: index)
+        )
+
     def test_entry_without_media_type(self):
         def rewrite(index, add_blob):
             del index["manifests"][0]["mediaType"]
             return index
 
         return self.assertRefusedEverywhere(
-            self.makeUpload(rewrite), "index.json entry 0 has no mediaType"
+            self.makeUpload(rewrite), "An index.json entry has no media type"
         )
 
     def test_entry_without_size(self):
@@ -408,35 +414,31 @@ class ThreePathsMixin(BuildFarmTestMixin):
 
         return self.assertRefusedEverywhere(
             self.makeUpload(rewrite),
-            "index.json entry 0 has an invalid size None",
+            "An index.json entry has no valid size",
         )
 
-    def nest(self, depth):
+    def test_nested_index(self):
+        # Builders list every image's manifest in index.json itself.
         def rewrite(index, add_blob):
-            for _ in range(depth):
-                index = {
-                    "schemaVersion": 2,
-                    "mediaType": MediaType.OCI_INDEX,
-                    "manifests": [add_blob(MediaType.OCI_INDEX, index)],
-                }
-            return index
+            return {
+                "schemaVersion": 2,
+                "mediaType": MediaType.OCI_INDEX,
+                "manifests": [add_blob(MediaType.OCI_INDEX, index)],
+            }
 
-        return self.makeUpload(rewrite)
-
-    def test_nesting_at_the_limit(self):
-        # MAX_INDEX_DEPTH image indexes below index.json are acceptable.
-        return self.assertAcceptedEverywhere(self.nest(MAX_INDEX_DEPTH))
-
-    def test_nesting_beyond_the_limit(self):
-        upload = self.nest(MAX_INDEX_DEPTH + 1)
-        with open(os.path.join(upload, "index.json")) as f:
-            digest = Digest.parse(json.load(f)["manifests"][0]["digest"])
-        # The index one level too deep is the one refused.
-        for _ in range(MAX_INDEX_DEPTH):
-            with open(os.path.join(upload, blob_file_name(digest))) as f:
-                digest = Digest.parse(json.load(f)["manifests"][0]["digest"])
         return self.assertRefusedEverywhere(
-            upload, f"Image index {digest} nests too deeply"
+            self.makeUpload(rewrite),
+            f"index.json lists {MediaType.OCI_INDEX}, not an image manifest",
+        )
+
+    def test_deeply_nested_document(self):
+        # json's RecursionError, which ocilayout lets escape, is refused
+        # as a bad document.
+        upload = self.makeUpload(lambda index, add_blob: index)
+        with open(os.path.join(upload, "index.json"), "w") as f:
+            f.write("[" * 100000 + "]" * 100000)
+        return self.assertRefusedEverywhere(
+            upload, "A document is nested too deeply"
         )
 
 
