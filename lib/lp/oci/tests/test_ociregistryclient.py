@@ -9,6 +9,7 @@ registry's manifest digest is compared with the one the build recorded.
 
 __all__ = []
 
+import gzip
 import hashlib
 import json
 import os
@@ -33,7 +34,7 @@ from lp.oci.interfaces.ociregistryclient import (
     ManifestUploadFailed,
     OCIRegistryError,
 )
-from lp.oci.model.ocipushedblob import OCIPushedBlob
+from lp.oci.model.ocipushedblob import OCIPushedBlob, OCIPushedBlobSet
 from lp.oci.model.ocirecipebuildjob import run_registry_upload_jobs
 from lp.oci.model.ociregistryclient import OCIRegistryClient
 from lp.oci.model.ociregistryhttp import RetryPolicy
@@ -115,7 +116,7 @@ class RegistryTestMixin:
             )
         if legacy:
             files = self.factory.makeLegacyOCIFiles(
-                build=build, layer_contents=layer_contents
+                build=build, layer_contents=layer_contents, **kwargs
             )
         else:
             files = self.factory.makeOCILayoutFiles(
@@ -311,6 +312,72 @@ class TestOCIRegistryClientUpload(RegistryTestMixin, TestCaseWithFactory):
         (result,) = self.makeClient().upload(build).values()
         self.assertEqual(1, result.blobs_mounted)
         self.assertEqual(2, result.blobs_uploaded)
+
+    def test_legacy_layer_mounted_from_its_source(self):
+        # digests.json's "source" says where a legacy build pulled a
+        # layer from: on this registry, it is mounted from there.
+        base_layer = gzip.compress(b"base layer", mtime=0)
+        base, _ = self.makeBuild(
+            image_name="library/base", layer_contents=[base_layer]
+        )
+        self.makeClient().upload(base)
+        build, files = self.makeBuild(
+            legacy=True,
+            layer_contents=[b"base layer", b"app layer"],
+            layer_sources={0: "%s/library/base" % self.registry.host},
+        )
+        IStore(OCIPushedBlob).find(OCIPushedBlob).remove()
+        transaction.commit()
+        (result,) = self.makeClient().upload(build).values()
+        self.assertEqual(1, result.blobs_mounted)
+        self.assertEqual(2, result.blobs_uploaded)
+
+    def test_mount_from_this_upload(self):
+        # A layer this upload pushed to one repository is mounted into
+        # the next repository of the same registry, even with nothing
+        # in the push records.
+        build, files = self.makeBuild()
+        credentials = build.recipe.push_rules[0].registry_credentials
+        self.factory.makeOCIPushRule(
+            recipe=build.recipe,
+            registry_credentials=credentials,
+            image_name=self.factory.getUniqueString("second"),
+        )
+        transaction.commit()
+        self.patch(OCIPushedBlobSet, "findRepositories", lambda *a, **k: [])
+        results = self.makeClient().upload(build)
+        first, second = (results[rule.id] for rule in build.recipe.push_rules)
+        self.assertEqual(3, first.blobs_uploaded)
+        self.assertEqual(2, second.blobs_mounted)
+
+    def test_manifests_recorded_without_media_type_are_docker(self):
+        # Jobs from before recorded no media type: they pushed Docker
+        # manifests, and are listed so in the tag's index.
+        build, files = self.makeBuild(legacy=True)
+        client = self.makeClient()
+        job = self.pushBuild(build, client=client)
+        (rule,) = build.recipe.push_rules
+        manifests = job.uploaded_manifests[str(rule.id)]
+        self.assertEqual(
+            [MediaType.DOCKER_MANIFEST], [m["mediaType"] for m in manifests]
+        )
+        job.uploaded_manifests = {
+            str(rule.id): [
+                {k: v for k, v in m.items() if k != "mediaType"}
+                for m in manifests
+            ]
+        }
+        transaction.commit()
+        listed = []
+        self.patch(
+            client,
+            "_uploadManifestListToTag",
+            lambda http_client, tag, children: listed.extend(children),
+        )
+        client.uploadManifestList(None, [build])
+        self.assertEqual(
+            [MediaType.DOCKER_MANIFEST], [m["mediaType"] for m in listed]
+        )
 
     def test_declined_mount_uploads(self):
         proxy = self.makeProxy()
