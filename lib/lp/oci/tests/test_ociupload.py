@@ -17,14 +17,11 @@ from twisted.internet import defer
 
 from lp.archiveuploader.utils import UploadError
 from lp.buildmaster.enums import BuildStatus
-from lp.oci.enums import OCIFileKind
 from lp.oci.model.ociupload import (
-    MAX_INDEX_DEPTH,
     OCIUploadError,
     parse_legacy_upload,
     read_json_file,
     read_json_library_file,
-    walk_oci_upload,
 )
 from lp.oci.tests.buildfarm import (
     BuildFarmTestMixin,
@@ -183,111 +180,7 @@ def _descriptor(media_type, data):
     }
 
 
-class WalkTestMixin:
-    """An image as in-memory blobs, and `walk_oci_upload` over them."""
-
-    def setUp(self):
-        super().setUp()
-        self.blobs = {}
-        layer = b"layer bytes"
-        config = self.addBlob(
-            json.dumps(
-                {
-                    "architecture": "amd64",
-                    "os": "linux",
-                    "rootfs": {
-                        "type": "layers",
-                        "diff_ids": [str(Digest.of_bytes(b"diff"))],
-                    },
-                }
-            ).encode()
-        )
-        self.manifest = self.addBlob(
-            json.dumps(
-                {
-                    "schemaVersion": 2,
-                    "mediaType": MediaType.OCI_MANIFEST,
-                    "config": _descriptor(MediaType.OCI_CONFIG, config),
-                    "layers": [_descriptor(MediaType.OCI_LAYER_GZIP, layer)],
-                }
-            ).encode()
-        )
-
-    def addBlob(self, data):
-        self.blobs[Digest.of_bytes(data)] = data
-        return data
-
-    def load_json(self, descriptor):
-        return json.loads(self.blobs[descriptor.digest])
-
-    def index(self, *descriptors):
-        return {"schemaVersion": 2, "manifests": list(descriptors)}
-
-    def nest(self, depth):
-        """index.json leading to the manifest through ``depth`` indexes."""
-        descriptor = _descriptor(MediaType.OCI_MANIFEST, self.manifest)
-        for _ in range(depth):
-            data = self.addBlob(json.dumps(self.index(descriptor)).encode())
-            descriptor = _descriptor(MediaType.OCI_INDEX, data)
-        return self.index(descriptor)
-
-
-class TestWalkOCIUpload(WalkTestMixin, TestCase):
-    def test_walks(self):
-        documents, images = walk_oci_upload(self.nest(1), self.load_json)
-        self.assertEqual(
-            [OCIFileKind.INDEX, OCIFileKind.MANIFEST, OCIFileKind.CONFIG],
-            [document.kind for document in documents],
-        )
-        (image,) = images
-        self.assertEqual("linux/amd64", image.platform)
-
-    def test_entry_without_media_type_is_refused(self):
-        entry = _descriptor(MediaType.OCI_MANIFEST, self.manifest)
-        del entry["mediaType"]
-        error = self.assertRaises(
-            OCIUploadError,
-            walk_oci_upload,
-            self.index(entry),
-            self.load_json,
-        )
-        self.assertEqual("index.json entry 0 has no mediaType", str(error))
-
-    def test_entry_without_size_is_refused(self):
-        entry = _descriptor(MediaType.OCI_MANIFEST, self.manifest)
-        del entry["size"]
-        error = self.assertRaises(
-            OCIUploadError,
-            walk_oci_upload,
-            self.index(entry),
-            self.load_json,
-        )
-        self.assertEqual(
-            "index.json entry 0 has an invalid size None", str(error)
-        )
-
-    def test_nesting_limit(self):
-        walk_oci_upload(self.nest(MAX_INDEX_DEPTH), self.load_json)
-        error = self.assertRaises(
-            OCIUploadError,
-            walk_oci_upload,
-            self.nest(MAX_INDEX_DEPTH + 1),
-            self.load_json,
-        )
-        self.assertIn("nests too deeply", str(error))
-
-    def test_artifacts_are_skipped(self):
-        index = self.nest(0)
-        index["manifests"].append(
-            {
-                "mediaType": "application/vnd.in-toto+json",
-                "digest": str(Digest.of_bytes(b"absent")),
-                "size": 6,
-            }
-        )
-        _, images = walk_oci_upload(index, self.load_json)
-        self.assertEqual(1, len(images))
-
+class TestOCIUploadError(TestCase):
     def test_errors_are_upload_errors(self):
         self.assertTrue(issubclass(OCIUploadError, UploadError))
         error = OCIUploadError("two\nlines")
