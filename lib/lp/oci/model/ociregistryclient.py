@@ -77,18 +77,18 @@ from lp.oci.interfaces.ociregistryclient import (
     OCIRegistryError,
 )
 from lp.oci.interfaces.ociupload import OCIUploadError
+from lp.oci.model.ocilayout import (
+    MEDIA_TYPE_DOCKER_MANIFEST,
+    OCILayoutError,
+    parse_index,
+    parse_manifest,
+)
 from lp.oci.model.ociregistryhttp import (
     TRANSIENT_ERRORS,
     RegistryHTTPClient,
     RetryPolicy,
     is_retryable_status,
     parse_registry_errors,
-)
-from lp.oci.model.ocilayout import (
-    MEDIA_TYPE_DOCKER_MANIFEST,
-    OCILayoutError,
-    parse_index,
-    parse_manifest,
 )
 from lp.oci.model.ociupload import (
     deep_json_as_layout_error,

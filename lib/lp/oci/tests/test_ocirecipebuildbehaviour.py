@@ -61,6 +61,21 @@ class BehaviourTestMixin(BuildFarmTestMixin):
             for layer in image.layers
         ]
 
+    def filed(self, name):
+        """The bytes the builder filed under ``name``."""
+        path = self.builder.cachePath(self.builder.waitingfiles[name])
+        with open(path, "rb") as f:
+            return f.read()
+
+    def assertReused(self, behaviour, result, upload_path):
+        """The bottom layer was not fetched, but reused."""
+        layer = result.images[0].layers[0]
+        self.assertNotIn(self.blobNames(result)[0], os.listdir(upload_path))
+        self.assertEqual(
+            ("reused", layer.descriptor.size),
+            behaviour.transfers[layer.descriptor.digest],
+        )
+
     def test_adapter(self):
         build = self.factory.makeOCIRecipeBuild()
         behaviour = getAdapter(build, IBuildFarmJobBehaviour)
@@ -187,19 +202,13 @@ class BehaviourTestMixin(BuildFarmTestMixin):
         # Put the compressed blob gather made in the librarian, as an
         # earlier build's layer.
         layer = result.images[0].layers[0]
-        blob_path = self.builder.cachePath(
-            self.builder.waitingfiles[self.blobNames(result)[0]]
+        earlier = self.factory.makeOCIFile(
+            content=self.filed(self.blobNames(result)[0])
         )
-        with open(blob_path, "rb") as f:
-            earlier = self.factory.makeOCIFile(content=f.read())
         earlier.markUsed(LONG_AGO)
         transaction.commit()
         upload_path = yield self.collect(behaviour)
-        self.assertNotIn(self.blobNames(result)[0], os.listdir(upload_path))
-        self.assertEqual(
-            ("reused", layer.descriptor.size),
-            behaviour.transfers[layer.descriptor.digest],
-        )
+        self.assertReused(behaviour, result, upload_path)
         self.assertEqual(layer.descriptor.size, behaviour.bytes_reused)
         self.assertGreater(earlier.date_last_used, LONG_AGO)
 
@@ -284,22 +293,13 @@ class BehaviourTestMixin(BuildFarmTestMixin):
         # Reuse goes by the content's sha256 and size, whatever digest
         # the file was recorded under (here a legacy build's bare hex).
         behaviour, result = self.gather(make_test_image())
-        layer = result.images[0].layers[0]
-        blob_path = self.builder.cachePath(
-            self.builder.waitingfiles[self.blobNames(result)[0]]
+        self.factory.makeOCIFile(
+            content=self.filed(self.blobNames(result)[0]),
+            layer_file_digest=hashlib.sha256(b"digests.json").hexdigest(),
         )
-        with open(blob_path, "rb") as f:
-            self.factory.makeOCIFile(
-                content=f.read(),
-                layer_file_digest=hashlib.sha256(b"digests.json").hexdigest(),
-            )
         transaction.commit()
         upload_path = yield self.collect(behaviour)
-        self.assertNotIn(self.blobNames(result)[0], os.listdir(upload_path))
-        self.assertEqual(
-            ("reused", layer.descriptor.size),
-            behaviour.transfers[layer.descriptor.digest],
-        )
+        self.assertReused(behaviour, result, upload_path)
 
     @defer.inlineCallbacks
     def test_restricted_or_expiring_layers_are_fetched(self):
@@ -310,16 +310,13 @@ class BehaviourTestMixin(BuildFarmTestMixin):
             (names[0], True, None),
             (names[1], False, datetime.now(timezone.utc) + timedelta(hours=1)),
         ):
-            with open(
-                self.builder.cachePath(self.builder.waitingfiles[name]), "rb"
-            ) as f:
-                self.factory.makeOCIFile(
-                    library_file=self.factory.makeLibraryFileAlias(
-                        content=f.read(),
-                        restricted=restricted,
-                        expires=expires,
-                    )
+            self.factory.makeOCIFile(
+                library_file=self.factory.makeLibraryFileAlias(
+                    content=self.filed(name),
+                    restricted=restricted,
+                    expires=expires,
                 )
+            )
         transaction.commit()
         upload_path = yield self.collect(behaviour)
         self.assertEqual(BuildStatus.UPLOADING, behaviour.build.status)
@@ -331,10 +328,7 @@ class BehaviourTestMixin(BuildFarmTestMixin):
     def test_manifest_not_matching_its_descriptor(self):
         # A manifest that does not match its digest is a builder error.
         behaviour, result = self.gather(make_test_image())
-        with open(
-            self.builder.cachePath(self.builder.waitingfiles["index.json"])
-        ) as f:
-            index = json.load(f)
+        index = json.loads(self.filed("index.json"))
         name = "blobs-sha256-" + index["manifests"][0]["digest"][7:]
         path = os.path.join(self.work_dir, name)
         with open(path, "w") as f:

@@ -202,6 +202,16 @@ class RegistryTestMixin:
         self.assertEqual(200, response.status_code)
         return Digest.parse(response.headers["Docker-Content-Digest"])
 
+    def addSecondPushRule(self, build):
+        """Push ``build`` to another repository of the same registry too."""
+        credentials = build.recipe.push_rules[0].registry_credentials
+        self.factory.makeOCIPushRule(
+            recipe=build.recipe,
+            registry_credentials=credentials,
+            image_name=self.factory.getUniqueString("second"),
+        )
+        transaction.commit()
+
     def pushBuild(self, build, client=None, tags=None):
         """As the job does: blobs and manifests, then the tag."""
         client = client or self.makeClient()
@@ -276,17 +286,7 @@ class TestOCIRegistryClientUpload(RegistryTestMixin, TestCaseWithFactory):
             ),
         )
 
-    def test_mount_from_push_record(self):
-        # A second repository of the same registry mounts every layer a
-        # first push left there.
-        build, files = self.makeBuild()
-        credentials = build.recipe.push_rules[0].registry_credentials
-        self.factory.makeOCIPushRule(
-            recipe=build.recipe,
-            registry_credentials=credentials,
-            image_name=self.factory.getUniqueString("second"),
-        )
-        transaction.commit()
+    def assertSecondRepositoryMountsLayers(self, build, files):
         results = self.makeClient().upload(build)
         first, second = (results[rule.id] for rule in build.recipe.push_rules)
         self.assertEqual(3, first.blobs_uploaded)
@@ -295,60 +295,53 @@ class TestOCIRegistryClientUpload(RegistryTestMixin, TestCaseWithFactory):
         self.assertEqual(1, second.blobs_uploaded)
         self.assertEqual(files.config.size, second.bytes_uploaded)
 
-    def test_mount_from_layer_source(self):
-        # The builder recorded that a layer was pulled from another
-        # repository of this registry: it is mounted from there.
-        base, base_files = self.makeBuild(
-            image_name="library/base", layer_contents=[b"base layer"]
-        )
-        self.makeClient().upload(base)
-        build, files = self.makeBuild(
-            layer_contents=[b"base layer", b"app layer"],
-            layer_sources={0: "%s/library/base" % self.registry.host},
-        )
-        # Forget the push record, so only the annotation can say.
-        IStore(OCIPushedBlob).find(OCIPushedBlob).remove()
-        transaction.commit()
-        (result,) = self.makeClient().upload(build).values()
-        self.assertEqual(1, result.blobs_mounted)
-        self.assertEqual(2, result.blobs_uploaded)
-
-    def test_legacy_layer_mounted_from_its_source(self):
-        # digests.json's "source" says where a legacy build pulled a
-        # layer from: on this registry, it is mounted from there.
-        base_layer = gzip.compress(b"base layer", mtime=0)
-        base, _ = self.makeBuild(
-            image_name="library/base", layer_contents=[base_layer]
-        )
-        self.makeClient().upload(base)
-        build, files = self.makeBuild(
-            legacy=True,
-            layer_contents=[b"base layer", b"app layer"],
-            layer_sources={0: "%s/library/base" % self.registry.host},
-        )
-        IStore(OCIPushedBlob).find(OCIPushedBlob).remove()
-        transaction.commit()
-        (result,) = self.makeClient().upload(build).values()
-        self.assertEqual(1, result.blobs_mounted)
-        self.assertEqual(2, result.blobs_uploaded)
+    def test_mount_from_push_record(self):
+        # A second repository of the same registry mounts every layer a
+        # first push left there.
+        build, files = self.makeBuild()
+        self.addSecondPushRule(build)
+        self.assertSecondRepositoryMountsLayers(build, files)
 
     def test_mount_from_this_upload(self):
         # A layer this upload pushed to one repository is mounted into
         # the next repository of the same registry, even with nothing
         # in the push records.
         build, files = self.makeBuild()
-        credentials = build.recipe.push_rules[0].registry_credentials
-        self.factory.makeOCIPushRule(
-            recipe=build.recipe,
-            registry_credentials=credentials,
-            image_name=self.factory.getUniqueString("second"),
-        )
-        transaction.commit()
+        self.addSecondPushRule(build)
         self.patch(OCIPushedBlobSet, "findRepositories", lambda *a, **k: [])
-        results = self.makeClient().upload(build)
-        first, second = (results[rule.id] for rule in build.recipe.push_rules)
-        self.assertEqual(3, first.blobs_uploaded)
-        self.assertEqual(2, second.blobs_mounted)
+        self.assertSecondRepositoryMountsLayers(build, files)
+
+    def assertMountedFromSource(self, base_layer, legacy=False):
+        """A layer recorded as pulled from library/base, where another
+        build pushed ``base_layer``, is mounted from there."""
+        base, _ = self.makeBuild(
+            image_name="library/base", layer_contents=[base_layer]
+        )
+        self.makeClient().upload(base)
+        build, files = self.makeBuild(
+            legacy=legacy,
+            layer_contents=[b"base layer", b"app layer"],
+            layer_sources={0: "%s/library/base" % self.registry.host},
+        )
+        # Forget the push record, so only the recorded source can say.
+        IStore(OCIPushedBlob).find(OCIPushedBlob).remove()
+        transaction.commit()
+        (result,) = self.makeClient().upload(build).values()
+        self.assertEqual(1, result.blobs_mounted)
+        self.assertEqual(2, result.blobs_uploaded)
+
+    def test_mount_from_layer_source(self):
+        # The builder recorded (in the index entry's layer-sources
+        # annotation) that a layer was pulled from another repository of
+        # this registry: it is mounted from there.
+        self.assertMountedFromSource(b"base layer")
+
+    def test_legacy_layer_mounted_from_its_source(self):
+        # A legacy build's digests.json "source" says the same; its
+        # layer file is the gzipped layer.
+        self.assertMountedFromSource(
+            gzip.compress(b"base layer", mtime=0), legacy=True
+        )
 
     def test_manifests_recorded_without_media_type_are_docker(self):
         # Jobs from before recorded no media type: they pushed Docker
@@ -382,13 +375,7 @@ class TestOCIRegistryClientUpload(RegistryTestMixin, TestCaseWithFactory):
     def test_declined_mount_uploads(self):
         proxy = self.makeProxy()
         build, files = self.makeBuild(url=proxy.url)
-        credentials = build.recipe.push_rules[0].registry_credentials
-        self.factory.makeOCIPushRule(
-            recipe=build.recipe,
-            registry_credentials=credentials,
-            image_name=self.factory.getUniqueString("second"),
-        )
-        transaction.commit()
+        self.addSecondPushRule(build)
         proxy.addRule("strip_mount", method="POST", path="mount=", times=None)
         results = self.makeClient().upload(build)
         second = results[build.recipe.push_rules[1].id]
@@ -510,13 +497,7 @@ class TestOCIRegistryClientUpload(RegistryTestMixin, TestCaseWithFactory):
             url=registry.url,
             credentials={"username": user, "password": password},
         )
-        credentials = build.recipe.push_rules[0].registry_credentials
-        self.factory.makeOCIPushRule(
-            recipe=build.recipe,
-            registry_credentials=credentials,
-            image_name=self.factory.getUniqueString("tokenmount"),
-        )
-        transaction.commit()
+        self.addSecondPushRule(build)
         issued = RegistryLayer.token_server.issued
         job = self.pushBuild(build)
         self.assertIsNone(job.error_summary)
