@@ -186,7 +186,6 @@ def _builder_child(archive, work_dir, build_cookie):
             {
                 "url": url,
                 "gather_seconds": seconds,
-                "gather_inproc_seconds": result.seconds,
                 "format": result.format,
                 "bytes_in": result.bytes_in,
                 "bytes_out": result.bytes_out,

@@ -8,8 +8,8 @@ or legacy upload, made in code, with its JSON documents and files
 damaged.  When the first byte is 0xC0 or more, the rest replaces
 ``index.json`` of an OCI upload instead (libFuzzer then mutates JSON
 bytes itself).  Property: `read_upload` (as the build farm and the
-upload processor read) returns images, or raises `OCIUploadError`
-with a one-line message; anything else is a crash.
+upload processor read) returns images, or raises `OCILayoutError` or
+`OCIUploadError` with a one-line message; anything else is a crash.
 """
 
 __all__ = [
@@ -23,7 +23,7 @@ import os
 import shutil
 import tempfile
 
-INSTRUMENT = ("lp.oci.model.ociupload", "ocitypes")
+INSTRUMENT = ("lp.oci.model.ocilayout", "lp.oci.model.ociupload", "ocitypes")
 RAW = 0xC0
 
 _work = None
@@ -50,6 +50,7 @@ def seeds():
 
 def test_one_input(data):
     from lp.oci.interfaces.ociupload import OCIUploadError
+    from lp.oci.model.ocilayout import OCILayoutError
     from lp.oci.tests.uploadfuzzing import (
         base_uploads,
         mutate_upload,
@@ -71,7 +72,7 @@ def test_one_input(data):
         write_upload(files, directory)
         try:
             read_upload(directory)
-        except OCIUploadError as e:
+        except (OCILayoutError, OCIUploadError) as e:
             assert "\n" not in str(e), str(e)
     finally:
         shutil.rmtree(directory)

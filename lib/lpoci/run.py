@@ -96,6 +96,7 @@ from lpoci.registry import (
 )
 from lpoci.runlock import RunLock
 from lpoci.sample import SAMPLE_IMAGE_NAME, write_sample_archive
+from ocitypes.digest import Digest
 from ocitypes.faultpoint import checkpoint
 
 OWNER_NAME = "lp-oci"
@@ -365,26 +366,41 @@ class _FetchCounter:
             self._loop.stop()
 
 
+def _platform(descriptor):
+    """``os/architecture[/variant]`` of an index entry's platform."""
+    platform = descriptor.platform or {}
+    parts = [
+        platform[key]
+        for key in ("os", "architecture", "variant")
+        if platform.get(key)
+    ]
+    return "/".join(parts) or None
+
+
 def _report(gather_result, build, behaviour):
+    # The layers' diff_ids, which upload processing read from the
+    # configs.
+    diff_ids = {str(layer.digest): layer.diff_id for layer in build.layers}
     images = []
     for image in behaviour.images:
         layers = []
         for layer in image.layers:
-            transfer = behaviour.transfers.get(layer.digest)
+            transfer = behaviour.transfers.get(Digest.parse(layer.digest))
+            diff_id = diff_ids.get(layer.digest)
             layers.append(
                 {
-                    "digest": str(layer.digest),
-                    "diff_id": str(layer.diff_id),
-                    "size": layer.descriptor.size,
-                    "media_type": layer.descriptor.media_type,
+                    "digest": layer.digest,
+                    "diff_id": str(diff_id) if diff_id else None,
+                    "size": layer.size,
+                    "media_type": layer.media_type,
                     "transfer": transfer[0] if transfer else "foreign",
                 }
             )
         images.append(
             {
-                "manifest_digest": str(image.manifest.digest),
-                "config_digest": str(image.config.digest),
-                "platform": image.platform,
+                "manifest_digest": image.descriptor.digest,
+                "config_digest": image.config.digest,
+                "platform": _platform(image.descriptor),
                 "layers": layers,
             }
         )
@@ -566,6 +582,8 @@ def _run(
             build_dir,
             image_name,
             lambda phase, done, total: gather_phase.update(done),
+            # What the build farm asks the builder for.
+            upload_format=behaviour.extraBuildArgs()["upload_format"],
         )
         gathered.addCallback(gather_done)
         try:

@@ -143,6 +143,7 @@ JSON_KEYS = (
     "org.opencontainers.image.ref.name",
     "io.containerd.image.name",
     "com.canonical.launchpad.oci.layer-source-repositories",
+    "com.canonical.launchpad.oci.layer-sources",
     "vnd.docker.reference.type",
     "vnd.docker.reference.digest",
 )

@@ -474,7 +474,13 @@ class EndToEndMixin(BuildFarmTestMixin):
         files[names[0]], files[names[1]] = files[names[1]], files[names[0]]
         self.assertIsNone((yield self.collectBuild(behaviour)))
         self.assertFailedCleanly(
-            build, BuildStatus.FAILEDTOUPLOAD, "bytes, its descriptor says"
+            build,
+            BuildStatus.FAILEDTOUPLOAD,
+            "Build returned a bad image: blobs-sha256-",
+        )
+        self.assertIn(
+            sorted(names[:2])[0] + " does not match its descriptor",
+            build.failure_reason,
         )
 
     @defer.inlineCallbacks
@@ -507,11 +513,11 @@ class EndToEndMixin(BuildFarmTestMixin):
         self.builder.addWaitingFile(path)
         self.builder.buildComplete("OK")
         self.assertIsNone((yield self.collectBuild(behaviour)))
+        # Without index.json and oci-layout, the legacy files.
         self.assertFailedCleanly(
             build,
             BuildStatus.FAILEDTOUPLOAD,
-            "neither an OCI upload (index.json and oci-layout) nor "
-            "digests.json",
+            "Build did not return manifest.json.",
         )
 
     @defer.inlineCallbacks
@@ -534,7 +540,10 @@ class EndToEndMixin(BuildFarmTestMixin):
             build,
             MatchesStructure.byEquality(status=BuildStatus.FAILEDTOUPLOAD),
         )
-        self.assertIn(str(layer.digest), build.failure_reason)
+        self.assertEqual(
+            f"Missing layer file: blobs-sha256-{layer.digest.hex}.",
+            build.failure_reason,
+        )
         self.assertTrue(IStore(OCIFile).find(OCIFile).is_empty())
         # Only the build log and the upload log are left.
         self.assertEqual(

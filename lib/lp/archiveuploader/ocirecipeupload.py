@@ -3,36 +3,45 @@
 
 """Processing the files an OCI recipe build uploaded.
 
-`OCIRecipeUpload.process` records an upload collected by the build farm
-as `OCIFile` rows of the build.  The files sit in
-``<leaf>/<archive id>/<distribution name>/``, as in Launchpad:
+`OCIRecipeUpload.process(build)` has the shape of Launchpad's with the
+project's patch series (``upstream/launchpad``): it walks the upload,
+whose files sit in ``<leaf>/<archive id>/<distribution name>/``, and
+records them as `OCIFile` rows of the build:
 
-The OCI upload (``index.json`` there):
-    ``index.json`` and ``oci-layout``, every image index, manifest and
-    config the index leads to, and every layer of every manifest, each
-    with its digest, media type, size and kind (layers also with the
-    diff_id their config lists).  A layer that is not in the upload was
-    not fetched because the librarian holds its content: its row points
-    at the librarian file `IOCIFileSet.getReusableLayerFile` finds.
+The OCI upload (``index.json`` and ``oci-layout`` there):
+    `_processOCIUpload` reads it with `lp.oci.model.ocilayout.read_upload`
+    (the index, every manifest and every config checked against their
+    descriptors) and stores each blob once, as an `OCIFile` whose
+    ``layer_file_digest`` is the blob digest ``sha256:<hex>``: from the
+    upload, checked against the sha256 and size the librarian computed
+    while storing it, or, when the build farm did not fetch it, linked
+    from the file `IOCIFileSet.getReusableLayerFile` gives.
+    ``index.json`` and ``oci-layout`` are stored too.
 
 The legacy upload (``digests.json`` there):
-    ``manifest.json``, ``digests.json``, each config and each layer,
-    whose digest is normalised to ``sha256:<hex>``; a layer without its
-    ``<layer_id>.tar.gz`` reuses a librarian file the same way.
+    Each layer digests.json lists is linked from the librarian if it
+    holds it, else stored from ``<layer_id>.tar.gz``; then every
+    ``.json`` file is stored.
 
-Files go into the librarian by hard link when the upload directory is
-on the same file system (`ILibraryFileAliasSet.createFromPath`), never
-copied.  A file the build farm's downloads verified (recorded beside the
-upload, see `lp.buildmaster.verifiedfiles`) is not read at all: the
-librarian takes its digests after one ``fstat``; any other file is read
-once, to be hashed and verified.  A private
-build's files are restricted; restricted or expiring files are never
-reused for another build.
+Harness only, around that shape:
 
-`process` runs in its caller's transaction (`UploadProcessor`'s): it
-neither commits nor aborts, so dry runs work.  It raises `UploadError`
-when the upload cannot be accepted; the caller then aborts and calls
-`removeUnreferencedContent`.
+- every file also records its media type, size and kind, and layers
+  the diff_id their config lists (the web service and the archive
+  export use them); a legacy upload's configs are recorded under their
+  own digest and checked against digests.json (`check_legacy_config`),
+  and its layer digests are normalised to ``sha256:<hex>``;
+- a legacy layer is reused by its content's digest
+  (`getReusableLayerFile`), not by the recorded digest alone;
+- files go into the librarian by hard link when the upload directory
+  is on the same file system (`ILibraryFileAliasSet.createFromPath`),
+  never copied, and a file the build farm's downloads verified
+  (recorded beside the upload, see `lp.buildmaster.verifiedfiles`) is
+  not read at all: the librarian takes its digests after one ``fstat``;
+- `process` runs in its caller's transaction (`UploadProcessor`'s): it
+  neither commits nor aborts, so dry runs work; it raises `UploadError`
+  when the upload cannot be accepted, and the caller then aborts and
+  calls `removeUnreferencedContent`;
+- fault checkpoints ``upload.file`` and ``upload.processed``.
 """
 
 __all__ = [
@@ -49,13 +58,13 @@ from lp.buildmaster.enums import BuildStatus
 from lp.buildmaster.verifiedfiles import read_verified_files
 from lp.oci.enums import OCIFileKind
 from lp.oci.interfaces.ocirecipebuild import IOCIFileSet
+from lp.oci.model.ocilayout import OCILayoutError, read_upload
 from lp.oci.model.ociupload import (
     LEGACY_LAYER_MEDIA_TYPE,
-    blob_file_name,
     check_legacy_config,
+    deep_json_as_layout_error,
     parse_legacy_upload,
     read_json_file,
-    read_oci_upload_directory,
 )
 from lp.services.database.interfaces import IStore
 from lp.services.librarian.interfaces import ILibraryFileAliasSet, UploadFailed
@@ -64,10 +73,8 @@ from lp.services.librarian.storage import get_librarian_storage
 from ocitypes.descriptor import MediaType
 from ocitypes.digest import Digest
 from ocitypes.faultpoint import checkpoint
-from ocitypes.filenames import INDEX_FILE_NAME, LAYOUT_FILE_NAME
 
 JSON_TYPE = "application/json"
-OCTET_STREAM = "application/octet-stream"
 
 
 class OCIRecipeUpload:
@@ -81,35 +88,10 @@ class OCIRecipeUpload:
         self.upload_path = upload_path
         self.logger = logger
         self.librarian = getUtility(ILibraryFileAliasSet)
-        self.restricted = False
         # The sha256 of every content this upload put in storage.
         self.stored_sha256s = set()
         # What the build farm's downloads verified, by file name.
         self.verified = read_verified_files(upload_path)
-
-    def process(self, build):
-        """Record the upload's files as the build's `OCIFile`s.
-
-        The build is then FULLYBUILT.  Nothing is committed or aborted.
-
-        :raises UploadError: if the upload cannot be accepted.
-        """
-        self.logger.debug("Beginning processing of %s.", self.upload_path)
-        directory = os.path.join(
-            self.upload_path, str(build.archive.id), build.distribution.name
-        )
-        self.restricted = build.is_private
-        if os.path.isfile(os.path.join(directory, INDEX_FILE_NAME)):
-            self._processOCIUpload(build, directory)
-        elif os.path.isfile(os.path.join(directory, "digests.json")):
-            self._processLegacyUpload(build, directory)
-        else:
-            raise UploadError(
-                "Build did not produce index.json or digests.json"
-            )
-        checkpoint("upload.processed")
-        build.updateStatus(BuildStatus.FULLYBUILT)
-        self.logger.debug("Finished processing %s.", self.upload_path)
 
     def removeUnreferencedContent(self):
         """Remove content this upload stored that no row refers to.
@@ -148,174 +130,243 @@ class OCIRecipeUpload:
             # Read under the lock, in a transaction of its own.
             transaction.abort()
 
-    def _store(self, path, name, content_type, digest=None, size=None):
-        """Put a file in the librarian; return its `ILibraryFileAlias`."""
-        expected = None
-        if digest is not None:
-            if digest.algorithm != "sha256":
-                raise UploadError(
-                    f"{digest} is not a sha256 digest, which Launchpad "
-                    "needs to store a blob"
-                )
-            expected = digest.hex
-            self.stored_sha256s.add(expected)
-        if size is None:
-            size = os.path.getsize(path)
+    def _addToLibrarian(self, path, build, content_type, sha256=None):
+        """Store the file at `path` in the librarian for `build`.
+
+        Harness only: linked, not copied (the upload is ours and not
+        written again), taking what the downloads verified, with the
+        content type given; ``sha256``, the content expected, is
+        remembered for `removeUnreferencedContent` in case storing fails
+        half way.
+        """
+        name = os.path.basename(path)
+        if sha256 is not None:
+            self.stored_sha256s.add(sha256)
         try:
-            # Linked, not copied: the upload is ours and not written again.
-            lfa = self.librarian.createFromPath(
+            libraryfile = self.librarian.createFromPath(
                 name,
-                size,
+                os.path.getsize(path),
                 path,
                 content_type,
-                restricted=self.restricted,
+                restricted=build.is_private,
                 allow_zero_length=True,
-                expected_sha256=expected,
-                verified=self.verified.get(os.path.basename(path)),
+                verified=self.verified.get(name),
             )
         except FileNotFoundError:
             raise UploadError(f"{name} is missing") from None
         except UploadFailed as e:
             raise UploadError(f"Cannot store {name}: {e}") from None
-        self.stored_sha256s.add(lfa.content.sha256)
+        self.stored_sha256s.add(libraryfile.content.sha256)
         checkpoint("upload.file")
-        return lfa
+        return libraryfile
 
-    def _reuse(self, digest, size, what):
-        """The librarian file to reuse for a blob not in the upload."""
-        lfa = getUtility(IOCIFileSet).getReusableLayerFile(digest, size)
-        if lfa is None:
-            raise UploadError(what)
-        self.logger.debug("Reusing %s for %s", lfa, digest)
-        return lfa
+    def _processOCIUpload(self, build, upload_path):
+        """Store the files of an OCI upload.
 
-    # The OCI upload.
-
-    def _processOCIUpload(self, build, directory):
-        def path_of(name):
-            return os.path.join(directory, name)
-
-        documents, images = read_oci_upload_directory(directory)
-        build.addFile(
-            self._store(path_of(INDEX_FILE_NAME), INDEX_FILE_NAME, JSON_TYPE),
-            media_type=MediaType.OCI_INDEX,
-            kind=OCIFileKind.INDEX,
-        )
-        build.addFile(
-            self._store(
-                path_of(LAYOUT_FILE_NAME), LAYOUT_FILE_NAME, JSON_TYPE
-            ),
-            kind=OCIFileKind.OTHER,
-        )
+        The documents are checked against their digests; layers are
+        stored from the upload, checked by the digests the librarian
+        computes as it stores them, or else linked from a file that the
+        librarian already has.
+        """
+        try:
+            with deep_json_as_layout_error():
+                manifests = read_upload(upload_path)
+        except OCILayoutError as e:
+            raise UploadError(str(e))
+        file_set = getUtility(IOCIFileSet)
         seen = set()
-        for document in documents:
-            descriptor = document.descriptor
-            seen.add(descriptor.digest)
-            lfa = self._store(
-                path_of(blob_file_name(descriptor.digest)),
-                descriptor.digest.hex,
-                descriptor.media_type or JSON_TYPE,
-                digest=descriptor.digest,
-                size=descriptor.size,
+        for manifest in manifests:
+            # Harness only: what each blob is, and each layer's diff_id.
+            details = {
+                manifest.descriptor.digest: {"kind": OCIFileKind.MANIFEST},
+                manifest.config.digest: {"kind": OCIFileKind.CONFIG},
+            }
+            diff_ids = _diff_ids(upload_path, manifest)
+            for layer, diff_id in zip(manifest.layers, diff_ids):
+                details.setdefault(
+                    layer.digest,
+                    {"kind": OCIFileKind.LAYER, "diff_id": diff_id},
+                )
+            for descriptor in [manifest.descriptor, manifest.config] + (
+                manifest.layers
+            ):
+                if descriptor.digest in seen:
+                    continue
+                seen.add(descriptor.digest)
+                path = os.path.join(upload_path, descriptor.file_name)
+                self.logger.debug(f"Blob: {descriptor.digest}")
+                if os.path.exists(path):
+                    libraryfile = self._addToLibrarian(
+                        path, build, descriptor.media_type, descriptor.hex
+                    )
+                    content = libraryfile.content
+                    if (content.sha256, content.filesize) != (
+                        descriptor.hex,
+                        descriptor.size,
+                    ):
+                        raise UploadError(
+                            f"{descriptor.file_name} does not match its "
+                            f"descriptor."
+                        )
+                else:
+                    # The build farm did not fetch it: the librarian has it.
+                    existing_file = file_set.getReusableLayerFile(
+                        descriptor.digest, descriptor.size
+                    )
+                    if existing_file is None:
+                        raise UploadError(
+                            f"Missing layer file: {descriptor.file_name}."
+                        )
+                    libraryfile = existing_file.library_file
+                build.addFile(
+                    libraryfile,
+                    layer_file_digest=descriptor.digest,
+                    media_type=descriptor.media_type,
+                    size=descriptor.size,
+                    **details[descriptor.digest],
+                )
+        for filename, kind, media_type in (
+            ("index.json", OCIFileKind.INDEX, MediaType.OCI_INDEX),
+            ("oci-layout", OCIFileKind.OTHER, None),
+        ):
+            libraryfile = self._addToLibrarian(
+                os.path.join(upload_path, filename), build, JSON_TYPE
             )
             build.addFile(
-                lfa,
-                layer_file_digest=descriptor.digest,
-                media_type=descriptor.media_type,
-                size=descriptor.size,
-                kind=document.kind,
+                libraryfile,
+                layer_file_digest=None,
+                media_type=media_type,
+                kind=kind,
             )
+
+    def _processLegacyUpload(self, build, dirpath, filenames):
+        """Store the files of a legacy upload."""
+        digest_path = os.path.join(dirpath, "digests.json")
+        self.logger.debug(f"Digest path: {digest_path}")
+        # Harness only: manifest.json and digests.json, bounded and
+        # paired.
+        images = parse_legacy_upload(
+            read_json_file(os.path.join(dirpath, "manifest.json")),
+            read_json_file(digest_path),
+        )
+        file_set = getUtility(IOCIFileSet)
+        seen = set()
+        configs = {}
+        # Foreach id in digest file, find matching layer
         for image in images:
+            configs[image.config_name] = image
             for layer in image.layers:
-                if layer.is_foreign or layer.digest in seen:
+                if layer.digest in seen:
                     continue
                 seen.add(layer.digest)
-                self._addOCILayer(build, directory, layer)
-
-    def _addOCILayer(self, build, directory, layer):
-        descriptor = layer.descriptor
-        path = os.path.join(directory, blob_file_name(descriptor.digest))
-        if os.path.exists(path):
-            lfa = self._store(
-                path,
-                descriptor.digest.hex,
-                descriptor.media_type or OCTET_STREAM,
-                digest=descriptor.digest,
-                size=descriptor.size,
-            )
-        else:
-            lfa = self._reuse(
-                descriptor.digest,
-                descriptor.size,
-                f"Layer {descriptor.digest} is neither in the upload nor "
-                "in the librarian",
-            )
-        build.addFile(
-            lfa,
-            layer_file_digest=descriptor.digest,
-            diff_id=layer.diff_id,
-            media_type=descriptor.media_type,
-            size=descriptor.size,
-            kind=OCIFileKind.LAYER,
-        )
-
-    # The legacy upload.
-
-    def _processLegacyUpload(self, build, directory):
-        manifest_path = os.path.join(directory, "manifest.json")
-        digests_path = os.path.join(directory, "digests.json")
-        images = parse_legacy_upload(
-            read_json_file(manifest_path), read_json_file(digests_path)
-        )
-        build.addFile(
-            self._store(manifest_path, "manifest.json", JSON_TYPE),
-            kind=OCIFileKind.LEGACY_MANIFEST,
-        )
-        build.addFile(
-            self._store(digests_path, "digests.json", JSON_TYPE),
-            kind=OCIFileKind.LEGACY_DIGESTS,
-        )
-        configs = set()
-        layers = set()
-        for image in images:
-            if image.config_name not in configs:
-                configs.add(image.config_name)
-                path = os.path.join(directory, image.config_name)
-                if not os.path.isfile(path):
-                    raise UploadError(f"Config {image.config_name} is missing")
-                # Pushed and exported from later: refuse it now if it
-                # does not describe the layers.
-                check_legacy_config(
-                    read_json_file(path, image.config_name), image
-                )
-                lfa = self._store(path, image.config_name, JSON_TYPE)
+                layer_path = os.path.join(dirpath, layer.file_name)
+                self.logger.debug(f"Layer path: {layer_path}")
+                # If the file is already in the librarian (and not
+                # restricted to another build), we can just reuse it.
+                existing_file = file_set.getReusableLayerFile(layer.digest)
+                if existing_file is not None:
+                    libraryfile = existing_file.library_file
+                elif not os.path.isfile(layer_path):
+                    raise UploadError(
+                        f"Missing layer file: {layer.layer_id} "
+                        f"({layer.digest})."
+                    )
+                else:
+                    # Upload layer
+                    libraryfile = self._addToLibrarian(
+                        layer_path, build, "application/gzip"
+                    )
                 build.addFile(
-                    lfa,
-                    layer_file_digest=Digest("sha256", lfa.content.sha256),
-                    media_type=MediaType.DOCKER_CONFIG,
-                    kind=OCIFileKind.CONFIG,
+                    libraryfile,
+                    layer_file_digest=layer.digest,
+                    diff_id=layer.diff_id,
+                    media_type=LEGACY_LAYER_MEDIA_TYPE,
+                    size=libraryfile.content.filesize,
+                    kind=OCIFileKind.LAYER,
                 )
-            for layer in image.layers:
-                if layer.digest in layers:
-                    continue
-                layers.add(layer.digest)
-                self._addLegacyLayer(build, directory, layer)
+        for config_name, image in configs.items():
+            path = os.path.join(dirpath, config_name)
+            if not os.path.isfile(path):
+                raise UploadError(f"Config {config_name} is missing")
+            # Harness only: pushed and exported from later, so refused
+            # now if it does not describe the layers.
+            check_legacy_config(read_json_file(path, config_name), image)
+        # Upload all json files
+        for filename in sorted(filenames):
+            if filename.endswith(".json"):
+                file_path = os.path.join(dirpath, filename)
+                self.logger.debug(f"JSON file: {file_path}")
+                libraryfile = self._addToLibrarian(file_path, build, JSON_TYPE)
+                if filename in configs:
+                    # Harness only: a config is found by its digest too.
+                    build.addFile(
+                        libraryfile,
+                        layer_file_digest=Digest(
+                            "sha256", libraryfile.content.sha256
+                        ),
+                        media_type=MediaType.DOCKER_CONFIG,
+                        kind=OCIFileKind.CONFIG,
+                    )
+                else:
+                    # This doesn't have a digest as it's not a layer file.
+                    build.addFile(libraryfile, layer_file_digest=None)
 
-    def _addLegacyLayer(self, build, directory, layer):
-        path = os.path.join(directory, layer.file_name)
-        if os.path.isfile(path):
-            lfa = self._store(path, layer.file_name, "application/gzip")
+    def process(self, build):
+        """Process this upload, loading it into the database.
+
+        Harness only: nothing is committed or aborted.
+
+        :raises UploadError: if the upload cannot be accepted.
+        """
+        self.logger.debug("Beginning processing of %s.", self.upload_path)
+
+        # Find digest file
+        for dirpath, _, filenames in os.walk(self.upload_path):
+            if dirpath == self.upload_path:
+                # All relevant files will be in a subdirectory.
+                continue
+            if "index.json" in filenames and "oci-layout" in filenames:
+                # An OCI image layout rather than the legacy files.
+                self._processOCIUpload(build, dirpath)
+                break
+            if "digests.json" not in filenames:
+                continue
+            self._processLegacyUpload(build, dirpath, filenames)
+            # We've found digest, we can stop now
+            break
         else:
-            lfa = self._reuse(
-                layer.digest,
-                None,
-                f"Missing layer file {layer.file_name} ({layer.digest})",
+            # If we get here, we've not got a digests.json,
+            # something has gone wrong
+            raise UploadError(
+                "Build did not produce index.json or digests.json"
             )
-        build.addFile(
-            lfa,
-            layer_file_digest=layer.digest,
-            diff_id=layer.diff_id,
-            media_type=LEGACY_LAYER_MEDIA_TYPE,
-            size=lfa.content.filesize,
-            kind=OCIFileKind.LAYER,
-        )
+
+        checkpoint("upload.processed")
+        # The master verifies the status to confirm successful upload.
+        self.logger.debug("Updating %s" % build.title)
+        build.updateStatus(BuildStatus.FULLYBUILT)
+        self.logger.debug("Finished processing %s.", self.upload_path)
+
+
+def _diff_ids(upload_path, manifest):
+    """The diff_ids a manifest's config lists, one per layer, or Nones.
+
+    Harness only (recorded for the web service): the config has been
+    checked against its descriptor; one that does not list a diff_id for
+    each layer gets none recorded, as Launchpad records none.
+    """
+    config = read_json_file(
+        os.path.join(upload_path, manifest.config.file_name),
+        manifest.config.digest,
+    )
+    rootfs = config.get("rootfs") if isinstance(config, dict) else None
+    diff_ids = rootfs.get("diff_ids") if isinstance(rootfs, dict) else None
+    if not isinstance(diff_ids, list) or len(diff_ids) != len(manifest.layers):
+        return [None] * len(manifest.layers)
+    parsed = []
+    for diff_id in diff_ids:
+        try:
+            parsed.append(Digest.parse(diff_id))
+        except ValueError:
+            parsed.append(None)
+    return parsed

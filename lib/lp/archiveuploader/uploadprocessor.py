@@ -12,7 +12,8 @@ and the files sit under ``<archive id>/<distribution name>/``.
 and, if it is UPLOADING, runs its upload (`OCIRecipeUpload.process`) in
 the processor's transaction:
 
-- accepted (the upload is processed and `verifySuccessfulUpload` holds):
+- accepted (the upload is processed and `getUploadProblems` finds
+  nothing, the patched upstream `verifySuccessfulUpload` included):
   commit; the build is FULLYBUILT and the leaf moves to ``accepted/``;
 - rejected (the upload raised `UploadError`, or does not verify): abort,
   remove the librarian content the upload stored that nothing refers

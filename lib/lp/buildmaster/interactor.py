@@ -19,8 +19,9 @@ Differences from Launchpad's `BuilderWorker`:
   download process, so later stages need not read the file again;
 - a 404 fails at once (`BuilderFileNotFound`); connection errors,
   timeouts, 5xx responses, short bodies and SHA-1 mismatches are retried
-  with exponential backoff (`RetryPolicy`, ``download_attempts`` in all:
-  Launchpad does not retry downloads itself);
+  with exponential backoff (`RetryPolicy`, ``download_attempts`` in all;
+  Launchpad retries too, ``config.builddmaster.download_attempts`` times
+  in all, but at once and on any error, a 404 included);
 - `getFiles` fetches at most `max_concurrency` files at once and, after
   a failure, starts no new download (Launchpad starts them all at once
   and only the process pool bounds them);

@@ -31,6 +31,7 @@ from lp.oci.interfaces.ocirecipebuild import IOCIRecipeBuildSet
 from lp.oci.interfaces.ociregistrycredentials import (
     IOCIRegistryCredentialsSet,
 )
+from lp.oci.model.ocilayout import SOURCES_ANNOTATION
 from lp.registry.interfaces.distribution import IDistributionSet
 from lp.registry.interfaces.person import IPersonSet
 from lp.services.librarian.interfaces import ILibraryFileAliasSet
@@ -329,37 +330,40 @@ class LaunchpadObjectFactory:
             build, config_content, OCIFileKind.CONFIG, OCI_CONFIG
         )
 
-        def descriptor(oci_file, source=None):
-            value = {
+        def descriptor(oci_file):
+            return {
                 "mediaType": oci_file.media_type,
                 "digest": str(oci_file.layer_file_digest),
                 "size": oci_file.size,
             }
-            if source:
-                value["annotations"] = {
-                    "com.canonical.launchpad.oci.source-repository": source
-                }
-            return value
 
         manifest_content = _json_bytes(
             {
                 "schemaVersion": 2,
                 "mediaType": OCI_MANIFEST,
                 "config": descriptor(config),
-                "layers": [
-                    descriptor(layer, layer_sources.get(position))
-                    for position, layer in enumerate(layers)
-                ],
+                "layers": [descriptor(layer) for layer in layers],
             }
         )
         manifest = self._addBlob(
             build, manifest_content, OCIFileKind.MANIFEST, OCI_MANIFEST
         )
+        entry = descriptor(manifest)
+        if layer_sources:
+            # As the builder records them (see `lp.oci.model.ocilayout`).
+            entry["annotations"] = {
+                SOURCES_ANNOTATION: json.dumps(
+                    {
+                        str(layers[position].layer_file_digest): source
+                        for position, source in layer_sources.items()
+                    }
+                )
+            }
         index_content = _json_bytes(
             {
                 "schemaVersion": 2,
                 "mediaType": OCI_INDEX,
-                "manifests": [descriptor(manifest)],
+                "manifests": [entry],
             }
         )
         index = build.addFile(
@@ -371,13 +375,19 @@ class LaunchpadObjectFactory:
         )
         return OCILayoutFiles(index, manifest, config, layers)
 
-    def makeLegacyOCIFiles(self, build=None, layer_contents=None):
+    def makeLegacyOCIFiles(
+        self, build=None, layer_contents=None, layer_sources=None
+    ):
         """Give ``build`` the files of a legacy docker-save upload.
 
         As Launchpad's builders did: gzipped layers named after their
         layer directory, a config, manifest.json and digests.json whose
         digests are bare hex.
+
+        :param layer_sources: {layer position: repository the builder
+            recorded it was pulled from}, in digests.json's "source".
         """
+        layer_sources = layer_sources or {}
         if build is None:
             build = self.makeOCIRecipeBuild()
         if layer_contents is None:
@@ -394,7 +404,7 @@ class LaunchpadObjectFactory:
         layers = []
         layer_digests = {}
         layer_paths = []
-        for content in layer_contents:
+        for position, content in enumerate(layer_contents):
             layer_id = self.getUniqueString("layer")
             compressed = gzip.compress(content, mtime=0)
             digest = hashlib.sha256(compressed).hexdigest()
@@ -409,7 +419,7 @@ class LaunchpadObjectFactory:
             )
             layer_digests[str(Digest.of_bytes(content))] = {
                 "digest": digest,
-                "source": "",
+                "source": layer_sources.get(position, ""),
                 "layer_id": layer_id,
             }
             layer_paths.append(layer_id + "/layer.tar")

@@ -10,7 +10,7 @@ import hashlib
 import json
 import logging
 import os
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import transaction
 from fixtures import TempDir
@@ -36,12 +36,7 @@ from lp.testing.layers import (
     LaunchpadZopelessLayer,
     SQLiteLaunchpadZopelessLayer,
 )
-from lpbuildd.tests.archivebuilder import (
-    legacy_docker_save,
-    make_image,
-    make_layer,
-)
-from ocitypes.descriptor import MediaType
+from lpbuildd.tests.archivebuilder import make_image, make_layer
 from ocitypes.digest import Digest
 
 LONG_AGO = datetime(2020, 1, 1, tzinfo=timezone.utc)
@@ -199,7 +194,7 @@ class UploadTestMixin:
         os.unlink(self.blobPaths(upload)[0])
         self.assertFailedCleanly(
             self.process(),
-            "is neither in the upload nor in the librarian",
+            "Missing layer file: blobs-sha256-",
             keep=librarian_contents(),
         )
 
@@ -234,37 +229,82 @@ class UploadTestMixin:
         self.assertEqual(
             earlier.library_file, self.build.layers[0].library_file
         )
-        self.assertGreater(earlier.date_last_used, LONG_AGO)
+        # The build farm marked it used when it did not fetch it; the
+        # upload processor only reads and inserts OCIFile rows.
+        self.assertEqual(LONG_AGO, earlier.date_last_used)
 
-    def test_nondistributable_layer_without_urls(self):
-        # gather keeps a foreign layer's descriptor and has no blob for
-        # it; its descriptor need not have urls.
-        image = make_image(
-            layers=[make_layer(seed=1), make_layer(seed=2)],
-            layer_compression=None,
+    def test_each_blob_stored_once_under_its_digest(self):
+        # Two images sharing their base layers: every blob is one OCIFile,
+        # recorded under "sha256:<hex>" and named as the builder filed
+        # it; index.json and oci-layout are stored too.
+        other = make_image(
+            layers=[make_layer(seed=1, size=32 * 1024), make_layer(seed=9)],
+            architecture="arm64",
         )
-        foreign = {
-            "mediaType": MediaType.OCI_LAYER_ND_GZIP,
-            "digest": image.layer_digests[0],
-            "size": image.layer_sizes[0],
-        }
-        archive = os.path.join(self.work_dir, "foreign.tar")
-        legacy_docker_save(
-            image, layer_sources={image.diff_ids[0]: foreign}
-        ).write(archive)
-        self.ociUpload(images=[], archive=archive)
+        upload = self.ociUpload(images=[self.image, other])
+        blobs = sorted(n for n in os.listdir(upload) if n.startswith("blobs-"))
         self.assertAccepted(self.process())
-        self.assertEqual([], self.build.getUploadProblems())
+        files = list(self.build.getFiles())
         self.assertEqual(
-            [Digest.parse(image.diff_ids[1])],
-            [layer.diff_id for layer in self.build.layers],
+            sorted(blobs + ["index.json", "oci-layout"]),
+            sorted(lfa.filename for _, lfa, _ in files),
+        )
+        for oci_file, lfa, content in files:
+            if lfa.filename.startswith("blobs-"):
+                self.assertEqual(
+                    (f"sha256:{content.sha256}", lfa.filename),
+                    (
+                        str(oci_file.layer_file_digest),
+                        f"blobs-sha256-{content.sha256}",
+                    ),
+                )
+            else:
+                self.assertIsNone(oci_file.layer_file_digest)
+        self.assertEqual(2, len(self.build.image_manifests))
+
+    def test_layer_reused_when_not_fetched(self):
+        # A layer the build farm did not fetch is linked from the file
+        # getReusableLayerFile gives, whatever digest that file was
+        # recorded under.
+        upload = self.ociUpload()
+        path = self.blobPaths(upload)[0]
+        with open(path, "rb") as f:
+            earlier = self.factory.makeOCIFile(
+                content=f.read(),
+                layer_file_digest=hashlib.sha256(b"legacy").hexdigest(),
+            )
+        transaction.commit()
+        os.unlink(path)
+        self.assertAccepted(self.process())
+        oci_file, lfa, _ = self.build.getLayerFileByDigest(
+            "sha256:" + path.rsplit("-", 1)[1]
+        )
+        self.assertEqual(earlier.library_file, lfa)
+        self.assertEqual(OCIFileKind.LAYER, oci_file.kind)
+
+    def test_expiring_layer_is_not_reused(self):
+        upload = self.ociUpload()
+        path = self.blobPaths(upload)[0]
+        with open(path, "rb") as f:
+            self.factory.makeOCIFile(
+                library_file=self.factory.makeLibraryFileAlias(
+                    content=f.read(),
+                    expires=datetime.now(timezone.utc) + timedelta(hours=1),
+                )
+            )
+        transaction.commit()
+        os.unlink(path)
+        self.assertFailedCleanly(
+            self.process(),
+            f"Missing layer file: {os.path.basename(path)}.",
+            keep=librarian_contents(),
         )
 
     def test_missing_layer_fails_cleanly(self):
         upload = self.ociUpload()
         os.unlink(self.blobPaths(upload)[-1])
         self.assertFailedCleanly(
-            self.process(), "is neither in the upload nor in the librarian"
+            self.process(), "Missing layer file: blobs-sha256-"
         )
 
     def test_failure_keeps_content_others_use(self):
@@ -288,7 +328,7 @@ class UploadTestMixin:
         os.unlink(self.blobPaths(upload)[-1])
         self.assertFailedCleanly(
             self.process(),
-            "is neither in the upload nor in the librarian",
+            "Missing layer file: blobs-sha256-",
             keep={config_digest.hex},
         )
 
@@ -319,7 +359,10 @@ class UploadTestMixin:
             first = f.read(1)
             f.seek(0)
             f.write(bytes([first[0] ^ 1]))
-        self.assertFailedCleanly(self.process(), "Content has sha256")
+        self.assertFailedCleanly(
+            self.process(),
+            f"{os.path.basename(path)} does not match its descriptor.",
+        )
 
     def test_corrupt_index_fails_cleanly(self):
         upload = self.ociUpload()
@@ -427,7 +470,7 @@ class UploadTestMixin:
             OCIRecipeUpload(self.leafPath(), logging.getLogger()).process,
             self.build,
         )
-        self.assertFailedCleanly(self.process(), "has no list of manifests")
+        self.assertFailedCleanly(self.process(), "index.json lists no images")
         self.assertNotIn("\n", self.build.failure_reason)
 
 

@@ -229,14 +229,10 @@ class UploadProcessorMixin:
         self.assertEqual(UploadStatusEnum.REJECTED, result)
         transaction.abort()
         self.assertEqual(BuildStatus.FAILEDTOUPLOAD, build.status)
-        self.assertEqual(
-            "index.json has no list of manifests", build.failure_reason
-        )
+        self.assertEqual("index.json lists no images", build.failure_reason)
         log = build.upload_log
         self.assertEqual(f"upload_{build.id}_log.txt", log.filename)
-        self.assertIn(
-            "ERROR index.json has no list of manifests", log.read().decode()
-        )
+        self.assertIn("ERROR index.json lists no images", log.read().decode())
         log.close()
         self.assertFalse(log.restricted)
         self.assertEqual([leaf], os.listdir(os.path.join(self.root, "failed")))

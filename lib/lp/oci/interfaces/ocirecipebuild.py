@@ -321,13 +321,18 @@ class IOCIRecipeBuildView(IBuildFarmJob):
 
     manifest = Attribute("The `ILibraryFileAlias` of manifest.json, or None.")
     digests = Attribute("The `ILibraryFileAlias` of digests.json, or None.")
-    index = Attribute("The `ILibraryFileAlias` of index.json, or None.")
+    index = Attribute(
+        "The OCI image index (the `ILibraryFileAlias` of index.json) of a "
+        "build that filed an OCI image layout, or None."
+    )
     manifest_data = Attribute("manifest.json parsed, or None.")
     digests_data = Attribute("digests.json parsed, or None.")
     index_data = Attribute("index.json parsed, or None.")
     image_manifests = Attribute(
-        "The image manifests that index.json leads to, as a list of "
-        "(`Digest`, parsed manifest) pairs; empty for legacy builds."
+        "The image manifests that index.json lists (read with "
+        "`lp.oci.model.ocilayout`, each checked against its descriptor), "
+        "as a list of (`Digest`, parsed manifest) pairs; empty for "
+        "legacy builds."
     )
     layers = Attribute(
         "The build's layers as `OCILayer` tuples (digest, diff_id, size, "
@@ -351,10 +356,15 @@ class IOCIRecipeBuildView(IBuildFarmJob):
         """
 
     def getLayerFileByDigest(layer_file_digest):
-        """The build's file with this digest.
+        """Retrieve a layer file by the digest.
+
+        Files of an OCI upload are found by their blob digests; those of a
+        legacy upload by their digests.json digest, or by their blob
+        digest where that is the same.
 
         :param layer_file_digest: A `Digest`, or its text, either
-            ``sha256:<hex>`` or legacy bare hex.
+            ``sha256:<hex>`` or legacy bare hex (``sha256:<hex>`` also
+            finds rows recorded under the bare hex).
         :raises NotFoundError: if no file of this build has the digest.
         :return: An (`IOCIFile`, `ILibraryFileAlias`, `ILibraryFileContent`)
             tuple.
@@ -433,19 +443,24 @@ class IOCIRecipeBuildView(IBuildFarmJob):
     def getUploadProblems():
         """Why the build's files do not make a complete image.
 
-        For an OCI-layout build, every manifest reachable from index.json
-        must be present with its config and layers, each with the size
-        and sha256 its descriptor gives.  For a legacy build,
-        manifest.json and digests.json must agree and every digest in
-        digests.json must be present.
+        Harness only, and stricter than `verifySuccessfulUpload`, whose
+        failure it also reports.  For an OCI-layout build, every manifest
+        index.json lists (read with `lp.oci.model.ocilayout`) must be
+        present with its config and layers, each with the size and
+        sha256 its descriptor gives.  For a legacy build, manifest.json
+        and digests.json must agree and every digest in digests.json
+        must be present.
 
         :return: A list of one-line messages; empty if nothing is wrong.
         """
 
     def verifySuccessfulUpload():
-        """Whether the build's files make a complete image.
+        """Whether the upload left the build its files (as Launchpad's).
 
-        See `getUploadProblems`.
+        Some file must have a layer digest (compared with None in SQL).
+        A build with an OCI image index must have, for every file
+        recorded under a digest, the content that digest names; a
+        legacy build must have manifest.json and digests.json.
         """
 
     def hasMoreRecentBuild():
@@ -557,28 +572,30 @@ class IOCIFile(Interface):
 class IOCIFileSet(Interface):
     """Finding `IOCIFile`s across builds."""
 
-    def getReusableLayerFile(layer_file_digest, size=None):
-        """A librarian file another build recorded with this content.
+    def getByLayerDigest(layer_file_digest):
+        """Return an `IOCIFile` with the matching layer_file_digest.
 
-        The one place that decides whether a layer need not be fetched
-        or stored again.  The file found is recorded by an `IOCIFile`
-        under this digest (in either stored spelling), its content
-        really has this sha256 (a legacy pulled layer, recorded under
-        its registry digest, does not qualify) and this size when
-        ``size`` is given, it is neither restricted (a private build's)
-        nor expiring, and its content is still in storage.  That
-        `IOCIFile`'s `date_last_used` is bumped.
-
-        :param layer_file_digest: A `Digest`, or its text, either
-            ``sha256:<hex>`` or legacy bare hex.
-        :param size: The size in bytes the content must have, or None.
-        :return: An `ILibraryFileAlias`, or None.
+        Files of private builds (restricted library files) are not
+        returned, so that no other build can reuse them.  The oldest
+        file is returned; files recorded under ``sha256:<hex>`` or the
+        legacy bare hex both match.
         """
 
-    def getByLayerDigest(layer_file_digest):
-        """The oldest `IOCIFile` with this digest, or None.
+    def getReusableLayerFile(digest, size=None):
+        """Return an `IOCIFile` whose content is this blob, if any.
 
-        :param layer_file_digest: A `Digest`, or its text, either
-            ``sha256:<hex>`` or legacy bare hex; files recorded with
-            either spelling match.
+        A build need not fetch a layer blob that the librarian already
+        holds: the content's sha256 and size match the blob's descriptor,
+        and the file is neither restricted nor about to expire (within a
+        day).  Whatever digest the file was recorded under counts, so
+        layers of legacy builds do.  The most recently used file is
+        returned; the caller marks it used.
+
+        Harness only: ``size`` may be None (a legacy upload's layer,
+        whose size nothing gives), and the content is re-read
+        (`ILibrarianStorage.isIntact`): damaged content is quarantined
+        and nothing returned.
+
+        :param digest: The blob's digest, "sha256:<hex>" (or a `Digest`).
+        :param size: The blob's size in bytes.
         """

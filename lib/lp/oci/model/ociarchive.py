@@ -32,9 +32,11 @@ the first image that has it, since Docker can tag only one image with
 it.
 
 ``index.json`` is generated, not the build's copied: so both formats
-and legacy builds share one shape, nested indexes are flattened, and
-Launchpad's own annotations (``com.canonical.launchpad.oci.*``) stay
-out of the download.
+and legacy builds share one shape, and Launchpad's own annotations
+(``com.canonical.launchpad.oci.*``) stay out of the download.  An OCI
+build's stored index and manifests are read with
+`lp.oci.model.ocilayout`, as the upload processor read them; a legacy
+build's files with `lp.oci.model.ociupload`.
 
 Blobs (manifests, configs, layers) are the build's stored files,
 byte-exact, each once, in the order the images first reference them:
@@ -87,6 +89,7 @@ __all__ = [
 ]
 
 import bisect
+import json
 import re
 import tarfile
 from dataclasses import dataclass
@@ -103,10 +106,12 @@ from lp.oci.interfaces.ociarchive import (
     OCIArchiveFormat,
 )
 from lp.oci.interfaces.ociupload import OCIUploadError
+from lp.oci.model.ocilayout import OCILayoutError, parse_index, parse_manifest
 from lp.oci.model.ociupload import (
+    deep_json_as_layout_error,
     parse_legacy_upload,
     read_json_library_file,
-    walk_oci_upload,
+    read_library_file_bytes,
 )
 from lp.services.librarian.storage import get_librarian_storage
 from ocitypes.descriptor import Descriptor, MediaType, Platform
@@ -206,8 +211,16 @@ class OCIArchiveImage:
     names: tuple
 
 
+def _descriptor(value):
+    """The ocitypes `Descriptor` of an ocilayout `OCIDescriptor`."""
+    try:
+        return Descriptor.from_json(value.toJSON())
+    except MalformedContent as e:
+        raise OCIArchiveError(str(e)) from None
+
+
 def _platform(text):
-    """The `Platform` of `OCIUploadImage.platform`, or None if unknown."""
+    """The `Platform` of ``os/architecture[/variant]``, or None."""
     parts = text.split("/")
     if len(parts) < 2:
         return None
@@ -265,27 +278,16 @@ class _Planner:
                 descriptor, library_file, data
             )
 
-    def load_json(self, descriptor):
-        """For `walk_oci_upload`: a document's JSON, found and checked."""
-        if descriptor.media_type in MediaType.INDEXES:
-            what = "Image index"
-        elif descriptor.media_type in MediaType.MANIFESTS:
-            what = "Manifest"
-        else:
-            what = "Config"
-        lfa = self.stored(descriptor, what)
-        return read_json_library_file(lfa, str(descriptor.digest))
-
     # The OCI upload.
 
     def _names(self, index):
-        """{manifest `Digest`: [full reference]} from the build's index."""
+        """{manifest digest text: [full reference]} from the build's index."""
         names = {}
         for entry in index.get("manifests") or ():
             try:
                 descriptor = Descriptor.from_json(entry)
             except MalformedContent:
-                # walk_oci_upload has refused anything that matters.
+                # parse_index has refused anything that matters.
                 continue
             reference = descriptor.annotations.get(IMAGE_NAME)
             ref_name = descriptor.annotations.get(REF_NAME)
@@ -298,46 +300,42 @@ class _Planner:
                 reference = ref_name
             else:
                 continue
-            if descriptor.media_type in MediaType.INDEXES:
-                # Every image below a named index has its name.
-                try:
-                    _, images = walk_oci_upload(
-                        {"manifests": [entry]}, self.load_json
-                    )
-                except OCIUploadError:
-                    continue
-                digests = [image.manifest.digest for image in images]
-            else:
-                digests = [descriptor.digest]
-            for digest in digests:
-                if reference not in names.setdefault(digest, []):
-                    names[digest].append(reference)
+            digest = str(descriptor.digest)
+            if reference not in names.setdefault(digest, []):
+                names[digest].append(reference)
         return names
 
-    def plan_oci_upload(self, index):
-        _, upload_images = walk_oci_upload(index, self.load_json)
-        names = self._names(index)
+    def plan_oci_upload(self, index_data):
+        """The images of the build's stored index, read with ocilayout.
+
+        :param index_data: The bytes of the build's index.json.
+        """
+        names = self._names(json.loads(index_data))
         images = []
-        seen = set()
-        for image in upload_images:
-            if image.manifest.digest in seen:
-                continue
-            seen.add(image.manifest.digest)
-            self.add(image.manifest, self.stored(image.manifest, "Manifest"))
-            self.add(image.config, self.stored(image.config, "Config"))
-            for layer in image.layers:
-                if not layer.is_foreign:
-                    self.add(
-                        layer.descriptor,
-                        self.stored(layer.descriptor, "Layer"),
-                    )
+        for entry in parse_index(index_data):
+            manifest_descriptor = _descriptor(entry)
+            lfa = self.stored(manifest_descriptor, "Manifest")
+            manifest = parse_manifest(
+                read_library_file_bytes(lfa, entry.digest), entry
+            )
+            config_descriptor = _descriptor(manifest.config)
+            config_lfa = self.stored(config_descriptor, "Config")
+            config = read_json_library_file(config_lfa, manifest.config.digest)
+            self.add(manifest_descriptor, lfa)
+            self.add(config_descriptor, config_lfa)
+            layers = tuple(_descriptor(layer) for layer in manifest.layers)
+            for layer in layers:
+                self.add(layer, self.stored(layer, "Layer"))
+            platform = _platform_of_config(config)
+            if platform is None and manifest_descriptor.platform is not None:
+                platform = _platform(str(manifest_descriptor.platform))
             images.append(
                 OCIArchiveImage(
-                    image.manifest,
-                    image.config,
-                    tuple(layer.descriptor for layer in image.layers),
-                    _platform(image.platform),
-                    tuple(names.get(image.manifest.digest, ())),
+                    manifest_descriptor,
+                    config_descriptor,
+                    layers,
+                    platform,
+                    tuple(names.get(entry.digest, ())),
                 )
             )
         return images
@@ -654,7 +652,10 @@ class OCIArchiveSet:
         planner = _Planner(build)
         try:
             if build.index is not None:
-                images = planner.plan_oci_upload(build.index_data)
+                with deep_json_as_layout_error():
+                    images = planner.plan_oci_upload(
+                        read_library_file_bytes(build.index, "index.json")
+                    )
             elif build.digests is not None:
                 images = planner.plan_legacy_upload(
                     build.manifest_data, build.digests_data
@@ -664,6 +665,6 @@ class OCIArchiveSet:
                     f"Build {build.id} has neither index.json nor "
                     "digests.json"
                 )
-        except OCIUploadError as e:
-            raise OCIArchiveError(str(e)) from None
+        except (OCIUploadError, OCILayoutError) as e:
+            raise OCIArchiveError(" ".join(str(e).split())) from None
         return OCIArchive(build, format, images, planner.blobs.values())

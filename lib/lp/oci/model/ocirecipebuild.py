@@ -12,7 +12,8 @@ __all__ = [
 ]
 
 import hashlib
-from datetime import timezone
+import json
+from datetime import timedelta, timezone
 from typing import Any, NamedTuple
 
 from storm.expr import LeftJoin, Min, Not, Or
@@ -41,10 +42,16 @@ from lp.oci.interfaces.ocirecipebuildjob import (
     OCIRecipeBuildJobType,
 )
 from lp.oci.interfaces.ociupload import OCIUploadError
+from lp.oci.model.ocilayout import (
+    OCILayoutError,
+    parse_index,
+    parse_manifest,
+)
 from lp.oci.model.ociupload import (
+    deep_json_as_layout_error,
     parse_legacy_upload,
     read_json_library_file,
-    walk_oci_upload,
+    read_library_file_bytes,
 )
 from lp.oci.security import can_view
 from lp.services.database.constants import utc_now
@@ -57,7 +64,6 @@ from lp.services.librarian.browser import ProxiedLibraryFileAlias
 from lp.services.librarian.model import LibraryFileAlias, LibraryFileContent
 from lp.services.librarian.storage import get_librarian_storage
 from lp.services.webapp.publisher import canonical_url
-from ocitypes.descriptor import MediaType
 from ocitypes.digest import Digest
 
 # OCIFile.layer_file_digest is character(80), as in Launchpad: room for
@@ -72,11 +78,21 @@ def _as_digest(value):
     return Digest.from_legacy(value)
 
 
-def _digest_matches(column, digest):
-    """A condition matching ``digest`` in either stored spelling."""
+def _layer_file_digests(layer_file_digest):
+    """The spellings under which a file may record this digest.
+
+    OCI uploads record blobs by their digests ("sha256:<hex>"); legacy
+    uploads record what digests.json says, which for a layer built by
+    the builder is the bare hex digest of its file (rows written here
+    are normalised, but older ones may hold the bare hex).
+
+    :raises ValueError: if it is not a digest.
+    """
+    digest = _as_digest(layer_file_digest)
+    digests = [digest]
     if digest.algorithm == "sha256":
-        return Or(column == digest, column == raw_digest_text(digest.hex))
-    return column == digest
+        digests.append(raw_digest_text(digest.hex))
+    return digests
 
 
 def _guess_kind(filename, layer_file_digest):
@@ -89,15 +105,6 @@ def _guess_kind(filename, layer_file_digest):
     if layer_file_digest is not None:
         return OCIFileKind.LAYER
     return OCIFileKind.OTHER
-
-
-def _document_name(descriptor):
-    """What a JSON blob of an OCI upload is, for messages."""
-    if descriptor.media_type in MediaType.INDEXES:
-        return "Image index"
-    if descriptor.media_type in MediaType.MANIFESTS:
-        return "Manifest"
-    return "Config"
 
 
 class OCILayer(NamedTuple):
@@ -192,55 +199,58 @@ class OCIArchiveChecksum(StormBase):
 class OCIFileSet:
     """See `IOCIFileSet`."""
 
-    def getReusableLayerFile(self, layer_file_digest, size=None):
-        """See `IOCIFileSet`."""
-        try:
-            digest = _as_digest(layer_file_digest)
-        except ValueError:
-            return None
-        if digest.algorithm != "sha256":
-            # The librarian knows its content by sha256 only.
-            return None
-        conditions = [
-            _digest_matches(OCIFile.layer_file_digest, digest),
-            LibraryFileAlias.id == OCIFile.library_file_id,
-            LibraryFileContent.id == LibraryFileAlias.contentID,
-            LibraryFileContent.sha256 == digest.hex,
-            LibraryFileAlias.restricted == False,  # noqa: E712
-            LibraryFileAlias.expires == None,  # noqa: E711
-        ]
-        if size is not None:
-            conditions.append(LibraryFileContent.filesize == size)
-        found = (
-            IStore(OCIFile)
-            .find((OCIFile, LibraryFileAlias), *conditions)
-            .order_by(OCIFile.id)
-            .first()
-        )
-        if found is None:
-            return None
-        oci_file, lfa = found
-        # Verified, not trusted: damaged content is quarantined and
-        # the layer fetched again.
-        if not get_librarian_storage().isIntact(
-            digest.hex, lfa.content.filesize
-        ):
-            return None
-        oci_file.markUsed()
-        return lfa
-
     def getByLayerDigest(self, layer_file_digest):
         """See `IOCIFileSet`."""
         try:
-            digest = _as_digest(layer_file_digest)
+            digests = _layer_file_digests(layer_file_digest)
         except ValueError:
             return None
+        # A restricted file belongs to a private build: other builds must
+        # not get it.
         return (
             IStore(OCIFile)
-            .find(OCIFile, _digest_matches(OCIFile.layer_file_digest, digest))
+            .find(
+                OCIFile,
+                OCIFile.layer_file_digest.is_in(digests),
+                LibraryFileAlias.id == OCIFile.library_file_id,
+                LibraryFileAlias.restricted == False,  # noqa: E712
+            )
             .order_by(OCIFile.id)
             .first()
         )
+
+    def getReusableLayerFile(self, digest, size=None):
+        """See `IOCIFileSet`."""
+        digest = str(digest)
+        if not digest.startswith("sha256:"):
+            return None
+        sha256 = digest[len("sha256:") :]
+        conditions = [
+            LibraryFileAlias.id == OCIFile.library_file_id,
+            LibraryFileContent.id == LibraryFileAlias.contentID,
+            LibraryFileContent.sha256 == sha256,
+            LibraryFileAlias.restricted == False,  # noqa: E712
+            Or(
+                LibraryFileAlias.expires == None,  # noqa: E711
+                LibraryFileAlias.expires > utc_now() + timedelta(days=1),
+            ),
+        ]
+        # Harness only: a legacy upload's layer has no size to match.
+        if size is not None:
+            conditions.append(LibraryFileContent.filesize == size)
+        oci_file = (
+            IStore(OCIFile)
+            .find(OCIFile, *conditions)
+            .order_by(Desc(OCIFile.date_last_used), OCIFile.id)
+            .first()
+        )
+        # Harness only: verified, not trusted.  Damaged content is
+        # quarantined and the layer fetched again.
+        if oci_file is not None and not get_librarian_storage().isIntact(
+            sha256, oci_file.library_file.content.filesize
+        ):
+            return None
+        return oci_file
 
 
 @implementer(IOCIRecipeBuild)
@@ -404,7 +414,11 @@ class OCIRecipeBuild(PackageBuildMixin, StormBase):
             raise NotFoundError(filename)
         return file_object
 
-    def _findFileByDigest(self, digest):
+    def _findFileByDigest(self, layer_file_digest):
+        """The build's (`OCIFile`, alias, content) with a digest, or None.
+
+        :raises ValueError: if it is not a digest.
+        """
         return (
             Store.of(self)
             .find(
@@ -412,7 +426,9 @@ class OCIRecipeBuild(PackageBuildMixin, StormBase):
                 OCIFile.build == self.id,
                 LibraryFileAlias.id == OCIFile.library_file_id,
                 LibraryFileContent.id == LibraryFileAlias.contentID,
-                _digest_matches(OCIFile.layer_file_digest, digest),
+                OCIFile.layer_file_digest.is_in(
+                    _layer_file_digests(layer_file_digest)
+                ),
             )
             .order_by(OCIFile.id)
             .first()
@@ -421,13 +437,12 @@ class OCIRecipeBuild(PackageBuildMixin, StormBase):
     def getLayerFileByDigest(self, layer_file_digest):
         """See `IOCIRecipeBuild`."""
         try:
-            digest = _as_digest(layer_file_digest)
+            file_object = self._findFileByDigest(layer_file_digest)
         except ValueError:
-            raise NotFoundError(layer_file_digest) from None
-        file_object = self._findFileByDigest(digest)
-        if file_object is None:
-            raise NotFoundError(layer_file_digest)
-        return file_object
+            file_object = None
+        if file_object is not None:
+            return file_object
+        raise NotFoundError(layer_file_digest)
 
     def addFile(
         self,
@@ -737,22 +752,33 @@ class OCIRecipeBuild(PackageBuildMixin, StormBase):
         """See `IOCIRecipeBuild`."""
         return self._readJSONOrNone(self.index)
 
+    def _readImageManifests(self):
+        """The `OCIImageManifest`s of the stored index, read with ocilayout.
+
+        :raises OCILayoutError: if a document is not what it should be.
+        """
+        if self.index is None:
+            return []
+        with deep_json_as_layout_error():
+            return [
+                parse_manifest(
+                    self._readBlob(descriptor, "Manifest"), descriptor
+                )
+                for descriptor in parse_index(
+                    read_library_file_bytes(self.index, "index.json")
+                )
+            ]
+
     @property
     def image_manifests(self):
         """See `IOCIRecipeBuild`."""
-        index = self.index_data
-        if index is None:
-            return []
-        manifests = []
-
-        def load_json(descriptor):
-            document = self._loadBlobJSON(descriptor)
-            if descriptor.media_type in MediaType.MANIFESTS:
-                manifests.append((descriptor.digest, document))
-            return document
-
-        walk_oci_upload(index, load_json)
-        return manifests
+        return [
+            (
+                Digest.parse(manifest.descriptor.digest),
+                json.loads(manifest.data),
+            )
+            for manifest in self._readImageManifests()
+        ]
 
     @property
     def layers(self):
@@ -782,6 +808,7 @@ class OCIRecipeBuild(PackageBuildMixin, StormBase):
     def _getVerifiedBlob(self, descriptor, what):
         """This build's file holding the blob ``descriptor`` describes.
 
+        :param descriptor: An `OCIDescriptor`.
         :raises OCIUploadError: if there is none, or its content does
             not have the descriptor's digest and size.
         """
@@ -790,7 +817,7 @@ class OCIRecipeBuild(PackageBuildMixin, StormBase):
         if found is None:
             raise OCIUploadError(f"{what} {digest} is missing")
         _, lfa, content = found
-        if digest.algorithm != "sha256" or content.sha256 != digest.hex:
+        if content.sha256 != descriptor.hex:
             raise OCIUploadError(
                 f"{what} {digest} has content with sha256 {content.sha256}"
             )
@@ -801,23 +828,22 @@ class OCIRecipeBuild(PackageBuildMixin, StormBase):
             )
         return lfa
 
-    def _loadBlobJSON(self, descriptor):
-        """Read a JSON blob of this build for `walk_oci_upload`."""
-        lfa = self._getVerifiedBlob(descriptor, _document_name(descriptor))
-        return read_json_library_file(lfa, str(descriptor.digest))
+    def _readBlob(self, descriptor, what):
+        """The bytes of a document (manifest, config) of this build."""
+        lfa = self._getVerifiedBlob(descriptor, what)
+        return read_library_file_bytes(lfa, descriptor.digest)
 
     def _checkOCIUpload(self, problems):
-        index = read_json_library_file(self.index)
-        _, images = walk_oci_upload(index, self._loadBlobJSON)
         seen = set()
-        for image in images:
-            for layer in image.layers:
-                if layer.is_foreign or layer.digest in seen:
-                    # Foreign layers have no blob in the upload.
+        for manifest in self._readImageManifests():
+            for what, descriptor in [("Config", manifest.config)] + [
+                ("Layer", layer) for layer in manifest.layers
+            ]:
+                if descriptor.digest in seen:
                     continue
-                seen.add(layer.digest)
+                seen.add(descriptor.digest)
                 try:
-                    self._getVerifiedBlob(layer.descriptor, "Layer")
+                    self._getVerifiedBlob(descriptor, what)
                 except OCIUploadError as e:
                     problems.append(str(e))
 
@@ -851,13 +877,37 @@ class OCIRecipeBuild(PackageBuildMixin, StormBase):
                 self._checkOCIUpload(problems)
             else:
                 self._checkLegacyUpload(problems)
-        except OCIUploadError as e:
-            problems.append(str(e))
+        except (OCIUploadError, OCILayoutError) as e:
+            problems.append(" ".join(str(e).split()))
+        if not problems and not self.verifySuccessfulUpload():
+            problems.append(
+                "A file does not have the content its digest names, or "
+                "no file has a digest"
+            )
         return problems
 
     def verifySuccessfulUpload(self):
-        """See `IOCIRecipeBuild`."""
-        return not self.getUploadProblems()
+        """See `IPackageBuild`."""
+        layer_files = Store.of(self).find(
+            OCIFile,
+            OCIFile.build == self.id,
+            OCIFile.layer_file_digest != None,  # noqa: E711
+        )
+        layer_files_present = not layer_files.is_empty()
+        if self.index is not None:
+            # An OCI upload, whose blobs are recorded by their digests:
+            # each file must have the content its digest names.
+            for oci_file, _, content in self.getFiles():
+                digest = oci_file.layer_file_digest
+                if digest is not None and digest != Digest(
+                    "sha256", content.sha256
+                ):
+                    return False
+            return layer_files_present
+        metadata_present = (
+            self.manifest is not None and self.digests is not None
+        )
+        return layer_files_present and metadata_present
 
     @property
     def registry_upload_jobs(self):

@@ -3,31 +3,48 @@
 
 """How the build farm manager collects the results of OCI recipe builds.
 
-`OCIRecipeBuildBehaviour._downloadFiles(worker_status, upload_path,
-logger)` is asynchronous, as in Launchpad.  A builder hands over one of
-two forms (see `lp.oci.model.ociupload`):
+`OCIRecipeBuildBehaviour` has the shape of Launchpad's with the
+project's patch series (``upstream/launchpad``): `extraBuildArgs` asks
+for an OCI upload (``"upload_format": "oci"``), and
+`_downloadFiles(worker_status, upload_path, logger)` dispatches on what
+the builder filed, as the patched upstream one does:
 
-The OCI upload (``index.json`` + ``oci-layout`` in the filemap):
-    ``oci-layout`` and ``index.json`` are fetched, then each image index
-    and manifest the index leads to, then each config, one at a time and
-    each checked against the digest and size that refer to it.  The
-    layer descriptors come from the manifests.  A layer whose content
-    the librarian already holds (`IOCIFileSet.getReusableLayerFile`, by
-    digest and size) is not fetched at all; the others are fetched with
-    bounded concurrency and checked against the sha256 and size the
-    download process computed while writing them, so no layer is read
-    again here.
+The OCI upload (``index.json`` and ``oci-layout`` in the filemap):
+    `_downloadOCIFiles` fetches ``oci-layout`` and ``index.json``, then
+    each image manifest and config (`_fetchOCIBlob`), each checked
+    against the digest and size that refer to it, all read with
+    `lp.oci.model.ocilayout`.  The layer descriptors come from the
+    manifests.  A layer whose content the librarian already holds
+    (`IOCIFileSet.getReusableLayerFile(digest, size)`) is not fetched,
+    and the file holding it is marked as used; nothing is copied out of
+    the librarian.  A document that does not match its descriptor, or a
+    blob the build did not return, is a `BuildDaemonError`.
 
-The legacy upload (``digests.json`` in the filemap):
-    As Launchpad does: ``manifest.json``, ``digests.json`` and every
-    config are fetched, and ``<layer_id>.tar.gz`` only for layers whose
-    digest the librarian does not already hold.
+The legacy upload (anything else):
+    ``manifest.json``, ``digests.json`` and every config are fetched
+    (`_fetchIntermediaryFile`), and ``<layer_id>.tar.gz`` only for the
+    layers `_extractLayerFiles` finds missing from the librarian.
 
-Anything else fails the build with a reason.  `transfers` records, per
-layer digest, whether it was ``"fetched"`` or ``"reused"`` and its size.
+Harness only, around that shape:
 
-Differences from Launchpad: Launchpad knows only the legacy upload, reuses
-layers by digest alone (`getByLayerDigest`) and checks nothing it fetches.
+- `check_file` becomes a comparison with the sha256 and size the
+  download process computed while writing the file (`_checkDownload`),
+  so that nothing is read again here; fetched layers are checked the
+  same way (upstream leaves that to the upload processor, which checks
+  them again here too);
+- layers are fetched with bounded concurrency (``max_concurrency``);
+- after `handleSuccess`: `upload_format` (``"oci"`` or ``"legacy"``),
+  `images` (the `OCIImageManifest`s or `LegacyImage`s found),
+  `transfers` (each layer `Digest` to ``("fetched" or "reused",
+  size)``), `bytes_fetched`, `bytes_reused` (layers only) and
+  `downloads` (each fetched file name to its `DownloadResult`);
+- fault checkpoints ``fetch.file`` (documents) and ``fetch.files``
+  (layers);
+- legacy layers are reused by their content's digest (a layer the
+  builder built, whose digests.json digest is that of its file), not by
+  the digest recorded alone (`getByLayerDigest`, upstream's rule, which
+  would let a pulled layer's registry digest stand for a file nothing
+  vouches for); their size is not known beforehand.
 """
 
 __all__ = [
@@ -35,12 +52,13 @@ __all__ = [
 ]
 
 import os
+from datetime import datetime, timezone
 
 from twisted.internet import defer
-from twisted.internet.threads import deferToThread
 from zope.component import adapter, getUtility
 from zope.interface import implementer
 
+from lp.buildmaster.interfaces.builder import BuildDaemonError
 from lp.buildmaster.interfaces.buildfarmjobbehaviour import (
     IBuildFarmJobBehaviour,
 )
@@ -49,27 +67,24 @@ from lp.buildmaster.model.buildfarmjobbehaviour import (
     check_builder_file_name,
 )
 from lp.oci.interfaces.ocirecipebuild import IOCIFileSet, IOCIRecipeBuild
+from lp.oci.model.ocilayout import (
+    MAX_DOCUMENT_SIZE,
+    OCILayoutError,
+    parse_index,
+    parse_manifest,
+    parse_oci_layout,
+)
 from lp.oci.model.ociupload import (
     OCIUploadError,
-    blob_file_name,
-    check_oci_layout,
+    deep_json_as_layout_error,
     parse_legacy_upload,
     read_json_file,
-    verify_blob_file,
-    walk_oci_upload,
 )
+from ocitypes.digest import Digest
 from ocitypes.faultpoint import checkpoint
 
 FETCHED = "fetched"
 REUSED = "reused"
-
-
-class _NotFetched(Exception):
-    """`walk_oci_upload` asked for a document not fetched yet."""
-
-    def __init__(self, descriptor):
-        super().__init__(str(descriptor.digest))
-        self.descriptor = descriptor
 
 
 @adapter(IOCIRecipeBuild)
@@ -79,13 +94,6 @@ class OCIRecipeBuildBehaviour(BuildFarmJobBehaviourBase):
 
     :param max_concurrency: How many layers to fetch at once (the
         worker's default when None).
-
-    After `handleSuccess`: `upload_format` is ``"oci"`` or ``"legacy"``;
-    `images` the `OCIUploadImage`s or `LegacyImage`s found;
-    `transfers` maps each layer `Digest` to ``(FETCHED or REUSED,
-    size)``; `bytes_fetched` and `bytes_reused` sum the layer sizes
-    (documents, always fetched, are not counted); `downloads` maps each
-    fetched file name to its `DownloadResult`.
     """
 
     download_errors = BuildFarmJobBehaviourBase.download_errors + (
@@ -117,6 +125,9 @@ class OCIRecipeBuildBehaviour(BuildFarmJobBehaviourBase):
         recipe = self.build.recipe
         args["name"] = recipe.image_name or recipe.name
         args["build_file"] = "Dockerfile"
+        # Builders that understand this file the image as an OCI image
+        # layout, which _downloadFiles handles as well as the legacy form.
+        args["upload_format"] = "oci"
         return args
 
     def verifySuccessfulBuild(self):
@@ -125,34 +136,26 @@ class OCIRecipeBuildBehaviour(BuildFarmJobBehaviourBase):
         if self.build.recipe is None:
             raise AssertionError(f"{self.build_cookie} has no recipe")
 
-    @defer.inlineCallbacks
-    def _downloadFiles(self, worker_status, upload_path, logger):
-        """See `BuildFarmJobBehaviourBase`."""
-        self._resetTransfers()
-        filemap = worker_status["filemap"]
-        if "index.json" in filemap and "oci-layout" in filemap:
-            self.upload_format = "oci"
-            yield self._downloadOCIUpload(filemap, upload_path, logger)
-        elif "digests.json" in filemap:
-            self.upload_format = "legacy"
-            yield self._downloadLegacyUpload(filemap, upload_path, logger)
-        else:
-            raise OCIUploadError(
-                "The build returned neither an OCI upload (index.json and "
-                "oci-layout) nor digests.json"
-            )
+    def _ensureFilePath(self, file_name, file_path, upload_path):
+        # If the evaluated output file name is not within our upload
+        # path, then we don't try to copy this or any subsequent files.
+        # Harness only: `check_builder_file_name`'s stricter rule (a
+        # plain file name, directly in the upload path).
+        check_builder_file_name(file_name, upload_path)
 
-    def _pathFor(self, name, filemap, upload_path):
-        """The SHA-1 and local path of a file the build must have returned."""
-        sha1 = filemap.get(name)
-        if sha1 is None:
-            raise OCIUploadError(f"The build did not return {name}")
-        return sha1, check_builder_file_name(name, upload_path)
+    def _convertToRetrievableFile(self, upload_path, file_name, filemap):
+        # Harness only: a name the build did not return fails the build
+        # with a reason rather than a KeyError.
+        if file_name not in filemap:
+            raise BuildDaemonError("Build did not return %s." % file_name)
+        file_path = os.path.join(upload_path, file_name)
+        self._ensureFilePath(file_name, file_path, upload_path)
+        return (filemap[file_name], file_path)
 
     @defer.inlineCallbacks
-    def _fetchFile(self, name, filemap, upload_path, logger):
-        """Fetch one file (once); return its path."""
-        sha1, path = self._pathFor(name, filemap, upload_path)
+    def _getFile(self, upload_path, name, filemap, logger):
+        """Fetch one file, once (harness only: `downloads`, checkpoint)."""
+        sha1, path = self._convertToRetrievableFile(upload_path, name, filemap)
         if name not in self.downloads:
             logger.info(
                 "Grabbing file: %s (%s)", name, self._worker.getURL(sha1)
@@ -164,137 +167,175 @@ class OCIRecipeBuildBehaviour(BuildFarmJobBehaviourBase):
         return path
 
     @defer.inlineCallbacks
-    def _fetchFiles(self, names, filemap, upload_path, logger):
-        """Fetch several files with bounded concurrency."""
+    def _getFiles(
+        self, upload_path, names, filemap, logger, fault="fetch.files"
+    ):
+        """Fetch several files with bounded concurrency (harness only).
+
+        :param fault: The fault checkpoint passed once they are fetched:
+            ``fetch.files`` for layers, ``fetch.file`` for documents.
+        """
         names = [name for name in names if name not in self.downloads]
-        if not names:
+        files = [
+            self._convertToRetrievableFile(upload_path, name, filemap)
+            for name in names
+        ]
+        if not files:
             return
-        files = [self._pathFor(name, filemap, upload_path) for name in names]
+        for name, (sha1, _) in zip(names, files):
+            logger.info(
+                "Grabbing file: %s (%s)", name, self._worker.getURL(sha1)
+            )
         results = yield self._worker.getFiles(
             files, logger=logger, max_concurrency=self.max_concurrency
         )
         self.downloads.update(zip(names, results))
-        checkpoint("fetch.files")
+        checkpoint(fault)
 
-    @defer.inlineCallbacks
-    def _verifyBlob(self, name, descriptor):
-        """Check a fetched blob against its descriptor.
+    def _checkDownload(self, name, descriptor):
+        """`check_file`, by what the download process computed.
 
-        sha256 blobs are checked against what the download process
-        computed; other algorithms are hashed again, in a thread.
+        Harness only: the download process hashed the file as it wrote
+        it, so it is not read again.
         """
         result = self.downloads[name]
-        digest = descriptor.digest
-        if result.size != descriptor.size:
-            raise OCIUploadError(
-                f"{name} is {result.size} bytes, its descriptor says "
-                f"{descriptor.size}"
-            )
-        if digest.algorithm == "sha256":
-            if result.sha256 != digest.hex:
-                raise OCIUploadError(
-                    f"{name} has digest sha256:{result.sha256}"
-                )
-        else:
-            yield deferToThread(
-                verify_blob_file, result.path, digest, descriptor.size
+        if (result.sha256, result.size) != (descriptor.hex, descriptor.size):
+            raise OCILayoutError(
+                "%s does not match its descriptor" % descriptor.file_name
             )
 
     # The OCI upload.
 
     @defer.inlineCallbacks
-    def _downloadOCIUpload(self, filemap, upload_path, logger):
-        layout = yield self._fetchFile(
-            "oci-layout", filemap, upload_path, logger
-        )
-        check_oci_layout(read_json_file(layout))
-        index_path = yield self._fetchFile(
-            "index.json", filemap, upload_path, logger
-        )
-        index = read_json_file(index_path)
+    def _fetchOCIBlob(self, descriptor, filemap, upload_path, logger):
+        """Fetch a manifest or config of an OCI upload, and check it."""
+        name = descriptor.file_name
+        if name not in filemap:
+            raise BuildDaemonError("Build did not return %s." % name)
+        file_path = yield self._getFile(upload_path, name, filemap, logger)
+        self._checkDownload(name, descriptor)
+        return file_path
 
-        def load_json(descriptor):
-            name = blob_file_name(descriptor.digest)
-            if name not in self.downloads:
-                raise _NotFetched(descriptor)
-            return read_json_file(
-                self.downloads[name].path, str(descriptor.digest)
+    @defer.inlineCallbacks
+    def _downloadOCIFiles(self, filemap, upload_path, logger):
+        """Download an OCI upload, except the layers the librarian has."""
+        yield self._getFiles(
+            upload_path,
+            ["oci-layout", "index.json"],
+            filemap,
+            logger,
+            fault="fetch.file",
+        )
+        with open(os.path.join(upload_path, "oci-layout"), "rb") as f:
+            parse_oci_layout(f.read(1024))
+        with open(os.path.join(upload_path, "index.json"), "rb") as f:
+            descriptors = parse_index(f.read(MAX_DOCUMENT_SIZE + 1))
+
+        files = {}
+        for descriptor in descriptors:
+            if descriptor.size > MAX_DOCUMENT_SIZE:
+                raise OCILayoutError("%s is too large" % descriptor.file_name)
+            manifest_path = yield self._fetchOCIBlob(
+                descriptor, filemap, upload_path, logger
             )
-
-        # walk_oci_upload reads documents synchronously: walk until it
-        # asks for one not fetched yet, fetch and check it, walk again.
-        # Documents are few and small.
-        while True:
-            try:
-                _, images = walk_oci_upload(index, load_json)
-            except _NotFetched as e:
-                name = blob_file_name(e.descriptor.digest)
-                yield self._fetchFile(name, filemap, upload_path, logger)
-                yield self._verifyBlob(name, e.descriptor)
-            else:
-                break
-
-        to_fetch = {}
-        for image in images:
-            for layer in image.layers:
-                digest = layer.digest
-                if layer.is_foreign or digest in self.transfers:
+            with open(manifest_path, "rb") as f:
+                manifest = parse_manifest(f.read(), descriptor)
+            yield self._fetchOCIBlob(
+                manifest.config, filemap, upload_path, logger
+            )
+            self.images.append(manifest)
+            for layer in manifest.layers:
+                # Harness only: each layer is accounted for once.
+                digest = Digest.parse(layer.digest)
+                if digest in self.transfers:
                     continue
-                size = layer.descriptor.size
-                reusable = getUtility(IOCIFileSet).getReusableLayerFile(
-                    digest, size=size
+                # The upload processor links layers that the librarian
+                # already has to this build.
+                oci_file = getUtility(IOCIFileSet).getReusableLayerFile(
+                    layer.digest, layer.size
                 )
-                if reusable is not None:
-                    logger.info("Layer %s is in the librarian", digest)
-                    self.transfers[digest] = (REUSED, size)
-                    continue
-                name = blob_file_name(digest)
-                self._pathFor(name, filemap, upload_path)
-                to_fetch[name] = layer.descriptor
-                self.transfers[digest] = (FETCHED, size)
-        yield self._fetchFiles(list(to_fetch), filemap, upload_path, logger)
-        for name, descriptor in to_fetch.items():
-            yield self._verifyBlob(name, descriptor)
-        self.images = images
+                if oci_file is not None:
+                    oci_file.date_last_used = datetime.now(timezone.utc)
+                    logger.info("Reusing %s from the librarian" % layer.digest)
+                    self.transfers[digest] = (REUSED, layer.size)
+                else:
+                    files[layer.file_name] = layer
+                    self.transfers[digest] = (FETCHED, layer.size)
+
+        yield self._getFiles(upload_path, sorted(files), filemap, logger)
+        for name, layer in sorted(files.items()):
+            self._checkDownload(name, layer)
 
     # The legacy upload.
 
     @defer.inlineCallbacks
-    def _downloadLegacyUpload(self, filemap, upload_path, logger):
-        manifest_path = yield self._fetchFile(
+    def _fetchIntermediaryFile(self, name, filemap, upload_path, logger):
+        file_path = yield self._getFile(upload_path, name, filemap, logger)
+        # Harness only: bounded in size and depth.
+        return read_json_file(file_path, name)
+
+    def _extractLayerFiles(self, upload_path, image, files):
+        """Find the layers of a legacy image that must be fetched.
+
+        Harness only: ``image`` is a `LegacyImage` (`parse_legacy_upload`
+        pairs manifest.json with digests.json); a layer is reused by its
+        content's digest, and nothing is copied out of the librarian.
+        """
+        for layer in image.layers:
+            if layer.digest in self.transfers:
+                continue
+            # Check if the file already exists in the librarian.
+            oci_file = getUtility(IOCIFileSet).getReusableLayerFile(
+                layer.digest
+            )
+            if oci_file is not None:
+                oci_file.date_last_used = datetime.now(timezone.utc)
+                self.transfers[layer.digest] = (
+                    REUSED,
+                    oci_file.library_file.content.filesize,
+                )
+            # If it doesn't, we need to download it.
+            else:
+                files.setdefault(layer.file_name, []).append(layer.digest)
+
+    @defer.inlineCallbacks
+    def _downloadFiles(self, worker_status, upload_path, logger):
+        """Download required artifact files."""
+        self._resetTransfers()
+        filemap = worker_status["filemap"]
+
+        # Builders file an OCI upload when asked to (see extraBuildArgs);
+        # those that cannot file the legacy form.
+        if "index.json" in filemap and "oci-layout" in filemap:
+            self.upload_format = "oci"
+            try:
+                with deep_json_as_layout_error():
+                    yield self._downloadOCIFiles(filemap, upload_path, logger)
+            except OCILayoutError as e:
+                raise BuildDaemonError("Build returned a bad image: %s" % e)
+            return
+
+        # We don't want to download all of the files that have been
+        # created, just the ones that are mentioned in the manifest and
+        # config.
+        self.upload_format = "legacy"
+        manifest = yield self._fetchIntermediaryFile(
             "manifest.json", filemap, upload_path, logger
         )
-        digests_path = yield self._fetchFile(
+        digests = yield self._fetchIntermediaryFile(
             "digests.json", filemap, upload_path, logger
         )
-        images = parse_legacy_upload(
-            read_json_file(manifest_path), read_json_file(digests_path)
-        )
-        for image in images:
-            yield self._fetchFile(
+
+        files = {}
+        self.images = parse_legacy_upload(manifest, digests)
+        for image in self.images:
+            yield self._fetchIntermediaryFile(
                 image.config_name, filemap, upload_path, logger
             )
-        to_fetch = {}
-        for image in images:
-            for layer in image.layers:
-                if layer.digest in self.transfers:
-                    continue
-                reusable = getUtility(IOCIFileSet).getReusableLayerFile(
-                    layer.digest
-                )
-                if reusable is not None:
-                    logger.info("Layer %s is in the librarian", layer.digest)
-                    self.transfers[layer.digest] = (
-                        REUSED,
-                        reusable.content.filesize,
-                    )
-                    continue
-                name = layer.file_name
-                self._pathFor(name, filemap, upload_path)
-                to_fetch.setdefault(name, []).append(layer.digest)
+            self._extractLayerFiles(upload_path, image, files)
+
+        yield self._getFiles(upload_path, list(files), filemap, logger)
         # Two digests.json entries may name the same layer file.
-        yield self._fetchFiles(list(to_fetch), filemap, upload_path, logger)
-        for name, digests in to_fetch.items():
+        for name, digests in files.items():
             for digest in digests:
                 self.transfers[digest] = (FETCHED, self.downloads[name].size)
-        self.images = images

@@ -3,27 +3,43 @@
 
 """Client for talking to an OCI registry.
 
-`OCIRegistryClient.upload` pushes a build to the registry of each of its
-recipe's push rules, in go-containerregistry's ``remote.Write`` order:
-every layer (in parallel, a bounded number at a time), then the configs,
-then the manifests, then `uploadManifestList` merges them into the tag's
-image index.  For each blob, once per digest:
+What the push sends has the patched upstream shape (the project's patch
+series, ``upstream/launchpad``):
 
-1. ``HEAD`` it: already there, nothing to send;
-2. else try a cross-repository mount from a repository of the same
-   registry known to hold it (`IOCIPushedBlobSet`, then the layer's
-   recorded source repository); a ``202`` means the registry declined,
-   and its upload session is used for
-3. an upload: one streamed ``PUT`` from the librarian; after an
-   interruption, a new session in ``PATCH`` chunks that resumes from the
-   registry's ``Range`` when a chunk is cut;
-4. the registry's ``Docker-Content-Digest`` must be ours.
+- a build that filed an OCI upload (`IOCIRecipeBuild.index`) is read
+  with `lp.oci.model.ocilayout` (`OCIRegistryClient._preloadOCIFiles`:
+  the stored index and manifests, each manifest checked against its
+  descriptor) and pushed as built: each image's layers, its config and
+  its manifest, byte for byte as stored, the manifest by digest with
+  its own media type;
+- a legacy build (``digests.json``) has no stored manifest: one is made
+  from what it stored (the config as stored, each layer file under its
+  own sha256), never with the ``sha256:sha256:`` prefix upstream
+  produced;
+- a layer is mounted from another repository of the same registry
+  (`OCIRegistryClient._findMountSource`): one this upload already
+  pushed it to, else the one the build pulled it from (the index
+  entry's `SOURCES_ANNOTATION`, or digests.json's ``source``), Docker
+  Hub's host names counting as one; a registry that declines (``202``)
+  starts an ordinary upload;
+- the manifests uploaded are recorded with their media types, and the
+  tag's multi-architecture index lists them under those types (an
+  index listing an OCI manifest is an OCI image index; records without
+  a media type, from before, are Docker manifests).
 
-Manifests and configs are pushed exactly as the build stored them, so
-the registry's digests are the build's.  A legacy build (``digests.json``)
-has no stored manifest: one is made from what it stored (the config
-as stored, each layer file under its own sha256), never with the
-``sha256:sha256:`` prefix upstream produced.
+Harness only, around that shape (the push engine): go-containerregistry's
+``remote.Write`` order with every layer pushed in parallel, a bounded
+number at a time, then the configs, then the manifests, then
+`uploadManifestList` merges them into the tag's index; for each blob,
+once per digest, a ``HEAD`` first, then mounts from the candidates
+above and from `IOCIPushedBlobSet` (where earlier pushes put it; a
+record the registry contradicts is forgotten), then one streamed
+``PUT`` from the librarian, after an interruption a new session in
+``PATCH`` chunks that resumes from the registry's ``Range``; the
+registry's ``Docker-Content-Digest`` must be ours; retries classified
+by `RetryPolicy`; fault checkpoints ``push.blob`` and
+``push.manifest``; configs and layers are checked against the sha256
+the librarian recorded before they are pushed.
 
 Everything that touches the database (the plan of what to push, the
 credentials, the push records) happens in the calling thread; the
@@ -43,7 +59,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
+from urllib.parse import urlparse
 
 import requests
 from zope.component import getUtility
@@ -61,6 +77,12 @@ from lp.oci.interfaces.ociregistryclient import (
     OCIRegistryError,
 )
 from lp.oci.interfaces.ociupload import OCIUploadError
+from lp.oci.model.ocilayout import (
+    MEDIA_TYPE_DOCKER_MANIFEST,
+    OCILayoutError,
+    parse_index,
+    parse_manifest,
+)
 from lp.oci.model.ociregistryhttp import (
     TRANSIENT_ERRORS,
     RegistryHTTPClient,
@@ -69,11 +91,10 @@ from lp.oci.model.ociregistryhttp import (
     parse_registry_errors,
 )
 from lp.oci.model.ociupload import (
+    deep_json_as_layout_error,
     parse_json_document,
     parse_legacy_upload,
-    read_json_library_file,
     read_library_file_bytes,
-    walk_oci_upload,
 )
 from lp.services.librarian.storage import get_librarian_storage
 from ocitypes.descriptor import MediaType
@@ -81,10 +102,6 @@ from ocitypes.digest import Digest
 from ocitypes.faultpoint import checkpoint
 
 log = logging.getLogger(__name__)
-
-# Annotations the builder puts on layers pulled from a registry.
-LAYER_SOURCE = "com.canonical.launchpad.oci.source-repository"
-LAYER_SOURCES = "com.canonical.launchpad.oci.layer-source-repositories"
 
 PARALLELISM_ENV = "LP_OCI_REGISTRY_PUSH_JOBS"
 DEFAULT_PARALLELISM = 4
@@ -114,7 +131,8 @@ class BlobToPush:
     digest: Digest
     size: int
     sha256: str
-    sources: tuple = ()
+    # The repository ("<registry>/<name>") the build pulled it from.
+    source: str = None
 
 
 @dataclass(frozen=True)
@@ -284,124 +302,59 @@ def _annotation(entry, key):
     return _str_field(annotations, key)
 
 
-def _source_repositories(registry_url, annotated):
-    """The repositories of this registry among recorded layer sources.
-
-    Sources are recorded as ``<registry host>/<repository>``.
-    """
-    host = urlsplit(registry_url).netloc
-    aliases = {host}
-    if host in ("registry-1.docker.io", "index.docker.io"):
-        aliases.add("docker.io")
-    repositories = []
-    for source in annotated:
-        if not isinstance(source, str) or "/" not in source:
-            continue
-        source_host, repository = source.split("/", 1)
-        if source_host in aliases and repository:
-            repositories.append(repository)
-    return repositories
-
-
-def _layer_sources(descriptor, index_entry_sources):
-    sources = []
-    source = descriptor.annotations.get(LAYER_SOURCE)
-    if source:
-        sources.append(source)
-    source = index_entry_sources.get(str(descriptor.digest))
-    if isinstance(source, str) and source:
-        sources.append(source)
-    return tuple(sources)
-
-
-def _index_entry_sources(index):
-    """Layer sources the builder put on index entries (kept manifests)."""
-    sources = {}
-    entries = index.get("manifests") if isinstance(index, dict) else None
-    for entry in entries if isinstance(entries, list) else []:
-        annotations = (
-            entry.get("annotations") if isinstance(entry, dict) else None
-        )
-        value = (annotations or {}).get(LAYER_SOURCES)
-        if not isinstance(value, str):
-            continue
-        try:
-            mapping = json.loads(value)
-        except ValueError:
-            continue
-        if isinstance(mapping, dict):
-            sources.update(mapping)
-    return sources
-
-
 def _stored_file(build, digest, what):
-    """The librarian file and content of a build's blob, checked."""
+    """The librarian file of a build's blob (harness only: checked).
+
+    :param digest: "sha256:<hex>".
+    """
     try:
         _, lfa, content = build.getLayerFileByDigest(digest)
-    except Exception:
+    except NotFoundError:
         raise OCIUploadError(f"{what} {digest} is missing") from None
-    if digest.algorithm != "sha256" or content.sha256 != digest.hex:
+    if f"sha256:{content.sha256}" != digest:
         raise OCIUploadError(
             f"{what} {digest} has content with sha256 {content.sha256}"
         )
-    return lfa, content
+    return lfa
 
 
 def _make_oci_plan(build):
     plan = PushPlan()
-    index = read_json_library_file(build.index)
-    entry_sources = _index_entry_sources(index)
-    documents = {}
-
-    def load_document(descriptor):
-        lfa, content = _stored_file(build, descriptor.digest, "Blob")
-        if content.filesize != descriptor.size:
-            raise OCIUploadError(
-                f"Blob {descriptor.digest} is {content.filesize} bytes, "
-                f"its descriptor says {descriptor.size}"
-            )
-        # Checked against its row's sha256, which is the descriptor's.
-        data = read_library_file_bytes(lfa, str(descriptor.digest))
-        documents[descriptor.digest] = data
-        return parse_json_document(data, str(descriptor.digest))
-
-    _, images = walk_oci_upload(index, load_document)
     seen = set()
-    for image in images:
-        for layer in image.layers:
-            if layer.is_foreign or layer.digest in seen:
+    for manifest, config_lfa, layer_lfas in OCIRegistryClient._preloadOCIFiles(
+        build
+    ):
+        sources = manifest.layer_sources
+        for layer, lfa in zip(manifest.layers, layer_lfas):
+            if layer.digest in seen:
                 continue
             seen.add(layer.digest)
-            _, content = _stored_file(build, layer.digest, "Layer")
             plan.layers.append(
                 BlobToPush(
-                    layer.digest,
-                    content.filesize,
-                    content.sha256,
-                    _layer_sources(layer.descriptor, entry_sources),
+                    Digest.parse(layer.digest),
+                    lfa.content.filesize,
+                    lfa.content.sha256,
+                    sources.get(layer.digest),
                 )
             )
-        if image.config.digest not in seen:
-            seen.add(image.config.digest)
+        config = manifest.config
+        # Harness only: the platform of the image for the tag's index.
+        config_json = parse_json_document(
+            read_library_file_bytes(config_lfa, config.digest), config.digest
+        )
+        if config.digest not in seen:
+            seen.add(config.digest)
             plan.configs.append(
                 BlobToPush(
-                    image.config.digest,
-                    image.config.size,
-                    image.config.digest.hex,
+                    Digest.parse(config.digest), config.size, config.hex
                 )
             )
-        config = json.loads(documents[image.config.digest])
-        fallback = (
-            image.manifest.platform.to_json()
-            if image.manifest.platform is not None
-            else None
-        )
         plan.manifests.append(
             ManifestToPush(
-                image.manifest.digest,
-                image.manifest.media_type,
-                documents[image.manifest.digest],
-                _platform_of(config, fallback),
+                Digest.parse(manifest.descriptor.digest),
+                manifest.descriptor.media_type,
+                manifest.data,
+                _platform_of(config_json, manifest.descriptor.platform),
             )
         )
     return plan
@@ -445,7 +398,9 @@ def _make_legacy_plan(build):
             if digest not in seen:
                 seen.add(digest)
                 plan.layers.append(
-                    BlobToPush(digest, content.filesize, content.sha256)
+                    BlobToPush(
+                        digest, content.filesize, content.sha256, layer.source
+                    )
                 )
             layer_descriptors.append(
                 {
@@ -490,7 +445,12 @@ def make_push_plan(build):
     :raises OCIUploadError: if the stored upload cannot be pushed.
     """
     if build.index is not None:
-        return _make_oci_plan(build)
+        # The build filed an OCI image layout.
+        try:
+            with deep_json_as_layout_error():
+                return _make_oci_plan(build)
+        except OCILayoutError as e:
+            raise OCIUploadError(str(e)) from None
     return _make_legacy_plan(build)
 
 
@@ -817,7 +777,70 @@ class OCIRegistryClient:
             )
         return digest
 
-    def _uploadToPushRule(self, push_rule, plan, http_client):
+    @classmethod
+    def _preloadOCIFiles(cls, build):
+        """Read the index and manifests of a build that filed an OCI upload.
+
+        :return: A list of (`OCIImageManifest`, config `LibraryFileAlias`,
+            list of layer `LibraryFileAlias`es).
+        """
+        images = []
+        index = read_library_file_bytes(build.index, "index.json")
+        for descriptor in parse_index(index):
+            lfa = _stored_file(build, descriptor.digest, "Manifest")
+            manifest = parse_manifest(
+                read_library_file_bytes(lfa, descriptor.digest), descriptor
+            )
+            config_lfa = _stored_file(build, manifest.config.digest, "Config")
+            layer_lfas = [
+                _stored_file(build, layer.digest, "Layer")
+                for layer in manifest.layers
+            ]
+            images.append((manifest, config_lfa, layer_lfas))
+        return images
+
+    # Docker Hub's registry answers under several names.
+    _docker_hub_hosts = {
+        "docker.io",
+        "index.docker.io",
+        "registry-1.docker.io",
+        "registry.hub.docker.com",
+    }
+
+    @classmethod
+    def _getRegistryHost(cls, host):
+        host = host.lower()
+        return "docker.io" if host in cls._docker_hub_hosts else host
+
+    @classmethod
+    def _findMountSource(cls, push_rule, digest, source, uploaded_blobs):
+        """Find another repository of the push rule's registry with a blob.
+
+        That is one to which this upload has already pushed the blob, or
+        else the one the build pulled the layer from, if it is on the
+        same registry.
+
+        :param source: The repository the build pulled the layer from, as
+            "<registry>/<name>", or None.
+        :param uploaded_blobs: A dict mapping (registry URL, digest) to
+            the image name that this upload pushed the blob to.
+        :return: A repository name, or None.
+        """
+        image_name = uploaded_blobs.get((push_rule.registry_url, digest))
+        if image_name is not None and image_name != push_rule.image_name:
+            return image_name
+        if source and "/" in source:
+            host, name = source.split("/", 1)
+            registry_host = urlparse(push_rule.registry_url).netloc
+            if (
+                cls._getRegistryHost(host)
+                == cls._getRegistryHost(registry_host)
+                and name != push_rule.image_name
+            ):
+                return name
+        return None
+
+    def _uploadToPushRule(self, push_rule, plan, http_client, uploaded_blobs):
         result = RegistryUploadResult(
             push_rule.registry_url, push_rule.image_name
         )
@@ -826,24 +849,28 @@ class OCIRegistryClient:
         sources = {}
         recorded = {}
         for blob in plan.layers:
+            candidates = []
+            mount_from = self._findMountSource(
+                push_rule, str(blob.digest), blob.source, uploaded_blobs
+            )
+            if mount_from is not None:
+                candidates.append(mount_from)
+            # Harness only: where earlier pushes put the blob.
             known = pushed_blobs.findRepositories(
                 push_rule.registry_url,
                 blob.digest,
                 exclude=push_rule.image_name,
             )
             recorded[blob.digest] = known
-            annotated = _source_repositories(
-                push_rule.registry_url, blob.sources
-            )
-            candidates = []
-            for repository in known + annotated:
-                if (
-                    repository != push_rule.image_name
-                    and repository not in candidates
-                ):
+            for repository in known:
+                if repository not in candidates:
                     candidates.append(repository)
             sources[blob.digest] = tuple(candidates[:MAX_MOUNT_SOURCES])
         self._pushBlobs(http_client, plan.layers, sources, result)
+        for blob in plan.layers:
+            uploaded_blobs[(push_rule.registry_url, str(blob.digest))] = (
+                push_rule.image_name
+            )
         self._pushBlobs(http_client, plan.configs, {}, result)
         # A push record the registry contradicted (it no longer has the
         # blob there: deleted, garbage-collected, or the repository is
@@ -872,6 +899,9 @@ class OCIRegistryClient:
     def upload(self, build):
         """See `IOCIRegistryClient`."""
         plan = make_push_plan(build)
+        # Layers pushed to one repository can be mounted into the others
+        # of the same registry.
+        uploaded_blobs = {}
         results = {}
         exceptions = []
         for push_rule in build.recipe.push_rules:
@@ -879,7 +909,7 @@ class OCIRegistryClient:
             try:
                 http_client = self._getHTTPClient(push_rule)
                 results[push_rule.id] = self._uploadToPushRule(
-                    push_rule, plan, http_client
+                    push_rule, plan, http_client, uploaded_blobs
                 )
             except (OCIRegistryError, OCIUploadError) as e:
                 exceptions.append(e)
@@ -1008,8 +1038,11 @@ class OCIRegistryClient:
 
         Entries of other platforms are kept; an entry for a child's
         platform is replaced, and attestations of replaced manifests
-        dropped.  The index is a Docker manifest list when every entry
-        is a Docker manifest, an OCI image index otherwise.
+        dropped.  Each child is listed under the media type recorded
+        with it when it was uploaded.  An index listing an OCI manifest
+        is an OCI image index; harness only: so is one listing anything
+        but Docker manifests, and one listing only Docker manifests is a
+        Docker manifest list.
         """
         replaced = {_platform_key(child["platform"]) for child in children}
         removed = set()
@@ -1122,7 +1155,17 @@ class OCIRegistryClient:
                 manifests = (job.uploaded_manifests if job else {}).get(
                     str(push_rule.id), []
                 )
-                children.extend(manifests)
+                # Builds that filed an OCI upload record their manifests'
+                # media types; those before them pushed Docker manifests.
+                children.extend(
+                    dict(
+                        manifest,
+                        mediaType=manifest.get(
+                            "mediaType", MEDIA_TYPE_DOCKER_MANIFEST
+                        ),
+                    )
+                    for manifest in manifests
+                )
             if not children:
                 continue
             http_client = None

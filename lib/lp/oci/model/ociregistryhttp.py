@@ -5,11 +5,13 @@
 
 `RegistryHTTPClient` (anonymous or HTTP basic) and
 `BearerTokenRegistryClient` (the ``WWW-Authenticate: Bearer``
-challenge), as upstream, plus what upstream lacks: retries with
-exponential backoff on 408, 429 (honouring ``Retry-After``), 5xx and
-connection errors, never on other 4xx; one `requests.Session` per
-thread, so that one client serves a pool of pushing threads; and the
-registry's error body parsed into the errors a job reports.
+challenge), as upstream, plus retries of every request with exponential
+backoff on 408, 429 (honouring ``Retry-After``), 5xx and connection
+errors, never on other 4xx (upstream retries only a blob upload, on
+connection errors and incomplete reads, 5 times, 3 s apart, with
+tenacity); one `requests.Session` per thread, so that one client serves
+a pool of pushing threads; and the registry's error body parsed into
+the errors a job reports.
 
 Credentials are read once, in the thread that makes the client (they
 come from the database), and never appear in an error or a log line.

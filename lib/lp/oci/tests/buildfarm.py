@@ -45,15 +45,14 @@ from lp.testing.layers import (
     LaunchpadZopelessLayer,
     SQLiteLaunchpadZopelessLayer,
 )
+from lpbuildd.dockersave import read_docker_save, write_oci_upload
 from lpbuildd.oci import OCIBuildManager
-from lpbuildd.ociimage.gather import gather
 from lpbuildd.replay import ReplayBackend
 from lpbuildd.tests.archivebuilder import (
     docker25_classic,
     make_image,
     make_layer,
 )
-from ocitypes.filenames import upload_file_name
 
 
 def make_test_image(top_seed=3, base_size=32 * 1024):
@@ -90,23 +89,25 @@ def file_oci_upload(builder, build_cookie, archive, work_dir):
     return result
 
 
-def make_oci_upload_dir(images, work_dir, archive=None):
+def make_oci_upload_dir(images, work_dir, archive=None, sources=None):
     """An upload directory as the build farm collects it (flat names).
+
+    What a builder files when asked for an OCI upload: `lpbuildd.oci`'s
+    `write_oci_upload` over `read_docker_save`.
 
     :param archive: The path of an archive to gather instead of a Docker
         25+ save of ``images``.
+    :param sources: {layer digest or diff_id: repository it was pulled
+        from}, as the builder finds them.
     """
     if archive is None:
         archive = write_archive(work_dir, images, name="upload.tar")
-    layout = os.path.join(work_dir, "layout")
-    gather(archive, layout, jobs=1)
+    save_dir = tempfile.mkdtemp(dir=work_dir, prefix="save-")
+    with open(archive, "rb") as f:
+        save = read_docker_save(f, save_dir, keep_compressed=True, jobs=1)
     upload = os.path.join(work_dir, "upload")
     os.mkdir(upload)
-    for dirpath, _, filenames in os.walk(layout):
-        for filename in filenames:
-            path = os.path.join(dirpath, filename)
-            name = upload_file_name(os.path.relpath(path, layout))
-            os.rename(path, os.path.join(upload, name))
+    write_oci_upload(save, upload, sources)
     return upload
 
 

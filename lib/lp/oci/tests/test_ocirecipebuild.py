@@ -263,8 +263,8 @@ class TestOCIRecipeBuild(TestCaseWithFactory):
             oci_file, getUtility(IOCIFileSet).getByLayerDigest(digest)
         )
         self.assertEqual(
-            oci_file.library_file,
-            getUtility(IOCIFileSet).getReusableLayerFile(digest),
+            oci_file,
+            getUtility(IOCIFileSet).getReusableLayerFile(digest, 6),
         )
 
     def test_addFile_refuses_digests_too_long_for_the_column(self):
@@ -471,10 +471,14 @@ class TestOCIRecipeBuild(TestCaseWithFactory):
         self.assertEqual(1, len(build.digests_data))
 
     def test_image_manifests(self):
+        # The stored index and manifests, read with ocilayout.
         build = self.factory.makeOCIRecipeBuild()
         files = self.factory.makeOCILayoutFiles(build=build)
         ((digest, manifest),) = build.image_manifests
         self.assertEqual(files.manifest.layer_file_digest, digest)
+        self.assertEqual(
+            str(files.config.layer_file_digest), manifest["config"]["digest"]
+        )
         self.assertEqual(
             [str(layer.layer_file_digest) for layer in files.layers],
             [layer["digest"] for layer in manifest["layers"]],
@@ -560,7 +564,9 @@ class TestVerifySuccessfulUpload(TestCaseWithFactory):
         files = self.factory.makeOCILayoutFiles(build=build)
         missing = files.layers[1]
         IStore(OCIFile).remove(missing)
-        self.assertFalse(build.verifySuccessfulUpload())
+        # verifySuccessfulUpload, as Launchpad's, does not read the index;
+        # getUploadProblems does.
+        self.assertTrue(build.verifySuccessfulUpload())
         self.assertEqual(
             [f"Layer {missing.layer_file_digest} is missing"],
             build.getUploadProblems(),
@@ -573,7 +579,10 @@ class TestVerifySuccessfulUpload(TestCaseWithFactory):
         )
         self.factory.makeOCILayoutFiles(layer_contents=[b"shared"])
         IStore(OCIFile).remove(files.layers[0])
-        self.assertFalse(build.verifySuccessfulUpload())
+        self.assertEqual(
+            [f"Layer {files.layers[0].layer_file_digest} is missing"],
+            build.getUploadProblems(),
+        )
 
     def test_oci_layout_missing_config(self):
         files = self.factory.makeOCILayoutFiles()
@@ -603,8 +612,41 @@ class TestVerifySuccessfulUpload(TestCaseWithFactory):
             layer_file_digest=layer.layer_file_digest,
             kind=OCIFileKind.LAYER,
         )
+        self.assertFalse(build.verifySuccessfulUpload())
         (problem,) = build.getUploadProblems()
         self.assertIn("has content with sha256", problem)
+
+    def test_oci_layout_any_file_not_matching_its_digest(self):
+        # For a build with an index, every file recorded under a digest
+        # must have the content that digest names, even one the index
+        # does not lead to.
+        build = self.factory.makeOCIRecipeBuild()
+        self.factory.makeOCILayoutFiles(build=build)
+        self.assertTrue(build.verifySuccessfulUpload())
+        self.factory.makeOCIFile(
+            build=build,
+            content=b"impostor",
+            layer_file_digest=Digest.of_bytes(b"something else"),
+        )
+        self.assertFalse(build.verifySuccessfulUpload())
+        self.assertEqual(
+            [
+                "A file does not have the content its digest names, or "
+                "no file has a digest"
+            ],
+            build.getUploadProblems(),
+        )
+
+    def test_verifySuccessfulUpload_requires_layer_files(self):
+        # Launchpad's filter "OCIFile.layer_file_digest is not None" was
+        # a Python expression, always true: any file counted as a layer
+        # file.  The column is compared with None in SQL.
+        build = self.factory.makeOCIRecipeBuild()
+        for filename in ("manifest.json", "digests.json", "config.json"):
+            build.addFile(self.factory.makeLibraryFileAlias(filename=filename))
+        self.assertFalse(build.verifySuccessfulUpload())
+        self.factory.makeOCIFile(build=build, content=b"layer")
+        self.assertTrue(build.verifySuccessfulUpload())
 
     def test_oci_layout_corrupt_index(self):
         build = self.factory.makeOCIRecipeBuild()
@@ -626,9 +668,11 @@ class TestVerifySuccessfulUpload(TestCaseWithFactory):
             )
         )
         (problem,) = build.getUploadProblems()
-        self.assertIn("index.json is too deeply nested", problem)
+        self.assertEqual("A document is nested too deeply", problem)
 
-    def test_oci_layout_skips_attestations(self):
+    def test_oci_layout_index_lists_only_image_manifests(self):
+        # As ocilayout reads what builders file: an index listing an
+        # attestation (or anything but an image manifest) is refused.
         build = self.factory.makeOCIRecipeBuild()
         files = self.factory.makeOCILayoutFiles(build=build)
         index = files.index.library_file
@@ -647,7 +691,13 @@ class TestVerifySuccessfulUpload(TestCaseWithFactory):
                 filename="index.json", content=json.dumps(data).encode()
             )
         )
-        self.assertEqual([], build.getUploadProblems())
+        self.assertEqual(
+            [
+                "index.json lists application/vnd.in-toto+json, not an "
+                "image manifest"
+            ],
+            build.getUploadProblems(),
+        )
 
     def test_legacy_complete(self):
         files = self.factory.makeLegacyOCIFiles()
@@ -658,7 +708,6 @@ class TestVerifySuccessfulUpload(TestCaseWithFactory):
         files = self.factory.makeLegacyOCIFiles()
         IStore(OCIFile).remove(files.layers[0])
         build = files.manifest.build
-        self.assertFalse(build.verifySuccessfulUpload())
         (problem,) = build.getUploadProblems()
         self.assertIn(str(files.layers[0].layer_file_digest), problem)
 
@@ -675,8 +724,13 @@ class TestVerifySuccessfulUpload(TestCaseWithFactory):
 
     def test_oci_layout_layer_recorded_without_digest(self):
         files = self.factory.makeOCILayoutFiles()
-        files.layers[0].layer_file_digest = None
-        self.assertFalse(files.index.build.verifySuccessfulUpload())
+        layer = files.layers[0]
+        digest = layer.layer_file_digest
+        layer.layer_file_digest = None
+        self.assertEqual(
+            [f"Layer {digest} is missing"],
+            files.index.build.getUploadProblems(),
+        )
 
     def test_legacy_missing_digests(self):
         files = self.factory.makeLegacyOCIFiles()
@@ -717,72 +771,87 @@ class TestOCIFile(TestCaseWithFactory):
         self.assertIsNone(file_set.getByLayerDigest(Digest.of_bytes(b"x")))
         self.assertIsNone(file_set.getByLayerDigest("not a digest"))
 
+    def test_getByLayerDigest_skips_restricted_files(self):
+        # A private build's layer is not offered to other builds.
+        digest = Digest.of_bytes(b"private layer")
+        self.factory.makeOCIFile(
+            library_file=self.factory.makeLibraryFileAlias(
+                content=b"private layer", restricted=True
+            )
+        )
+        file_set = getUtility(IOCIFileSet)
+        self.assertIsNone(file_set.getByLayerDigest(digest))
+        oci_file = self.factory.makeOCIFile(content=b"private layer")
+        self.assertEqual(oci_file, file_set.getByLayerDigest(digest))
+
     def test_getReusableLayerFile(self):
+        # A file is reusable by its content's sha256 and size, whatever
+        # digest it was recorded under; the caller marks it used.
         then = datetime(2020, 1, 1, tzinfo=timezone.utc)
-        oci_file = self.factory.makeOCIFile(content=b"base layer")
-        oci_file.markUsed(then)
         digest = Digest.of_bytes(b"base layer")
+        oci_file = self.factory.makeOCIFile(
+            content=b"base layer",
+            layer_file_digest=Digest.of_bytes(b"digests.json digest"),
+        )
+        oci_file.markUsed(then)
         file_set = getUtility(IOCIFileSet)
-        for spelling in (digest, str(digest), digest.hex):
+        for spelling in (digest, str(digest)):
             self.assertEqual(
-                oci_file.library_file, file_set.getReusableLayerFile(spelling)
+                oci_file, file_set.getReusableLayerFile(spelling, 10)
             )
-        self.assertEqual(
-            oci_file.library_file, file_set.getReusableLayerFile(digest, 10)
+        self.assertIsNone(file_set.getReusableLayerFile(digest, 9))
+        self.assertIsNone(file_set.getReusableLayerFile(digest.hex, 10))
+        self.assertIsNone(
+            file_set.getReusableLayerFile(Digest.of_bytes(b"other"), 10)
         )
-        self.assertGreater(oci_file.date_last_used, then)
+        self.assertEqual(then, oci_file.date_last_used)
+        # Harness only: without a size (a legacy layer), any size.
+        self.assertEqual(oci_file, file_set.getReusableLayerFile(digest))
 
-    def test_getReusableLayerFile_legacy_bare_hex_row(self):
-        oci_file = self.factory.makeOCIFile(content=b"old layer")
-        digest = Digest.of_bytes(b"old layer")
-        store = IStore(OCIFile)
-        store.flush()
-        store.execute(
-            "UPDATE OCIFile SET layer_file_digest = ? WHERE id = ?",
-            (digest.hex, oci_file.id),
-        )
-        store.invalidate()
-        self.assertEqual(
-            oci_file.library_file,
-            getUtility(IOCIFileSet).getReusableLayerFile(str(digest)),
-        )
-
-    def test_getReusableLayerFile_nothing_suitable(self):
+    def test_getReusableLayerFile_most_recently_used(self):
         then = datetime(2020, 1, 1, tzinfo=timezone.utc)
-        file_set = getUtility(IOCIFileSet)
-        digest = Digest.of_bytes(b"layer")
-        self.assertIsNone(file_set.getReusableLayerFile(digest))
-        self.assertIsNone(file_set.getReusableLayerFile("garbage"))
-        self.assertIsNone(
-            file_set.getReusableLayerFile(Digest("sha512", "a" * 128))
+        older = self.factory.makeOCIFile(content=b"layer")
+        older.markUsed(then)
+        newer = self.factory.makeOCIFile(
+            library_file=older.library_file,
+            layer_file_digest=older.layer_file_digest,
         )
-        restricted = self.factory.makeOCIFile(
-            library_file=self.factory.makeLibraryFileAlias(
-                content=b"layer", restricted=True
-            )
-        )
-        expiring = self.factory.makeOCIFile(
-            library_file=self.factory.makeLibraryFileAlias(
-                content=b"layer", expires=then
-            )
-        )
-        # A legacy pulled layer: recorded under its registry digest,
-        # which is not the digest of the file's content.
-        pulled = self.factory.makeOCIFile(
-            content=b"other", layer_file_digest=digest
-        )
-        for oci_file in (restricted, expiring, pulled):
-            oci_file.markUsed(then)
-        self.assertIsNone(file_set.getReusableLayerFile(digest))
-        self.assertIsNone(
-            file_set.getReusableLayerFile(Digest.of_bytes(b"other"))
-        )
-        for oci_file in (restricted, expiring, pulled):
-            self.assertEqual(then, oci_file.date_last_used)
-        public = self.factory.makeOCIFile(content=b"layer")
-        self.assertIsNone(file_set.getReusableLayerFile(digest, size=6))
+        newer.markUsed(then + timedelta(days=1))
         self.assertEqual(
-            public.library_file, file_set.getReusableLayerFile(digest, 5)
+            newer,
+            getUtility(IOCIFileSet).getReusableLayerFile(
+                Digest.of_bytes(b"layer"), 5
+            ),
+        )
+
+    def test_getReusableLayerFile_skips_restricted_and_expiring_files(self):
+        now = datetime.now(timezone.utc)
+        digest = Digest.of_bytes(b"layer")
+        file_set = getUtility(IOCIFileSet)
+        self.assertIsNone(file_set.getReusableLayerFile(digest, 5))
+        self.assertIsNone(file_set.getReusableLayerFile("garbage", 5))
+        self.assertIsNone(
+            file_set.getReusableLayerFile(Digest("sha512", "a" * 128), 5)
+        )
+        for restricted, expires in (
+            (True, None),
+            (False, now + timedelta(hours=1)),
+            (False, now - timedelta(days=1)),
+        ):
+            self.factory.makeOCIFile(
+                library_file=self.factory.makeLibraryFileAlias(
+                    content=b"layer", restricted=restricted, expires=expires
+                )
+            )
+        self.assertIsNone(file_set.getReusableLayerFile(digest, 5))
+        self.assertIsNone(file_set.getReusableLayerFile(digest))
+        expiring_later = self.factory.makeOCIFile(
+            library_file=self.factory.makeLibraryFileAlias(
+                content=b"layer", expires=now + timedelta(days=30)
+            )
+        )
+        self.assertEqual(
+            expiring_later, file_set.getReusableLayerFile(digest, 5)
         )
 
     def test_getReusableLayerFile_content_gone(self):
@@ -790,7 +859,7 @@ class TestOCIFile(TestCaseWithFactory):
         get_librarian_storage().remove(oci_file.library_file.content.sha256)
         self.assertIsNone(
             getUtility(IOCIFileSet).getReusableLayerFile(
-                oci_file.layer_file_digest
+                oci_file.layer_file_digest, 7
             )
         )
 

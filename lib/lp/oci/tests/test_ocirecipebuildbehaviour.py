@@ -8,13 +8,14 @@ __all__ = []
 import hashlib
 import json
 import os
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import transaction
 from twisted.internet import defer
 from zope.component import getAdapter
 
 from lp.buildmaster.enums import BuildStatus
+from lp.buildmaster.interactor import DownloadResult
 from lp.buildmaster.interfaces.buildfarmjobbehaviour import (
     IBuildFarmJobBehaviour,
 )
@@ -22,7 +23,7 @@ from lp.buildmaster.verifiedfiles import (
     VERIFIED_FILES_NAME,
     read_verified_files,
 )
-from lp.oci.model import ocirecipebuildbehaviour
+from lp.oci.model.ocilayout import OCIDescriptor, OCILayoutError
 from lp.oci.model.ocirecipebuildbehaviour import OCIRecipeBuildBehaviour
 from lp.oci.tests.buildfarm import (
     BuildFarmTestMixin,
@@ -60,6 +61,21 @@ class BehaviourTestMixin(BuildFarmTestMixin):
             for layer in image.layers
         ]
 
+    def filed(self, name):
+        """The bytes the builder filed under ``name``."""
+        path = self.builder.cachePath(self.builder.waitingfiles[name])
+        with open(path, "rb") as f:
+            return f.read()
+
+    def assertReused(self, behaviour, result, upload_path):
+        """The bottom layer was not fetched, but reused."""
+        layer = result.images[0].layers[0]
+        self.assertNotIn(self.blobNames(result)[0], os.listdir(upload_path))
+        self.assertEqual(
+            ("reused", layer.descriptor.size),
+            behaviour.transfers[layer.descriptor.digest],
+        )
+
     def test_adapter(self):
         build = self.factory.makeOCIRecipeBuild()
         behaviour = getAdapter(build, IBuildFarmJobBehaviour)
@@ -70,7 +86,12 @@ class BehaviourTestMixin(BuildFarmTestMixin):
         build = self.factory.makeOCIRecipeBuild(name="app")
         args = OCIRecipeBuildBehaviour(build).extraBuildArgs()
         self.assertEqual(
-            {"arch_tag": "amd64", "name": "app", "build_file": "Dockerfile"},
+            {
+                "arch_tag": "amd64",
+                "name": "app",
+                "build_file": "Dockerfile",
+                "upload_format": "oci",
+            },
             args,
         )
 
@@ -87,11 +108,19 @@ class BehaviourTestMixin(BuildFarmTestMixin):
         sizes = [layer.descriptor.size for layer in result.images[0].layers]
         self.assertEqual(sum(sizes), behaviour.bytes_fetched)
         (image,) = behaviour.images
-        self.assertEqual(result.images[0].config_digest, image.config.digest)
-        self.assertEqual("linux/amd64", image.platform)
         self.assertEqual(
-            [layer.diff_id for layer in result.images[0].layers],
-            [layer.diff_id for layer in image.layers],
+            str(result.images[0].config_digest), image.config.digest
+        )
+        self.assertEqual(
+            {"architecture": "amd64", "os": "linux"},
+            image.descriptor.platform,
+        )
+        self.assertEqual(
+            [
+                str(layer.descriptor.digest)
+                for layer in result.images[0].layers
+            ],
+            [layer.digest for layer in image.layers],
         )
 
     @property
@@ -107,16 +136,22 @@ class BehaviourTestMixin(BuildFarmTestMixin):
         # The sha256 and size computed by the download process while
         # writing each layer are what the layer is checked against.
         behaviour, result = self.gather(make_test_image())
-        verified = []
-        real_verify = ocirecipebuildbehaviour.verify_blob_file
+        checked = []
+        real_check = behaviour._checkDownload
         self.patch(
-            ocirecipebuildbehaviour,
-            "verify_blob_file",
-            lambda *args: verified.append(args) or real_verify(*args),
+            behaviour,
+            "_checkDownload",
+            lambda name, descriptor: checked.append(name)
+            or real_check(name, descriptor),
         )
         upload_path = yield self.collect(behaviour)
         self.assertEqual(BuildStatus.UPLOADING, behaviour.build.status)
-        self.assertEqual([], verified)
+        self.assertEqual(
+            sorted(
+                set(os.listdir(upload_path)) - {"index.json", "oci-layout"}
+            ),
+            sorted(checked),
+        )
         for layer in result.images[0].layers:
             digest = layer.descriptor.digest
             download = behaviour.downloads[f"blobs-sha256-{digest.hex}"]
@@ -167,19 +202,13 @@ class BehaviourTestMixin(BuildFarmTestMixin):
         # Put the compressed blob gather made in the librarian, as an
         # earlier build's layer.
         layer = result.images[0].layers[0]
-        blob_path = self.builder.cachePath(
-            self.builder.waitingfiles[self.blobNames(result)[0]]
+        earlier = self.factory.makeOCIFile(
+            content=self.filed(self.blobNames(result)[0])
         )
-        with open(blob_path, "rb") as f:
-            earlier = self.factory.makeOCIFile(content=f.read())
         earlier.markUsed(LONG_AGO)
         transaction.commit()
         upload_path = yield self.collect(behaviour)
-        self.assertNotIn(self.blobNames(result)[0], os.listdir(upload_path))
-        self.assertEqual(
-            ("reused", layer.descriptor.size),
-            behaviour.transfers[layer.descriptor.digest],
-        )
+        self.assertReused(behaviour, result, upload_path)
         self.assertEqual(layer.descriptor.size, behaviour.bytes_reused)
         self.assertGreater(earlier.date_last_used, LONG_AGO)
 
@@ -227,7 +256,103 @@ class BehaviourTestMixin(BuildFarmTestMixin):
         self.builder.addWaitingFile(path)
         self.assertIsNone((yield self.collect(behaviour)))
         self.assertEqual(BuildStatus.FAILEDTOUPLOAD, behaviour.build.status)
-        self.assertIn("index.json entry 0", behaviour.build.failure_reason)
+        self.assertIn(
+            "Build returned a bad image: Not a sha256 digest: 'sha256:nope'",
+            behaviour.build.failure_reason,
+        )
+        self.assertNothingCollected()
+
+    def test_checkDownload(self):
+        # check_file, by what the download process computed.
+        build = self.factory.makeOCIRecipeBuild()
+        behaviour = OCIRecipeBuildBehaviour(build)
+        digest = "sha256:" + hashlib.sha256(b"blob").hexdigest()
+        descriptor = OCIDescriptor("application/octet-stream", digest, 4)
+        behaviour.downloads[descriptor.file_name] = DownloadResult(
+            "path", "sha1", hashlib.sha256(b"blob").hexdigest(), 4
+        )
+        behaviour._checkDownload(descriptor.file_name, descriptor)
+        for result in (
+            DownloadResult("path", "sha1", "0" * 64, 4),
+            DownloadResult("path", "sha1", digest[len("sha256:") :], 5),
+        ):
+            behaviour.downloads[descriptor.file_name] = result
+            error = self.assertRaises(
+                OCILayoutError,
+                behaviour._checkDownload,
+                descriptor.file_name,
+                descriptor,
+            )
+            self.assertEqual(
+                f"{descriptor.file_name} does not match its descriptor",
+                str(error),
+            )
+
+    @defer.inlineCallbacks
+    def test_layer_of_a_legacy_build_is_reused(self):
+        # Reuse goes by the content's sha256 and size, whatever digest
+        # the file was recorded under (here a legacy build's bare hex).
+        behaviour, result = self.gather(make_test_image())
+        self.factory.makeOCIFile(
+            content=self.filed(self.blobNames(result)[0]),
+            layer_file_digest=hashlib.sha256(b"digests.json").hexdigest(),
+        )
+        transaction.commit()
+        upload_path = yield self.collect(behaviour)
+        self.assertReused(behaviour, result, upload_path)
+
+    @defer.inlineCallbacks
+    def test_restricted_or_expiring_layers_are_fetched(self):
+        # A private build's layer, or one about to expire, is not reused.
+        behaviour, result = self.gather(make_test_image())
+        names = self.blobNames(result)
+        for name, restricted, expires in (
+            (names[0], True, None),
+            (names[1], False, datetime.now(timezone.utc) + timedelta(hours=1)),
+        ):
+            self.factory.makeOCIFile(
+                library_file=self.factory.makeLibraryFileAlias(
+                    content=self.filed(name),
+                    restricted=restricted,
+                    expires=expires,
+                )
+            )
+        transaction.commit()
+        upload_path = yield self.collect(behaviour)
+        self.assertEqual(BuildStatus.UPLOADING, behaviour.build.status)
+        for name in names:
+            self.assertIn(name, os.listdir(upload_path))
+        self.assertEqual(0, behaviour.bytes_reused)
+
+    @defer.inlineCallbacks
+    def test_manifest_not_matching_its_descriptor(self):
+        # A manifest that does not match its digest is a builder error.
+        behaviour, result = self.gather(make_test_image())
+        index = json.loads(self.filed("index.json"))
+        name = "blobs-sha256-" + index["manifests"][0]["digest"][7:]
+        path = os.path.join(self.work_dir, name)
+        with open(path, "w") as f:
+            f.write("{}")
+        self.builder.addWaitingFile(path)
+        self.assertIsNone((yield self.collect(behaviour)))
+        self.assertEqual(BuildStatus.FAILEDTOUPLOAD, behaviour.build.status)
+        self.assertEqual(
+            "Cannot collect the build's files: Build returned a bad image: "
+            f"{name} does not match its descriptor",
+            behaviour.build.failure_reason,
+        )
+        self.assertNothingCollected()
+
+    @defer.inlineCallbacks
+    def test_missing_config(self):
+        behaviour, result = self.gather(make_test_image())
+        name = f"blobs-sha256-{result.images[0].config_digest.hex}"
+        del self.builder.waitingfiles[name]
+        self.assertIsNone((yield self.collect(behaviour)))
+        self.assertEqual(
+            f"Cannot collect the build's files: Build did not return {name}.",
+            behaviour.build.failure_reason,
+        )
         self.assertNothingCollected()
 
     @defer.inlineCallbacks

@@ -9,6 +9,7 @@ registry's manifest digest is compared with the one the build recorded.
 
 __all__ = []
 
+import gzip
 import hashlib
 import json
 import os
@@ -33,7 +34,7 @@ from lp.oci.interfaces.ociregistryclient import (
     ManifestUploadFailed,
     OCIRegistryError,
 )
-from lp.oci.model.ocipushedblob import OCIPushedBlob
+from lp.oci.model.ocipushedblob import OCIPushedBlob, OCIPushedBlobSet
 from lp.oci.model.ocirecipebuildjob import run_registry_upload_jobs
 from lp.oci.model.ociregistryclient import OCIRegistryClient
 from lp.oci.model.ociregistryhttp import RetryPolicy
@@ -115,7 +116,7 @@ class RegistryTestMixin:
             )
         if legacy:
             files = self.factory.makeLegacyOCIFiles(
-                build=build, layer_contents=layer_contents
+                build=build, layer_contents=layer_contents, **kwargs
             )
         else:
             files = self.factory.makeOCILayoutFiles(
@@ -201,6 +202,16 @@ class RegistryTestMixin:
         self.assertEqual(200, response.status_code)
         return Digest.parse(response.headers["Docker-Content-Digest"])
 
+    def addSecondPushRule(self, build):
+        """Push ``build`` to another repository of the same registry too."""
+        credentials = build.recipe.push_rules[0].registry_credentials
+        self.factory.makeOCIPushRule(
+            recipe=build.recipe,
+            registry_credentials=credentials,
+            image_name=self.factory.getUniqueString("second"),
+        )
+        transaction.commit()
+
     def pushBuild(self, build, client=None, tags=None):
         """As the job does: blobs and manifests, then the tag."""
         client = client or self.makeClient()
@@ -275,17 +286,7 @@ class TestOCIRegistryClientUpload(RegistryTestMixin, TestCaseWithFactory):
             ),
         )
 
-    def test_mount_from_push_record(self):
-        # A second repository of the same registry mounts every layer a
-        # first push left there.
-        build, files = self.makeBuild()
-        credentials = build.recipe.push_rules[0].registry_credentials
-        self.factory.makeOCIPushRule(
-            recipe=build.recipe,
-            registry_credentials=credentials,
-            image_name=self.factory.getUniqueString("second"),
-        )
-        transaction.commit()
+    def assertSecondRepositoryMountsLayers(self, build, files):
         results = self.makeClient().upload(build)
         first, second = (results[rule.id] for rule in build.recipe.push_rules)
         self.assertEqual(3, first.blobs_uploaded)
@@ -294,34 +295,87 @@ class TestOCIRegistryClientUpload(RegistryTestMixin, TestCaseWithFactory):
         self.assertEqual(1, second.blobs_uploaded)
         self.assertEqual(files.config.size, second.bytes_uploaded)
 
-    def test_mount_from_layer_source(self):
-        # The builder recorded that a layer was pulled from another
-        # repository of this registry: it is mounted from there.
-        base, base_files = self.makeBuild(
-            image_name="library/base", layer_contents=[b"base layer"]
+    def test_mount_from_push_record(self):
+        # A second repository of the same registry mounts every layer a
+        # first push left there.
+        build, files = self.makeBuild()
+        self.addSecondPushRule(build)
+        self.assertSecondRepositoryMountsLayers(build, files)
+
+    def test_mount_from_this_upload(self):
+        # A layer this upload pushed to one repository is mounted into
+        # the next repository of the same registry, even with nothing
+        # in the push records.
+        build, files = self.makeBuild()
+        self.addSecondPushRule(build)
+        self.patch(OCIPushedBlobSet, "findRepositories", lambda *a, **k: [])
+        self.assertSecondRepositoryMountsLayers(build, files)
+
+    def assertMountedFromSource(self, base_layer, legacy=False):
+        """A layer recorded as pulled from library/base, where another
+        build pushed ``base_layer``, is mounted from there."""
+        base, _ = self.makeBuild(
+            image_name="library/base", layer_contents=[base_layer]
         )
         self.makeClient().upload(base)
         build, files = self.makeBuild(
+            legacy=legacy,
             layer_contents=[b"base layer", b"app layer"],
             layer_sources={0: "%s/library/base" % self.registry.host},
         )
-        # Forget the push record, so only the annotation can say.
+        # Forget the push record, so only the recorded source can say.
         IStore(OCIPushedBlob).find(OCIPushedBlob).remove()
         transaction.commit()
         (result,) = self.makeClient().upload(build).values()
         self.assertEqual(1, result.blobs_mounted)
         self.assertEqual(2, result.blobs_uploaded)
 
+    def test_mount_from_layer_source(self):
+        # The builder recorded (in the index entry's layer-sources
+        # annotation) that a layer was pulled from another repository of
+        # this registry: it is mounted from there.
+        self.assertMountedFromSource(b"base layer")
+
+    def test_legacy_layer_mounted_from_its_source(self):
+        # A legacy build's digests.json "source" says the same; its
+        # layer file is the gzipped layer.
+        self.assertMountedFromSource(
+            gzip.compress(b"base layer", mtime=0), legacy=True
+        )
+
+    def test_manifests_recorded_without_media_type_are_docker(self):
+        # Jobs from before recorded no media type: they pushed Docker
+        # manifests, and are listed so in the tag's index.
+        build, files = self.makeBuild(legacy=True)
+        client = self.makeClient()
+        job = self.pushBuild(build, client=client)
+        (rule,) = build.recipe.push_rules
+        manifests = job.uploaded_manifests[str(rule.id)]
+        self.assertEqual(
+            [MediaType.DOCKER_MANIFEST], [m["mediaType"] for m in manifests]
+        )
+        job.uploaded_manifests = {
+            str(rule.id): [
+                {k: v for k, v in m.items() if k != "mediaType"}
+                for m in manifests
+            ]
+        }
+        transaction.commit()
+        listed = []
+        self.patch(
+            client,
+            "_uploadManifestListToTag",
+            lambda http_client, tag, children: listed.extend(children),
+        )
+        client.uploadManifestList(None, [build])
+        self.assertEqual(
+            [MediaType.DOCKER_MANIFEST], [m["mediaType"] for m in listed]
+        )
+
     def test_declined_mount_uploads(self):
         proxy = self.makeProxy()
         build, files = self.makeBuild(url=proxy.url)
-        credentials = build.recipe.push_rules[0].registry_credentials
-        self.factory.makeOCIPushRule(
-            recipe=build.recipe,
-            registry_credentials=credentials,
-            image_name=self.factory.getUniqueString("second"),
-        )
-        transaction.commit()
+        self.addSecondPushRule(build)
         proxy.addRule("strip_mount", method="POST", path="mount=", times=None)
         results = self.makeClient().upload(build)
         second = results[build.recipe.push_rules[1].id]
@@ -443,13 +497,7 @@ class TestOCIRegistryClientUpload(RegistryTestMixin, TestCaseWithFactory):
             url=registry.url,
             credentials={"username": user, "password": password},
         )
-        credentials = build.recipe.push_rules[0].registry_credentials
-        self.factory.makeOCIPushRule(
-            recipe=build.recipe,
-            registry_credentials=credentials,
-            image_name=self.factory.getUniqueString("tokenmount"),
-        )
-        transaction.commit()
+        self.addSecondPushRule(build)
         issued = RegistryLayer.token_server.issued
         job = self.pushBuild(build)
         self.assertIsNone(job.error_summary)

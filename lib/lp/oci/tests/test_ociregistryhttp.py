@@ -14,7 +14,6 @@ from lp.oci.model.ociregistryclient import (
     OCIRegistryClient,
     _platform_key,
     _range_end,
-    _source_repositories,
 )
 from lp.oci.model.ociregistryhttp import (
     BearerTokenRegistryClient,
@@ -94,22 +93,6 @@ class TestParsing(TestCase):
         self.assertEqual(-1, _range_end("5-99"))
         self.assertEqual(-1, _range_end("junk"))
 
-    def test_source_repositories(self):
-        self.assertEqual(
-            ["library/ubuntu"],
-            _source_repositories(
-                "https://registry-1.docker.io",
-                ("docker.io/library/ubuntu", "quay.io/other/thing"),
-            ),
-        )
-        self.assertEqual(
-            ["a/b"],
-            _source_repositories(
-                "http://127.0.0.1:5000", ("127.0.0.1:5000/a/b",)
-            ),
-        )
-        self.assertEqual([], _source_repositories("http://r", ("nohost",)))
-
     def test_platform_key(self):
         self.assertEqual(
             _platform_key({"os": "linux", "architecture": "arm64"}),
@@ -162,6 +145,70 @@ class TestHTTPClient(TestCase):
                 "scope": "repository:a/b:pull",
             },
             values,
+        )
+
+
+class FakePushRule:
+    def __init__(self, registry_url, image_name):
+        self.registry_url = registry_url
+        self.image_name = image_name
+
+
+class TestFindMountSource(TestCase):
+    def test_pulled_layer(self):
+        # A layer that the build pulled can be mounted from its repository
+        # if that is on the same registry, Docker Hub's names counting as
+        # one.
+        push_rule = FakePushRule("https://registry-1.docker.io", "ubuntu/app")
+        find = OCIRegistryClient._findMountSource
+        for source in (
+            "docker.io/library/ubuntu",
+            "index.docker.io/library/ubuntu",
+            "Registry.Hub.Docker.com/library/ubuntu",
+        ):
+            self.assertEqual(
+                "library/ubuntu", find(push_rule, "sha256:1", source, {})
+            )
+        self.assertIsNone(
+            find(push_rule, "sha256:1", "ghcr.io/library/ubuntu", {})
+        )
+        # Not from the repository being pushed to.
+        self.assertIsNone(
+            find(push_rule, "sha256:1", "docker.io/ubuntu/app", {})
+        )
+        for source in ("", None, "nohost"):
+            self.assertIsNone(find(push_rule, "sha256:1", source, {}))
+        local = FakePushRule("http://127.0.0.1:5000", "x")
+        self.assertEqual(
+            "a/b", find(local, "sha256:1", "127.0.0.1:5000/a/b", {})
+        )
+
+    def test_pushed_by_this_upload_first(self):
+        # A repository this upload already pushed the blob to, on the
+        # same registry, comes before the pulled-from one.
+        push_rule = FakePushRule("https://registry-1.docker.io", "ubuntu/app")
+        find = OCIRegistryClient._findMountSource
+        uploaded = {
+            ("https://registry-1.docker.io", "sha256:1"): "ubuntu/other",
+            ("https://ghcr.io", "sha256:2"): "elsewhere",
+        }
+        self.assertEqual(
+            "ubuntu/other",
+            find(push_rule, "sha256:1", "ghcr.io/library/ubuntu", uploaded),
+        )
+        self.assertEqual(
+            "library/ubuntu",
+            find(push_rule, "sha256:1", "docker.io/library/ubuntu", {}),
+        )
+        self.assertIsNone(find(push_rule, "sha256:2", None, uploaded))
+        # The repository being pushed to is not a source.
+        self.assertIsNone(
+            find(
+                push_rule,
+                "sha256:1",
+                None,
+                {("https://registry-1.docker.io", "sha256:1"): "ubuntu/app"},
+            )
         )
 
 

@@ -17,14 +17,11 @@ from twisted.internet import defer
 
 from lp.archiveuploader.utils import UploadError
 from lp.buildmaster.enums import BuildStatus
-from lp.oci.enums import OCIFileKind
 from lp.oci.model.ociupload import (
-    MAX_INDEX_DEPTH,
     OCIUploadError,
     parse_legacy_upload,
     read_json_file,
     read_json_library_file,
-    walk_oci_upload,
 )
 from lp.oci.tests.buildfarm import (
     BuildFarmTestMixin,
@@ -183,111 +180,7 @@ def _descriptor(media_type, data):
     }
 
 
-class WalkTestMixin:
-    """An image as in-memory blobs, and `walk_oci_upload` over them."""
-
-    def setUp(self):
-        super().setUp()
-        self.blobs = {}
-        layer = b"layer bytes"
-        config = self.addBlob(
-            json.dumps(
-                {
-                    "architecture": "amd64",
-                    "os": "linux",
-                    "rootfs": {
-                        "type": "layers",
-                        "diff_ids": [str(Digest.of_bytes(b"diff"))],
-                    },
-                }
-            ).encode()
-        )
-        self.manifest = self.addBlob(
-            json.dumps(
-                {
-                    "schemaVersion": 2,
-                    "mediaType": MediaType.OCI_MANIFEST,
-                    "config": _descriptor(MediaType.OCI_CONFIG, config),
-                    "layers": [_descriptor(MediaType.OCI_LAYER_GZIP, layer)],
-                }
-            ).encode()
-        )
-
-    def addBlob(self, data):
-        self.blobs[Digest.of_bytes(data)] = data
-        return data
-
-    def load_json(self, descriptor):
-        return json.loads(self.blobs[descriptor.digest])
-
-    def index(self, *descriptors):
-        return {"schemaVersion": 2, "manifests": list(descriptors)}
-
-    def nest(self, depth):
-        """index.json leading to the manifest through ``depth`` indexes."""
-        descriptor = _descriptor(MediaType.OCI_MANIFEST, self.manifest)
-        for _ in range(depth):
-            data = self.addBlob(json.dumps(self.index(descriptor)).encode())
-            descriptor = _descriptor(MediaType.OCI_INDEX, data)
-        return self.index(descriptor)
-
-
-class TestWalkOCIUpload(WalkTestMixin, TestCase):
-    def test_walks(self):
-        documents, images = walk_oci_upload(self.nest(1), self.load_json)
-        self.assertEqual(
-            [OCIFileKind.INDEX, OCIFileKind.MANIFEST, OCIFileKind.CONFIG],
-            [document.kind for document in documents],
-        )
-        (image,) = images
-        self.assertEqual("linux/amd64", image.platform)
-
-    def test_entry_without_media_type_is_refused(self):
-        entry = _descriptor(MediaType.OCI_MANIFEST, self.manifest)
-        del entry["mediaType"]
-        error = self.assertRaises(
-            OCIUploadError,
-            walk_oci_upload,
-            self.index(entry),
-            self.load_json,
-        )
-        self.assertEqual("index.json entry 0 has no mediaType", str(error))
-
-    def test_entry_without_size_is_refused(self):
-        entry = _descriptor(MediaType.OCI_MANIFEST, self.manifest)
-        del entry["size"]
-        error = self.assertRaises(
-            OCIUploadError,
-            walk_oci_upload,
-            self.index(entry),
-            self.load_json,
-        )
-        self.assertEqual(
-            "index.json entry 0 has an invalid size None", str(error)
-        )
-
-    def test_nesting_limit(self):
-        walk_oci_upload(self.nest(MAX_INDEX_DEPTH), self.load_json)
-        error = self.assertRaises(
-            OCIUploadError,
-            walk_oci_upload,
-            self.nest(MAX_INDEX_DEPTH + 1),
-            self.load_json,
-        )
-        self.assertIn("nests too deeply", str(error))
-
-    def test_artifacts_are_skipped(self):
-        index = self.nest(0)
-        index["manifests"].append(
-            {
-                "mediaType": "application/vnd.in-toto+json",
-                "digest": str(Digest.of_bytes(b"absent")),
-                "size": 6,
-            }
-        )
-        _, images = walk_oci_upload(index, self.load_json)
-        self.assertEqual(1, len(images))
-
+class TestOCIUploadError(TestCase):
     def test_errors_are_upload_errors(self):
         self.assertTrue(issubclass(OCIUploadError, UploadError))
         error = OCIUploadError("two\nlines")
@@ -295,12 +188,12 @@ class TestWalkOCIUpload(WalkTestMixin, TestCase):
 
 
 class ThreePathsMixin(BuildFarmTestMixin):
-    """The reader's rules hold for fetching, processing and verifying.
+    """ocilayout's rules hold for fetching, processing and verifying.
 
     Each case is an OCI upload whose index.json is rewritten; the build
     farm (fetching from a real builder), the upload processor and
-    `verifySuccessfulUpload` (reading the librarian) must all come to
-    the same verdict, with the same message.
+    `getUploadProblems` (reading the librarian) must all come to the
+    same verdict, with the same message.
     """
 
     def setUp(self):
@@ -375,7 +268,8 @@ class ThreePathsMixin(BuildFarmTestMixin):
         self.assertEqual(
             (
                 BuildStatus.FAILEDTOUPLOAD,
-                f"Cannot collect the build's " f"files: {message}",
+                "Cannot collect the build's files: Build returned a bad "
+                f"image: {message}",
             ),
             fetched,
         )
@@ -392,13 +286,18 @@ class ThreePathsMixin(BuildFarmTestMixin):
         self.assertEqual((BuildStatus.FULLYBUILT, None), self.process(upload))
         self.assertEqual([], self.verify(upload))
 
+    def test_accepted(self):
+        return self.assertAcceptedEverywhere(
+            self.makeUpload(lambda index, add_blob: index)
+        )
+
     def test_entry_without_media_type(self):
         def rewrite(index, add_blob):
             del index["manifests"][0]["mediaType"]
             return index
 
         return self.assertRefusedEverywhere(
-            self.makeUpload(rewrite), "index.json entry 0 has no mediaType"
+            self.makeUpload(rewrite), "An index.json entry has no media type"
         )
 
     def test_entry_without_size(self):
@@ -408,35 +307,31 @@ class ThreePathsMixin(BuildFarmTestMixin):
 
         return self.assertRefusedEverywhere(
             self.makeUpload(rewrite),
-            "index.json entry 0 has an invalid size None",
+            "An index.json entry has no valid size",
         )
 
-    def nest(self, depth):
+    def test_nested_index(self):
+        # Builders list every image's manifest in index.json itself.
         def rewrite(index, add_blob):
-            for _ in range(depth):
-                index = {
-                    "schemaVersion": 2,
-                    "mediaType": MediaType.OCI_INDEX,
-                    "manifests": [add_blob(MediaType.OCI_INDEX, index)],
-                }
-            return index
+            return {
+                "schemaVersion": 2,
+                "mediaType": MediaType.OCI_INDEX,
+                "manifests": [add_blob(MediaType.OCI_INDEX, index)],
+            }
 
-        return self.makeUpload(rewrite)
-
-    def test_nesting_at_the_limit(self):
-        # MAX_INDEX_DEPTH image indexes below index.json are acceptable.
-        return self.assertAcceptedEverywhere(self.nest(MAX_INDEX_DEPTH))
-
-    def test_nesting_beyond_the_limit(self):
-        upload = self.nest(MAX_INDEX_DEPTH + 1)
-        with open(os.path.join(upload, "index.json")) as f:
-            digest = Digest.parse(json.load(f)["manifests"][0]["digest"])
-        # The index one level too deep is the one refused.
-        for _ in range(MAX_INDEX_DEPTH):
-            with open(os.path.join(upload, blob_file_name(digest))) as f:
-                digest = Digest.parse(json.load(f)["manifests"][0]["digest"])
         return self.assertRefusedEverywhere(
-            upload, f"Image index {digest} nests too deeply"
+            self.makeUpload(rewrite),
+            f"index.json lists {MediaType.OCI_INDEX}, not an image manifest",
+        )
+
+    def test_deeply_nested_document(self):
+        # json's RecursionError, which ocilayout lets escape, is refused
+        # as a bad document.
+        upload = self.makeUpload(lambda index, add_blob: index)
+        with open(os.path.join(upload, "index.json"), "w") as f:
+            f.write("[" * 100000 + "]" * 100000)
+        return self.assertRefusedEverywhere(
+            upload, "A document is nested too deeply"
         )
 
 

@@ -3,10 +3,11 @@
 
 """Structured fuzzing of the Launchpad-side reader of an upload.
 
-Valid uploads (OCI uploads gathered from archives of several formats,
-and legacy uploads) are damaged by `mutate_upload`.  The reader
+Valid uploads (OCI uploads the builder files from archives of several
+formats, and legacy uploads) are damaged by `mutate_upload`.  The reader
 (`read_upload`, as the build farm and the upload processor read) must
-succeed or raise `OCIUploadError`; the upload processor, on PostgreSQL
+succeed or raise `OCILayoutError` (an OCI upload) or `OCIUploadError` (a
+legacy upload); the upload processor, on PostgreSQL
 and on SQLite, must accept the upload (FULLYBUILT, and
 `getUploadProblems`, the push plan and the archive export agree it is
 sound) or reject it (FAILEDTOUPLOAD with a one-line reason, no files
@@ -33,6 +34,7 @@ from lp.buildmaster.enums import BuildStatus
 from lp.oci.interfaces.ociarchive import OCIArchiveFormat
 from lp.oci.interfaces.ociupload import OCIUploadError
 from lp.oci.model.ociarchive import OCIArchiveSet
+from lp.oci.model.ocilayout import OCILayoutError
 from lp.oci.model.ocirecipebuild import OCIFile
 from lp.oci.model.ociregistryclient import make_push_plan
 from lp.oci.tests.buildfarm import (
@@ -64,7 +66,7 @@ class TestFuzzReadUpload(TestCase):
             write_upload(files, directory)
             try:
                 images = read_upload(directory)
-            except OCIUploadError as e:
+            except (OCILayoutError, OCIUploadError) as e:
                 self.assertNotIn("\n", str(e))
             else:
                 self.assertNotEqual([], list(images))

@@ -4,19 +4,20 @@
 """Fuzzing support for the Launchpad-side reader of an upload.
 
 Valid uploads are made in code, as a builder makes them: archives from
-the test archive builder gathered into OCI uploads (flat names), and
-legacy uploads (`legacy_upload_files`).  `mutate_upload` damages one,
+the test archive builder read by `lpbuildd.dockersave` and filed as OCI
+uploads (flat names), and legacy uploads (`legacy_upload_files`).  `mutate_upload` damages one,
 with the same mutations as the builder side's fuzzers
 (`lpbuildd.tests.fuzzing`): JSON documents mutated structurally or
 byte by byte (blobs re-pointed, most of the time, so that the mutation
 reaches the parsing behind the digest checks), files removed, emptied,
 truncated or corrupted, and files added.
 
-`read_upload` reads an upload directory exactly as the three callers
-of `lp.oci.model.ociupload` do before they store anything: the layout
-and index, every document checked against its descriptor, every layer
-present checked against its descriptor; or a legacy upload's
-manifest.json and digests.json paired.
+`read_upload` reads an upload directory as the build farm and the
+upload processor do before they store anything: an OCI upload with
+`lp.oci.model.ocilayout.read_upload` (the layout and index, every
+document checked against its descriptor) and every layer present
+checked against its descriptor; or a legacy upload's manifest.json and
+digests.json paired (`lp.oci.model.ociupload`).
 """
 
 __all__ = [
@@ -30,45 +31,45 @@ import functools
 import os
 import tempfile
 
+from lp.oci.model import ocilayout
 from lp.oci.model.ociupload import (
-    blob_file_name,
-    digest_from_blob_file_name,
+    deep_json_as_layout_error,
     parse_legacy_upload,
     read_json_file,
-    read_oci_upload_directory,
-    verify_blob_file,
 )
 from lp.oci.tests.buildfarm import legacy_upload_files
-from lpbuildd.ociimage.gather import gather
+from lpbuildd.dockersave import read_docker_save, write_oci_upload
 from lpbuildd.tests.archivebuilder import (
     ArchiveBuilder,
     docker25_classic,
     docker25_containerd,
     make_image,
     make_layer,
-    nested_index_archive,
-    oci_archive,
 )
 from lpbuildd.tests.fuzzing import mutate_json_members
-from ocitypes.filenames import INDEX_FILE_NAME, LAYOUT_FILE_NAME
+from ocitypes.filenames import (
+    INDEX_FILE_NAME,
+    LAYOUT_FILE_NAME,
+    digest_from_blob_file_name,
+)
 
 
 def _gathered(builder):
-    """The files of the OCI upload of an archive: {flat name: bytes}."""
+    """The files of the OCI upload a builder files for an archive:
+    {flat name: bytes}."""
     with tempfile.TemporaryDirectory() as work:
         archive = os.path.join(work, "archive.tar")
         builder.write(archive)
-        layout = os.path.join(work, "layout")
-        gather(archive, layout, jobs=1)
+        save_dir = os.path.join(work, "save")
+        upload = os.path.join(work, "upload")
+        os.mkdir(save_dir)
+        os.mkdir(upload)
+        with open(archive, "rb") as f:
+            save = read_docker_save(f, save_dir, keep_compressed=True, jobs=1)
         files = {}
-        for dirpath, _, filenames in os.walk(layout):
-            for filename in filenames:
-                path = os.path.join(dirpath, filename)
-                with open(path, "rb") as f:
-                    data = f.read()
-                if os.path.basename(dirpath) == "sha256":
-                    filename = f"blobs-sha256-{filename}"
-                files[filename] = data
+        for name, path in write_oci_upload(save, upload):
+            with open(path, "rb") as f:
+                files[name] = f.read()
         return files
 
 
@@ -81,8 +82,7 @@ def _base_uploads():
     return (
         _gathered(docker25_classic([image, arm])),
         _gathered(docker25_containerd(image)),
-        _gathered(oci_archive(image, layer_compression="zstd")),
-        _gathered(nested_index_archive(2, image=arm)),
+        _gathered(docker25_containerd(image, layer_compression="zstd")),
         legacy_upload_files(image, pulled=(1,)),
     )
 
@@ -160,22 +160,24 @@ def write_upload(files, directory):
 
 def read_upload(directory):
     """Read the upload at `directory` as the build farm and the upload
-    processor do; return the `OCIUploadImage`s or `LegacyImage`s.
+    processor do; return the `OCIImageManifest`s or `LegacyImage`s.
 
-    :raises OCIUploadError: if the upload is not acceptable.
+    :raises OCILayoutError: if an OCI upload is not acceptable.
+    :raises OCIUploadError: if a legacy upload is not acceptable.
     """
 
     def path_of(name):
         return os.path.join(directory, name)
 
     if os.path.isfile(path_of(INDEX_FILE_NAME)):
-        _, images = read_oci_upload_directory(directory)
-        for image in images:
-            for layer in image.layers:
-                path = path_of(blob_file_name(layer.digest))
-                if not layer.is_foreign and os.path.exists(path):
-                    verify_blob_file(path, layer.digest, layer.descriptor.size)
-        return images
+        with deep_json_as_layout_error():
+            manifests = ocilayout.read_upload(directory)
+        for manifest in manifests:
+            for layer in manifest.layers:
+                path = path_of(layer.file_name)
+                if os.path.exists(path):
+                    ocilayout.check_file(path, layer)
+        return manifests
     return parse_legacy_upload(
         read_json_file(path_of("manifest.json")),
         read_json_file(path_of("digests.json")),
