@@ -62,7 +62,6 @@ from lp.oci.model.ocilayout import OCILayoutError, read_upload
 from lp.oci.model.ociupload import (
     LEGACY_LAYER_MEDIA_TYPE,
     check_legacy_config,
-    deep_json_as_layout_error,
     parse_legacy_upload,
     read_json_file,
 )
@@ -169,8 +168,7 @@ class OCIRecipeUpload:
         librarian already has.
         """
         try:
-            with deep_json_as_layout_error():
-                manifests = read_upload(upload_path)
+            manifests = read_upload(upload_path)
         except OCILayoutError as e:
             raise UploadError(str(e))
         file_set = getUtility(IOCIFileSet)

@@ -108,7 +108,6 @@ from lp.oci.interfaces.ociarchive import (
 from lp.oci.interfaces.ociupload import OCIUploadError
 from lp.oci.model.ocilayout import OCILayoutError, parse_index, parse_manifest
 from lp.oci.model.ociupload import (
-    deep_json_as_layout_error,
     parse_legacy_upload,
     read_json_library_file,
     read_library_file_bytes,
@@ -652,10 +651,9 @@ class OCIArchiveSet:
         planner = _Planner(build)
         try:
             if build.index is not None:
-                with deep_json_as_layout_error():
-                    images = planner.plan_oci_upload(
-                        read_library_file_bytes(build.index, "index.json")
-                    )
+                images = planner.plan_oci_upload(
+                    read_library_file_bytes(build.index, "index.json")
+                )
             elif build.digests is not None:
                 images = planner.plan_legacy_upload(
                     build.manifest_data, build.digests_data

@@ -159,6 +159,8 @@ def _load_document(data, what):
         document = json.loads(data)
     except ValueError as e:
         raise OCILayoutError("%s is not valid JSON: %s" % (what, e))
+    except RecursionError:
+        raise OCILayoutError("%s is nested too deeply" % what)
     if not isinstance(document, dict):
         raise OCILayoutError("%s is not a JSON object" % what)
     return document

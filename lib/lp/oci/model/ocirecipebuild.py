@@ -48,7 +48,6 @@ from lp.oci.model.ocilayout import (
     parse_manifest,
 )
 from lp.oci.model.ociupload import (
-    deep_json_as_layout_error,
     parse_legacy_upload,
     read_json_library_file,
     read_library_file_bytes,
@@ -759,15 +758,12 @@ class OCIRecipeBuild(PackageBuildMixin, StormBase):
         """
         if self.index is None:
             return []
-        with deep_json_as_layout_error():
-            return [
-                parse_manifest(
-                    self._readBlob(descriptor, "Manifest"), descriptor
-                )
-                for descriptor in parse_index(
-                    read_library_file_bytes(self.index, "index.json")
-                )
-            ]
+        return [
+            parse_manifest(self._readBlob(descriptor, "Manifest"), descriptor)
+            for descriptor in parse_index(
+                read_library_file_bytes(self.index, "index.json")
+            )
+        ]
 
     @property
     def image_manifests(self):

@@ -76,7 +76,6 @@ from lp.oci.model.ocilayout import (
 )
 from lp.oci.model.ociupload import (
     OCIUploadError,
-    deep_json_as_layout_error,
     parse_legacy_upload,
     read_json_file,
 )
@@ -309,8 +308,7 @@ class OCIRecipeBuildBehaviour(BuildFarmJobBehaviourBase):
         if "index.json" in filemap and "oci-layout" in filemap:
             self.upload_format = "oci"
             try:
-                with deep_json_as_layout_error():
-                    yield self._downloadOCIFiles(filemap, upload_path, logger)
+                yield self._downloadOCIFiles(filemap, upload_path, logger)
             except OCILayoutError as e:
                 raise BuildDaemonError("Build returned a bad image: %s" % e)
             return

@@ -91,7 +91,6 @@ from lp.oci.model.ociregistryhttp import (
     parse_registry_errors,
 )
 from lp.oci.model.ociupload import (
-    deep_json_as_layout_error,
     parse_json_document,
     parse_legacy_upload,
     read_library_file_bytes,
@@ -447,8 +446,7 @@ def make_push_plan(build):
     if build.index is not None:
         # The build filed an OCI image layout.
         try:
-            with deep_json_as_layout_error():
-                return _make_oci_plan(build)
+            return _make_oci_plan(build)
         except OCILayoutError as e:
             raise OCIUploadError(str(e)) from None
     return _make_legacy_plan(build)

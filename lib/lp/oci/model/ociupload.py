@@ -21,8 +21,6 @@ all harness only:
   `read_json_library_file`, `parse_json_document`): size and depth
   limited (`ocitypes.safejson`), and a stored document checked against
   the size and sha256 its row records;
-- `deep_json_as_layout_error`, around `ocilayout`'s callers, for the
-  `RecursionError` it lets escape.
 
 Everything here treats its input as hostile, and fails with a one-line
 `OCIUploadError`.
@@ -35,7 +33,6 @@ __all__ = [
     "OCIUploadError",
     "check_file_name",
     "check_legacy_config",
-    "deep_json_as_layout_error",
     "parse_json_document",
     "parse_legacy_upload",
     "read_json_file",
@@ -45,7 +42,6 @@ __all__ = [
 
 import hashlib
 import os
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 from lp.buildmaster.model.buildfarmjobbehaviour import is_safe_file_name
@@ -57,21 +53,6 @@ from ocitypes.errors import MalformedContent
 from ocitypes.safejson import MAX_JSON_SIZE, load_json
 
 LEGACY_LAYER_MEDIA_TYPE = MediaType.DOCKER_LAYER_GZIP
-
-
-@contextmanager
-def deep_json_as_layout_error():
-    """Turn a document nested too deeply for `json` into an OCILayoutError.
-
-    `lp.oci.model.ocilayout` parses documents with `json.loads`, which
-    raises `RecursionError` (not a `ValueError`) on deeply nested input
-    of a few hundred KB, so that error escapes it.  Harness only, around
-    its callers, until the module catches it.
-    """
-    try:
-        yield
-    except RecursionError:
-        raise OCILayoutError("A document is nested too deeply") from None
 
 
 def check_file_name(name):

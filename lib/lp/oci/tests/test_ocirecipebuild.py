@@ -659,7 +659,7 @@ class TestVerifySuccessfulUpload(TestCaseWithFactory):
         self.assertIn("index.json is not valid JSON", problem)
 
     def test_oci_layout_deeply_nested_index(self):
-        # Used to escape as a RecursionError from the JSON parser.
+        # json's RecursionError is refused as a bad document.
         build = self.factory.makeOCIRecipeBuild()
         build.addFile(
             self.factory.makeLibraryFileAlias(
@@ -668,7 +668,7 @@ class TestVerifySuccessfulUpload(TestCaseWithFactory):
             )
         )
         (problem,) = build.getUploadProblems()
-        self.assertEqual("A document is nested too deeply", problem)
+        self.assertEqual("index.json is nested too deeply", problem)
 
     def test_oci_layout_index_lists_only_image_manifests(self):
         # As ocilayout reads what builders file: an index listing an

@@ -325,13 +325,12 @@ class ThreePathsMixin(BuildFarmTestMixin):
         )
 
     def test_deeply_nested_document(self):
-        # json's RecursionError, which ocilayout lets escape, is refused
-        # as a bad document.
+        # json's RecursionError is refused as a bad document.
         upload = self.makeUpload(lambda index, add_blob: index)
         with open(os.path.join(upload, "index.json"), "w") as f:
             f.write("[" * 100000 + "]" * 100000)
         return self.assertRefusedEverywhere(
-            upload, "A document is nested too deeply"
+            upload, "index.json is nested too deeply"
         )
 
 

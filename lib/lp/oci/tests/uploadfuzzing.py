@@ -33,7 +33,6 @@ import tempfile
 
 from lp.oci.model import ocilayout
 from lp.oci.model.ociupload import (
-    deep_json_as_layout_error,
     parse_legacy_upload,
     read_json_file,
 )
@@ -170,8 +169,7 @@ def read_upload(directory):
         return os.path.join(directory, name)
 
     if os.path.isfile(path_of(INDEX_FILE_NAME)):
-        with deep_json_as_layout_error():
-            manifests = ocilayout.read_upload(directory)
+        manifests = ocilayout.read_upload(directory)
         for manifest in manifests:
             for layer in manifest.layers:
                 path = path_of(layer.file_name)
