@@ -568,6 +568,8 @@ class DockerSave:
             return json.loads(member.read())
         except ValueError as e:
             raise DockerSaveError(f"{what} is not valid JSON: {e}")
+        except RecursionError:
+            raise DockerSaveError(f"{what} is nested too deeply")
 
     def _layer(self, member):
         if member.diff_id is None:
@@ -902,7 +904,7 @@ def write_oci_upload(save, outdir, sources=None):
     """Lay the images out as an OCI upload.
 
     An OCI image layout (`oci-layout`, `index.json` with one entry per
-    image, its blobs) whose files are named for filing by
+    image and name, its blobs) whose files are named for filing by
     `oci_upload_file_name`.  Each image's config is the saved one, byte
     for byte; its manifest is the saved registry manifest where every
     layer was kept (see `SavedImage`), otherwise an OCI manifest over
@@ -957,23 +959,29 @@ def write_oci_upload(save, outdir, sources=None):
                 },
                 separators=(",", ":"),
             ).encode("UTF-8")
-        entry = _descriptor(media_type, manifest_data)
-        add_blob(_digest_hex(entry["digest"], "manifest"), data=manifest_data)
+        descriptor = _descriptor(media_type, manifest_data)
+        add_blob(
+            _digest_hex(descriptor["digest"], "manifest"), data=manifest_data
+        )
         if image.platform:
-            entry["platform"] = image.platform
-        annotations = {}
-        if image.repo_tags:
-            annotations["io.containerd.image.name"] = image.repo_tags[0]
-            annotations["org.opencontainers.image.ref.name"] = image.repo_tags[
-                0
-            ].rsplit(":", 1)[-1]
-        if layer_sources:
-            annotations[SOURCES_ANNOTATION] = json.dumps(
-                layer_sources, sort_keys=True, separators=(",", ":")
-            )
-        if annotations:
-            entry["annotations"] = annotations
-        entries.append(entry)
+            descriptor["platform"] = image.platform
+        # One entry per name, as Docker writes; an untagged image has one
+        # entry without names.
+        for name in image.repo_tags or [None]:
+            entry = dict(descriptor)
+            annotations = {}
+            if name is not None:
+                annotations["io.containerd.image.name"] = name
+                annotations["org.opencontainers.image.ref.name"] = name.rsplit(
+                    ":", 1
+                )[-1]
+            if layer_sources:
+                annotations[SOURCES_ANNOTATION] = json.dumps(
+                    layer_sources, sort_keys=True, separators=(",", ":")
+                )
+            if annotations:
+                entry["annotations"] = annotations
+            entries.append(entry)
     index = {
         "schemaVersion": 2,
         "mediaType": MEDIA_TYPE_OCI_INDEX,
