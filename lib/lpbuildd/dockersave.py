@@ -812,6 +812,16 @@ def read_docker_save(
     return save
 
 
+def _full_name(name):
+    """A name as Docker's index.json gives it: with its registry."""
+    first, _, rest = name.partition("/")
+    if rest and ("." in first or ":" in first or first == "localhost"):
+        return name
+    if not rest:
+        return f"docker.io/library/{name}"
+    return f"docker.io/{name}"
+
+
 def _source(sources, layer):
     """The repository a layer was pulled from, or ""."""
     return sources.get(f"sha256:{layer.member.sha256}") or sources.get(
@@ -971,10 +981,9 @@ def write_oci_upload(save, outdir, sources=None):
             entry = dict(descriptor)
             annotations = {}
             if name is not None:
-                annotations["io.containerd.image.name"] = name
-                annotations["org.opencontainers.image.ref.name"] = name.rsplit(
-                    ":", 1
-                )[-1]
+                tag = name.rsplit(":", 1)[-1]
+                annotations["io.containerd.image.name"] = _full_name(name)
+                annotations["org.opencontainers.image.ref.name"] = tag
             if layer_sources:
                 annotations[SOURCES_ANNOTATION] = json.dumps(
                     layer_sources, sort_keys=True, separators=(",", ":")

@@ -346,9 +346,11 @@ class TestOCIArchive(ArchiveTestMixin, TestCaseWithFactory):
         self.assertEqual(2, len(archive.images))
         members = tar_members(archive_bytes(archive))
         manifest = json.loads(members["manifest.json"])
-        # The builder's index.json names each image by its first tag.
         self.assertEqual(
-            [["example.com/app:latest"], ["example.com/app:arm"]],
+            [
+                ["example.com/app:latest"],
+                ["example.com/app:arm", "ubuntu:24.04"],
+            ],
             [entry["RepoTags"] for entry in manifest],
         )
         index = json.loads(members["index.json"])
@@ -356,6 +358,7 @@ class TestOCIArchive(ArchiveTestMixin, TestCaseWithFactory):
             [
                 ("example.com/app:latest", "latest", "linux/amd64"),
                 ("example.com/app:arm", "arm", "linux/arm64/v8"),
+                ("docker.io/library/ubuntu:24.04", "24.04", "linux/arm64/v8"),
             ],
             [
                 (
