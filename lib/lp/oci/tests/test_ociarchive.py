@@ -35,6 +35,7 @@ from lp.oci.interfaces.ociarchive import (
     OCIArchiveFormat,
 )
 from lp.oci.model.ociarchive import _tar_header
+from lp.oci.model.ociregistryclient import make_push_plan
 from lp.oci.tests.buildfarm import (
     legacy_upload_files,
     make_oci_upload_dir,
@@ -435,15 +436,15 @@ class TestOCIArchive(ArchiveTestMixin, TestCaseWithFactory):
         self.assertEqual(
             {
                 "schemaVersion": 2,
-                "mediaType": MediaType.OCI_MANIFEST,
+                "mediaType": MediaType.DOCKER_MANIFEST,
                 "config": {
-                    "mediaType": MediaType.OCI_CONFIG,
+                    "mediaType": MediaType.DOCKER_CONFIG,
                     "digest": image.config_digest,
                     "size": len(image.config),
                 },
                 "layers": [
                     {
-                        "mediaType": MediaType.OCI_LAYER_GZIP,
+                        "mediaType": MediaType.DOCKER_LAYER_GZIP,
                         "digest": digest,
                         "size": len(stored[digest]),
                     }
@@ -451,6 +452,15 @@ class TestOCIArchive(ArchiveTestMixin, TestCaseWithFactory):
                 ],
             },
             manifest,
+        )
+        # The manifest is the one a registry push of the build sends,
+        # byte for byte: the archive and the registry agree on the
+        # image's digest.
+        (pushed,) = make_push_plan(build).manifests
+        self.assertEqual(pushed.digest, archived.manifest.digest)
+        self.assertEqual(
+            pushed.content,
+            members[f"blobs/sha256/{archived.manifest.digest.hex}"],
         )
         for layer, diff_id in zip(archived.layers, image.diff_ids):
             content = members[f"blobs/sha256/{layer.digest.hex}"]
@@ -513,6 +523,13 @@ class TestOCIArchiveSQLite(TestOCIArchive):
     layer = SQLiteLaunchpadZopelessLayer
 
 
+def blob_json(layout, digest):
+    """A JSON blob of an OCI image layout directory, parsed."""
+    path = os.path.join(layout, "blobs", "sha256", Digest.parse(digest).hex)
+    with open(path) as f:
+        return json.load(f)
+
+
 class TestOCIArchiveReadBack(ArchiveTestMixin, TestCaseWithFactory):
     """gather and skopeo read the archives."""
 
@@ -559,7 +576,18 @@ class TestOCIArchiveReadBack(ArchiveTestMixin, TestCaseWithFactory):
                 path = self.writeArchive(
                     archive, f"{build.id}-{format.name}.tar"
                 )
-                self.assertGathered(archive, path, format == OCI)
+                # gather keeps an OCI manifest byte-exact; a legacy
+                # build's is a Docker one (as its push), which gather
+                # writes anew as an OCI manifest.
+                self.assertGathered(
+                    archive,
+                    path,
+                    format == OCI
+                    and all(
+                        image.manifest.media_type == MediaType.OCI_MANIFEST
+                        for image in archive.images
+                    ),
+                )
 
     def check_skopeo(self, build):
         oci = self.getArchive(build, OCI)
@@ -596,23 +624,29 @@ class TestOCIArchiveReadBack(ArchiveTestMixin, TestCaseWithFactory):
                 e["annotations"]["org.opencontainers.image.ref.name"]: e
                 for e in json.load(f)["manifests"]
             }
-        # The OCI archive's image arrives unchanged, its digest too.
+        copied_manifest = blob_json(copied, entries["from-oci"]["digest"])
+        if image.manifest.media_type == MediaType.OCI_MANIFEST:
+            # The OCI archive's image arrives unchanged, its digest too.
+            self.assertEqual(
+                str(image.manifest.digest), entries["from-oci"]["digest"]
+            )
+        else:
+            # A legacy build's manifest is the Docker one its push
+            # sends; an OCI layout holds only OCI manifests, so skopeo
+            # converts it (and the config) there, keeping the layers.
+            self.assertEqual(
+                MediaType.OCI_MANIFEST, copied_manifest["mediaType"]
+            )
         self.assertEqual(
-            str(image.manifest.digest), entries["from-oci"]["digest"]
+            [str(layer.digest) for layer in image.layers],
+            [layer["digest"] for layer in copied_manifest["layers"]],
         )
 
         # From the docker archive, skopeo converts the config to OCI's
         # schema and recompresses the layers: the same image is the same
         # layers, by diff_id (skopeo verified each as it decompressed).
-        def blob(digest):
-            path = os.path.join(
-                copied, "blobs", "sha256", Digest.parse(digest).hex
-            )
-            with open(path) as f:
-                return json.load(f)
-
-        manifest = blob(entries["from-docker"]["digest"])
-        copied_config = blob(manifest["config"]["digest"])
+        manifest = blob_json(copied, entries["from-docker"]["digest"])
+        copied_config = blob_json(copied, manifest["config"]["digest"])
         self.assertEqual(
             config["rootfs"]["diff_ids"], copied_config["rootfs"]["diff_ids"]
         )
