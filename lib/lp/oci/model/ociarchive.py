@@ -78,6 +78,7 @@ __all__ = [
     "OCIArchiveSet",
     "docker_manifest_document",
     "index_document",
+    "make_archive",
 ]
 
 import bisect
@@ -230,10 +231,10 @@ def _platform_of_config(config):
 class _Planner:
     """Finds a build's blobs and checks them against what it recorded."""
 
-    def __init__(self, build):
+    def __init__(self, build, storage=None):
         self.build = build
         self.blobs = {}
-        self.storage = get_librarian_storage()
+        self.storage = storage or get_librarian_storage()
 
     def _check(self, digest, size, lfa, content, what):
         if content is None:
@@ -607,6 +608,38 @@ class OCIArchive:
             i += 1
 
 
+def make_archive(build, format, storage=None):
+    """The `OCIArchive` of a build's files, in ``format``.
+
+    :param build: What `OCIArchiveSet.getArchive` is given, or anything
+        with the same files: ``id``, ``recipe.name``, ``index``,
+        ``manifest_data``, ``digests_data``, ``getFileByName`` and
+        ``getLayerFileByDigest``, whose files have ``filename``,
+        ``content`` (``sha256``, ``filesize``), ``open`` and ``close``
+        (``lp-oci fetch`` gives the files it downloaded).
+    :param storage: Where the files' contents are (``exists(sha256)``);
+        by default the librarian.
+    :raises OCIArchiveError: if the files do not make an image.
+    """
+    planner = _Planner(build, storage)
+    try:
+        if build.index is not None:
+            images = planner.plan_oci_upload(
+                read_library_file_bytes(build.index, "index.json")
+            )
+        elif build.digests is not None:
+            images = planner.plan_legacy_upload(
+                build.manifest_data, build.digests_data
+            )
+        else:
+            raise OCIArchiveError(
+                f"Build {build.id} has neither index.json nor digests.json"
+            )
+    except (OCIUploadError, OCILayoutError) as e:
+        raise OCIArchiveError(" ".join(str(e).split())) from None
+    return OCIArchive(build, format, images, planner.blobs.values())
+
+
 @implementer(IOCIArchiveSet)
 class OCIArchiveSet:
     """See `IOCIArchiveSet`."""
@@ -617,21 +650,4 @@ class OCIArchiveSet:
             raise CannotExportOCIArchive(
                 f"Build {build.id} is {build.status.name}, not FULLYBUILT"
             )
-        planner = _Planner(build)
-        try:
-            if build.index is not None:
-                images = planner.plan_oci_upload(
-                    read_library_file_bytes(build.index, "index.json")
-                )
-            elif build.digests is not None:
-                images = planner.plan_legacy_upload(
-                    build.manifest_data, build.digests_data
-                )
-            else:
-                raise OCIArchiveError(
-                    f"Build {build.id} has neither index.json nor "
-                    "digests.json"
-                )
-        except (OCIUploadError, OCILayoutError) as e:
-            raise OCIArchiveError(" ".join(str(e).split())) from None
-        return OCIArchive(build, format, images, planner.blobs.values())
+        return make_archive(build, format)

@@ -103,13 +103,13 @@ class ArchiveTestMixin:
         )
         return build
 
-    def makeBuild(self, images=None, archive=None):
+    def makeBuild(self, images=None, archive=None, **kw):
         """A FULLYBUILT build of ``images`` (an OCI upload).
 
         :param archive: An `ArchiveBuilder` the builder gathers instead
             of a Docker 25+ save of ``images``.
         """
-        build = self.factory.makeOCIRecipeBuild()
+        build = self.factory.makeOCIRecipeBuild(**kw)
         leaf, target = self._leaf(build)
         work = self.useFixture(TempDir()).path
         if archive is not None:
@@ -123,13 +123,16 @@ class ArchiveTestMixin:
         os.rename(made, target)
         return self._process(build, leaf)
 
-    def makeLegacyBuild(self, image=None, pulled=(1,)):
+    def makeLegacyBuild(self, image=None, pulled=(1,), more_images=(), **kw):
         """A FULLYBUILT build of ``image`` from a legacy upload."""
-        build = self.factory.makeOCIRecipeBuild()
+        build = self.factory.makeOCIRecipeBuild(**kw)
         leaf, target = self._leaf(build)
         os.makedirs(target)
         image = image or make_test_image(base_size=8192)
-        for name, data in legacy_upload_files(image, pulled=pulled).items():
+        files = legacy_upload_files(
+            image, pulled=pulled, more_images=more_images
+        )
+        for name, data in files.items():
             with open(os.path.join(target, name), "wb") as f:
                 f.write(data)
         return self._process(build, leaf)
