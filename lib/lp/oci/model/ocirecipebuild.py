@@ -1036,6 +1036,17 @@ class OCIRecipeBuild(PackageBuildMixin, StormBase):
                 "Cannot upload this build because it has no files."
             )
         status = self.registry_upload_status
+        if (
+            status == OCIRecipeBuildRegistryUploadStatus.SUPERSEDED
+            or self.hasMoreRecentBuild()
+        ):
+            # The job would find the build superseded and complete
+            # having pushed nothing: refused here instead.
+            raise CannotScheduleRegistryUpload(
+                "Cannot upload this build because it is superseded: a "
+                "more recent build of the recipe for the same "
+                "architecture has been built."
+            )
         if status == OCIRecipeBuildRegistryUploadStatus.PENDING:
             raise CannotScheduleRegistryUpload(
                 "An upload of this build is already in progress."
