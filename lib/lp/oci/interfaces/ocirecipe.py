@@ -163,3 +163,6 @@ class IOCIRecipeSet(Interface):
 
     def getByName(owner_name, name):
         """The `IOCIRecipe` of this owner with this name, or None."""
+
+    def findAll():
+        """Every `IOCIRecipe`, by owner and name."""

@@ -172,6 +172,14 @@ class OCIRecipeSet:
         """See `IOCIRecipeSet`."""
         return IStore(OCIRecipe).get(OCIRecipe, recipe_id)
 
+    def findAll(self):
+        """See `IOCIRecipeSet`."""
+        return list(
+            IStore(OCIRecipe)
+            .find(OCIRecipe)
+            .order_by(OCIRecipe.owner_name, OCIRecipe.name)
+        )
+
     def getByName(self, owner_name, name):
         """See `IOCIRecipeSet`."""
         return (
