@@ -10,6 +10,8 @@
     lp-oci export BUILD_ID [--state DIR] --format oci|docker -o FILE|-
                   [--json]
     lp-oci verify [--state DIR] [--repair] [--json] [--min-age SECONDS]
+    lp-oci list [--state DIR] [--json]
+    lp-oci show BUILD_ID [--state DIR] [--json]
     lp-oci fetch BUILD_URL -o FILE|- [--format oci|docker]
                  [--anonymous | --credentials FILE] [--json]
 
@@ -34,6 +36,7 @@ from lpoci.export import add_export_parser
 from lpoci.failures import debug_enabled, describe
 from lpoci.fetch import add_fetch_parser
 from lpoci.interrupt import Interrupted, handle_signals
+from lpoci.show import add_show_parsers
 from lpoci.verify import add_verify_parser
 from ocitypes.errors import OCIContentError
 
@@ -134,6 +137,7 @@ def make_parser():
     commands = parser.add_subparsers(dest="command", required=True)
     add_export_parser(commands)
     add_fetch_parser(commands)
+    add_show_parsers(commands)
     add_verify_parser(commands)
     gather = commands.add_parser(
         "gather",
