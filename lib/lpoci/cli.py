@@ -10,6 +10,10 @@
     lp-oci export BUILD_ID [--state DIR] --format oci|docker -o FILE|-
                   [--json]
     lp-oci verify [--state DIR] [--repair] [--json] [--min-age SECONDS]
+    lp-oci list [--state DIR] [--json]
+    lp-oci show BUILD_ID [--state DIR] [--json]
+    lp-oci fetch BUILD_URL -o FILE|- [--format oci|docker]
+                 [--anonymous | --credentials FILE] [--json]
 
 Errors are one line on stderr (``lp-oci: error: ...``) and a non-zero
 exit status, never a traceback.
@@ -30,7 +34,9 @@ import traceback
 
 from lpoci.export import add_export_parser
 from lpoci.failures import debug_enabled, describe
+from lpoci.fetch import add_fetch_parser
 from lpoci.interrupt import Interrupted, handle_signals
+from lpoci.show import add_show_parsers
 from lpoci.verify import add_verify_parser
 from ocitypes.errors import OCIContentError
 
@@ -130,6 +136,8 @@ def make_parser():
     )
     commands = parser.add_subparsers(dest="command", required=True)
     add_export_parser(commands)
+    add_fetch_parser(commands)
+    add_show_parsers(commands)
     add_verify_parser(commands)
     gather = commands.add_parser(
         "gather",
@@ -419,7 +427,7 @@ def main(argv=None, stdout=None, stderr=None):
         )
     try:
         # gather, the builder's command, reads no configuration.
-        if args.command not in ("gather", "hash-password"):
+        if args.command not in ("gather", "hash-password", "fetch"):
             load_config()
     except ConfigError as e:
         stderr.write(f"lp-oci: error: {e}\n")

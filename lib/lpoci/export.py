@@ -19,6 +19,8 @@ __all__ = [
     "ExportError",
     "add_export_parser",
     "export_main",
+    "find_build",
+    "open_state",
     "write_archive",
 ]
 
@@ -144,22 +146,33 @@ def _summary(archive, args, sha256):
     }
 
 
-def _find_build(args):
-    """Set up the services on ``--state``; the build, FULLYBUILT."""
-    from zope.component import getUtility
+def open_state(state):
+    """Set up the services on an existing state directory.
 
-    from lp.oci.interfaces.ocirecipebuild import IOCIRecipeBuildSet
+    :raises ExportError: if ``state`` holds no Launchpad database.
+    """
     from lp.services.config import config
     from lp.services.database.connection import default_database_uri
     from lp.services.scripts import setup_services
 
     if not os.environ.get("LP_DATABASE_URI") and not config.database.url:
-        database = default_database_uri(args.state)[len("sqlite:") :]
+        database = default_database_uri(state)[len("sqlite:") :]
         if not os.path.isfile(database):
-            raise ExportError(
-                f"no Launchpad state in {args.state} (no {database})"
-            )
-    setup_services(args.state)
+            raise ExportError(f"no Launchpad state in {state} (no {database})")
+    setup_services(state)
+    # Circular import.
+    from lp.services.webapp.wsgi import import_models
+
+    import_models()
+
+
+def find_build(args):
+    """Set up the services on ``--state``; the build ``args.build_id``."""
+    from zope.component import getUtility
+
+    from lp.oci.interfaces.ocirecipebuild import IOCIRecipeBuildSet
+
+    open_state(args.state)
     build = getUtility(IOCIRecipeBuildSet).getByID(args.build_id)
     if build is None:
         raise ExportError(f"no build {args.build_id} in {args.state}")
@@ -176,7 +189,7 @@ def export_main(args, stdout, stderr):
     if args.json and args.output == "-":
         stderr.write("lp-oci: error: --json needs -o FILE\n")
         return 2
-    build = _find_build(args)
+    build = find_build(args)
     if args.output == "-" and sys.stdout.isatty():
         raise ExportError("refusing to write an archive to a terminal")
     archive = getUtility(IOCIArchiveSet).getArchive(

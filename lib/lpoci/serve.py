@@ -24,6 +24,13 @@ def serve_main(args, stdout, stderr):
     from lp.services.config import config
     from lp.services.webapp.wsgi import load_accounts, make_app
 
+    if not os.path.isdir(args.state):
+        # A mistyped --state must not serve (and create) an empty one.
+        stderr.write(
+            f"lp-oci: error: no state directory {args.state} (lp-oci run "
+            "makes one; give it with --state)\n"
+        )
+        return 1
     settings = config.webservice
     host = args.host or settings.host
     port = args.port or settings.port
@@ -50,7 +57,7 @@ def serve_main(args, stdout, stderr):
         from wsgiref.simple_server import make_server
 
         server = make_server(host, port, factory())
-        stderr.write(f"lp-oci: serving {root_url}api/devel/\n")
+        _announce(stderr, root_url)
         stderr.flush()
         server.serve_forever()
         return 0
@@ -67,11 +74,17 @@ def serve_main(args, stdout, stderr):
         def load(self):
             return factory()
 
-    os.makedirs(args.state, exist_ok=True)
-    stderr.write(f"lp-oci: serving {root_url}api/devel/\n")
-    stderr.flush()
+    _announce(stderr, root_url)
     Server().run()
     return 0
+
+
+def _announce(stderr, root_url):
+    stderr.write(
+        f"lp-oci: serving the pages at {root_url} and the web service at "
+        f"{root_url}api/devel/\n"
+    )
+    stderr.flush()
 
 
 def _read_password(stdin, stderr):

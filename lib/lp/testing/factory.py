@@ -394,7 +394,21 @@ class LaunchpadObjectFactory:
             layer_contents = [
                 self.getUniqueString("layer").encode("ascii") for _ in range(2)
             ]
-        config_content = _json_bytes({"architecture": build.arch_tag})
+        # As a real config: the push and the export list the layers in
+        # the order of its rootfs.diff_ids.
+        config_content = _json_bytes(
+            {
+                "architecture": build.arch_tag,
+                "os": "linux",
+                "rootfs": {
+                    "type": "layers",
+                    "diff_ids": [
+                        str(Digest.of_bytes(content))
+                        for content in layer_contents
+                    ],
+                },
+            }
+        )
         config_name = hashlib.sha256(config_content).hexdigest() + ".json"
         config = build.addFile(
             self.makeLibraryFileAlias(

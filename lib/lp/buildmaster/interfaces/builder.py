@@ -9,6 +9,7 @@ __all__ = [
     "IBuilderSet",
 ]
 
+from lazr.restful.declarations import exported, exported_as_webservice_entry
 from zope.interface import Attribute, Interface
 from zope.schema import Bool, Int, Text, TextLine
 
@@ -17,22 +18,35 @@ class BuildDaemonError(Exception):
     """The builder sent something the build farm master cannot accept."""
 
 
+@exported_as_webservice_entry(as_of="beta", publish_web_link=False)
 class IBuilder(Interface):
     """A builder: a machine that runs build farm jobs.
 
+    In the web service at ``builders/<name>``, as Launchpad's.
     Deviation from Launchpad: a builder has one processor rather than a
     list (`processors` gives it as one).
     """
 
     id = Int(title="ID", required=True, readonly=True)
-    name = TextLine(title="Name", required=True)
+    name = exported(TextLine(title="Name", required=True, readonly=True))
+    title = exported(TextLine(title="Title", required=True, readonly=True))
     url = TextLine(title="URL of the builder's XML-RPC service")
     processor = Attribute("The `IProcessor` of this builder.")
     processors = Attribute("A list holding the builder's `IProcessor`.")
-    virtualized = Bool(title="Virtualized", required=True)
+    virtualized = exported(
+        Bool(title="Virtualized", required=True, readonly=True)
+    )
     vm_host = TextLine(title="VM host", required=False)
-    builderok = Bool(title="Whether the builder is usable", required=True)
-    failnotes = Text(title="Why the builder failed", required=False)
+    builderok = exported(
+        Bool(
+            title="Whether the builder is usable",
+            required=True,
+            readonly=True,
+        )
+    )
+    failnotes = exported(
+        Text(title="Why the builder failed", required=False, readonly=True)
+    )
     failure_count = Int(title="Consecutive failures", required=True)
     currentjob = Attribute("The `IBuildQueue` the builder runs, or None.")
 

@@ -4,6 +4,7 @@
 """Interfaces for build farm jobs."""
 
 __all__ = [
+    "CannotBeRetried",
     "IBuildFarmJob",
     "IBuildFarmJobDB",
     "IBuildFarmJobSource",
@@ -11,10 +12,21 @@ __all__ = [
     "InvalidBuildStatusTransition",
 ]
 
+import http.client
+
+from lazr.restful.declarations import error_status
 from zope.interface import Attribute, Interface
 from zope.schema import Bool, Choice, Datetime, Int, TextLine
 
 from lp.buildmaster.enums import BuildFarmJobType, BuildStatus
+
+
+@error_status(http.client.BAD_REQUEST)
+class CannotBeRetried(Exception):
+    """Attempt to retry a build that cannot be retried (as Launchpad's)."""
+
+    def __init__(self, build_id):
+        super().__init__(f"Build {build_id} cannot be retried")
 
 
 class InvalidBuildStatusTransition(Exception):

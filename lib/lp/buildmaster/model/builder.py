@@ -36,6 +36,11 @@ class Builder(StormBase):
     failnotes = Unicode(name="failnotes")
     failure_count = Int(name="failure_count", allow_none=False)
 
+    @property
+    def title(self):
+        """See `IBuilder`."""
+        return self.name
+
     def __init__(self, processor, url, name, virtualized=True, vm_host=None):
         super().__init__()
         self.processor = processor

@@ -19,7 +19,7 @@ __all__ = [
 import hashlib
 import re
 from html import escape
-from urllib.parse import unquote
+from urllib.parse import quote, unquote, urlsplit
 
 import transaction
 from zope.component import getUtility
@@ -27,10 +27,17 @@ from zope.component import getUtility
 from lp.app.errors import NotFoundError
 from lp.buildmaster.enums import BuildStatus
 from lp.oci.interfaces.ocirecipe import IOCIRecipeSet
-from lp.oci.interfaces.ocirecipebuild import IOCIRecipeBuildSet
-from lp.oci.security import can_view
+from lp.oci.interfaces.ocirecipebuild import (
+    CannotScheduleRegistryUpload,
+    IOCIRecipeBuildSet,
+)
+from lp.oci.security import can_edit, can_view
 from lp.services.librarian.storage import get_librarian_storage
-from lp.services.webapp.publisher import canonical_url
+from lp.services.webapp.publisher import (
+    canonical_path,
+    canonical_url,
+    root_url,
+)
 from lp.services.webservice.publication import ENVIRON_USER_KEY
 
 CHUNK_SIZE = 1 << 20
@@ -206,107 +213,468 @@ _PAGE = """<!DOCTYPE html>
 body {{ font-family: sans-serif; margin: 1em; max-width: 60em; }}
 table {{ border-collapse: collapse; display: block; overflow-x: auto; }}
 td, th {{ border: 1px solid #ccc; padding: 0.2em 0.5em; text-align: left; }}
-code, #files a {{ word-break: break-all; }}
+code, #files a, .digest {{ word-break: break-all; }}
+dt {{ font-weight: bold; }}
+.failure {{ border-left: 4px solid #c00; padding-left: 0.5em; }}
+nav {{ margin-bottom: 1em; }}
 </style></head>
-<body><h1>{title}</h1>
+<body><nav><a href="{root}">OCI builds</a></nav><h1>{title}</h1>
 {body}
 </body></html>
 """
 
 
-def _page(start_response, title, body):
-    html = _PAGE.format(title=escape(title), body=body)
-    return _respond(start_response, "200 OK", html, "text/html")
+def _page(start_response, title, body, status="200 OK"):
+    html = _PAGE.format(
+        title=escape(title), body=body, root=escape(root_url())
+    )
+    return _respond(start_response, status, html, "text/html")
 
 
-def _recipe_page(start_response, recipe):
-    rows = "".join(
-        f'<tr><td><a href="{escape(canonical_url(build))}">'
-        f"{escape(build.title)}</a></td>"
-        f'<td class="status">{escape(build.status.title)}</td>'
-        f"<td>{escape(str(build.date_created))}</td></tr>"
-        for build in recipe.builds
+def _html_not_found(start_response):
+    return _page(
+        start_response,
+        "Not found",
+        "<p>There is no such page, or you may not see it.</p>",
+        "404 Not Found",
     )
-    body = (
-        f"<p>Owner: {escape(recipe.owner_name)}</p>"
-        f"<p>{escape(recipe.description or '')}</p>"
-        f'<h2>Builds</h2><table id="builds"><tr><th>Build</th>'
-        f"<th>Status</th><th>Created</th></tr>{rows}</table>"
-    )
-    return _page(start_response, f"OCI recipe {recipe.name}", body)
+
+
+def human_size(size):
+    """``1.2 MB`` (decimal units, as ``lp-oci`` prints), or ``512 bytes``."""
+    if size is None:
+        return ""
+    if size < 1000:
+        return f"{size} bytes"
+    for unit in ("kB", "MB", "GB", "TB"):
+        size /= 1000
+        if size < 1000 or unit == "TB":
+            return f"{size:.1f} {unit}"
+
+
+def human_date(date):
+    return "" if date is None else date.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def human_duration(duration):
+    if duration is None:
+        return ""
+    seconds = duration.total_seconds()
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, seconds = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    if hours:
+        return f"{hours} h {minutes} min"
+    return f"{minutes} min {seconds} s"
 
 
 def _dd(value):
     return escape("" if value is None else str(value))
 
 
-def _build_page(start_response, build):
+def _rows(pairs):
+    """``<dt>/<dd>`` pairs, leaving out those without a value."""
+    return "".join(
+        "<dt>%s</dt><dd%s>%s</dd>"
+        % (escape(label), f' id="{ident}"' if ident else "", value)
+        for label, value, ident in pairs
+        if value not in (None, "")
+    )
+
+
+def registry_results(build):
+    """Where the build was pushed: one dict per push rule of the last
+    completed registry upload (``registry``, ``repository``, ``tags``,
+    ``index_digest``, ``pull``)."""
+    job = build.last_registry_upload_job
+    if job is None:
+        return []
+    rules = {str(rule.id): rule for rule in build.recipe.push_rules}
+    results = []
+    for rule_id, tags in sorted(job.manifest_list_digests.items()):
+        rule = rules.get(rule_id)
+        if rule is None or not tags:
+            continue
+        registry = urlsplit(rule.registry_url).netloc or rule.registry_url
+        digests = sorted(set(tags.values()))
+        results.append(
+            {
+                "registry": registry,
+                "repository": rule.image_name,
+                "tags": sorted(tags),
+                "index_digest": digests[0] if len(digests) == 1 else None,
+                "pull": (
+                    f"{registry}/{rule.image_name}@{digests[0]}"
+                    if len(digests) == 1
+                    else None
+                ),
+            }
+        )
+    return results
+
+
+_KIND_LABELS = {
+    "INDEX": "index",
+    "MANIFEST": "manifest",
+    "CONFIG": "config",
+    "LAYER": "layer",
+    "LEGACY_MANIFEST": "manifest",
+    "LEGACY_DIGESTS": "digests",
+}
+
+
+def _file_rows(build):
+    rows = []
+    for oci_file, lfa, content in build.getFiles():
+        kind = _KIND_LABELS.get(oci_file.kind.name, "file")
+        if oci_file.kind.name == "OTHER" and lfa.filename.endswith(".json"):
+            kind = "config"
+        url = f"{canonical_url(build)}/+files/{quote(lfa.filename)}"
+        rows.append(
+            f'<tr class="file"><td class="kind">{kind}</td>'
+            f'<td><a href="{escape(url)}">{escape(lfa.filename)}</a></td>'
+            f'<td class="size">{human_size(content.filesize)}</td></tr>'
+        )
+    return "".join(rows)
+
+
+def _log_link(url, lfa, label):
+    if url is None or lfa is None or lfa.content is None:
+        return None
+    return (
+        f'<a href="{escape(url)}">{label}</a> '
+        f"({human_size(lfa.content.filesize)})"
+    )
+
+
+def _upload_form(build, user):
+    """Upstream's "Upload this build to registries" / "Retry" form."""
+    if not can_edit(build, user) or not build.recipe.can_upload_to_registry:
+        return ""
+    status = build.registry_upload_status.name
+    if build.status != BuildStatus.FULLYBUILT or status in (
+        "PENDING",
+        "UPLOADED",
+        "SUPERSEDED",
+    ):
+        return ""
+    label = (
+        "Retry"
+        if status == "FAILEDTOUPLOAD"
+        else "Upload this build to " "registries"
+    )
+    return (
+        f'<form id="upload-form" action="{escape(canonical_url(build))}" '
+        f'method="POST"><input type="submit" name="field.actions.upload" '
+        f'value="{label}"></form>'
+    )
+
+
+def _build_page(start_response, build, user, notice=None):
     images = []
     for image in build.images:
         layers = "".join(
             f'<tr class="layer"><td><code>{_dd(layer["digest"])}</code></td>'
-            f'<td>{_dd(layer["size"])}</td>'
+            f'<td>{human_size(layer["size"])}</td>'
             f'<td class="transfer">{_dd(layer["transfer"])}</td></tr>'
             for layer in image["layers"]
         )
         images.append(
             f'<section class="image"><h3 class="platform">'
-            f'{_dd(image["platform"])}</h3>'
-            f'<p>Manifest: <code>{_dd(image["manifest_digest"])}</code></p>'
-            f'<p>Config: <code>{_dd(image["config_digest"])}</code></p>'
-            f'<p>Names: {_dd(", ".join(image["names"]))}</p>'
-            f"<table><tr><th>Layer</th><th>Size</th><th>Transfer</th></tr>"
-            f"{layers}</table></section>"
+            f'{_dd(image["platform"])}</h3><dl>'
+            + _rows(
+                [
+                    (
+                        "Manifest",
+                        (
+                            f'<code>{_dd(image["manifest_digest"])}</code>'
+                            if image["manifest_digest"]
+                            else None
+                        ),
+                        None,
+                    ),
+                    (
+                        "Config",
+                        f'<code>{_dd(image["config_digest"])}</code>',
+                        None,
+                    ),
+                    ("Names", _dd(", ".join(image["names"])), None),
+                ]
+            )
+            + f"</dl><table><tr><th>Layer</th><th>Size</th>"
+            f"<th>Transfer</th></tr>{layers}</table></section>"
+        )
+    failure = ""
+    if build.failure_reason or build.status.name in (
+        "FAILEDTOBUILD",
+        "FAILEDTOUPLOAD",
+    ):
+        failure = (
+            f'<p class="failure" id="failure-reason"><strong>Why it '
+            f"failed:</strong> "
+            f'{_dd(build.failure_reason or "see the build log")}</p>'
         )
     errors = "".join(
-        f"<li>{_dd(error)}</li>" for error in build.registry_upload_errors
+        (
+            f"<li>{_dd(error.get('code'))}: {_dd(error.get('message'))}</li>"
+            if isinstance(error, dict)
+            else f"<li>{_dd(error)}</li>"
+        )
+        for error in build.registry_upload_errors
     )
-    files = "".join(
-        f'<li><a href="{escape(url)}">{escape(url.rsplit("/", 1)[-1])}</a></li>'
-        for url in build.getFileUrls()
-        if url and "/+files/" in url
+    pushed = "".join(
+        '<section class="push"><dl>'
+        + _rows(
+            [
+                ("Registry", _dd(result["registry"]), None),
+                ("Repository", _dd(result["repository"]), None),
+                ("Tags", _dd(", ".join(result["tags"])), None),
+                (
+                    "Index digest",
+                    (
+                        f'<code>{_dd(result["index_digest"])}</code>'
+                        if result["index_digest"]
+                        else None
+                    ),
+                    None,
+                ),
+                (
+                    "Pull",
+                    (
+                        f'<code class="pull">docker pull '
+                        f'{_dd(result["pull"])}</code>'
+                        if result["pull"]
+                        else None
+                    ),
+                    None,
+                ),
+            ]
+        )
+        + "</dl></section>"
+        for result in registry_results(build)
     )
     archives = ""
     if build.oci_archive_url is not None:
+        items = []
+        for name, label in (
+            ("oci", "OCI archive"),
+            ("docker", "Docker archive (docker load)"),
+        ):
+            url = getattr(build, f"{name}_archive_url")
+            size = getattr(build, f"{name}_archive_size")
+            sha256 = getattr(build, f"{name}_archive_sha256")
+            items.append(
+                f'<li><a href="{escape(url)}">{label}</a> '
+                f"({human_size(size)})"
+                + (
+                    f'<br>sha256 <code class="digest">{_dd(sha256)}</code>'
+                    if sha256
+                    else ""
+                )
+                + "</li>"
+            )
+        api_url = f"{root_url()}api/devel/{canonical_path(build)}"
         archives = (
-            f'<h2>Archives</h2><ul id="archives">'
-            f'<li><a href="{escape(build.oci_archive_url)}">OCI archive</a>'
-            f"</li>"
-            f'<li><a href="{escape(build.docker_archive_url)}">Docker '
-            f"archive (docker load)</a></li></ul>"
+            f'<h2>Archives</h2><ul id="archives">{"".join(items)}</ul>'
+            f"<p>Or: <code>lp-oci fetch {escape(api_url)} -o "
+            f"{escape(build.recipe.name)}.tar</code></p>"
         )
+    files = _file_rows(build)
     body = (
-        f'<p>Recipe: <a href="{escape(canonical_url(build.recipe))}">'
+        (f'<p class="notice">{escape(notice)}</p>' if notice else "")
+        + f'<p>Recipe: <a href="{escape(canonical_url(build.recipe))}">'
         f"{escape(build.recipe.name)}</a></p>"
-        f'<dl><dt>Status</dt><dd id="status">{_dd(build.status.title)}</dd>'
-        f"<dt>Created</dt><dd>{_dd(build.date_created)}</dd>"
-        f"<dt>Started</dt><dd>{_dd(build.date_started)}</dd>"
-        f"<dt>Finished</dt><dd>{_dd(build.date_finished)}</dd>"
-        f"<dt>Upload format</dt><dd>{_dd(build.upload_format)}</dd>"
-        f'<dt>Registry upload</dt><dd id="registry-upload-status">'
-        f"{_dd(build.registry_upload_status.title)}</dd>"
-        f"<dt>Registry upload error</dt>"
-        f"<dd>{_dd(build.registry_upload_error_summary)}</dd></dl>"
-        f'<ul id="registry-upload-errors">{errors}</ul>'
-        f'<h2>Images</h2>{"".join(images)}'
-        f'<h2>Files</h2><ul id="files">{files}</ul>'
-        f"{archives}"
+        + failure
+        + "<dl>"
+        + _rows(
+            [
+                ("Status", _dd(build.status.title), "status"),
+                ("Architecture", _dd(build.arch_tag), None),
+                (
+                    "Builder",
+                    _dd(build.builder.name) if build.builder else None,
+                    None,
+                ),
+                ("Created", human_date(build.date_created), None),
+                ("Started", human_date(build.date_started), None),
+                ("Finished", human_date(build.date_finished), None),
+                ("Took", human_duration(build.duration), None),
+                (
+                    "Build log",
+                    _log_link(build.log_url, build.log, "buildlog"),
+                    "build-log",
+                ),
+                (
+                    "Upload log",
+                    _log_link(
+                        build.upload_log_url, build.upload_log, "uploadlog"
+                    ),
+                    "upload-log",
+                ),
+                ("Upload format", _dd(build.upload_format), None),
+                (
+                    "Registry upload",
+                    _dd(build.registry_upload_status.title),
+                    "registry-upload-status",
+                ),
+                (
+                    "Registry upload error",
+                    _dd(build.registry_upload_error_summary),
+                    None,
+                ),
+            ]
+        )
+        + "</dl>"
+        + (f'<ul id="registry-upload-errors">{errors}</ul>' if errors else "")
+        + (
+            f'<h2>Pushed</h2><div id="registry-result">{pushed}</div>'
+            if pushed
+            else ""
+        )
+        + _upload_form(build, user)
+        + (f'<h2>Images</h2>{"".join(images)}' if images else "")
+        + (
+            f'<h2>Files</h2><table id="files"><tr><th>Kind</th><th>File</th>'
+            f"<th>Size</th></tr>{files}</table>"
+            if files
+            else ""
+        )
+        + archives
     )
     return _page(start_response, build.title, body)
 
 
+def _build_rows(builds):
+    return "".join(
+        f'<tr><td><a href="{escape(canonical_url(build))}">'
+        f"{escape(build.title)}</a></td>"
+        f'<td class="status">{escape(build.status.title)}</td>'
+        f'<td class="upload">{escape(build.registry_upload_status.title)}'
+        f"</td><td>{human_date(build.date_created)}</td></tr>"
+        for build in builds
+    )
+
+
+def _recipe_page(start_response, recipe):
+    rules = "".join(
+        f"<li>{escape(rule.registry_url)}: <code>{escape(rule.image_name)}"
+        f"</code></li>"
+        for rule in recipe.push_rules
+    )
+    groups = {}
+    for build in recipe.builds:
+        groups.setdefault(build.registry_upload_status.title, []).append(build)
+    sections = "".join(
+        f'<h3>{escape(title)}</h3><table class="builds"><tr><th>Build</th>'
+        f"<th>Status</th><th>Registry upload</th><th>Created</th></tr>"
+        f"{_build_rows(builds)}</table>"
+        for title, builds in groups.items()
+    )
+    body = (
+        "<dl>"
+        + _rows(
+            [
+                ("Owner", _dd(recipe.owner_name), None),
+                ("Description", _dd(recipe.description), None),
+                ("Image name", _dd(recipe.image_name), "image-name"),
+            ]
+        )
+        + "</dl>"
+        + (
+            f'<h2>Push rules</h2><ul id="push-rules">{rules}</ul>'
+            if rules
+            else "<p>No push rules: builds are not pushed.</p>"
+        )
+        + f'<h2>Builds</h2><div id="builds">'
+        f'{sections or "<p>No builds yet.</p>"}</div>'
+    )
+    return _page(start_response, f"OCI recipe {recipe.name}", body)
+
+
+def _front_page(start_response, user):
+    recipes = [
+        recipe
+        for recipe in getUtility(IOCIRecipeSet).findAll()
+        if can_view(recipe, user)
+    ]
+    recipe_rows = "".join(
+        f'<li><a href="{escape(canonical_url(recipe))}">~'
+        f"{escape(recipe.owner_name)}/{escape(recipe.name)}</a></li>"
+        for recipe in recipes
+    )
+    builds = getUtility(IOCIRecipeBuildSet).findVisible(user)[:20]
+    body = (
+        f'<h2>Recipes</h2><ul id="recipes">'
+        f'{recipe_rows or "<li>None yet: lp-oci run makes one.</li>"}</ul>'
+        f'<h2>Recent builds</h2><table id="recent-builds"><tr><th>Build'
+        f"</th><th>Status</th><th>Registry upload</th><th>Created</th></tr>"
+        f"{_build_rows(builds)}</table>"
+        f'<p>The web service: <a href="{escape(root_url())}api/devel/">'
+        f"{escape(root_url())}api/devel/</a></p>"
+    )
+    return _page(start_response, "OCI recipes and builds", body)
+
+
+def _offsite(environ):
+    """Whether a POST did not come from this site's own pages."""
+    origin = environ.get("HTTP_ORIGIN") or environ.get("HTTP_REFERER")
+    if not origin:
+        return True
+    mine = urlsplit(root_url())
+    theirs = urlsplit(origin)
+    return (theirs.scheme, theirs.netloc) != (mine.scheme, mine.netloc)
+
+
+def _post_upload(environ, start_response, build, user):
+    """The build page's form: schedule a registry upload."""
+    if user is None:
+        return _respond(
+            start_response, "401 Unauthorized", "Log in to do this.\n"
+        )
+    if not can_edit(build, user):
+        return _html_not_found(start_response)
+    if _offsite(environ):
+        # As Launchpad, no form POST from another site.
+        return _respond(
+            start_response,
+            "403 Forbidden",
+            "No form posts from other sites.\n",
+        )
+    try:
+        build.scheduleRegistryUpload()
+        transaction.commit()
+        notice = (
+            "An upload has been scheduled and will run as soon as "
+            "possible (lp-oci run-jobs)."
+        )
+    except CannotScheduleRegistryUpload as e:
+        transaction.abort()
+        notice = str(e)
+    return _build_page(start_response, build, user, notice)
+
+
 def website(environ, start_response):
     """The WSGI application of the OCI pages and files."""
-    match = _PATH.match(environ.get("PATH_INFO") or "/")
-    if match is None or environ.get("REQUEST_METHOD") not in ("GET", "HEAD"):
-        return _not_found(start_response)
+    path = environ.get("PATH_INFO") or "/"
+    method = environ.get("REQUEST_METHOD")
     user = environ.get(ENVIRON_USER_KEY)
+    match = _PATH.match(path)
     try:
+        if path == "/" and method in ("GET", "HEAD"):
+            return _front_page(start_response, user)
+        if match is None or method not in ("GET", "HEAD", "POST"):
+            return _html_not_found(start_response)
         recipe = getUtility(IOCIRecipeSet).getByName(
             unquote(match.group("owner")), unquote(match.group("name"))
         )
         if recipe is None or not can_view(recipe, user):
-            return _not_found(start_response)
+            return _html_not_found(start_response)
+        is_page = (
+            match.group("archive") is None and match.group("filename") is None
+        )
+        if method == "POST" and not (is_page and match.group("build")):
+            return _html_not_found(start_response)
         if match.group("build") is None:
             return _recipe_page(start_response, recipe)
         build = getUtility(IOCIRecipeBuildSet).getByID(
@@ -317,13 +685,15 @@ def website(environ, start_response):
             or build.recipe_id != recipe.id
             or not can_view(build, user)
         ):
-            return _not_found(start_response)
+            return _html_not_found(start_response)
         if match.group("archive") is not None:
             return _serve_archive(
                 environ, start_response, build, match.group("archive")
             )
         if match.group("filename") is None:
-            return _build_page(start_response, build)
+            if method == "POST":
+                return _post_upload(environ, start_response, build, user)
+            return _build_page(start_response, build, user)
         return _serve_file(
             environ, start_response, build, unquote(match.group("filename"))
         )

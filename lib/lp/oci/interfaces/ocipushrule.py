@@ -9,6 +9,7 @@ __all__ = [
     "OCIPushRuleAlreadyExists",
 ]
 
+from lazr.restful.declarations import exported, exported_as_webservice_entry
 from zope.interface import Attribute, Interface
 from zope.schema import Int, TextLine
 
@@ -23,29 +24,42 @@ class OCIPushRuleAlreadyExists(Exception):
         )
 
 
+@exported_as_webservice_entry(
+    singular_name="oci_push_rule", as_of="beta", publish_web_link=False
+)
 class IOCIPushRule(Interface):
-    """A rule for pushing an OCI recipe's builds to a registry."""
+    """A rule for pushing an OCI recipe's builds to a registry.
+
+    In the web service at ``<recipe>/+push-rule/<id>``, as Launchpad's.
+    """
 
     id = Int(title="ID", required=True, readonly=True)
     recipe = Attribute("The `IOCIRecipe` this push rule is for.")
     registry_credentials = Attribute(
         "The `IOCIRegistryCredentials` to use for pushing."
     )
-    registry_url = TextLine(
-        title="Registry URL",
-        description="The registry URL (from the credentials).",
-        readonly=True,
+    registry_url = exported(
+        TextLine(
+            title="Registry URL",
+            description="The registry URL (from the credentials).",
+            readonly=True,
+        )
     )
-    username = TextLine(
-        title="Username",
-        description="The registry username (from the credentials).",
-        required=False,
-        readonly=True,
+    username = exported(
+        TextLine(
+            title="Username",
+            description="The registry username (from the credentials).",
+            required=False,
+            readonly=True,
+        )
     )
-    image_name = TextLine(
-        title="Image name",
-        description="The repository the image is pushed to.",
-        required=True,
+    image_name = exported(
+        TextLine(
+            title="Image name",
+            description="The repository the image is pushed to.",
+            required=True,
+            readonly=True,
+        )
     )
 
     def setNewImageName(new_image_name):

@@ -13,8 +13,10 @@ from lazr.restful.declarations import (
     exported_as_webservice_entry,
 )
 from lazr.restful.fields import CollectionField, Reference
-from zope.interface import Attribute, Interface
+from zope.interface import Interface
 from zope.schema import Bool, Datetime, Int, Text, TextLine
+
+from lp.registry.interfaces.person import IPerson
 
 
 @exported_as_webservice_entry(
@@ -23,9 +25,15 @@ from zope.schema import Bool, Datetime, Int, Text, TextLine
 class IOCIRecipe(Interface):
     """A recipe for building OCI images.
 
-    Minimal for now: the owner is a name, not a `Person`.  Pushing is
-    configured by push rules; ``registry_url`` and ``image_name`` are
-    what this tree had before them (``image_name`` names the build).
+    The owner is recorded by name (``owner_name``, the harness's own
+    field); `owner` and `registrant` are the `IPerson` of that name, as
+    Launchpad's person entries.  Pushing is configured by push rules;
+    ``registry_url`` is what this tree had before them.  Not exported,
+    because nothing here backs them: ``build_file``, ``build_path`` and
+    ``build_args`` (the harness replays archives rather than building a
+    Dockerfile), ``date_last_modified`` (not recorded) and
+    ``requestBuilds`` (a build needs an archive to replay: ``lp-oci run
+    --recipe NAME ARCHIVE``).
     """
 
     id = Int(title="ID", required=True, readonly=True)
@@ -38,13 +46,52 @@ class IOCIRecipe(Interface):
     owner_name = exported(
         TextLine(title="Name of the owner", required=True, readonly=True)
     )
+    owner = exported(
+        Reference(
+            IPerson,
+            title="Owner",
+            description="The owner of this OCI recipe.",
+            required=True,
+            readonly=True,
+        )
+    )
+    registrant = exported(
+        Reference(
+            IPerson,
+            title="Registrant",
+            description=(
+                "The user who registered this recipe: its owner, for "
+                "every recipe the harness makes (lp-oci run)."
+            ),
+            required=True,
+            readonly=True,
+        )
+    )
+    information_type = exported(
+        TextLine(
+            title="Information type",
+            description=(
+                "The type of information contained in this OCI recipe: "
+                "Public, or Proprietary for a private recipe."
+            ),
+            required=True,
+            readonly=True,
+        )
+    )
     description = exported(
         Text(title="Description", required=False, readonly=True)
     )
     registry_url = TextLine(
         title="URL of the registry to push builds to", required=False
     )
-    image_name = TextLine(title="Image name to push builds as", required=False)
+    image_name = exported(
+        TextLine(
+            title="Image name",
+            description="Name to use for registry upload of this recipe.",
+            required=False,
+            readonly=True,
+        )
+    )
     private = exported(
         Bool(
             title="Private",
@@ -53,7 +100,19 @@ class IOCIRecipe(Interface):
             readonly=True,
         )
     )
-    push_rules = Attribute("The `IOCIPushRule`s of this recipe.")
+    # The value type is patched to `IOCIPushRule` in
+    # `lp.oci.interfaces.webservice` (import cycle).
+    push_rules = exported(
+        CollectionField(
+            title="Push rules for this OCI recipe.",
+            description=(
+                "All of the push rules for registry upload that apply to "
+                "this recipe."
+            ),
+            value_type=Reference(schema=Interface),
+            readonly=True,
+        )
+    )
     can_upload_to_registry = exported(
         Bool(
             title="Whether builds can be pushed to a registry",
@@ -104,3 +163,6 @@ class IOCIRecipeSet(Interface):
 
     def getByName(owner_name, name):
         """The `IOCIRecipe` of this owner with this name, or None."""
+
+    def findAll():
+        """Every `IOCIRecipe`, by owner and name."""

@@ -40,8 +40,11 @@ from zope.schema import (
 )
 
 from lp.buildmaster.enums import BuildStatus
+from lp.buildmaster.interfaces.builder import IBuilder
 from lp.buildmaster.interfaces.buildfarmjob import IBuildFarmJob
 from lp.oci.enums import OCIFileKind
+from lp.registry.interfaces.person import IPerson
+from lp.soyuz.interfaces.distroarchseries import IDistroArchSeries
 
 
 @error_status(http.client.BAD_REQUEST)
@@ -89,7 +92,15 @@ class OCIRecipeBuildRegistryUploadStatus(EnumeratedType):
 class IOCIRecipeBuildView(IBuildFarmJob):
     """`IOCIRecipeBuild` attributes that need launchpad.View."""
 
-    requester = Attribute("The `IPerson` who requested this build.")
+    requester = exported(
+        Reference(
+            IPerson,
+            title="Requester",
+            description="The person who requested this OCI recipe build.",
+            required=True,
+            readonly=True,
+        )
+    )
     # The schema is patched to `IOCIRecipe` in
     # `lp.oci.interfaces.webservice`.
     recipe = exported(
@@ -100,8 +111,13 @@ class IOCIRecipeBuildView(IBuildFarmJob):
             readonly=True,
         )
     )
-    distro_arch_series = Attribute(
-        "The `IDistroArchSeries` this build is for."
+    distro_arch_series = exported(
+        Reference(
+            IDistroArchSeries,
+            title="The series and architecture for which to build.",
+            required=True,
+            readonly=True,
+        )
     )
     distro_series = Attribute("The `IDistroSeries` this build is for.")
     distribution = Attribute("The `IDistribution` this build is for.")
@@ -110,14 +126,23 @@ class IOCIRecipeBuildView(IBuildFarmJob):
         "main archive."
     )
     arch_tag = exported(
-        TextLine(
-            title="Architecture tag of the series built for", readonly=True
+        TextLine(title="Architecture tag", required=True, readonly=True)
+    )
+    score = exported(
+        Int(
+            title="Score of the related build farm job (if any).",
+            required=False,
+            readonly=True,
         )
     )
 
-    # `IBuildFarmJob`'s fields, exported as Launchpad's `IBuildFarmJob`
-    # exports them.
-    title = exported(TextLine(title="Title", required=True, readonly=True))
+    # `IBuildFarmJob`'s fields, exported under the names Launchpad's
+    # `IBuildFarmJob` and `IPackageBuild` give them in each version
+    # (``datecreated``, ``datebuilt``, ``buildstate`` and
+    # ``build_log_url`` from 1.0 on).
+    title = exported(
+        TextLine(title="Title", required=False, readonly=True), as_of="beta"
+    )
     status = exported(
         Choice(
             title="Status",
@@ -125,7 +150,9 @@ class IOCIRecipeBuildView(IBuildFarmJob):
             vocabulary=BuildStatus,
             readonly=True,
             description="The current status of the job.",
-        )
+        ),
+        ("1.0", dict(exported_as="buildstate")),
+        as_of="beta",
     )
     date_created = exported(
         Datetime(
@@ -133,7 +160,9 @@ class IOCIRecipeBuildView(IBuildFarmJob):
             required=True,
             readonly=True,
             description="The timestamp when the build farm job was created.",
-        )
+        ),
+        ("1.0", dict(exported_as="datecreated")),
+        as_of="beta",
     )
     date_started = exported(
         Datetime(
@@ -141,7 +170,8 @@ class IOCIRecipeBuildView(IBuildFarmJob):
             required=False,
             readonly=True,
             description="The timestamp when the build farm job was started.",
-        )
+        ),
+        as_of="devel",
     )
     date_finished = exported(
         Datetime(
@@ -151,7 +181,9 @@ class IOCIRecipeBuildView(IBuildFarmJob):
             description=(
                 "The timestamp when the build farm job was finished."
             ),
-        )
+        ),
+        ("1.0", dict(exported_as="datebuilt")),
+        as_of="beta",
     )
     duration = exported(
         Timedelta(
@@ -160,16 +192,68 @@ class IOCIRecipeBuildView(IBuildFarmJob):
             readonly=True,
             description="Duration interval, calculated when the "
             "result gets collected.",
+        ),
+        as_of="devel",
+    )
+    date_first_dispatched = exported(
+        Datetime(
+            title="Date first dispatched",
+            required=False,
+            readonly=True,
+            description=(
+                "The actual build start time. Set when the build is "
+                "dispatched the first time and not changed in subsequent "
+                "build attempts."
+            ),
         )
     )
-    build_log_url = exported(
+    builder = exported(
+        Reference(
+            title="Builder",
+            schema=IBuilder,
+            required=False,
+            readonly=True,
+            description="The builder assigned to this job.",
+        )
+    )
+    dependencies = exported(
+        TextLine(
+            title="Dependencies",
+            required=False,
+            readonly=True,
+            description=(
+                "Debian-like dependency line that must be satisfied before "
+                "attempting to build this request."
+            ),
+        ),
+        as_of="beta",
+    )
+    can_be_retried = exported(
+        Bool(
+            title="Can be retried",
+            required=True,
+            readonly=True,
+            description="Whether this build record can be retried.",
+        )
+    )
+    can_be_cancelled = exported(
+        Bool(
+            title="Can be cancelled",
+            required=True,
+            readonly=True,
+            description="Whether this build record can be cancelled.",
+        )
+    )
+    log_url = exported(
         TextLine(
             title="Build Log URL",
             required=False,
             readonly=True,
             description="A URL for the build log. None if there is no "
             "log available.",
-        )
+        ),
+        ("1.0", dict(exported_as="build_log_url")),
+        as_of="beta",
     )
     upload_log_url = exported(
         TextLine(
@@ -308,15 +392,20 @@ class IOCIRecipeBuildView(IBuildFarmJob):
         exported_as="layers",
     )
     upload_log = Attribute("The upload log `ILibraryFileAlias`, or None.")
-    failure_reason = TextLine(
-        title="Why the build or its upload failed",
-        description=(
-            "Not Launchpad's: a one-line summary for the command line and "
-            "tests.  Launchpad keeps the reason only in the build log, "
-            "the upload log (`upload_log`) or the builder's failnotes, "
-            "where it is kept here too."
-        ),
-        required=False,
+    # Not Launchpad's, which keeps the reason only in the build log,
+    # the upload log or the builder's failnotes (where it is kept here
+    # too).
+    failure_reason = exported(
+        TextLine(
+            title="Why the build or its upload failed",
+            description=(
+                "A one-line summary of why the build failed, for builds "
+                "that failed to build or to upload; None otherwise.  The "
+                "build log and the upload log say more."
+            ),
+            required=False,
+            readonly=True,
+        )
     )
 
     manifest = Attribute("The `ILibraryFileAlias` of manifest.json, or None.")
@@ -470,6 +559,28 @@ class IOCIRecipeBuildView(IBuildFarmJob):
 
 class IOCIRecipeBuildEdit(Interface):
     """`IOCIRecipeBuild` attributes that need launchpad.Edit."""
+
+    @export_write_operation()
+    @operation_for_version("devel")
+    def retry():
+        """Restore the build record to its initial state.
+
+        Build record loses its history, is moved to NEEDSBUILD and a new
+        BuildQueue entry is created for it.
+
+        :raises CannotBeRetried: unless `can_be_retried`.
+        """
+
+    @export_write_operation()
+    @operation_for_version("devel")
+    def cancel():
+        """Cancel the build if it is either pending or in progress.
+
+        If the build is in progress, it is marked as CANCELLING until the
+        build farm stops it and marks it CANCELLED; if it is pending, it
+        is marked CANCELLED at once and removed from the build queue.
+        Otherwise this does nothing.
+        """
 
     def addFile(
         lfa,

@@ -59,25 +59,17 @@ zero blocks that end a tar.
 A legacy build (``manifest.json`` and ``digests.json``) gets the same
 archives.  Its stored files are each image's config (``<hex>.json``)
 and its layers as gzip files (``<layer_id>.tar.gz``, found by the digest
-digests.json gives).  Each image's OCI manifest is generated, not
-stored::
-
-    {"config": {"digest": "sha256:<sha256 of the stored config>",
-                "mediaType": "application/vnd.oci.image.config.v1+json",
-                "size": <its size>},
-     "layers": [{"digest": "sha256:<sha256 of the stored .tar.gz>",
-                 "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
-                 "size": <its size>}, ...],
-     "mediaType": "application/vnd.oci.image.manifest.v1+json",
-     "schemaVersion": 2}
-
-serialised canonically, with the layers in the order of the config's
-``rootfs.diff_ids``, each the file digests.json pairs with that diff_id
-(the gzip file's uncompressed digest is the diff_id).  The digests are
-those of the stored content, not the ones digests.json recorded: for a
-layer docker pulled, that was the registry's, and the file the builder
-made is not that blob.  So the manifest depends only on the stored
-config and layers and is the same at every download.
+digests.json gives).  Each image's manifest is generated, not stored:
+the one a registry push of the build sends
+(`lp.oci.model.ociupload.legacy_image_manifest`, a Docker schema 2
+manifest serialised as upstream's push serialises it), so the archive
+and the registry agree on the image's digest.  Its layers are in the
+order of the config's ``rootfs.diff_ids``, each the file digests.json
+pairs with that diff_id, under the sha256 of the stored file, not the
+digest digests.json recorded: for a layer docker pulled, that was the
+registry's, and the file the builder made is not that blob.  So the
+manifest depends only on the stored config and layers and is the same
+at every download.
 """
 
 __all__ = [
@@ -86,6 +78,7 @@ __all__ = [
     "OCIArchiveSet",
     "docker_manifest_document",
     "index_document",
+    "make_archive",
 ]
 
 import bisect
@@ -108,6 +101,8 @@ from lp.oci.interfaces.ociarchive import (
 from lp.oci.interfaces.ociupload import OCIUploadError
 from lp.oci.model.ocilayout import OCILayoutError, parse_index, parse_manifest
 from lp.oci.model.ociupload import (
+    legacy_image_manifest,
+    parse_json_document,
     parse_legacy_upload,
     read_json_library_file,
     read_library_file_bytes,
@@ -236,10 +231,10 @@ def _platform_of_config(config):
 class _Planner:
     """Finds a build's blobs and checks them against what it recorded."""
 
-    def __init__(self, build):
+    def __init__(self, build, storage=None):
         self.build = build
         self.blobs = {}
-        self.storage = get_librarian_storage()
+        self.storage = storage or get_librarian_storage()
 
     def _check(self, digest, size, lfa, content, what):
         if content is None:
@@ -360,35 +355,18 @@ class _Planner:
             raise OCIArchiveError(
                 f"Config {legacy.config_name} has been deleted"
             )
-        config_descriptor = Descriptor(
-            MediaType.OCI_CONFIG,
-            Digest("sha256", content.sha256),
-            content.filesize,
-        )
         self._check(
-            config_descriptor.digest,
+            Digest("sha256", content.sha256),
             None,
             lfa,
             content,
             f"Config {legacy.config_name}",
         )
-        config = read_json_library_file(lfa)
-        rootfs = config.get("rootfs") if isinstance(config, dict) else None
-        diff_ids = rootfs.get("diff_ids") if isinstance(rootfs, dict) else None
-        if not isinstance(diff_ids, list):
-            raise OCIArchiveError(
-                f"Config {legacy.config_name} has no rootfs.diff_ids"
-            )
-        by_diff_id = {layer.diff_id: layer for layer in legacy.layers}
-        layers = []
-        for diff_id in diff_ids:
-            try:
-                layer = by_diff_id[Digest.parse(diff_id)]
-            except (TypeError, ValueError, KeyError):
-                raise OCIArchiveError(
-                    f"digests.json has no layer for diff_id {diff_id!s:.80} "
-                    f"of {legacy.config_name}"
-                ) from None
+        config_data = read_library_file_bytes(lfa, legacy.config_name)
+        config = parse_json_document(config_data, legacy.config_name)
+        layer_files = {}
+
+        def stored_layer(layer):
             try:
                 _, layer_lfa, layer_content = self.build.getLayerFileByDigest(
                     layer.digest
@@ -397,30 +375,22 @@ class _Planner:
                 raise OCIArchiveError(
                     f"Layer {layer.digest} ({layer.diff_id}) is missing"
                 ) from None
-            descriptor = Descriptor(
-                MediaType.OCI_LAYER_GZIP,
-                Digest("sha256", layer_content.sha256),
-                layer_content.filesize,
-            )
             self._check(
-                descriptor.digest, None, layer_lfa, layer_content, "Layer"
+                Digest("sha256", layer_content.sha256),
+                None,
+                layer_lfa,
+                layer_content,
+                "Layer",
             )
-            layers.append((descriptor, layer_lfa))
-        manifest = canonical_json(
-            {
-                "schemaVersion": 2,
-                "mediaType": MediaType.OCI_MANIFEST,
-                "config": config_descriptor.to_json(),
-                "layers": [descriptor.to_json() for descriptor, _ in layers],
-            }
-        )
-        manifest_descriptor = Descriptor(
-            MediaType.OCI_MANIFEST, Digest.of_bytes(manifest), len(manifest)
-        )
-        self.add(manifest_descriptor, data=manifest)
-        self.add(config_descriptor, lfa)
-        for descriptor, layer_lfa in layers:
-            self.add(descriptor, layer_lfa)
+            layer_files[layer.digest] = layer_lfa
+            return layer_content.sha256, layer_content.filesize
+
+        made = legacy_image_manifest(config_data, config, legacy, stored_layer)
+        manifest_descriptor = made.descriptor
+        self.add(manifest_descriptor, data=made.content)
+        self.add(made.config, lfa)
+        for descriptor, layer in made.layers:
+            self.add(descriptor, layer_files[layer.digest])
         names = []
         for tag in entry.get("RepoTags") or ():
             if _valid_reference(tag):
@@ -429,8 +399,8 @@ class _Planner:
                     names.append(reference)
         return OCIArchiveImage(
             manifest_descriptor,
-            config_descriptor,
-            tuple(descriptor for descriptor, _ in layers),
+            made.config,
+            tuple(descriptor for descriptor, _ in made.layers),
             _platform_of_config(config),
             tuple(names),
         )
@@ -638,6 +608,38 @@ class OCIArchive:
             i += 1
 
 
+def make_archive(build, format, storage=None):
+    """The `OCIArchive` of a build's files, in ``format``.
+
+    :param build: What `OCIArchiveSet.getArchive` is given, or anything
+        with the same files: ``id``, ``recipe.name``, ``index``,
+        ``manifest_data``, ``digests_data``, ``getFileByName`` and
+        ``getLayerFileByDigest``, whose files have ``filename``,
+        ``content`` (``sha256``, ``filesize``), ``open`` and ``close``
+        (``lp-oci fetch`` gives the files it downloaded).
+    :param storage: Where the files' contents are (``exists(sha256)``);
+        by default the librarian.
+    :raises OCIArchiveError: if the files do not make an image.
+    """
+    planner = _Planner(build, storage)
+    try:
+        if build.index is not None:
+            images = planner.plan_oci_upload(
+                read_library_file_bytes(build.index, "index.json")
+            )
+        elif build.digests is not None:
+            images = planner.plan_legacy_upload(
+                build.manifest_data, build.digests_data
+            )
+        else:
+            raise OCIArchiveError(
+                f"Build {build.id} has neither index.json nor digests.json"
+            )
+    except (OCIUploadError, OCILayoutError) as e:
+        raise OCIArchiveError(" ".join(str(e).split())) from None
+    return OCIArchive(build, format, images, planner.blobs.values())
+
+
 @implementer(IOCIArchiveSet)
 class OCIArchiveSet:
     """See `IOCIArchiveSet`."""
@@ -648,21 +650,4 @@ class OCIArchiveSet:
             raise CannotExportOCIArchive(
                 f"Build {build.id} is {build.status.name}, not FULLYBUILT"
             )
-        planner = _Planner(build)
-        try:
-            if build.index is not None:
-                images = planner.plan_oci_upload(
-                    read_library_file_bytes(build.index, "index.json")
-                )
-            elif build.digests is not None:
-                images = planner.plan_legacy_upload(
-                    build.manifest_data, build.digests_data
-                )
-            else:
-                raise OCIArchiveError(
-                    f"Build {build.id} has neither index.json nor "
-                    "digests.json"
-                )
-        except (OCIUploadError, OCILayoutError) as e:
-            raise OCIArchiveError(" ".join(str(e).split())) from None
-        return OCIArchive(build, format, images, planner.blobs.values())
+        return make_archive(build, format)

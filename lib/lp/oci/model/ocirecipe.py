@@ -11,6 +11,7 @@ __all__ = [
 from datetime import timezone
 
 from storm.locals import Bool, DateTime, Desc, Int, Not, Unicode
+from zope.component import getUtility
 from zope.interface import implementer
 
 from lp.buildmaster.enums import BuildStatus
@@ -63,6 +64,21 @@ class OCIRecipe(StormBase):
 
     def __repr__(self):
         return f"<OCIRecipe ~{self.owner_name}/{self.name}>"
+
+    @property
+    def owner(self):
+        """See `IOCIRecipe`."""
+        # Circular import.
+        from lp.registry.interfaces.person import IPersonSet
+
+        return getUtility(IPersonSet).getByName(self.owner_name)
+
+    registrant = owner
+
+    @property
+    def information_type(self):
+        """See `IOCIRecipe`."""
+        return "Proprietary" if self.private else "Public"
 
     @property
     def push_rules(self):
@@ -135,6 +151,12 @@ class OCIRecipeSet:
         private=False,
     ):
         """See `IOCIRecipeSet`."""
+        # Circular import.
+        from lp.registry.interfaces.person import IPersonSet
+
+        # The owner is a person, as Launchpad's (`owner`).
+        if getUtility(IPersonSet).getByName(owner_name) is None:
+            getUtility(IPersonSet).new(owner_name)
         recipe = OCIRecipe(
             name,
             owner_name,
@@ -149,6 +171,14 @@ class OCIRecipeSet:
     def getByID(self, recipe_id):
         """See `IOCIRecipeSet`."""
         return IStore(OCIRecipe).get(OCIRecipe, recipe_id)
+
+    def findAll(self):
+        """See `IOCIRecipeSet`."""
+        return list(
+            IStore(OCIRecipe)
+            .find(OCIRecipe)
+            .order_by(OCIRecipe.owner_name, OCIRecipe.name)
+        )
 
     def getByName(self, owner_name, name):
         """See `IOCIRecipeSet`."""

@@ -24,6 +24,7 @@ from zope.interface import implementer
 from lp.app.errors import NotFoundError
 from lp.buildmaster.enums import BuildFarmJobType, BuildStatus
 from lp.buildmaster.interfaces.buildfarmjob import (
+    CannotBeRetried,
     IBuildFarmJobSource,
     ISpecificBuildFarmJobSource,
 )
@@ -64,6 +65,16 @@ from lp.services.librarian.model import LibraryFileAlias, LibraryFileContent
 from lp.services.librarian.storage import get_librarian_storage
 from lp.services.webapp.publisher import canonical_url
 from ocitypes.digest import Digest
+
+# Launchpad's `BuildFarmJobMixin.can_be_retried`.
+RETRYABLE_STATUSES = (
+    BuildStatus.FAILEDTOBUILD,
+    BuildStatus.MANUALDEPWAIT,
+    BuildStatus.CHROOTWAIT,
+    BuildStatus.FAILEDTOUPLOAD,
+    BuildStatus.CANCELLED,
+    BuildStatus.SUPERSEDED,
+)
 
 # OCIFile.layer_file_digest is character(80), as in Launchpad: room for
 # "sha256:<hex>" but not for sha512 digests.
@@ -486,11 +497,68 @@ class OCIRecipeBuild(PackageBuildMixin, StormBase):
         return self.date_finished - self.date_started
 
     @property
-    def build_log_url(self):
+    def log_url(self):
         """See `IOCIRecipeBuild`."""
         if self.log is None:
             return None
         return ProxiedLibraryFileAlias(self.log, self).http_url
+
+    build_log_url = log_url
+
+    @property
+    def score(self):
+        """See `IOCIRecipeBuild`."""
+        bq = self.buildqueue_record
+        return None if bq is None else bq.lastscore
+
+    @property
+    def can_be_retried(self):
+        """See `IOCIRecipeBuild`.
+
+        Launchpad's rule (`BuildFarmJobMixin.can_be_retried`): a failed,
+        cancelled or superseded build, that is not in the queue.
+        """
+        return (
+            self.status in RETRYABLE_STATUSES
+            and self.buildqueue_record is None
+        )
+
+    @property
+    def can_be_cancelled(self):
+        """See `IOCIRecipeBuild`."""
+        if self.buildqueue_record is None:
+            return False
+        return self.status in (BuildStatus.NEEDSBUILD, BuildStatus.BUILDING)
+
+    def resetBuild(self):
+        """Forget the last attempt, as Launchpad's `resetBuild`."""
+        self.build_farm_job.status = self.status = BuildStatus.NEEDSBUILD
+        self.build_farm_job.date_finished = None
+        self.date_started = self.date_finished = None
+        self.clearBuilder()
+        self.log = self.upload_log = None
+        self.dependencies = None
+        self.failure_count = 0
+        self.failure_reason = None
+
+    def retry(self):
+        """See `IOCIRecipeBuild`."""
+        if not self.can_be_retried:
+            raise CannotBeRetried(self.id)
+        self.resetBuild()
+        self.queueBuild()
+
+    def cancel(self):
+        """See `IOCIRecipeBuild`."""
+        if not self.can_be_cancelled:
+            return
+        bq = self.buildqueue_record
+        if self.status == BuildStatus.BUILDING:
+            # The build farm (the lp-oci run building it) stops it.
+            self.updateStatus(BuildStatus.CANCELLING)
+        else:
+            bq.destroySelf()
+            self.updateStatus(BuildStatus.CANCELLED)
 
     @property
     def upload_log_url(self):
@@ -968,6 +1036,17 @@ class OCIRecipeBuild(PackageBuildMixin, StormBase):
                 "Cannot upload this build because it has no files."
             )
         status = self.registry_upload_status
+        if (
+            status == OCIRecipeBuildRegistryUploadStatus.SUPERSEDED
+            or self.hasMoreRecentBuild()
+        ):
+            # The job would find the build superseded and complete
+            # having pushed nothing: refused here instead.
+            raise CannotScheduleRegistryUpload(
+                "Cannot upload this build because it is superseded: a "
+                "more recent build of the recipe for the same "
+                "architecture has been built."
+            )
         if status == OCIRecipeBuildRegistryUploadStatus.PENDING:
             raise CannotScheduleRegistryUpload(
                 "An upload of this build is already in progress."

@@ -13,9 +13,10 @@ series, ``upstream/launchpad``):
   its manifest, byte for byte as stored, the manifest by digest with
   its own media type;
 - a legacy build (``digests.json``) has no stored manifest: one is made
-  from what it stored (the config as stored, each layer file under its
-  own sha256), never with the ``sha256:sha256:`` prefix upstream
-  produced;
+  from what it stored (`legacy_image_manifest`: the config as stored,
+  each layer file under its own sha256, serialised as upstream's
+  ``json.dumps``), never with the ``sha256:sha256:`` prefix upstream
+  produced; the archive export and ``lp-oci fetch`` make the same;
 - a layer is mounted from another repository of the same registry
   (`OCIRegistryClient._findMountSource`): one this upload already
   pushed it to, else the one the build pulled it from (the index
@@ -91,6 +92,7 @@ from lp.oci.model.ociregistryhttp import (
     parse_registry_errors,
 )
 from lp.oci.model.ociupload import (
+    legacy_image_manifest,
     parse_json_document,
     parse_legacy_upload,
     read_library_file_bytes,
@@ -379,57 +381,49 @@ def _make_legacy_plan(build):
         # Bounded, and checked against the sha256 recorded at upload: a
         # damaged config must not be pushed under a digest of its own.
         config_bytes = read_library_file_bytes(config_lfa, image.config_name)
-        config_digest = Digest.of_bytes(config_bytes)
         config = parse_json_document(config_bytes, image.config_name)
-        layer_descriptors = []
-        for layer in image.layers:
-            # The file the builder made (or the librarian file reused for
-            # it, named as another build named it), recorded under the
-            # layer's digest; for a pulled layer digests.json has the
-            # registry's digest of another file.
+        stored = {}
+
+        def stored_layer(layer):
+            # The file the builder made (or the librarian file reused
+            # for it, named as another build named it), recorded under
+            # the layer's digest; for a pulled layer digests.json has
+            # the registry's digest of another file.
             try:
                 _, _, content = build.getLayerFileByDigest(layer.digest)
             except NotFoundError:
                 raise OCIUploadError(
                     f"Layer {layer.digest} ({layer.diff_id}) is missing"
                 ) from None
-            digest = Digest("sha256", content.sha256)
-            if digest not in seen:
-                seen.add(digest)
+            stored[layer.digest] = content
+            return content.sha256, content.filesize
+
+        made = legacy_image_manifest(config_bytes, config, image, stored_layer)
+        for descriptor, layer in made.layers:
+            if descriptor.digest not in seen:
+                seen.add(descriptor.digest)
                 plan.layers.append(
                     BlobToPush(
-                        digest, content.filesize, content.sha256, layer.source
+                        descriptor.digest,
+                        descriptor.size,
+                        descriptor.digest.hex,
+                        layer.source,
                     )
                 )
-            layer_descriptors.append(
-                {
-                    "mediaType": MediaType.DOCKER_LAYER_GZIP,
-                    "size": content.filesize,
-                    "digest": str(digest),
-                }
-            )
-        if config_digest not in seen:
-            seen.add(config_digest)
+        if made.config.digest not in seen:
+            seen.add(made.config.digest)
             plan.configs.append(
-                BlobToPush(config_digest, len(config_bytes), config_digest.hex)
+                BlobToPush(
+                    made.config.digest,
+                    made.config.size,
+                    made.config.digest.hex,
+                )
             )
-        content = _json_bytes(
-            {
-                "schemaVersion": 2,
-                "mediaType": MediaType.DOCKER_MANIFEST,
-                "config": {
-                    "mediaType": MediaType.DOCKER_CONFIG,
-                    "size": len(config_bytes),
-                    "digest": str(config_digest),
-                },
-                "layers": layer_descriptors,
-            }
-        )
         plan.manifests.append(
             ManifestToPush(
-                Digest.of_bytes(content),
+                made.descriptor.digest,
                 MediaType.DOCKER_MANIFEST,
-                content,
+                made.content,
                 _platform_of(
                     config, {"architecture": build.arch_tag, "os": "linux"}
                 ),

@@ -16,6 +16,9 @@ all harness only:
   pairs manifest.json with digests.json, `check_legacy_config` checks a
   config against them, for the build farm, upload processing,
   `getUploadProblems`, the registry upload and the archive export;
+  `legacy_image_manifest` makes the one image manifest a legacy image
+  has, for the registry upload, the archive export and ``lp-oci
+  fetch`` alike;
 - bounded reading of JSON files and of documents stored in the
   librarian (`read_json_file`, `read_library_file_bytes`,
   `read_json_library_file`, `parse_json_document`): size and depth
@@ -30,9 +33,11 @@ __all__ = [
     "LEGACY_LAYER_MEDIA_TYPE",
     "LegacyImage",
     "LegacyLayer",
+    "LegacyManifest",
     "OCIUploadError",
     "check_file_name",
     "check_legacy_config",
+    "legacy_image_manifest",
     "parse_json_document",
     "parse_legacy_upload",
     "read_json_file",
@@ -41,13 +46,14 @@ __all__ = [
 ]
 
 import hashlib
+import json
 import os
 from dataclasses import dataclass
 
 from lp.buildmaster.model.buildfarmjobbehaviour import is_safe_file_name
 from lp.oci.interfaces.ociupload import OCIUploadError
 from lp.oci.model.ocilayout import OCILayoutError
-from ocitypes.descriptor import MediaType
+from ocitypes.descriptor import Descriptor, MediaType
 from ocitypes.digest import Digest
 from ocitypes.errors import MalformedContent
 from ocitypes.safejson import MAX_JSON_SIZE, load_json
@@ -275,3 +281,84 @@ def check_legacy_config(config, image):
                 f"digests.json has no layer for diff_id {diff_id!s:.80} "
                 f"of {image.config_name}"
             )
+
+
+@dataclass(frozen=True)
+class LegacyManifest:
+    """The image manifest of a legacy image, and what it describes.
+
+    ``layers`` pairs each layer's `Descriptor` with its `LegacyLayer`,
+    in the order of the config's ``rootfs.diff_ids``.
+    """
+
+    content: bytes
+    config: Descriptor
+    layers: tuple
+
+    @property
+    def descriptor(self):
+        return Descriptor(
+            MediaType.DOCKER_MANIFEST,
+            Digest.of_bytes(self.content),
+            len(self.content),
+        )
+
+
+def legacy_image_manifest(config_data, config, image, stored_layer):
+    """The image manifest a registry push of a legacy image sends.
+
+    A legacy upload has no manifest: the push makes one, in the patched
+    upstream shape (``OCIRegistryClient._build_registry_manifest``,
+    serialised by ``_uploadRegistryManifest`` with ``json.dumps``): a
+    Docker schema 2 manifest of the config as stored and, in the order
+    of the config's ``rootfs.diff_ids``, each layer file under the
+    sha256 of the stored file, never the registry digest digests.json
+    may give for a pulled layer.  The registry upload, the archive
+    export and ``lp-oci fetch`` all use this one, so an archive of a
+    build has the manifest digest its push gets.
+
+    :param config_data: The config's bytes, as stored.
+    :param config: The config, parsed.
+    :param image: The `LegacyImage`.
+    :param stored_layer: A callable taking a `LegacyLayer` and returning
+        the (sha256 hex, size) of the file stored for it.
+    :return: A `LegacyManifest`.
+    :raises OCIUploadError: if the config and digests.json disagree.
+    """
+    check_legacy_config(config, image)
+    by_diff_id = {layer.diff_id: layer for layer in image.layers}
+    config_descriptor = Descriptor(
+        MediaType.DOCKER_CONFIG, Digest.of_bytes(config_data), len(config_data)
+    )
+    layers = []
+    for diff_id in config["rootfs"]["diff_ids"]:
+        layer = by_diff_id[Digest.parse(diff_id)]
+        sha256, size = stored_layer(layer)
+        layers.append(
+            (
+                Descriptor(
+                    LEGACY_LAYER_MEDIA_TYPE, Digest("sha256", sha256), size
+                ),
+                layer,
+            )
+        )
+    document = {
+        "schemaVersion": 2,
+        "mediaType": MediaType.DOCKER_MANIFEST,
+        "config": {
+            "mediaType": config_descriptor.media_type,
+            "size": config_descriptor.size,
+            "digest": str(config_descriptor.digest),
+        },
+        "layers": [
+            {
+                "mediaType": descriptor.media_type,
+                "size": descriptor.size,
+                "digest": str(descriptor.digest),
+            }
+            for descriptor, _ in layers
+        ],
+    }
+    return LegacyManifest(
+        json.dumps(document).encode("UTF-8"), config_descriptor, tuple(layers)
+    )

@@ -129,39 +129,46 @@ def process_build_upload(upload_path, dry_run=False):
     ).processBuildUpload(fsroot, os.path.basename(upload_path))
 
 
-def legacy_upload_files(image, pulled=()):
+def legacy_upload_files(image, pulled=(), more_images=()):
     """The files of a legacy upload of ``image``: {name: bytes}.
 
     :param pulled: positions of layers that docker pulled: digests.json
         gives them a ``sha256:``-prefixed registry digest that is not
         the digest of the ``.tar.gz`` file; the others get the bare hex
         digest of their file, as launchpad-buildd wrote them.
+    :param more_images: further images of the same upload (manifest.json
+        and digests.json then have one entry per image).
     """
-    config_name = hashlib.sha256(image.config).hexdigest() + ".json"
-    files = {config_name: image.config}
-    layer_paths = []
-    layer_digests = {}
-    for position, (diff_id, layer) in enumerate(
-        zip(image.diff_ids, image.layers)
-    ):
-        layer_id = hashlib.sha256(b"v1 " + diff_id.encode()).hexdigest()
-        compressed = gzip.compress(layer, mtime=0)
-        files[f"{layer_id}.tar.gz"] = compressed
-        if position in pulled:
-            digest = "sha256:" + hashlib.sha256(b"reg" + layer).hexdigest()
-        else:
-            digest = hashlib.sha256(compressed).hexdigest()
-        layer_digests[diff_id] = {
-            "digest": digest,
-            "source": "",
-            "layer_id": layer_id,
-        }
-        layer_paths.append(f"{layer_id}/layer.tar")
-    manifest = [
-        {"Config": config_name, "RepoTags": None, "Layers": layer_paths}
-    ]
+    files = {}
+    manifest = []
+    digests = []
+    for image in (image, *more_images):
+        config_name = hashlib.sha256(image.config).hexdigest() + ".json"
+        files[config_name] = image.config
+        layer_paths = []
+        layer_digests = {}
+        for position, (diff_id, layer) in enumerate(
+            zip(image.diff_ids, image.layers)
+        ):
+            layer_id = hashlib.sha256(b"v1 " + diff_id.encode()).hexdigest()
+            compressed = gzip.compress(layer, mtime=0)
+            files[f"{layer_id}.tar.gz"] = compressed
+            if position in pulled:
+                digest = "sha256:" + hashlib.sha256(b"reg" + layer).hexdigest()
+            else:
+                digest = hashlib.sha256(compressed).hexdigest()
+            layer_digests[diff_id] = {
+                "digest": digest,
+                "source": "",
+                "layer_id": layer_id,
+            }
+            layer_paths.append(f"{layer_id}/layer.tar")
+        manifest.append(
+            {"Config": config_name, "RepoTags": None, "Layers": layer_paths}
+        )
+        digests.append(layer_digests)
     files["manifest.json"] = json.dumps(manifest).encode()
-    files["digests.json"] = json.dumps([layer_digests]).encode()
+    files["digests.json"] = json.dumps(digests).encode()
     return files
 
 

@@ -35,6 +35,7 @@ from lp.oci.interfaces.ociarchive import (
     OCIArchiveFormat,
 )
 from lp.oci.model.ociarchive import _tar_header
+from lp.oci.model.ociregistryclient import make_push_plan
 from lp.oci.tests.buildfarm import (
     legacy_upload_files,
     make_oci_upload_dir,
@@ -102,13 +103,13 @@ class ArchiveTestMixin:
         )
         return build
 
-    def makeBuild(self, images=None, archive=None):
+    def makeBuild(self, images=None, archive=None, **kw):
         """A FULLYBUILT build of ``images`` (an OCI upload).
 
         :param archive: An `ArchiveBuilder` the builder gathers instead
             of a Docker 25+ save of ``images``.
         """
-        build = self.factory.makeOCIRecipeBuild()
+        build = self.factory.makeOCIRecipeBuild(**kw)
         leaf, target = self._leaf(build)
         work = self.useFixture(TempDir()).path
         if archive is not None:
@@ -122,13 +123,16 @@ class ArchiveTestMixin:
         os.rename(made, target)
         return self._process(build, leaf)
 
-    def makeLegacyBuild(self, image=None, pulled=(1,)):
+    def makeLegacyBuild(self, image=None, pulled=(1,), more_images=(), **kw):
         """A FULLYBUILT build of ``image`` from a legacy upload."""
-        build = self.factory.makeOCIRecipeBuild()
+        build = self.factory.makeOCIRecipeBuild(**kw)
         leaf, target = self._leaf(build)
         os.makedirs(target)
         image = image or make_test_image(base_size=8192)
-        for name, data in legacy_upload_files(image, pulled=pulled).items():
+        files = legacy_upload_files(
+            image, pulled=pulled, more_images=more_images
+        )
+        for name, data in files.items():
             with open(os.path.join(target, name), "wb") as f:
                 f.write(data)
         return self._process(build, leaf)
@@ -435,15 +439,15 @@ class TestOCIArchive(ArchiveTestMixin, TestCaseWithFactory):
         self.assertEqual(
             {
                 "schemaVersion": 2,
-                "mediaType": MediaType.OCI_MANIFEST,
+                "mediaType": MediaType.DOCKER_MANIFEST,
                 "config": {
-                    "mediaType": MediaType.OCI_CONFIG,
+                    "mediaType": MediaType.DOCKER_CONFIG,
                     "digest": image.config_digest,
                     "size": len(image.config),
                 },
                 "layers": [
                     {
-                        "mediaType": MediaType.OCI_LAYER_GZIP,
+                        "mediaType": MediaType.DOCKER_LAYER_GZIP,
                         "digest": digest,
                         "size": len(stored[digest]),
                     }
@@ -451,6 +455,15 @@ class TestOCIArchive(ArchiveTestMixin, TestCaseWithFactory):
                 ],
             },
             manifest,
+        )
+        # The manifest is the one a registry push of the build sends,
+        # byte for byte: the archive and the registry agree on the
+        # image's digest.
+        (pushed,) = make_push_plan(build).manifests
+        self.assertEqual(pushed.digest, archived.manifest.digest)
+        self.assertEqual(
+            pushed.content,
+            members[f"blobs/sha256/{archived.manifest.digest.hex}"],
         )
         for layer, diff_id in zip(archived.layers, image.diff_ids):
             content = members[f"blobs/sha256/{layer.digest.hex}"]
@@ -513,6 +526,13 @@ class TestOCIArchiveSQLite(TestOCIArchive):
     layer = SQLiteLaunchpadZopelessLayer
 
 
+def blob_json(layout, digest):
+    """A JSON blob of an OCI image layout directory, parsed."""
+    path = os.path.join(layout, "blobs", "sha256", Digest.parse(digest).hex)
+    with open(path) as f:
+        return json.load(f)
+
+
 class TestOCIArchiveReadBack(ArchiveTestMixin, TestCaseWithFactory):
     """gather and skopeo read the archives."""
 
@@ -559,7 +579,18 @@ class TestOCIArchiveReadBack(ArchiveTestMixin, TestCaseWithFactory):
                 path = self.writeArchive(
                     archive, f"{build.id}-{format.name}.tar"
                 )
-                self.assertGathered(archive, path, format == OCI)
+                # gather keeps an OCI manifest byte-exact; a legacy
+                # build's is a Docker one (as its push), which gather
+                # writes anew as an OCI manifest.
+                self.assertGathered(
+                    archive,
+                    path,
+                    format == OCI
+                    and all(
+                        image.manifest.media_type == MediaType.OCI_MANIFEST
+                        for image in archive.images
+                    ),
+                )
 
     def check_skopeo(self, build):
         oci = self.getArchive(build, OCI)
@@ -596,23 +627,29 @@ class TestOCIArchiveReadBack(ArchiveTestMixin, TestCaseWithFactory):
                 e["annotations"]["org.opencontainers.image.ref.name"]: e
                 for e in json.load(f)["manifests"]
             }
-        # The OCI archive's image arrives unchanged, its digest too.
+        copied_manifest = blob_json(copied, entries["from-oci"]["digest"])
+        if image.manifest.media_type == MediaType.OCI_MANIFEST:
+            # The OCI archive's image arrives unchanged, its digest too.
+            self.assertEqual(
+                str(image.manifest.digest), entries["from-oci"]["digest"]
+            )
+        else:
+            # A legacy build's manifest is the Docker one its push
+            # sends; an OCI layout holds only OCI manifests, so skopeo
+            # converts it (and the config) there, keeping the layers.
+            self.assertEqual(
+                MediaType.OCI_MANIFEST, copied_manifest["mediaType"]
+            )
         self.assertEqual(
-            str(image.manifest.digest), entries["from-oci"]["digest"]
+            [str(layer.digest) for layer in image.layers],
+            [layer["digest"] for layer in copied_manifest["layers"]],
         )
 
         # From the docker archive, skopeo converts the config to OCI's
         # schema and recompresses the layers: the same image is the same
         # layers, by diff_id (skopeo verified each as it decompressed).
-        def blob(digest):
-            path = os.path.join(
-                copied, "blobs", "sha256", Digest.parse(digest).hex
-            )
-            with open(path) as f:
-                return json.load(f)
-
-        manifest = blob(entries["from-docker"]["digest"])
-        copied_config = blob(manifest["config"]["digest"])
+        manifest = blob_json(copied, entries["from-docker"]["digest"])
+        copied_config = blob_json(copied, manifest["config"]["digest"])
         self.assertEqual(
             config["rootfs"]["diff_ids"], copied_config["rootfs"]["diff_ids"]
         )

@@ -957,6 +957,32 @@ class TestRegistryUpload(TestCaseWithFactory):
             build.registry_upload_status,
         )
 
+    def test_cannot_schedule_superseded(self):
+        # A build with a more recent one of the same recipe and
+        # architecture is superseded: scheduling its upload is refused
+        # (the job would complete having pushed nothing), and so it is
+        # once it is marked SUPERSEDED.
+        build = self.makeBuild()
+        build.date_created = build.date_created - timedelta(hours=1)
+        newer = self.factory.makeOCIRecipeBuild(
+            recipe=build.recipe,
+            distro_arch_series=build.distro_arch_series,
+            status=BuildStatus.FULLYBUILT,
+        )
+        self.factory.makeOCILayoutFiles(build=newer)
+        error = self.assertRaises(
+            CannotScheduleRegistryUpload, build.scheduleRegistryUpload
+        )
+        self.assertIn("superseded", str(error))
+        self.assertEqual([], build.registry_upload_jobs)
+        newer.scheduleRegistryUpload()
+        build.updateStatus(
+            BuildStatus.SUPERSEDED, force_invalid_transition=True
+        )
+        self.assertRaises(
+            CannotScheduleRegistryUpload, build.scheduleRegistryUpload
+        )
+
     def test_cannot_schedule_without_registry(self):
         build = self.factory.makeOCIRecipeBuild(status=BuildStatus.FULLYBUILT)
         self.factory.makeOCILayoutFiles(build=build)

@@ -11,16 +11,29 @@ __all__ = [
     "IPersonSet",
 ]
 
+from lazr.restful.declarations import exported, exported_as_webservice_entry
 from zope.interface import Interface
 from zope.schema import Int, TextLine
 
 
+@exported_as_webservice_entry(
+    singular_name="person",
+    plural_name="people",
+    as_of="beta",
+    publish_web_link=False,
+)
 class IPerson(Interface):
-    """A person."""
+    """A person.
+
+    In the web service at ``~<name>``, as Launchpad's; only the name and
+    the display name, which is all the harness records of a person.
+    """
 
     id = Int(title="ID", required=True, readonly=True)
-    name = TextLine(title="Name", required=True, readonly=True)
-    display_name = TextLine(title="Display Name", required=True)
+    name = exported(TextLine(title="Name", required=True, readonly=True))
+    display_name = exported(
+        TextLine(title="Display Name", required=True, readonly=True)
+    )
 
 
 class IPersonSet(Interface):

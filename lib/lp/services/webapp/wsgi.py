@@ -29,6 +29,7 @@ import hmac
 import importlib
 import os
 import pkgutil
+import re
 from collections import OrderedDict
 from dataclasses import dataclass
 
@@ -154,6 +155,15 @@ def load_accounts(path):
     return accounts
 
 
+_OAUTH_PARAM = re.compile(r'\s*([A-Za-z_]+)="([^"]*)"\s*(?:,|$)')
+
+
+def _is_anonymous_oauth(value):
+    """Whether an ``OAuth`` Authorization value carries no token."""
+    params = dict(_OAUTH_PARAM.findall(value))
+    return "oauth_consumer_key" in params and not params.get("oauth_token")
+
+
 def _unauthorized(start_response, message="Authentication required.\n"):
     body = message.encode()
     start_response(
@@ -199,6 +209,11 @@ class WebApplication:
         if not header:
             return True, None
         scheme, _, value = header.partition(" ")
+        if scheme.lower() == "oauth":
+            # launchpadlib's anonymous access (``login_anonymously``):
+            # OAuth with an empty token, as Launchpad accepts it.  No
+            # OAuth token is issued here, so any other is refused.
+            return _is_anonymous_oauth(value), None
         if scheme.lower() != "basic":
             return False, None
         try:

@@ -26,7 +26,7 @@ from lp.services.webservice.publication import (
     USER_KEY,
     WebServicePublication,
 )
-from lp.services.webservice.traversal import OwnerTraversal
+from lp.services.webservice.traversal import top_level_traversal
 
 
 class LaunchpadWebServiceConfiguration(BaseWSGIWebServiceConfiguration):
@@ -75,6 +75,7 @@ class WebServiceApplication(RootResource):
 
     def get(self, request, name):
         """See `ITraverseWithGet`."""
-        if name.startswith("~") and len(name) > 1:
-            return OwnerTraversal(name[1:])
-        return super().get(request, name)
+        found = super().get(request, name)
+        if found is None:
+            found = top_level_traversal(name)
+        return found

@@ -10,11 +10,15 @@ that a private recipe's existence does not leak.
 """
 
 __all__ = [
+    "BuildersTraversal",
+    "DistributionTraversal",
     "OCIRecipeBuildSetAbsoluteURL",
     "OCIRecipeNavigation",
     "OwnerTraversal",
+    "PersonNavigation",
     "WebServiceObjectAbsoluteURL",
     "WebsiteObjectAbsoluteURL",
+    "top_level_traversal",
     "website_request",
 ]
 
@@ -31,11 +35,15 @@ from zope.interface import implementer
 from zope.publisher.interfaces import IPublishTraverse, NotFound
 from zope.traversing.browser.interfaces import IAbsoluteURL
 
+from lp.app.errors import NotFoundError
+from lp.buildmaster.interfaces.builder import IBuilderSet
 from lp.oci.interfaces.ocirecipe import IOCIRecipe, IOCIRecipeSet
 from lp.oci.interfaces.ocirecipebuild import (
     IOCIRecipeBuildSet,
 )
 from lp.oci.security import can_view
+from lp.registry.interfaces.distribution import IDistributionSet
+from lp.registry.interfaces.person import IPerson, IPersonSet
 from lp.services.webapp.publisher import canonical_path, canonical_url
 from lp.services.webservice.publication import TRAVERSED_KEY, USER_KEY
 
@@ -50,7 +58,12 @@ def _visible(request, obj, parent, name):
 
 @implementer(IPublishTraverse)
 class OwnerTraversal:
-    """``~<owner>``, then ``+oci-recipe/<name>``."""
+    """``~<owner>``, then ``+oci-recipe/<name>``.
+
+    For an owner with no `IPerson` (recipes made before owners were
+    persons); ``~<name>`` of a person is the person's entry, traversed
+    by `PersonNavigation`.
+    """
 
     def __init__(self, owner_name):
         self.owner_name = owner_name
@@ -66,6 +79,60 @@ class OwnerTraversal:
         return _visible(request, recipe, self, name)
 
 
+@adapter(IPerson, IWebServiceClientRequest)
+@implementer(IPublishTraverse)
+class PersonNavigation(OwnerTraversal):
+    """``~<person>/+oci-recipe/<name>``."""
+
+    def __init__(self, context, request):
+        super().__init__(context.name)
+
+
+@implementer(IPublishTraverse)
+class BuildersTraversal:
+    """``builders/<name>``."""
+
+    def publishTraverse(self, request, name):
+        builder = getUtility(IBuilderSet).getByName(name)
+        if builder is None:
+            raise NotFound(self, name, request)
+        return builder
+
+
+@implementer(IPublishTraverse)
+class DistributionTraversal:
+    """``<distribution>/<series>/<architecture tag>``."""
+
+    def __init__(self, distribution):
+        self.distribution = distribution
+        self.series = None
+
+    def publishTraverse(self, request, name):
+        try:
+            if self.series is None:
+                self.series = self.distribution.getSeries(name)
+                return self
+            return self.series.getDistroArchSeries(name)
+        except NotFoundError:
+            raise NotFound(self, name, request) from None
+
+
+def top_level_traversal(name):
+    """What ``name`` below the service root is, besides collections.
+
+    :return: An object to traverse or publish, or None.
+    """
+    if name.startswith("~") and len(name) > 1:
+        person = getUtility(IPersonSet).getByName(name[1:])
+        return person if person is not None else OwnerTraversal(name[1:])
+    if name == "builders":
+        return BuildersTraversal()
+    distribution = getUtility(IDistributionSet).getByName(name)
+    if distribution is not None:
+        return DistributionTraversal(distribution)
+    return None
+
+
 @adapter(IOCIRecipe, IWebServiceClientRequest)
 @implementer(IPublishTraverse)
 class OCIRecipeNavigation:
@@ -78,10 +145,12 @@ class OCIRecipeNavigation:
 
     def publishTraverse(self, request, name):
         if self.namespace is None:
-            if name != "+build":
+            if name not in ("+build", "+push-rule"):
                 raise NotFound(self.context, name, request)
             self.namespace = name
             return self
+        if self.namespace == "+push-rule":
+            return self._pushRule(request, name)
         try:
             build_id = int(name)
         except ValueError:
@@ -90,6 +159,12 @@ class OCIRecipeNavigation:
         if build is not None and build.recipe_id != self.context.id:
             build = None
         return _visible(request, build, self.context, name)
+
+    def _pushRule(self, request, name):
+        for rule in self.context.push_rules:
+            if str(rule.id) == name:
+                return rule
+        raise NotFound(self.context, name, request)
 
 
 def _service_root_url(request):

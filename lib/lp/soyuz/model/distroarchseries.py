@@ -33,6 +33,17 @@ class DistroArchSeries(StormBase):
         self.processor = processor
         self.architecturetag = architecturetag
 
+    @property
+    def display_name(self):
+        """See `IDistroArchSeries`."""
+        return "%s %s %s" % (
+            self.distroseries.distribution.display_name,
+            self.distroseries.name.capitalize(),
+            self.architecturetag,
+        )
+
+    title = display_name
+
     def __repr__(self):
         return "<DistroArchSeries %s/%s/%s>" % (
             self.distroseries.distribution.name,

@@ -15,11 +15,13 @@ import subprocess
 import tempfile
 from html.parser import HTMLParser
 
+import requests
 import transaction
 from testtools.content import content_from_file
 
 from lp.buildmaster.enums import BuildStatus
-from lp.services.webservice.testing import WebServiceLayer
+from lp.oci.browser.website import human_size
+from lp.services.webservice.testing import ACCOUNTS, WebServiceLayer
 from lp.testing import TestCaseWithFactory
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -172,7 +174,7 @@ class TestOCIRecipeBuildPages(ChromiumTestCase):
         rows = image.find(cls="layer")
         self.assertEqual(
             [
-                (str(layer.digest), str(layer.size), "fetched")
+                (str(layer.digest), human_size(layer.size), "fetched")
                 for layer in layers
             ],
             [tuple(cell.text for cell in row.find("td")) for row in rows],
@@ -219,3 +221,163 @@ class TestOCIRecipeBuildPages(ChromiumTestCase):
         dom = self.render(url)
         self.assertEqual([], dom.find(id="status"))
         self.assertIn("Not found", dom.text)
+
+
+class TestMorePages(ChromiumTestCase):
+    def url(self, path=""):
+        return WebServiceLayer.root_url + path
+
+    def buildUrl(self, build):
+        return self.url(
+            "~alice/+oci-recipe/%s/+build/%d" % (build.recipe.name, build.id)
+        )
+
+    def test_front_page(self):
+        build = self.makeBuild()
+        dom = self.render(self.url())
+        [recipes] = dom.find(id="recipes")
+        self.assertIn(
+            self.url("~alice/+oci-recipe/%s" % build.recipe.name),
+            [a.attrs["href"] for a in recipes.find("a")],
+        )
+        [recent] = dom.find(id="recent-builds")
+        self.assertIn(
+            self.buildUrl(build), [a.attrs["href"] for a in recent.find("a")]
+        )
+        self.screenshot(self.url(), "front")
+
+    def test_not_found_is_a_page(self):
+        transaction.commit()
+        for path in (
+            "nope",
+            "~alice/+oci-recipe/nope",
+            "~x/+oci-recipe/y/+build/9",
+        ):
+            response = requests.get(self.url(path), timeout=30)
+            self.assertEqual(404, response.status_code)
+            self.assertTrue(
+                response.headers["Content-Type"].startswith("text/html")
+            )
+        dom = self.render(self.url("nope"))
+        [title] = dom.find("h1")
+        self.assertEqual("Not found", title.text)
+        self.screenshot(self.url("nope"), "not-found")
+
+    def test_failed_build_says_why(self):
+        build = self.factory.makeOCIRecipeBuild(owner_name="alice")
+        build.updateStatus(BuildStatus.BUILDING)
+        build.setLog(
+            self.factory.makeLibraryFileAlias(
+                filename="buildlog.txt.gz", content=b"x" * 2048
+            )
+        )
+        build.storeUploadLog("Layer sha256:abc is missing\n")
+        build.failure_reason = "Layer sha256:abc is missing"
+        build.updateStatus(BuildStatus.FAILEDTOUPLOAD)
+        transaction.commit()
+        dom = self.render(self.buildUrl(build))
+        [reason] = dom.find(id="failure-reason")
+        self.assertIn("Layer sha256:abc is missing", reason.text)
+        [log] = dom.find(id="build-log")
+        self.assertEqual(
+            [build.log_url], [a.attrs["href"] for a in log.find("a")]
+        )
+        self.assertIn("2.0 kB", log.text)
+        [upload_log] = dom.find(id="upload-log")
+        self.assertEqual(
+            [build.upload_log_url],
+            [a.attrs["href"] for a in upload_log.find("a")],
+        )
+        self.assertIn("bytes", upload_log.text)
+        # No empty rows: nothing for what a failed build lacks.
+        self.assertEqual([], dom.find(id="archives"))
+        for dd in dom.find("dd"):
+            self.assertNotEqual("", dd.text)
+        # The entry says it too.
+        data = requests.get(
+            self.url(
+                "api/devel/~alice/+oci-recipe/%s/+build/%d"
+                % (build.recipe.name, build.id)
+            ),
+            timeout=30,
+        ).json()
+        self.assertEqual("Layer sha256:abc is missing", data["failure_reason"])
+        self.screenshot(self.buildUrl(build), "failed")
+
+    def test_pushed_build_says_where(self):
+        build = self.makeBuild()
+        rule = self.factory.makeOCIPushRule(
+            recipe=build.recipe,
+            registry_credentials=self.factory.makeOCIRegistryCredentials(
+                url="http://registry.example:5000"
+            ),
+            image_name="team/app",
+        )
+        job = build.scheduleRegistryUpload()
+        job.job.start()
+        digest = "sha256:" + "ab" * 32
+        job.manifest_list_digests = {
+            str(rule.id): {"edge": digest, "v1": digest}
+        }
+        job.job.complete()
+        transaction.commit()
+        dom = self.render(self.buildUrl(build))
+        [result] = dom.find(id="registry-result")
+        self.assertIn("registry.example:5000", result.text)
+        self.assertIn("team/app", result.text)
+        self.assertIn("edge, v1", result.text)
+        [pull] = result.find(cls="pull")
+        self.assertEqual(
+            f"docker pull registry.example:5000/team/app@{digest}", pull.text
+        )
+        # The recipe page groups builds by upload status.
+        dom = self.render(
+            self.url("~alice/+oci-recipe/%s" % build.recipe.name)
+        )
+        [rules] = dom.find(id="push-rules")
+        self.assertIn("team/app", rules.text)
+        [builds] = dom.find(id="builds")
+        self.assertEqual(["Uploaded"], [h.text for h in builds.find("h3")])
+        self.screenshot(self.buildUrl(build), "pushed")
+
+    def test_owner_upload_form(self):
+        build = self.makeBuild()
+        self.factory.makeOCIPushRule(recipe=build.recipe)
+        transaction.commit()
+        url = self.buildUrl(build)
+        # Anonymous users get no form; the owner does.
+        self.assertEqual([], self.render(url).find(id="upload-form"))
+        response = requests.get(
+            url, auth=("alice", ACCOUNTS["alice"][0]), timeout=30
+        )
+        self.assertIn('value="Upload this build to registries"', response.text)
+        owner_url = url.replace(
+            "http://", "http://alice:%s@" % ACCOUNTS["alice"][0]
+        )
+        self.screenshot(owner_url, "owner")
+        # A form post from another site is refused; from the page, done.
+        auth = ("alice", ACCOUNTS["alice"][0])
+        data = {"field.actions.upload": "Upload this build to registries"}
+        transaction.commit()
+        response = requests.post(
+            url,
+            data=data,
+            auth=auth,
+            headers={"Referer": "http://evil.example/"},
+            timeout=30,
+        )
+        self.assertEqual(403, response.status_code)
+        response = requests.post(
+            url,
+            data=data,
+            auth=("bob", ACCOUNTS["bob"][0]),
+            headers={"Referer": url},
+            timeout=30,
+        )
+        self.assertEqual(404, response.status_code)
+        response = requests.post(
+            url, data=data, auth=auth, headers={"Referer": url}, timeout=30
+        )
+        self.assertEqual(200, response.status_code)
+        self.assertIn("An upload has been scheduled", response.text)
+        self.assertIn('id="registry-upload-status">Pending<', response.text)

@@ -100,3 +100,35 @@ class TestEmbeddedServe(TestCase):
                 (1, "", f"lp-oci: error: {message}\n"),
                 (result.returncode, result.stdout, result.stderr),
             )
+
+    def test_missing_state_refused(self):
+        # Before, serve made the directory and served an empty state.
+        state = os.path.join(self.useFixture(TempDir()).path, "typo")
+        for extra in ([], ["--embedded"]):
+            result = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "lpoci.cli",
+                    "serve",
+                    "--state",
+                    state,
+                    "--port",
+                    str(free_port()),
+                    *extra,
+                ],
+                env=CHILD_ENV,
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            self.assertEqual(
+                (
+                    1,
+                    "",
+                    f"lp-oci: error: no state directory {state} (lp-oci run "
+                    "makes one; give it with --state)\n",
+                ),
+                (result.returncode, result.stdout, result.stderr),
+            )
+            self.assertFalse(os.path.exists(state))

@@ -6,9 +6,12 @@
 import hashlib
 import os
 import socket
+import subprocess
+import sys
 
 import requests
 import transaction
+from fixtures import TempDir
 from lazr.restfulclient.authorize import BasicHttpAuthorizer
 from lazr.restfulclient.resource import ServiceRoot
 from testtools.matchers import ContainsDict, Equals, MatchesListwise
@@ -22,6 +25,7 @@ from lp.services.database.interfaces import IStore
 from lp.services.webapp.wsgi import PASSWORD_SCHEME
 from lp.services.webservice.testing import (
     ACCOUNTS,
+    CHILD_ENV,
     HASHED_ACCOUNTS,
     WebServiceLayer,
 )
@@ -115,10 +119,10 @@ class TestEntries(WebServiceTestCase):
                     "recipe_link": Equals(self.api(self.recipePath(recipe))),
                     "arch_tag": Equals("amd64"),
                     "title": Equals(build.title),
-                    "status": Equals("Successfully built"),
-                    "date_created": Equals(build.date_created.isoformat()),
+                    "buildstate": Equals("Successfully built"),
+                    "datecreated": Equals(build.date_created.isoformat()),
                     "date_started": Equals(build.date_started.isoformat()),
-                    "date_finished": Equals(build.date_finished.isoformat()),
+                    "datebuilt": Equals(build.date_finished.isoformat()),
                     "duration": Equals(
                         str(build.date_finished - build.date_started)
                     ),
@@ -198,7 +202,7 @@ class TestEntries(WebServiceTestCase):
             data,
             ContainsDict(
                 {
-                    "status": Equals("Needs building"),
+                    "buildstate": Equals("Needs building"),
                     "date_started": Equals(None),
                     "duration": Equals(None),
                     "upload_format": Equals(None),
@@ -665,7 +669,7 @@ class TestRestfulClient(WebServiceTestCase):
             [int(entry.self_link.rsplit("/", 1)[1]) for entry in entries],
         )
         entry = entries[1]
-        self.assertEqual("Successfully built", entry.status)
+        self.assertEqual("Successfully built", entry.buildstate)
         self.assertEqual("oci", entry.upload_format)
         self.assertEqual(build.recipe.name, entry.recipe.name)
         self.assertEqual(
@@ -675,3 +679,141 @@ class TestRestfulClient(WebServiceTestCase):
         self.assertEqual(2, len(entry.images[0]["layers"]))
         anonymous = ServiceRoot(None, self.api(""))
         self.assertEqual(1, len(list(anonymous.oci_recipe_builds)))
+
+
+LAUNCHPADLIB_SCRIPT = """
+import sys
+
+from launchpadlib.launchpad import Launchpad
+
+service_root, build_url = sys.argv[1:]
+lp = Launchpad.login_anonymously(
+    "a script", service_root, launchpadlib_dir=sys.argv[0] + ".d",
+    version="devel",
+)
+build = lp.load(build_url)
+print(build.title)
+print(build.buildstate, build.datecreated.year, build.datebuilt.year)
+print(build.arch_tag, build.distro_arch_series.architecturetag)
+print(build.requester.name, build.builder.name, build.score)
+print(build.can_be_retried, build.can_be_cancelled)
+print(build.build_log_url is not None, build.upload_log_url)
+print(build.registry_upload_status)
+for url in build.getFileUrls():
+    print(url)
+recipe = build.recipe
+print(recipe.name, recipe.owner.name, recipe.registrant.name)
+print(recipe.image_name, recipe.information_type)
+print([rule.image_name for rule in recipe.push_rules])
+print([b.self_link == build.self_link for b in recipe.builds])
+"""
+
+
+class TestLaunchpadlibScript(WebServiceTestCase):
+    """A script written against Launchpad's devel API runs unchanged."""
+
+    def test_script(self):
+        build = self.makeBuild()
+        build.setLog(
+            self.factory.makeLibraryFileAlias(
+                filename="buildlog.txt.gz", content=b"log"
+            )
+        )
+        build.builder = self.factory.makeBuilder(name="bob-builder")
+        build.recipe.image_name = "example/app"
+        self.factory.makeOCIPushRule(recipe=build.recipe, image_name="app")
+        transaction.commit()
+        directory = self.useFixture(TempDir()).path
+        script = os.path.join(directory, "script.py")
+        with open(script, "w") as f:
+            f.write(LAUNCHPADLIB_SCRIPT)
+        process = subprocess.run(
+            [
+                sys.executable,
+                script,
+                self.url("api/"),
+                self.api(self.buildPath(build)),
+            ],
+            env=CHILD_ENV,
+            capture_output=True,
+            timeout=120,
+        )
+        self.assertEqual(0, process.returncode, process.stderr)
+        lines = process.stdout.decode().splitlines()
+        year = build.date_created.year
+        self.assertEqual(
+            [
+                build.title,
+                f"Successfully built {year} {year}",
+                "amd64 amd64",
+                f"{build.requester.name} bob-builder None",
+                "False False",
+                "True None",
+                "Unscheduled",
+                *build.getFileUrls(),
+                f"{build.recipe.name} alice alice",
+                "example/app Public",
+                "['app']",
+                "[True]",
+            ],
+            lines,
+        )
+
+    def test_names_by_version(self):
+        # As Launchpad's IBuildFarmJob: beta has the attribute names,
+        # 1.0 and devel the names Launchpad gave them in 1.0.
+        build = self.makeBuild()
+        beta = self.get(self.api(self.buildPath(build), "beta")).json()
+        devel = self.get(self.api(self.buildPath(build), "devel")).json()
+        one = self.get(self.api(self.buildPath(build), "1.0")).json()
+        for data in (one, devel):
+            for name in ("buildstate", "datecreated", "datebuilt"):
+                self.assertIn(name, data)
+            for name in ("status", "date_created", "date_finished"):
+                self.assertNotIn(name, data)
+            self.assertIn("build_log_url", data)
+        for name in ("status", "date_created", "date_finished", "log_url"):
+            self.assertIn(name, beta)
+        # date_started and duration only in devel.
+        self.assertIn("date_started", devel)
+        self.assertNotIn("date_started", one)
+
+    def test_retry_and_cancel(self):
+        failed = self.makeBuild()
+        failed.updateStatus(
+            BuildStatus.FAILEDTOBUILD, force_invalid_transition=True
+        )
+        pending = self.factory.makeOCIRecipeBuild(owner_name="alice")
+        pending.queueBuild()
+        transaction.commit()
+
+        def post(build, op, user="alice"):
+            # The URL first: reading the build opens a transaction that
+            # would hold SQLite's lock against the server's write.
+            url = self.api(self.buildPath(build))
+            transaction.commit()
+            return requests.post(
+                url,
+                data={"ws.op": op},
+                auth=self.auth(user) if user else None,
+                timeout=30,
+            )
+
+        data = self.get(self.api(self.buildPath(failed))).json()
+        self.assertTrue(data["can_be_retried"])
+        self.assertFalse(data["can_be_cancelled"])
+        self.assertEqual(401, post(failed, "retry", None).status_code)
+        self.assertEqual(200, post(failed, "retry").status_code)
+        data = self.get(self.api(self.buildPath(failed))).json()
+        self.assertEqual("Needs building", data["buildstate"])
+        self.assertEqual(2510, data["score"])
+        self.assertFalse(data["can_be_retried"])
+        response = post(failed, "retry")
+        self.assertEqual(400, response.status_code)
+        self.assertIn("cannot be retried", response.text)
+        data = self.get(self.api(self.buildPath(pending))).json()
+        self.assertTrue(data["can_be_cancelled"])
+        self.assertEqual(200, post(pending, "cancel").status_code)
+        data = self.get(self.api(self.buildPath(pending))).json()
+        self.assertEqual("Cancelled build", data["buildstate"])
+        self.assertFalse(data["can_be_cancelled"])
