@@ -36,6 +36,7 @@ from lp.oci.interfaces.ocirecipebuild import (
     IOCIRecipeBuildSet,
 )
 from lp.oci.security import can_view
+from lp.services.webapp.guards import parse_database_id
 from lp.services.webapp.publisher import canonical_path, canonical_url
 from lp.services.webservice.publication import TRAVERSED_KEY, USER_KEY
 
@@ -82,10 +83,9 @@ class OCIRecipeNavigation:
                 raise NotFound(self.context, name, request)
             self.namespace = name
             return self
-        try:
-            build_id = int(name)
-        except ValueError:
-            raise NotFound(self.context, name, request) from None
+        build_id = parse_database_id(name)
+        if build_id is None:
+            raise NotFound(self.context, name, request)
         build = getUtility(IOCIRecipeBuildSet).getByID(build_id)
         if build is not None and build.recipe_id != self.context.id:
             build = None
