@@ -99,8 +99,8 @@ def _not_found(start_response):
     return _respond(start_response, "404 Not Found", "Not found.\n")
 
 
-def _stream(path, start, length):
-    with open(path, "rb") as f:
+def _stream(f, start, length):
+    with f:
         f.seek(start)
         while length:
             data = f.read(min(CHUNK_SIZE, length))
@@ -215,7 +215,11 @@ def _serve_file(environ, start_response, build, filename):
             break
     size = content.filesize
     etag = f'"sha256:{content.sha256}"'
-    path = get_librarian_storage().getPath(content.sha256)
+    try:
+        # Never a link out of the librarian.
+        f = get_librarian_storage().open(content.sha256)
+    except OSError:
+        return _not_found(start_response)
     headers = [
         ("Content-Type", safe_content_type(oci_file)),
         ("ETag", etag),
@@ -225,16 +229,16 @@ def _serve_file(environ, start_response, build, filename):
     ]
     response = _ranged_response(environ, start_response, size, headers)
     if response is None:
+        f.close()
         return []
     start, length = response
     wrapper = environ.get("wsgi.file_wrapper")
     if wrapper is not None and start + length == size:
         # To the end of the file: the server may send it with
         # sendfile(2) (gunicorn does, for its Content-Length from here).
-        f = open(path, "rb")
         f.seek(start)
         return wrapper(f, CHUNK_SIZE)
-    return _stream(path, start, length)
+    return _stream(f, start, length)
 
 
 _PAGE = """<!DOCTYPE html>

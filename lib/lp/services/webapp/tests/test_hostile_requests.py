@@ -8,14 +8,17 @@ and no header of any answer is built from what an archive said.
 """
 
 import base64
+import os
 import re
 import socket
 
 import requests
 import transaction
+from fixtures import TempDir
 
 from lp.buildmaster.enums import BuildStatus
 from lp.oci.enums import OCIFileKind
+from lp.services.librarian.storage import get_librarian_storage
 from lp.services.webservice.testing import ACCOUNTS, WebServiceLayer
 from lp.testing import TestCaseWithFactory
 from ocitypes.digest import Digest
@@ -306,6 +309,23 @@ class TestServedHeaders(HostileRequestTestCase):
                     "attachment"
                 )
             )
+
+    def test_no_link_followed_out_of_the_librarian(self):
+        # A link in the librarian, even to the right bytes, is not
+        # served: the file server opens without following links.
+        build = self.makeBuild()
+        layer = build.layers[0]
+        storage = get_librarian_storage()
+        path = storage.getPath(layer.library_file.content.sha256)
+        outside = os.path.join(self.useFixture(TempDir()).path, "secret")
+        os.rename(path, outside)
+        os.symlink(outside, path)
+        url = self.url(
+            self.buildPath(build) + "/+files/" + layer.library_file.filename
+        )
+        for method in ("GET", "HEAD"):
+            response = self.request(method, url)
+            self.assertEqual(404, response.status_code)
 
     def test_archive_headers(self):
         build = self.makeBuild()
