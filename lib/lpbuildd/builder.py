@@ -201,9 +201,14 @@ class Builder:
         return sha1
 
     def log(self, data):
-        """Append `data` (bytes or str) to the build log."""
+        """Append `data` (bytes or str) to the build log.
+
+        Harness only: text that cannot be UTF-8 (a tar member name that
+        is not, kept with surrogateescape) is logged with backslash
+        escapes; launchpad-buildd's ``Builder.log`` raises on it.
+        """
         if isinstance(data, str):
-            data = data.encode("UTF-8")
+            data = data.encode("UTF-8", "backslashreplace")
         with self._lock:
             if self._log is not None:
                 self._log.write(data)

@@ -13,11 +13,38 @@ process with wsgiref instead, for ``make run``-style use.
 """
 
 __all__ = [
+    "gunicorn_settings",
     "hash_password_main",
     "serve_main",
 ]
 
 import os
+
+
+def gunicorn_settings(settings):
+    """gunicorn's settings beside ``bind`` and ``workers``.
+
+    Threaded workers (``gthread``): a thread waits for a request's bytes
+    while the others serve, so a handful of clients that send a header
+    line a second cannot stop other requests from being answered (with
+    the ``sync`` class, one such client holds a whole worker); a
+    connection that sends nothing is handed back to the worker's poller
+    after 5 s and closed after ``keepalive``.  Request lines and headers
+    are bounded (gunicorn answers 400 beyond them), and so are bodies
+    (`lp.services.webapp.guards`).
+
+    :param settings: the configuration's ``[webservice]`` section.
+    """
+    return {
+        "worker_class": "lp.services.webapp.gunicornworker.ThreadWorker",
+        "threads": settings.threads,
+        "keepalive": settings.keepalive,
+        "timeout": settings.timeout,
+        "graceful_timeout": settings.timeout,
+        "limit_request_line": 8190,
+        "limit_request_fields": 50,
+        "limit_request_field_size": 8190,
+    }
 
 
 def serve_main(args, stdout, stderr):
@@ -68,6 +95,8 @@ def serve_main(args, stdout, stderr):
         def load_config(self):
             self.cfg.set("bind", f"{host}:{port}")
             self.cfg.set("workers", workers)
+            for name, value in gunicorn_settings(settings).items():
+                self.cfg.set(name, value)
             self.cfg.set("accesslog", None)
             self.cfg.set("proc_name", "lp-oci-serve")
 

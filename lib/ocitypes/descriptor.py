@@ -10,9 +10,12 @@ which checks every field it keeps; everything downstream can rely on
 
 __all__ = [
     "MAX_INDEX_DEPTH",
+    "MAX_MEDIA_TYPE_LENGTH",
     "Descriptor",
     "MediaType",
     "Platform",
+    "check_foreign_url",
+    "check_media_type",
 ]
 
 import base64
@@ -70,6 +73,96 @@ class MediaType:
             "gzip": cls.OCI_LAYER_GZIP,
             "zstd": cls.OCI_LAYER_ZSTD,
         }[compression]
+
+
+# RFC 6838 section 4.2: type "/" subtype, each a restricted-name of at
+# most 127 characters; no parameters, spaces or controls.
+MAX_MEDIA_TYPE_LENGTH = 255
+_RESTRICTED_NAME = r"[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}"
+_MEDIA_TYPE = re.compile(_RESTRICTED_NAME + "/" + _RESTRICTED_NAME, re.ASCII)
+
+
+def check_media_type(value, what="mediaType"):
+    """``value`` if it is a media type by RFC 6838's grammar.
+
+    A media type from an archive or upload ends up in HTTP headers (the
+    registry push's Content-Type) and in what the web service shows:
+    anything else, a CR or LF above all, is refused.
+
+    :raises MalformedContent: naming ``what``, on one line.
+    """
+    if not isinstance(value, str):
+        raise MalformedContent(f"{what} is not a string")
+    if len(value) > MAX_MEDIA_TYPE_LENGTH or not _MEDIA_TYPE.fullmatch(value):
+        raise MalformedContent(
+            f"{what} {value[:80]!r} is not a media type (RFC 6838)"
+        )
+    return value
+
+
+# Host names that never name a public server (RFC 6761, RFC 8375, and
+# the names cloud metadata services answer to).
+_PRIVATE_SUFFIXES = (
+    "localhost",
+    "local",
+    "internal",
+    "lan",
+    "home.arpa",
+    "localdomain",
+)
+
+
+def check_foreign_url(url, what="urls"):
+    """``url`` if a non-distributable layer may be fetched from it.
+
+    A foreign layer's ``urls`` are handed on to whoever pulls the image
+    (the registry push sends the manifest as built): only ``https`` URLs
+    of a public host are accepted.  Refused: other schemes, credentials
+    in the URL, IP literals that are loopback, link-local (the cloud
+    metadata address 169.254.169.254), private, reserved, multicast or
+    unspecified, single-label host names and special-use ones
+    (``localhost``, ``*.local``, ``*.internal``...).  Host names are not
+    resolved here: what a public name resolves to is its owner's.
+
+    :raises MalformedContent: naming ``what``, on one line.
+    """
+    import ipaddress
+    from urllib.parse import urlsplit
+
+    if not isinstance(url, str) or len(url) > 2048 or not url.isprintable():
+        raise MalformedContent(f"{what} holds an unusable URL")
+    shown = url[:120]
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+        parts.port
+    except ValueError:
+        raise MalformedContent(f"{what}: {shown!r} is not a URL") from None
+    if parts.scheme != "https" or not host:
+        raise MalformedContent(f"{what}: {shown!r} is not an https URL")
+    if parts.username is not None or parts.password is not None:
+        raise MalformedContent(f"{what}: {shown!r} holds credentials")
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        address = None
+    if address is not None:
+        if not address.is_global or address.is_multicast:
+            raise MalformedContent(
+                f"{what}: {shown!r} is not a public address"
+            )
+        return url
+    name = host.rstrip(".").lower()
+    if "." not in name:
+        raise MalformedContent(f"{what}: {shown!r} is not a public host")
+    # A top-level domain starts with a letter: "127.1" or "0x7f.1" are
+    # addresses to some resolvers.
+    if not re.fullmatch(r"[a-z][a-z0-9-]*", name.rsplit(".", 1)[-1]) or any(
+        name == suffix or name.endswith("." + suffix)
+        for suffix in _PRIVATE_SUFFIXES
+    ):
+        raise MalformedContent(f"{what}: {shown!r} is not a public host")
+    return url
 
 
 def _check_str(value, what):
@@ -170,6 +263,8 @@ class Descriptor:
             raise MalformedContent(f"{what} is not an object")
         media_type = value.get("mediaType", "")
         _check_str(media_type, f"{what}.mediaType")
+        if media_type:
+            check_media_type(media_type, f"{what}.mediaType")
         try:
             digest = Digest.parse(value.get("digest"))
         except ValueError as e:
@@ -194,7 +289,10 @@ class Descriptor:
         urls = value.get("urls") or []
         if not isinstance(urls, list):
             raise MalformedContent(f"{what}.urls is not a list")
-        urls = tuple(_check_str(u, f"{what}.urls") for u in urls)
+        urls = tuple(
+            check_foreign_url(_check_str(u, f"{what}.urls"), f"{what}.urls")
+            for u in urls
+        )
         if "data" in value:
             _check_data(value["data"], digest, size, what)
         return cls(media_type, digest, size, annotations, platform, urls)

@@ -41,6 +41,13 @@ Harness only, around that shape:
   neither commits nor aborts, so dry runs work; it raises `UploadError`
   when the upload cannot be accepted, and the caller then aborts and
   calls `removeUnreferencedContent`;
+- every file of the upload must be a regular file (no link, FIFO,
+  directory or device: `check_regular_files`, and the librarian opens
+  each without following links), every media type must follow RFC
+  6838's grammar and a foreign layer's ``urls`` must be public
+  ``https`` URLs (`check_oci_manifest`); a legacy layer that
+  digests.json does not name by its file's digest (one docker pulled)
+  is checked against its diff_id (`check_legacy_layer`);
 - fault checkpoints ``upload.file`` and ``upload.processed``.
 """
 
@@ -58,10 +65,13 @@ from lp.buildmaster.enums import BuildStatus
 from lp.buildmaster.verifiedfiles import read_verified_files
 from lp.oci.enums import OCIFileKind
 from lp.oci.interfaces.ocirecipebuild import IOCIFileSet
+from lp.oci.interfaces.ociupload import OCIUploadError
 from lp.oci.model.ocilayout import OCILayoutError, read_upload
 from lp.oci.model.ociupload import (
     LEGACY_LAYER_MEDIA_TYPE,
     check_legacy_config,
+    check_legacy_layer,
+    check_oci_manifest,
     parse_legacy_upload,
     read_json_file,
 )
@@ -69,6 +79,7 @@ from lp.services.database.interfaces import IStore
 from lp.services.librarian.interfaces import ILibraryFileAliasSet, UploadFailed
 from lp.services.librarian.model import LibraryFileContent
 from lp.services.librarian.storage import get_librarian_storage
+from lp.services.osutils import NotARegularFile, check_regular_files
 from ocitypes.descriptor import MediaType
 from ocitypes.digest import Digest
 from ocitypes.faultpoint import checkpoint
@@ -144,7 +155,7 @@ class OCIRecipeUpload:
         try:
             libraryfile = self.librarian.createFromPath(
                 name,
-                os.path.getsize(path),
+                os.lstat(path).st_size,
                 path,
                 content_type,
                 restricted=build.is_private,
@@ -153,6 +164,8 @@ class OCIRecipeUpload:
             )
         except FileNotFoundError:
             raise UploadError(f"{name} is missing") from None
+        except NotARegularFile as e:
+            raise UploadError(f"{name} is {e.strerror}") from None
         except UploadFailed as e:
             raise UploadError(f"Cannot store {name}: {e}") from None
         self.stored_sha256s.add(libraryfile.content.sha256)
@@ -169,7 +182,10 @@ class OCIRecipeUpload:
         """
         try:
             manifests = read_upload(upload_path)
-        except OCILayoutError as e:
+            # Harness only: what ocilayout passes on unchecked.
+            for manifest in manifests:
+                check_oci_manifest(manifest)
+        except (OCILayoutError, OCIUploadError) as e:
             raise UploadError(str(e))
         file_set = getUtility(IOCIFileSet)
         seen = set()
@@ -193,7 +209,7 @@ class OCIRecipeUpload:
                 seen.add(descriptor.digest)
                 path = os.path.join(upload_path, descriptor.file_name)
                 self.logger.debug(f"Blob: {descriptor.digest}")
-                if os.path.exists(path):
+                if os.path.lexists(path):
                     libraryfile = self._addToLibrarian(
                         path, build, descriptor.media_type, descriptor.hex
                     )
@@ -264,7 +280,7 @@ class OCIRecipeUpload:
                 existing_file = file_set.getReusableLayerFile(layer.digest)
                 if existing_file is not None:
                     libraryfile = existing_file.library_file
-                elif not os.path.isfile(layer_path):
+                elif not os.path.lexists(layer_path):
                     raise UploadError(
                         f"Missing layer file: {layer.layer_id} "
                         f"({layer.digest})."
@@ -274,6 +290,20 @@ class OCIRecipeUpload:
                     libraryfile = self._addToLibrarian(
                         layer_path, build, "application/gzip"
                     )
+                    # Harness only: verified like any other content: by
+                    # its digest, or else (a layer docker pulled, named
+                    # by the registry's digest of another compression)
+                    # by its diff_id.
+                    sha256 = libraryfile.content.sha256
+                    if sha256 != layer.digest.hex:
+                        try:
+                            check_legacy_layer(
+                                get_librarian_storage().getPath(sha256),
+                                layer.diff_id,
+                                layer.file_name,
+                            )
+                        except OCIUploadError as e:
+                            raise UploadError(str(e)) from None
                 build.addFile(
                     libraryfile,
                     layer_file_digest=layer.digest,
@@ -284,7 +314,7 @@ class OCIRecipeUpload:
                 )
         for config_name, image in configs.items():
             path = os.path.join(dirpath, config_name)
-            if not os.path.isfile(path):
+            if not os.path.lexists(path):
                 raise UploadError(f"Config {config_name} is missing")
             # Harness only: pushed and exported from later, so refused
             # now if it does not describe the layers.
@@ -323,6 +353,17 @@ class OCIRecipeUpload:
             if dirpath == self.upload_path:
                 # All relevant files will be in a subdirectory.
                 continue
+            if (
+                "index.json" in filenames and "oci-layout" in filenames
+            ) or "digests.json" in filenames:
+                # Harness only: read nothing through a link, nor from a
+                # FIFO or device, nor a directory as a file.
+                try:
+                    check_regular_files(dirpath)
+                except NotARegularFile as e:
+                    raise UploadError(
+                        f"{os.path.basename(e.filename)} is {e.strerror}"
+                    ) from None
             if "index.json" in filenames and "oci-layout" in filenames:
                 # An OCI image layout rather than the legacy files.
                 self._processOCIUpload(build, dirpath)

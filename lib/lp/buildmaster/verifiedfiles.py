@@ -29,6 +29,7 @@ import os
 import re
 
 from lp.services.librarian.storage import VerifiedFile
+from lp.services.osutils import open_regular
 
 VERIFIED_FILES_NAME = "verified-files.json"
 
@@ -76,6 +77,10 @@ def _parse(record):
     return VerifiedFile(**record)
 
 
+# About 200 bytes a file: far more than any upload's files.
+_MAX_RECORD_SIZE = 64 * 1024 * 1024
+
+
 def read_verified_files(leaf_dir):
     """The `VerifiedFile` of each file name recorded in ``leaf_dir``.
 
@@ -83,9 +88,13 @@ def read_verified_files(leaf_dir):
     its files are then hashed as they are stored.
     """
     try:
-        with open(os.path.join(leaf_dir, VERIFIED_FILES_NAME)) as f:
-            records = json.load(f)
-    except (OSError, ValueError):
+        # Never through a link, nor blocked by a FIFO; bounded.
+        with open_regular(os.path.join(leaf_dir, VERIFIED_FILES_NAME)) as f:
+            data = f.read(_MAX_RECORD_SIZE + 1)
+        if len(data) > _MAX_RECORD_SIZE:
+            return {}
+        records = json.loads(data)
+    except (OSError, ValueError, RecursionError):
         return {}
     if not isinstance(records, dict):
         return {}

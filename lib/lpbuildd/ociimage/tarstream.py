@@ -246,6 +246,16 @@ def _text(data, what, offset):
         )
 
 
+def _name(data):
+    """A member name or link target, as bytes it may hold.
+
+    Tar names are bytes: one that is not UTF-8 is kept with
+    ``surrogateescape``, so that its member is junk like any other
+    (JSON names hold no lone surrogates, so no image can refer to it).
+    """
+    return data.decode("utf-8", "surrogateescape")
+
+
 def _number(field, what, offset):
     """A numeric header field: octal, or base-256 (GNU); never negative."""
     if field[:1] and field[0] & 0x80:
@@ -325,10 +335,8 @@ class _Header:
             prefix = _cstring(block[345:500])
             if prefix:
                 name = prefix + b"/" + name
-        self.name = _text(name, "the member name", offset)
-        self.linkname = _text(
-            _cstring(block[157:257]), "the link target", offset
-        )
+        self.name = _name(name)
+        self.linkname = _name(_cstring(block[157:257]))
 
 
 class _Pending:
@@ -374,7 +382,7 @@ def _apply_pax(pending, records, offset):
             )
         if key in ("path", "linkpath"):
             if value:
-                pending.pax[key] = _text(value, f"PAX {key}", offset)
+                pending.pax[key] = _name(value)
             else:
                 pending.pax.pop(key, None)
         elif key == "size":
@@ -474,9 +482,9 @@ def iter_members(stream):
             if kind == b"x":
                 _apply_pax(pending, _parse_pax(data, offset), offset)
             elif kind == b"L":
-                pending.long_name = _text(_cstring(data), what, offset)
+                pending.long_name = _name(_cstring(data))
             else:
-                pending.long_link = _text(_cstring(data), what, offset)
+                pending.long_link = _name(_cstring(data))
             continue
         if kind == b"S":
             raise UnsupportedArchive(

@@ -654,6 +654,32 @@ def _as_list(images):
 # ---------------------------------------------------------------- archives
 
 
+def junk_members_with_byte_names(large=2 << 20):
+    """Tar members no image refers to, whose names are not UTF-8.
+
+    Tar names are bytes: a ustar name, a PAX path, a GNU long name and a
+    symlink target holding bytes that are not UTF-8, one member larger
+    than ``large``.  Serialised bytes, to put before an archive's own
+    members.
+    """
+    out = []
+    for name, fmt, size in (
+        (b"junk-\xff\xfe.tar", tarfile.USTAR_FORMAT, 512),
+        (b"junk/pax-\xc3\x28/blob", tarfile.PAX_FORMAT, large),
+        (b"junk/" + b"long-\xe9" * 30, tarfile.GNU_FORMAT, 1024),
+    ):
+        info = _tarinfo(name.decode("utf-8", "surrogateescape"), size=size)
+        out.append(
+            info.tobuf(fmt, "utf-8", "surrogateescape")
+            + bytes(size)
+            + _tar_padding(size)
+        )
+    link = _tarinfo("junk-link", tarfile.SYMTYPE, mode=0o777)
+    link.linkname = b"target-\xff".decode("utf-8", "surrogateescape")
+    out.append(link.tobuf(tarfile.USTAR_FORMAT, "utf-8", "surrogateescape"))
+    return b"".join(out)
+
+
 class ArchiveBuilder:
     """An ordered, mutable list of tar members, serialised on demand.
 

@@ -34,6 +34,7 @@ from lpbuildd.tests.archivebuilder import (
     corrupt_member,
     docker25_classic,
     docker25_containerd,
+    junk_members_with_byte_names,
     legacy_docker_save,
     make_image,
     make_layer,
@@ -78,6 +79,28 @@ class TestGatherResults(TestCase):
     def assertNothingFiled(self):
         self.assertEqual({}, self.builder.waitingfiles)
         self.assertEqual([], os.listdir(self.build_dir))
+
+    def test_junk_members_with_names_that_are_not_utf8(self):
+        # Junk larger than a megabyte is logged by name as it is read;
+        # a name that is not UTF-8 must not end the gather.
+        image = make_image(layers=[make_layer(seed=1)])
+        path = os.path.join(self.tmp, "save.tar")
+        with open(path, "wb") as f:
+            f.write(
+                junk_members_with_byte_names()
+                + docker25_classic([image]).to_bytes()
+            )
+        for upload_format in ("oci", "legacy"):
+            self.builder.reset()
+            self.builder.startBuild("1-1")
+            result = self.makeManager(
+                path, upload_format=upload_format
+            ).gatherResults()
+            self.assertEqual("docker25-classic", result.format)
+            self.assertIn(
+                b"Reading junk/pax-\\udcc3(/blob",
+                self.builder.getLogTail(),
+            )
 
     def test_docker25_archive_is_filed_as_an_oci_upload(self):
         image = make_image(layers=[make_layer(seed=1), make_layer(seed=2)])

@@ -10,7 +10,13 @@ import hashlib
 
 from testtools import TestCase
 
-from ocitypes.descriptor import Descriptor, MediaType, Platform
+from ocitypes.descriptor import (
+    Descriptor,
+    MediaType,
+    Platform,
+    check_foreign_url,
+    check_media_type,
+)
 from ocitypes.digest import Digest
 from ocitypes.errors import MalformedContent
 from ocitypes.testing import MALFORMED_DIGESTS
@@ -57,6 +63,20 @@ class TestDescriptor(TestCase):
             (descriptor(urls=[1]), "urls is not a reasonable string"),
             (descriptor(platform=[]), "platform is not an object"),
             (descriptor(platform={"os": 1}), "platform.os"),
+            # The builder's reader refuses what Launchpad would refuse.
+            (
+                descriptor(mediaType="application/x\r\nX-Injected: 1"),
+                "is not a media type (RFC 6838)",
+            ),
+            (descriptor(mediaType="text/html; x=1"), "is not a media type"),
+            (
+                descriptor(urls=["http://169.254.169.254/latest"]),
+                "is not an https URL",
+            ),
+            (
+                descriptor(urls=["https://169.254.169.254/"]),
+                "is not a public address",
+            ),
         ]
         for value, fragment in cases:
             e = self.assertRaises(
@@ -64,6 +84,59 @@ class TestDescriptor(TestCase):
             )
             self.assertIn(fragment, str(e))
             self.assertTrue(str(e).startswith("thing"), str(e))
+
+    def test_media_type_grammar(self):
+        for name, good in vars(MediaType).items():
+            if name.isupper() and isinstance(good, str):
+                self.assertEqual(good, check_media_type(good))
+        for bad in (
+            "",
+            "a",
+            "a/",
+            "/b",
+            "a/b ",
+            "a/b\n",
+            "a/b;c=d",
+            "a b/c",
+            "\u00e9/x",
+            "a/" + "b" * 128,
+            "-a/b",
+        ):
+            self.assertRaises(MalformedContent, check_media_type, bad)
+        self.assertEqual("a/" + "b" * 127, check_media_type("a/" + "b" * 127))
+
+    def test_foreign_urls(self):
+        for good in (
+            "https://mcr.microsoft.com/v2/x/blobs/sha256:00",
+            "https://8.8.8.8/x",
+            "https://example.com:8443/x",
+        ):
+            self.assertEqual(good, check_foreign_url(good))
+        for bad in (
+            "http://example.com/x",
+            "ftp://example.com/x",
+            "file:///etc/shadow",
+            "https:///x",
+            "https://u:p@example.com/",
+            "https://127.0.0.1/",
+            "https://127.1/",
+            "https://2130706433/",
+            "https://[::1]/",
+            "https://[fe80::1]/",
+            "https://10.0.0.1/",
+            "https://192.168.1.1/",
+            "https://100.64.0.1/",
+            "https://224.0.0.1/",
+            "https://0.0.0.0/",
+            "https://localhost/",
+            "https://a.localhost/",
+            "https://metadata.google.internal/",
+            "https://printer.local/",
+            "https://intranet/",
+            "https://example.com:99999/",
+            "https://example.com/\n",
+        ):
+            self.assertRaises(MalformedContent, check_foreign_url, bad)
 
     def test_malformed_digests(self):
         for digest in MALFORMED_DIGESTS + (None,):

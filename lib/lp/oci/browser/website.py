@@ -8,11 +8,14 @@
 ``<build>/+archive/oci`` or ``/docker``: a FULLYBUILT build's images as
 one archive (`IOCIArchiveSet`), with ranges too.  What
 the user may not see is 404.  Files are streamed from the librarian
-with Content-Length, the content's sha256 digest as ETag, single byte
-ranges, and the media type the build recorded for the blob.
+with Content-Length, the content's sha256 digest as ETag and single byte
+ranges, as downloads (``Content-Disposition: attachment``,
+``X-Content-Type-Options: nosniff``) of a type this module chooses
+(`safe_content_type`): no header is built from what a build uploaded.
 """
 
 __all__ = [
+    "safe_content_type",
     "website",
 ]
 
@@ -26,6 +29,7 @@ from zope.component import getUtility
 
 from lp.app.errors import NotFoundError
 from lp.buildmaster.enums import BuildStatus
+from lp.oci.enums import OCIFileKind
 from lp.oci.interfaces.ocirecipe import IOCIRecipeSet
 from lp.oci.interfaces.ocirecipebuild import (
     CannotScheduleRegistryUpload,
@@ -33,22 +37,58 @@ from lp.oci.interfaces.ocirecipebuild import (
 )
 from lp.oci.security import can_edit, can_view
 from lp.services.librarian.storage import get_librarian_storage
+from lp.services.webapp.guards import parse_database_id
 from lp.services.webapp.publisher import (
     canonical_path,
     canonical_url,
     root_url,
 )
 from lp.services.webservice.publication import ENVIRON_USER_KEY
+from ocitypes.descriptor import MediaType
 
 CHUNK_SIZE = 1 << 20
 
 _PATH = re.compile(
     r"^/~(?P<owner>[^/]+)/\+oci-recipe/(?P<name>[^/]+)"
-    r"(?:/\+build/(?P<build>[0-9]+)"
+    r"(?:/\+build/(?P<build>[^/]+)"
     r"(?:/\+files/(?P<filename>[^/]+)|/\+archive/(?P<archive>oci|docker))?"
     r")?/?$"
 )
 _RANGE = re.compile(r"^bytes=(?P<start>[0-9]*)-(?P<end>[0-9]*)$")
+_SAFE_FILENAME = re.compile(r"[^A-Za-z0-9._-]")
+# The JSON documents a build's files may be served as: upload processing
+# parsed and checked each of them (`lp.oci.model.ocilayout`).
+_DOCUMENT_TYPES = {
+    OCIFileKind.INDEX: frozenset(MediaType.INDEXES),
+    OCIFileKind.MANIFEST: frozenset(MediaType.MANIFESTS),
+    OCIFileKind.CONFIG: frozenset(
+        {MediaType.OCI_CONFIG, MediaType.DOCKER_CONFIG}
+    ),
+}
+OCTET_STREAM = "application/octet-stream"
+
+
+def safe_content_type(oci_file):
+    """The Content-Type to serve a build's file with.
+
+    The media type the upload declared for a document the project has
+    verified (an index, a manifest or a config), if it is one of the
+    types such a document has; else ``application/octet-stream``.  Never
+    a type only the upload vouches for: a config declared ``text/html``
+    would be a page of this site.
+
+    :param oci_file: the file's `IOCIFile`, or None.
+    """
+    if oci_file is None:
+        return OCTET_STREAM
+    if oci_file.media_type in _DOCUMENT_TYPES.get(oci_file.kind, ()):
+        return oci_file.media_type
+    return OCTET_STREAM
+
+
+def _attachment(filename):
+    """A Content-Disposition header value: a download named ``filename``."""
+    return 'attachment; filename="%s"' % _SAFE_FILENAME.sub("_", filename)
 
 
 def _respond(start_response, status, body, content_type="text/plain"):
@@ -66,8 +106,8 @@ def _not_found(start_response):
     return _respond(start_response, "404 Not Found", "Not found.\n")
 
 
-def _stream(path, start, length):
-    with open(path, "rb") as f:
+def _stream(f, start, length):
+    with f:
         f.seek(start)
         while length:
             data = f.read(min(CHUNK_SIZE, length))
@@ -150,10 +190,7 @@ def _serve_archive(environ, start_response, build, format_name):
         ("Content-Type", archive.content_type),
         ("ETag", f'"{identity.hexdigest()}"'),
         ("Accept-Ranges", "bytes"),
-        (
-            "Content-Disposition",
-            f'attachment; filename="{archive.filename}"',
-        ),
+        ("Content-Disposition", _attachment(archive.filename)),
     ]
     response = _ranged_response(environ, start_response, archive.size, headers)
     if response is None:
@@ -178,31 +215,37 @@ def _serve_file(environ, start_response, build, filename):
     content = lfa.content
     if content is None:
         return _not_found(start_response)
-    content_type = lfa.mimetype or "application/octet-stream"
-    for oci_file, file_lfa, _ in build.getFiles():
-        if file_lfa.id == lfa.id and oci_file.media_type:
-            content_type = oci_file.media_type
+    oci_file = None
+    for candidate, file_lfa, _ in build.getFiles():
+        if file_lfa.id == lfa.id:
+            oci_file = candidate
             break
     size = content.filesize
     etag = f'"sha256:{content.sha256}"'
-    path = get_librarian_storage().getPath(content.sha256)
+    try:
+        # Never a link out of the librarian.
+        f = get_librarian_storage().open(content.sha256)
+    except OSError:
+        return _not_found(start_response)
     headers = [
-        ("Content-Type", content_type),
+        ("Content-Type", safe_content_type(oci_file)),
         ("ETag", etag),
         ("Accept-Ranges", "bytes"),
+        ("Content-Disposition", _attachment(filename)),
+        ("X-Content-Type-Options", "nosniff"),
     ]
     response = _ranged_response(environ, start_response, size, headers)
     if response is None:
+        f.close()
         return []
     start, length = response
     wrapper = environ.get("wsgi.file_wrapper")
     if wrapper is not None and start + length == size:
         # To the end of the file: the server may send it with
         # sendfile(2) (gunicorn does, for its Content-Length from here).
-        f = open(path, "rb")
         f.seek(start)
         return wrapper(f, CHUNK_SIZE)
-    return _stream(path, start, length)
+    return _stream(f, start, length)
 
 
 _PAGE = """<!DOCTYPE html>
@@ -677,8 +720,11 @@ def website(environ, start_response):
             return _html_not_found(start_response)
         if match.group("build") is None:
             return _recipe_page(start_response, recipe)
-        build = getUtility(IOCIRecipeBuildSet).getByID(
-            int(match.group("build"))
+        build_id = parse_database_id(match.group("build"))
+        build = (
+            None
+            if build_id is None
+            else getUtility(IOCIRecipeBuildSet).getByID(build_id)
         )
         if (
             build is None

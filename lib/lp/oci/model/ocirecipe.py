@@ -16,7 +16,7 @@ from zope.interface import implementer
 
 from lp.buildmaster.enums import BuildStatus
 from lp.oci.interfaces.ocirecipe import IOCIRecipe, IOCIRecipeSet
-from lp.services.database.constants import utc_now
+from lp.services.database.constants import MAX_DATABASE_ID, utc_now
 from lp.services.database.interfaces import IPrimaryStore, IStore
 from lp.services.database.stormbase import StormBase
 
@@ -170,6 +170,13 @@ class OCIRecipeSet:
 
     def getByID(self, recipe_id):
         """See `IOCIRecipeSet`."""
+        if (
+            not isinstance(recipe_id, int)
+            or isinstance(recipe_id, bool)
+            or not 0 < recipe_id <= MAX_DATABASE_ID
+        ):
+            # No row has it; the database drivers overflow on some.
+            return None
         return IStore(OCIRecipe).get(OCIRecipe, recipe_id)
 
     def findAll(self):

@@ -54,7 +54,7 @@ from lp.oci.model.ociupload import (
     read_library_file_bytes,
 )
 from lp.oci.security import can_view
-from lp.services.database.constants import utc_now
+from lp.services.database.constants import MAX_DATABASE_ID, utc_now
 from lp.services.database.digestcol import DigestCol, raw_digest_text
 from lp.services.database.enumcol import DBEnum
 from lp.services.database.interfaces import IPrimaryStore, IStore
@@ -1109,6 +1109,13 @@ class OCIRecipeBuildSet:
 
     def getByID(self, build_id):
         """See `IOCIRecipeBuildSet`."""
+        if (
+            not isinstance(build_id, int)
+            or isinstance(build_id, bool)
+            or not 0 < build_id <= MAX_DATABASE_ID
+        ):
+            # No row has it; the database drivers overflow on some.
+            return None
         return IStore(OCIRecipeBuild).get(OCIRecipeBuild, build_id)
 
     def findVisible(self, user=None):

@@ -92,12 +92,14 @@ from lp.oci.model.ociregistryhttp import (
     parse_registry_errors,
 )
 from lp.oci.model.ociupload import (
+    check_oci_manifest,
     legacy_image_manifest,
     parse_json_document,
     parse_legacy_upload,
     read_library_file_bytes,
 )
 from lp.services.librarian.storage import get_librarian_storage
+from lp.services.osutils import open_regular
 from ocitypes.descriptor import MediaType
 from ocitypes.digest import Digest
 from ocitypes.faultpoint import checkpoint
@@ -215,7 +217,8 @@ class _FileSlice:
     """``length`` bytes of a file from ``offset``, read as a stream."""
 
     def __init__(self, path, offset, length):
-        self._file = open(path, "rb")
+        # A librarian file: never a link out of the librarian.
+        self._file = open_regular(path)
         self._file.seek(offset)
         self._remaining = length
         self._length = length
@@ -325,6 +328,8 @@ def _make_oci_plan(build):
     for manifest, config_lfa, layer_lfas in OCIRegistryClient._preloadOCIFiles(
         build
     ):
+        # Harness only: stored before upload processing checked this.
+        check_oci_manifest(manifest)
         sources = manifest.layer_sources
         for layer, lfa in zip(manifest.layers, layer_lfas):
             if layer.digest in seen:
@@ -712,6 +717,13 @@ class OCIRegistryClient:
             raise BlobUploadFailed(
                 f"Push of blob {blob.digest} failed: {e.__class__.__name__}",
                 transient=True,
+            ) from None
+        except requests.RequestException:
+            raise
+        except OSError as e:
+            # The librarian's file: missing, or not a regular file.
+            raise BlobUploadFailed(
+                f"Cannot read blob {blob.digest} from the librarian: {e}"
             ) from None
 
     def _pushBlobs(self, http_client, blobs, sources, result):

@@ -15,6 +15,14 @@ the errors a job reports.
 
 Credentials are read once, in the thread that makes the client (they
 come from the database), and never appear in an error or a log line.
+They go only to the registry's own origin (scheme, host and port: the
+host that answered ``/v2/`` with the challenge), as docker and
+containerd send them: a ``Location`` on another host or port (an upload
+session, a redirect) gets neither the basic credentials nor a bearer
+token, and a 401 from there fetches no token.  The token realm the
+challenge names gets the basic credentials, as docker's token flow
+sends them, when it is ``https`` or on the registry's own host name; a
+realm elsewhere over plain HTTP is asked for a token without them.
 """
 
 __all__ = [
@@ -49,6 +57,24 @@ TRANSIENT_ERRORS = (
     requests.Timeout,
     requests.exceptions.ChunkedEncodingError,
 )
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def _origin(url):
+    """(scheme, host, port) of a URL; ports spelt out."""
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    scheme = parts.scheme.lower()
+    return (
+        scheme,
+        (parts.hostname or "").lower(),
+        port or _DEFAULT_PORTS.get(scheme),
+    )
 
 
 def is_retryable_status(status):
@@ -186,6 +212,11 @@ class RegistryHTTPClient:
     def registry_host(self):
         return urlsplit(self.registry_url).netloc
 
+    def isRegistryOrigin(self, url):
+        """Whether ``url`` is on the registry's own origin: the only one
+        that gets credentials."""
+        return _origin(url) == _origin(self.registry_url)
+
     @property
     def session(self):
         """This thread's `requests.Session`."""
@@ -209,9 +240,10 @@ class RegistryHTTPClient:
         self._local = threading.local()
 
     def _prepareRequest(self, url, request_kwargs, mount_from=None):
-        """Add authentication to ``request_kwargs``."""
+        """Add authentication to ``request_kwargs``, for the registry's
+        own origin only."""
         username, password = self.credentials
-        if username is not None:
+        if username is not None and self.isRegistryOrigin(url):
             request_kwargs.setdefault("auth", (username, password))
 
     def _handleUnauthorized(self, response, mount_from=None, renewed=False):
@@ -268,8 +300,12 @@ class RegistryHTTPClient:
             finally:
                 if hasattr(data, "close"):
                     data.close()
-            if response.status_code == 401 and self._handleUnauthorized(
-                response, mount_from=mount_from, renewed=renewed
+            if (
+                response.status_code == 401
+                and self.isRegistryOrigin(url)
+                and self._handleUnauthorized(
+                    response, mount_from=mount_from, renewed=renewed
+                )
             ):
                 renewed = True
                 attempt -= 1
@@ -367,6 +403,8 @@ class BearerTokenRegistryClient(RegistryHTTPClient):
             return self._tokens.get(self._scope())
 
     def _prepareRequest(self, url, request_kwargs, mount_from=None):
+        if not self.isRegistryOrigin(url):
+            return
         with self._lock:
             token = self._tokens.get(self._scope(mount_from))
         if token is not None:
@@ -404,6 +442,10 @@ class BearerTokenRegistryClient(RegistryHTTPClient):
             params["service"] = values["service"]
         username, password = self.credentials
         auth = (username, password) if username is not None else None
+        realm = _origin(values["realm"])
+        if realm[0] != "https" and realm[1] != _origin(self.registry_url)[1]:
+            # Not in clear text to a third host.
+            auth = None
         try:
             response = self.session.get(
                 values["realm"],

@@ -37,6 +37,8 @@ __all__ = [
     "OCIUploadError",
     "check_file_name",
     "check_legacy_config",
+    "check_legacy_layer",
+    "check_oci_manifest",
     "legacy_image_manifest",
     "parse_json_document",
     "parse_legacy_upload",
@@ -48,12 +50,19 @@ __all__ = [
 import hashlib
 import json
 import os
+import zlib
 from dataclasses import dataclass
 
 from lp.buildmaster.model.buildfarmjobbehaviour import is_safe_file_name
 from lp.oci.interfaces.ociupload import OCIUploadError
 from lp.oci.model.ocilayout import OCILayoutError
-from ocitypes.descriptor import Descriptor, MediaType
+from lp.services.osutils import open_regular
+from ocitypes.descriptor import (
+    Descriptor,
+    MediaType,
+    check_foreign_url,
+    check_media_type,
+)
 from ocitypes.digest import Digest
 from ocitypes.errors import MalformedContent
 from ocitypes.safejson import MAX_JSON_SIZE, load_json
@@ -91,11 +100,111 @@ def read_json_file(path, what=None):
     """
     what = what or os.path.basename(path)
     try:
-        with open(path, "rb") as f:
+        # Never through a link, nor blocked by a FIFO.
+        with open_regular(path) as f:
             data = f.read(MAX_JSON_SIZE + 1)
     except OSError as e:
         raise OCIUploadError(f"Cannot read {what}: {e.strerror}") from None
     return parse_json_document(data, what)
+
+
+def check_oci_manifest(manifest):
+    """Check what `ocilayout` passes on unchecked in an image manifest.
+
+    Every media type (the manifest's, its config's and its layers') must
+    follow RFC 6838's grammar (`check_media_type`): they become HTTP
+    headers and what the web service shows.  A descriptor's ``urls``
+    (a non-distributable layer's) are handed on to whoever pulls the
+    image, so each must be an ``https`` URL of a public host
+    (`check_foreign_url`).
+
+    :param manifest: an `OCIImageManifest`.
+    :raises OCIUploadError: naming the manifest, on one line.
+    """
+    what = manifest.descriptor.file_name
+    try:
+        check_media_type(
+            manifest.descriptor.media_type, f"The index entry of {what}"
+        )
+        check_media_type(manifest.config.media_type, f"{what}'s config")
+        for layer in manifest.layers:
+            check_media_type(layer.media_type, f"A layer of {what}")
+        document = parse_json_document(manifest.data, what)
+        descriptors = [document.get("config")] + list(
+            document.get("layers") or []
+        )
+        for descriptor in descriptors:
+            urls = descriptor.get("urls")
+            if urls is None:
+                continue
+            if not isinstance(urls, list):
+                raise MalformedContent(f"A layer of {what} has invalid urls")
+            for url in urls:
+                check_foreign_url(url, f"A layer of {what}")
+    except MalformedContent as e:
+        raise OCIUploadError(str(e)) from None
+
+
+# All of a legacy layer's decompressed bytes: at most this many times
+# its size, plus `_INFLATE_SLACK` (as `lp-oci gather` bounds its input).
+_INFLATE_RATIO = 200
+_INFLATE_SLACK = 1 << 30
+
+
+def _gunzip(f, limit, what):
+    """Yield the decompressed bytes of a gzip file (members in turn)."""
+    inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+    inflated = 0
+    pending = b""
+    while True:
+        if not pending:
+            pending = f.read(1 << 20)
+            if not pending:
+                break
+        if inflater.eof:
+            # Another member follows.
+            inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+        out = inflater.decompress(pending, 1 << 20)
+        pending = (
+            inflater.unused_data if inflater.eof else inflater.unconsumed_tail
+        )
+        inflated += len(out)
+        if inflated > limit:
+            raise OCIUploadError(f"{what} expands beyond {limit} bytes")
+        yield out
+    if not inflater.eof:
+        raise OCIUploadError(f"{what} is not a complete gzip stream")
+
+
+def check_legacy_layer(path, diff_id, what=None):
+    """Check that a legacy layer's gzip file holds the diff_id's tar.
+
+    For a layer that digests.json does not name by the file's own digest
+    (one docker pulled: digests.json has the registry's digest of
+    another compression of it), so that it is verified like any other
+    content before it is stored.
+
+    :raises OCIUploadError: if it is not gzip, is truncated, expands
+        beyond the bound, or does not have ``diff_id``.
+    """
+    what = what or os.path.basename(path)
+    hasher = hashlib.sha256()
+    try:
+        with open_regular(path) as f:
+            limit = (
+                os.fstat(f.fileno()).st_size * _INFLATE_RATIO + _INFLATE_SLACK
+            )
+            for chunk in _gunzip(f, limit, what):
+                hasher.update(chunk)
+    except zlib.error:
+        raise OCIUploadError(f"{what} is not a gzip stream") from None
+    except OSError as e:
+        raise OCIUploadError(f"Cannot read {what}: {e.strerror}") from None
+    if hasher.hexdigest() != diff_id.hex:
+        raise OCIUploadError(
+            f"{what} does not have its diff_id {diff_id} (its tar has "
+            f"sha256:{hasher.hexdigest()})"
+        )
 
 
 def read_library_file_bytes(lfa, what=None):

@@ -30,6 +30,7 @@ import gzip
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 
 from fixtures import TempDir
@@ -108,6 +109,9 @@ def make_oci_upload_dir(images, work_dir, archive=None, sources=None):
     upload = os.path.join(work_dir, "upload")
     os.mkdir(upload)
     write_oci_upload(save, upload, sources)
+    # The builder's files are linked from its work directory; the build
+    # farm's downloads are files of their own.
+    shutil.rmtree(save_dir)
     return upload
 
 

@@ -15,7 +15,9 @@ method and can:
 - ``strip_mount``: remove ``mount`` and ``from`` from the query, so
   that the registry opens an upload instead of mounting (a registry
   that declines mounts);
-- ``header``: replace a response header's value.
+- ``header``: replace a response header's value;
+- ``location``: send a ``Location`` the registry answers to the host
+  ``to`` (host:port) instead (an upload session on another host).
 
 Rules match a method and a regular expression on the path, for the
 first ``times`` matching requests (None: all) after the first ``skip``.  `requests` records
@@ -209,6 +211,17 @@ class RegistryFaultProxy:
                     and name.lower() == rule.options["header"].lower()
                 ):
                     value = rule.options["value"]
+                if (
+                    rule is not None
+                    and rule.kind == "location"
+                    and name.lower() == "location"
+                ):
+                    parts = urllib.parse.urlsplit(value)
+                    value = urllib.parse.urlunsplit(
+                        parts._replace(
+                            scheme="http", netloc=rule.options["to"]
+                        )
+                    )
                 handler.send_header(name, value)
             if method != "HEAD":
                 handler.send_header("Content-Length", str(len(body)))

@@ -112,6 +112,10 @@ CHECKS = {
         "port": _port,
         "root_url": _optional(_http_url),
         "workers": _positive,
+        "threads": _positive,
+        "keepalive": _positive,
+        "timeout": _positive,
+        "max_request_body": _positive,
         "accounts_file": _optional(_text),
     },
 }

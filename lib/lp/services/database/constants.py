@@ -5,6 +5,7 @@
 
 __all__ = [
     "DEFAULT",
+    "MAX_DATABASE_ID",
     "utc_now",
 ]
 
@@ -14,6 +15,10 @@ from storm.expr import SQL
 
 # Let the database fill in the column's default.
 DEFAULT = SQL("DEFAULT")
+
+# Ids are 64-bit signed integers on both backends: no row has a larger
+# one, and the drivers overflow on them.
+MAX_DATABASE_ID = 2**63 - 1
 
 
 def utc_now():

@@ -64,6 +64,7 @@ import hashlib
 import logging
 import os
 import re
+import stat
 import tempfile
 import threading
 import time
@@ -75,6 +76,7 @@ from zope.interface import implementer
 
 from lp.services.hashing import HashInThread
 from lp.services.librarian.interfaces import ContentMismatch, ILibrarianStorage
+from lp.services.osutils import NotARegularFile, open_regular
 from ocitypes.faultpoint import checkpoint
 from ocitypes.flock import try_lock
 
@@ -269,7 +271,7 @@ class LibrarianStorage:
         """
         path = self.getPath(sha256)
         try:
-            with open(path, "rb") as f:
+            with open_regular(path) as f:
                 st = os.fstat(f.fileno())
                 if expected_size is not None and st.st_size != expected_size:
                     return (
@@ -289,6 +291,9 @@ class LibrarianStorage:
                 after = os.fstat(f.fileno())
         except FileNotFoundError:
             return f"{path} is missing"
+        except NotARegularFile as e:
+            # Never followed: the librarian holds only regular files.
+            return str(e)
         if _stamp(after) == _stamp(st):
             self._verified[sha256] = _stamp(st)
         return None
@@ -337,12 +342,21 @@ class LibrarianStorage:
         return os.path.join(self.root, sha256[:2], sha256)
 
     def exists(self, sha256):
-        """See `ILibrarianStorage`."""
-        return os.path.isfile(self.getPath(sha256))
+        """See `ILibrarianStorage`.
+
+        A link, even to a regular file, is not content.
+        """
+        try:
+            return stat.S_ISREG(os.lstat(self.getPath(sha256)).st_mode)
+        except FileNotFoundError:
+            return False
 
     def open(self, sha256):
-        """See `ILibrarianStorage`."""
-        return open(self.getPath(sha256), "rb")
+        """See `ILibrarianStorage`.
+
+        Never follows a link out of the librarian (`open_regular`).
+        """
+        return open_regular(self.getPath(sha256))
 
     def remove(self, sha256):
         """See `ILibrarianStorage`."""
@@ -410,19 +424,46 @@ class LibrarianStorage:
     def storePath(
         self, path, expected_sha256=None, expected_size=None, verified=None
     ):
-        """See `ILibrarianStorage`."""
+        """See `ILibrarianStorage`.
+
+        Only a regular file is stored (`open_regular`: never a link, a
+        FIFO, a directory or a device).  It is taken by hard link when
+        the caller's name is its only one and it is on this file
+        system; otherwise (another name may change it later) it is
+        copied, so that the librarian holds only files no one else
+        writes.
+        """
         if expected_sha256 is not None:
             self.getPath(expected_sha256)
         if verified is not None:
             self.getPath(verified.sha256)
-        self._holdInUse()
+        with open_regular(path) as source:
+            source_stat = os.fstat(source.fileno())
+            self._holdInUse()
+            if source_stat.st_nlink == 1:
+                stored = self._storeLinked(
+                    path,
+                    source_stat,
+                    expected_sha256,
+                    expected_size,
+                    verified,
+                )
+                if stored is not None:
+                    return stored
+            return self.store(source, expected_sha256, expected_size)
+
+    def _storeLinked(
+        self, path, source_stat, expected_sha256, expected_size, verified
+    ):
+        """Store ``path`` by hard link; None if it cannot be linked."""
         fd, temp_path = tempfile.mkstemp(
             dir=self.incoming, prefix=_temp_prefix()
         )
         os.close(fd)
         os.unlink(temp_path)
         try:
-            os.link(path, temp_path)
+            # The name itself, never what a link names.
+            os.link(path, temp_path, follow_symlinks=False)
         except OSError as e:
             if e.errno not in (
                 errno.EXDEV,
@@ -431,16 +472,20 @@ class LibrarianStorage:
                 errno.EOPNOTSUPP,
             ):
                 raise
-            with open(path, "rb") as f:
-                return self.store(f, expected_sha256, expected_size)
+            return None
         lock = _lock_temp(temp_path)
         try:
             # Hash (or check) through our own name: the inode cannot be
             # swapped.
-            with open(temp_path, "rb") as f:
-                if verified is not None and verified.matches(
-                    os.fstat(f.fileno())
+            with open_regular(temp_path) as f:
+                st = os.fstat(f.fileno())
+                if (st.st_dev, st.st_ino) != (
+                    source_stat.st_dev,
+                    source_stat.st_ino,
                 ):
+                    # Replaced since it was opened: copy what was.
+                    return None
+                if verified is not None and verified.matches(st):
                     stored = StoredContent(
                         verified.sha256, verified.sha1, None, verified.size
                     )

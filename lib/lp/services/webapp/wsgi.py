@@ -39,6 +39,12 @@ from zope.configuration import xmlconfig
 from zope.interface import implementer
 from zope.publisher.publish import publish
 
+from lp.services.webapp.guards import (
+    DEFAULT_MAX_REQUEST_BODY,
+    RequestRefused,
+    check_request,
+    nosniff,
+)
 from lp.services.webservice.interfaces import IWebServiceAccount
 from lp.services.webservice.publication import ENVIRON_USER_KEY, SAFE_METHODS
 
@@ -164,6 +170,21 @@ def _is_anonymous_oauth(value):
     return "oauth_consumer_key" in params and not params.get("oauth_token")
 
 
+def _refused(start_response, refusal):
+    body = f"{refusal}\n".encode("utf-8")
+    start_response(
+        {400: "400 Bad Request", 413: "413 Content Too Large"}.get(
+            refusal.status, f"{refusal.status} Refused"
+        ),
+        [
+            ("Content-Type", "text/plain; charset=utf-8"),
+            ("Content-Length", str(len(body))),
+            ("Connection", "close"),
+        ],
+    )
+    return [body]
+
+
 def _unauthorized(start_response, message="Authentication required.\n"):
     body = message.encode()
     start_response(
@@ -180,8 +201,9 @@ def _unauthorized(start_response, message="Authentication required.\n"):
 class WebApplication:
     """The WSGI application."""
 
-    def __init__(self, accounts=None):
+    def __init__(self, accounts=None, max_request_body=None):
         self.accounts = accounts or {}
+        self.max_request_body = max_request_body or DEFAULT_MAX_REQUEST_BODY
         self._verified = OrderedDict()
         self._verified_key = os.urandom(32)
 
@@ -219,7 +241,9 @@ class WebApplication:
         try:
             decoded = base64.b64decode(value.strip(), validate=True)
             name, _, password = decoded.decode("utf-8").partition(":")
-        except (binascii.Error, UnicodeDecodeError):
+        except (binascii.Error, ValueError):
+            # Not base64 (a non-ASCII value is a ValueError), or not
+            # UTF-8 once decoded (UnicodeDecodeError is a ValueError).
             return False, None
         account = self.accounts.get(name)
         if account is None or not self._checkPassword(account, password):
@@ -227,6 +251,11 @@ class WebApplication:
         return True, account
 
     def __call__(self, environ, start_response):
+        start_response = nosniff(start_response)
+        try:
+            check_request(environ, self.max_request_body)
+        except RequestRefused as refusal:
+            return _refused(start_response, refusal)
         ok, account = self.authenticate(environ)
         if not ok:
             return _unauthorized(start_response, "Bad credentials.\n")
@@ -334,4 +363,9 @@ def make_app(
     transaction.commit()
     accounts_file = accounts_file or os.environ.get("LP_WEBSERVICE_ACCOUNTS")
     accounts = load_accounts(accounts_file) if accounts_file else {}
-    return WebApplication(accounts)
+    # Circular import.
+    from lp.services.config import config
+
+    return WebApplication(
+        accounts, max_request_body=config.webservice.max_request_body
+    )

@@ -17,11 +17,13 @@ from lazr.restful.simple import Request, RootResource
 from lazr.restful.utils import get_current_web_service_request
 from lazr.restful.wsgi import BaseWSGIWebServiceConfiguration
 from zope.component import getUtility
+from zope.interface import alsoProvides
 
 from lp.oci.interfaces.ocirecipebuild import (
     IOCIRecipeBuild,
     IOCIRecipeBuildSet,
 )
+from lp.services.webservice.interfaces import ILaunchpadWebServiceRequest
 from lp.services.webservice.publication import (
     USER_KEY,
     WebServicePublication,
@@ -50,6 +52,7 @@ class LaunchpadWebServiceConfiguration(BaseWSGIWebServiceConfiguration):
     def createRequest(self, body_instream, environ):
         """See `IWebServiceConfiguration`."""
         request = Request(body_instream, environ)
+        alsoProvides(request, ILaunchpadWebServiceRequest)
         request.setPublication(WebServicePublication(None))
         return request
 

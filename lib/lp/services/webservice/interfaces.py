@@ -4,6 +4,7 @@
 """Interfaces of the web service."""
 
 __all__ = [
+    "ILaunchpadWebServiceRequest",
     "IWebServiceAccount",
     "WebServiceUnauthorized",
 ]
@@ -11,7 +12,13 @@ __all__ = [
 import http.client
 
 from lazr.restful.declarations import error_status
+from lazr.restful.interfaces import IWebServiceClientRequest
 from zope.interface import Attribute, Interface
+
+
+class ILaunchpadWebServiceRequest(IWebServiceClientRequest):
+    """A request to this web service (views more specific than
+    lazr.restful's are registered for it)."""
 
 
 class IWebServiceAccount(Interface):

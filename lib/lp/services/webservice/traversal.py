@@ -44,6 +44,7 @@ from lp.oci.interfaces.ocirecipebuild import (
 from lp.oci.security import can_view
 from lp.registry.interfaces.distribution import IDistributionSet
 from lp.registry.interfaces.person import IPerson, IPersonSet
+from lp.services.webapp.guards import parse_database_id
 from lp.services.webapp.publisher import canonical_path, canonical_url
 from lp.services.webservice.publication import TRAVERSED_KEY, USER_KEY
 
@@ -151,10 +152,9 @@ class OCIRecipeNavigation:
             return self
         if self.namespace == "+push-rule":
             return self._pushRule(request, name)
-        try:
-            build_id = int(name)
-        except ValueError:
-            raise NotFound(self.context, name, request) from None
+        build_id = parse_database_id(name)
+        if build_id is None:
+            raise NotFound(self.context, name, request)
         build = getUtility(IOCIRecipeBuildSet).getByID(build_id)
         if build is not None and build.recipe_id != self.context.id:
             build = None

@@ -33,6 +33,7 @@ from lpbuildd.tests.archivebuilder import (
     OCI_MANIFEST,
     docker25_classic,
     docker25_containerd,
+    junk_members_with_byte_names,
     kaniko_tarball,
     legacy_docker_save,
     make_image,
@@ -442,6 +443,22 @@ class TestFormats(GatherTestCase):
         self.assertFalse(
             os.path.exists(os.path.join(outdir, "blobs", "sha256", "ab" * 32))
         )
+
+    def test_junk_members_with_names_that_are_not_utf8(self):
+        # Tar names are bytes; a member no image refers to is junk,
+        # whatever its name.  Before: "the member name of the header at
+        # offset 0 is not UTF-8" refused the sound archive.
+        image = make_image(layers=[make_layer(seed=1), make_layer(seed=2)])
+        for builder in (
+            docker25_classic([image]),
+            oci_archive(image),
+            legacy_docker_save([image]),
+        ):
+            data = junk_members_with_byte_names() + builder.to_bytes()
+            for via in ("file", "pipe"):
+                result, outdir = self.gather(data, via=via)
+                layout = self.assertValidLayout(outdir)
+                self.assertEqual(1, len(layout.images))
 
     def test_layer_sources(self):
         image = make_image(layers=[make_layer(seed=1), make_layer(seed=2)])

@@ -550,27 +550,55 @@ class TestHostileHeaders(GatherTestCase):
             data = raw_tar(case, (raw_tar_header(b"f", 1), b"x"))
             self.assertHeaderRefused(data, UnsupportedArchive, "sparse")
 
-    def test_not_utf8(self):
+    def test_names_are_bytes(self):
+        # Tar names are bytes: one that is not UTF-8 is kept, escaped
+        # (surrogateescape), so that its member is junk like any other
+        # rather than a reason to refuse the archive.  Before, each of
+        # these was refused as "not UTF-8".
+        esc = "\udcff\udcfe"
         cases = [
-            raw_tar(
-                _pax(
-                    pax_record(b"hdrcharset", b"BINARY"),
-                    pax_record(b"path", b"\xff\xfe"),
+            (
+                raw_tar(
+                    _pax(
+                        pax_record(b"hdrcharset", b"BINARY"),
+                        pax_record(b"path", b"\xff\xfe"),
+                    ),
+                    (raw_tar_header(b"f", 1), b"x"),
                 ),
-                (raw_tar_header(b"f", 1), b"x"),
+                [(esc, "file", None, b"x")],
             ),
-            raw_tar(
-                _pax(pax_record(b"hdrcharset", b"\xff")),
-                (raw_tar_header(b"\xff", 1), b"x"),
+            (
+                raw_tar(
+                    _pax(pax_record(b"hdrcharset", b"\xff")),
+                    (raw_tar_header(b"\xff\xfe", 1), b"x"),
+                ),
+                [(esc, "file", None, b"x")],
             ),
-            raw_tar((raw_tar_header(b"f", type=b"2", linkname=b"\xc3"), b"")),
-            raw_tar(
-                (raw_tar_header(b"././@LongLink", 2, type=b"L"), b"\xff\0"),
-                (raw_tar_header(b"f", 1), b"x"),
+            (
+                raw_tar(
+                    (
+                        raw_tar_header(b"././@LongLink", 3, type=b"L"),
+                        b"\xff\xfe\0",
+                    ),
+                    (raw_tar_header(b"f", 1), b"x"),
+                ),
+                [(esc, "file", None, b"x")],
             ),
         ]
-        for data in cases:
-            self.assertHeaderRefused(data, CorruptArchive, "not UTF-8")
+        for data, expected in cases:
+            self.assertEqual(expected, _walk(data))
+        # A link to a name that is not UTF-8 links to no member.
+        [(name, kind, target, _)] = _walk(
+            raw_tar((raw_tar_header(b"f", type=b"2", linkname=b"\xc3"), b""))
+        )
+        self.assertEqual(("f", "symlink", "\udcc3"), (name, kind, target))
+
+    def test_pax_keys_must_be_utf8(self):
+        data = raw_tar(
+            _pax(pax_record(b"\xff", b"1")),
+            (raw_tar_header(b"f", 1), b"x"),
+        )
+        self.assertHeaderRefused(data, CorruptArchive, "not UTF-8")
 
     def test_header_records_capped(self):
         # Refused from the header alone: no need to send the megabytes.
