@@ -205,7 +205,8 @@ class Builder:
 
         Harness only: text that cannot be UTF-8 (a tar member name that
         is not, kept with surrogateescape) is logged with backslash
-        escapes; launchpad-buildd's ``Builder.log`` raises on it.
+        escapes; launchpad-buildd's ``Builder.log`` raises on it (the
+        series' dockersave skips such members without logging them).
         """
         if isinstance(data, str):
             data = data.encode("UTF-8", "backslashreplace")

@@ -723,7 +723,16 @@ def _read_exactly(fileobj, size, name):
 
 
 def _normalise(name):
-    """A member name as a relative path, or None if it leaves the archive."""
+    """A member name as a relative path, or None if it leaves the archive.
+
+    Tar names are bytes, and tarfile keeps those that are not UTF-8 with
+    surrogate escapes.  No JSON document can name such a member, so it
+    is None too: it is junk, skipped without being logged.
+    """
+    try:
+        name.encode("UTF-8")
+    except UnicodeEncodeError:
+        return None
     path = posixpath.normpath(name.lstrip("/"))
     if path == "." or path.split("/")[0] == "..":
         return None

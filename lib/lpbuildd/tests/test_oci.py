@@ -81,8 +81,9 @@ class TestGatherResults(TestCase):
         self.assertEqual([], os.listdir(self.build_dir))
 
     def test_junk_members_with_names_that_are_not_utf8(self):
-        # Junk larger than a megabyte is logged by name as it is read;
-        # a name that is not UTF-8 must not end the gather.
+        # Tar names are bytes: junk whose name is not UTF-8 must not end
+        # the gather.  dockersave skips it unread and unlogged (large
+        # members are logged by name, and launchpad-buildd's log is UTF-8).
         image = make_image(layers=[make_layer(seed=1)])
         path = os.path.join(self.tmp, "save.tar")
         with open(path, "wb") as f:
@@ -97,10 +98,7 @@ class TestGatherResults(TestCase):
                 path, upload_format=upload_format
             ).gatherResults()
             self.assertEqual("docker25-classic", result.format)
-            self.assertIn(
-                b"Reading junk/pax-\\udcc3(/blob",
-                self.builder.getLogTail(),
-            )
+            self.assertNotIn(b"junk/pax", self.builder.getLogTail())
 
     def test_docker25_archive_is_filed_as_an_oci_upload(self):
         image = make_image(layers=[make_layer(seed=1), make_layer(seed=2)])

@@ -12,7 +12,10 @@ them again to store the build's files, and the registry upload job reads
 the stored index and manifests to push them: all three go through this
 module, which checks everything it reads.  Documents are bounded in
 size and checked against the digest and size that refer to them, and
-only sha256 digests are accepted.
+only sha256 digests are accepted.  A descriptor's `urls` (those of a
+foreign, non-distributable layer) reach whoever pulls the image, since
+manifests are pushed as built: only https URLs of public hosts are
+accepted.
 
 This module imports nothing from the rest of Launchpad.
 """
@@ -35,9 +38,11 @@ __all__ = [
 ]
 
 import hashlib
+import ipaddress
 import json
 import os
 import re
+from urllib.parse import urlsplit
 
 # Registries must accept manifests of up to 4 MiB; documents larger than
 # that are refused.
@@ -55,6 +60,17 @@ SOURCES_ANNOTATION = "com.canonical.launchpad.oci.layer-sources"
 
 DIGEST_RE = re.compile(r"^sha256:([0-9a-f]{64})$")
 
+# Host names that never name a public server (RFC 6761, RFC 8375, and
+# those that cloud metadata services answer to).
+PRIVATE_HOST_SUFFIXES = (
+    "localhost",
+    "localdomain",
+    "local",
+    "internal",
+    "lan",
+    "home.arpa",
+)
+
 
 class OCILayoutError(Exception):
     """An OCI upload is not what it should be; the message says why."""
@@ -71,6 +87,49 @@ def _check_digest(digest):
     if match is None:
         raise OCILayoutError("Not a sha256 digest: %r" % (digest,))
     return match.group(1)
+
+
+def _is_public_https_url(url):
+    """Is `url` an https URL of a public host?
+
+    Host names are not resolved: what a public name resolves to is its
+    owner's business.  Loopback, link-local (such as the cloud metadata
+    address 169.254.169.254), private and other special addresses are
+    refused, and so are single-label and special-use names.
+    """
+    if not isinstance(url, str) or not url.isprintable():
+        return False
+    try:
+        parsed = urlsplit(url)
+        host = parsed.hostname
+        parsed.port
+    except ValueError:
+        return False
+    if (
+        parsed.scheme != "https"
+        or not host
+        or parsed.username is not None
+        or parsed.password is not None
+    ):
+        return False
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        pass
+    else:
+        return address.is_global and not address.is_multicast
+    labels = host.rstrip(".").split(".")
+    name = ".".join(labels)
+    # A last label that does not start with a letter makes an address to
+    # some resolvers ("127.1", "0x7f.1").
+    return (
+        len(labels) > 1
+        and re.match(r"^[a-z][a-z0-9-]*$", labels[-1]) is not None
+        and not any(
+            name == suffix or name.endswith("." + suffix)
+            for suffix in PRIVATE_HOST_SUFFIXES
+        )
+    )
 
 
 class OCIDescriptor:
@@ -117,6 +176,14 @@ class OCIDescriptor:
             and all(isinstance(v, str) for v in annotations.values())
         ):
             raise OCILayoutError("%s has invalid annotations" % what)
+        urls = value.get("urls")
+        if urls is not None and not (
+            isinstance(urls, list) and all(map(_is_public_https_url, urls))
+        ):
+            raise OCILayoutError(
+                "%s has URLs that are not all https URLs of public hosts"
+                % what
+            )
         return cls(media_type, value["digest"], size, platform, annotations)
 
     def toJSON(self):
