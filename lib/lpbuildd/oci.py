@@ -38,7 +38,8 @@ from lpbuildd.dockersave import (
     write_legacy_upload,
     write_oci_upload,
 )
-from lpbuildd.ociimage.errors import ArchiveError
+from lpbuildd.ociimage.errors import ArchiveError, CorruptArchive
+from lpbuildd.ociimage.reference import parse_reference
 from ocitypes.descriptor import Descriptor
 from ocitypes.digest import Digest
 from ocitypes.faultpoint import checkpoint
@@ -70,6 +71,8 @@ class ImageSummary:
     config_digest: Digest
     platform: dict
     layers: tuple
+    # The image's names (``RepoTags``), those that are valid references.
+    names: tuple = ()
 
 
 @dataclass(frozen=True)
@@ -292,5 +295,16 @@ def _summarise(image):
         )
         layers.append(LayerSummary(descriptor, Digest.parse(layer.diff_id)))
     return ImageSummary(
-        Digest.parse(image.config_digest), image.platform, tuple(layers)
+        Digest.parse(image.config_digest),
+        image.platform,
+        tuple(layers),
+        tuple(name for name in image.repo_tags if _is_reference(name)),
     )
+
+
+def _is_reference(text):
+    try:
+        parse_reference(text, "name")
+    except CorruptArchive:
+        return False
+    return True
