@@ -71,7 +71,8 @@ class ImageSummary:
     config_digest: Digest
     platform: dict
     layers: tuple
-    # The image's names (``RepoTags``), those that are valid references.
+    # The image's names (``RepoTags``) that are valid references,
+    # normalised.
     names: tuple = ()
 
 
@@ -298,13 +299,15 @@ def _summarise(image):
         Digest.parse(image.config_digest),
         image.platform,
         tuple(layers),
-        tuple(name for name in image.repo_tags if _is_reference(name)),
+        tuple(filter(None, map(_normalised_name, image.repo_tags))),
     )
 
 
-def _is_reference(text):
+def _normalised_name(text):
+    """``docker.io/library/x:latest`` for ``x``, as `gather` and `fetch`
+    name images; None for a name that is not a valid reference."""
     try:
-        parse_reference(text, "name")
+        repository, tag = parse_reference(text, "name")
     except CorruptArchive:
-        return False
-    return True
+        return None
+    return ":".join(part for part in (repository, tag) if part)

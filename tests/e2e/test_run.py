@@ -627,7 +627,7 @@ class TestRunCommand(TestCase):
         self.assertEqual(first_report["build_id"] + 1, report["build_id"])
         (image,) = report["images"]
         self.assertEqual("linux/amd64", image["platform"])
-        self.assertEqual(["lp-oci/sample:latest"], image["names"])
+        self.assertEqual(["docker.io/lp-oci/sample:latest"], image["names"])
         self.assertEqual(3, len(image["layers"]))
         self.assertEqual(
             {"fetched"},
@@ -665,7 +665,9 @@ class TestRunCommand(TestCase):
             self.assertRegex(line, PHASE_LINE)
         self.assertNotIn("\r", result.stderr)
         # The image's names, and the next steps.
-        self.assertIn("\n    names lp-oci/sample:latest\n", result.stdout)
+        self.assertIn(
+            "\n    names docker.io/lp-oci/sample:latest\n", result.stdout
+        )
         state = os.path.abspath(self.state)
         build_url = (
             "http://127.0.0.1:8085/api/devel/~lp-oci/+oci-recipe/sample"
