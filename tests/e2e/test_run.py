@@ -19,6 +19,7 @@ import os
 import pty
 import re
 import shlex
+import sqlite3
 import subprocess
 import sys
 import tarfile
@@ -764,6 +765,47 @@ class TestRunCommand(TestCase):
             result.stderr,
         )
         self.assertFalse(os.path.exists(self.state))
+
+    def test_push_failures_are_one_line(self):
+        # The registry is unreachable: one line from run (no log record
+        # of the job's first) ...
+        run = self.run_command(
+            "--sample",
+            "--state",
+            self.state,
+            "--registry",
+            "http://127.0.0.1:1",
+            "--image",
+            "cli/nowhere",
+            "-q",
+        )
+        self.assertEqual(1, run.returncode)
+        (line,) = run.stderr.splitlines()
+        self.assertTrue(
+            line.startswith("lp-oci: error: registry push failed: "), line
+        )
+        self.assertIn("\n  not pushed: WAITING, lp-oci run-jobs", run.stdout)
+        # ... and from run-jobs, once the job is due for its last try:
+        # the job fails for good, said on stdout alone.
+        with sqlite3.connect(os.path.join(self.state, "launchpad.db")) as db:
+            db.execute(
+                "UPDATE Job SET scheduled_start = NULL, "
+                "attempt_count = max_retries"
+            )
+        jobs = subprocess.run(
+            [sys.executable, "-m", "lpoci.cli", "run-jobs"]
+            + ["--state", self.state],
+            capture_output=True,
+            text=True,
+            env=self.command_env(),
+            timeout=120,
+        )
+        self.assertEqual(1, jobs.returncode, jobs.stderr)
+        self.assertEqual("", jobs.stderr)
+        self.assertRegex(
+            jobs.stdout.splitlines()[0],
+            r"\Abuild 1: FAILED: Cannot reach the registry",
+        )
 
     def test_recipe_and_arch_tag_from_the_image(self):
         # An arm/v7 image in Arm_App.tar: the recipe is arm-app, the
