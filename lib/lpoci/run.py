@@ -550,15 +550,17 @@ def _get_distro_arch_series(arch_tag=ARCH_TAG):
         return series.newArch(arch_tag, _get_processor(arch_tag))
 
 
-def set_build_platform(build, images):
+def set_build_platform(build, platforms):
     """Put ``build`` on the architecture of its first image.
 
     The build is created before the archive is read, on `ARCH_TAG`; once
     the images are known, its ``arch_tag`` (and title, and the processor
     superseding compares) become those of the first image's platform.
+
+    :param platforms: the images' OCI platform dicts, in order.
     """
-    for image in images:
-        arch_tag = arch_tag_for(image.descriptor.platform)
+    for platform in platforms:
+        arch_tag = arch_tag_for(platform)
         if arch_tag is not None:
             break
     else:
@@ -727,7 +729,17 @@ def _run(
                 f"build {build.id} {build.status.name}: "
                 f"{build.failure_reason}"
             )
-        set_build_platform(build, behaviour.images)
+        # What the index says; a legacy upload's images say it only in
+        # their configs, which the builder read.
+        set_build_platform(
+            build,
+            [
+                image.descriptor.platform
+                for image in behaviour.images
+                if getattr(image, "descriptor", None) is not None
+            ]
+            or [image.platform for image in gather_result.images],
+        )
         transaction.commit()
         stored = sum(result.size for result in behaviour.downloads.values())
         processing = progress.phase("processing", stored)
