@@ -530,7 +530,7 @@ def measure_run(archive, ingest_dir, runs):
     pipe_wall = median([g["pipe_wall"] for g in gathers])
     phases = {
         name: median([r["phases"][name]["seconds"] for r in runs_done])
-        for name in ("gather", "fetch", "upload")
+        for name in ("gather", "fetch", "processing")
     }
     cpus = os.cpu_count() or 1
     gather_cpu = median([g["cpu"] for g in gathers])
@@ -830,7 +830,7 @@ def _format_run(run):
         ),
         (
             "upload processing (librarian links, database rows, commit)",
-            phases["upload"],
+            phases["processing"],
         ),
         ("start-up and the rest (interpreter, Zope, database)", rest),
     ]

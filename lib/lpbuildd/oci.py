@@ -38,7 +38,8 @@ from lpbuildd.dockersave import (
     write_legacy_upload,
     write_oci_upload,
 )
-from lpbuildd.ociimage.errors import ArchiveError
+from lpbuildd.ociimage.errors import ArchiveError, CorruptArchive
+from lpbuildd.ociimage.reference import parse_reference
 from ocitypes.descriptor import Descriptor
 from ocitypes.digest import Digest
 from ocitypes.faultpoint import checkpoint
@@ -70,6 +71,9 @@ class ImageSummary:
     config_digest: Digest
     platform: dict
     layers: tuple
+    # The image's names (``RepoTags``) that are valid references,
+    # normalised.
+    names: tuple = ()
 
 
 @dataclass(frozen=True)
@@ -292,5 +296,18 @@ def _summarise(image):
         )
         layers.append(LayerSummary(descriptor, Digest.parse(layer.diff_id)))
     return ImageSummary(
-        Digest.parse(image.config_digest), image.platform, tuple(layers)
+        Digest.parse(image.config_digest),
+        image.platform,
+        tuple(layers),
+        tuple(filter(None, map(_normalised_name, image.repo_tags))),
     )
+
+
+def _normalised_name(text):
+    """``docker.io/library/x:latest`` for ``x``, as `gather` and `fetch`
+    name images; None for a name that is not a valid reference."""
+    try:
+        repository, tag = parse_reference(text, "name")
+    except CorruptArchive:
+        return None
+    return ":".join(part for part in (repository, tag) if part)

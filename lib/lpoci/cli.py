@@ -5,7 +5,10 @@
 
     lp-oci gather ARCHIVE|- -o OUTDIR [--compression gzip|zstd] [--jobs N]
                   [--json]
-    lp-oci run [ARCHIVE | --sample] [--state DIR] [--json]
+    lp-oci run [ARCHIVE | --sample] [--state DIR] [--recipe NAME] [--json]
+               [--registry URL --image NAME [--tag TAG]...
+               [--credentials FILE]]
+    lp-oci run-jobs [--state DIR] [--json]
     lp-oci serve [--state DIR] [--host H] [--port N] [--embedded]
     lp-oci export BUILD_ID [--state DIR] --format oci|docker -o FILE|-
                   [--json]
@@ -178,6 +181,13 @@ def make_parser():
         "--sample", action="store_true", help="use a sample image made in code"
     )
     run.add_argument("--state", default="var", help="state directory")
+    run.add_argument(
+        "--recipe",
+        metavar="NAME",
+        help="the recipe to build (default: one per image: named after "
+        "--image, else 'sample' with --sample, else the archive's file "
+        "name)",
+    )
     run.add_argument("--json", action="store_true", help="print JSON")
     run.add_argument(
         "--quiet",
@@ -378,8 +388,13 @@ def state_lock(args, command, stderr):
 
 
 def cmd_run(args, stdout, stderr):
-    from lpoci.run import run_main
+    from lpoci.run import run_args_problem, run_main
 
+    problem = run_args_problem(args)
+    if problem:
+        status, line = problem
+        stderr.write(f"lp-oci: error: {line}\n")
+        return status
     with state_lock(args, "run", stderr):
         return run_main(args, stdout, stderr)
 

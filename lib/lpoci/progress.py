@@ -3,10 +3,11 @@
 
 """The progress of ``lp-oci run``: one line per phase, on stderr.
 
-A run has three phases, ``gather`` (the builder reads the archive),
-``fetch`` (the build farm downloads what the librarian lacks) and
-``upload`` (upload processing stores it).  Each shows its bytes, its
-rate and its elapsed time:
+A run has up to four phases, ``gather`` (the builder reads the
+archive), ``fetch`` (the build farm downloads what the librarian lacks),
+``processing`` (upload processing stores it) and, with ``--registry``,
+``push`` (the registry upload job).  Each shows its bytes, its rate and
+its elapsed time (while it runs, ``of N MB`` when its total is known):
 
 - on a terminal, the phase's line is rewritten in place (``\\r``) at
   most every `INTERVAL` seconds while it runs, and left in place, final,

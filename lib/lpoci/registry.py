@@ -19,6 +19,7 @@ ready (those a failed run left to retry).
 __all__ = [
     "RegistryRunError",
     "configure_push_rule",
+    "due_text",
     "ensure_secrets_key",
     "push_report",
     "read_credentials_file",
@@ -29,7 +30,10 @@ __all__ = [
 
 import base64
 import json
+import logging
 import os
+from datetime import datetime, timezone
+from urllib.parse import urlsplit
 
 import transaction
 from nacl.public import PrivateKey
@@ -39,6 +43,7 @@ from lp.oci.interfaces.ocipushrule import IOCIPushRuleSet
 from lp.oci.interfaces.ociregistrycredentials import (
     IOCIRegistryCredentialsSet,
 )
+from lp.oci.model.ociregistryclient import OCIRegistryClient
 from lp.oci.model.ociregistrycredentials import (
     PRIVATE_KEY_ENV,
     PRIVATE_KEY_FILE_ENV,
@@ -120,9 +125,49 @@ def configure_push_rule(recipe, registry_url, image_name, credentials=None):
 
 
 def push_report(job):
-    """The ``registry`` section of ``lp-oci run --json``."""
-    (result,) = job.registry_results.values() or [{}]
+    """The ``registry`` section of ``lp-oci run --json``.
+
+    Where the build went (``registry`` host, ``repository``, ``tags``,
+    the pushed ``index_digest`` and a ``pull`` reference), what the push
+    did, and how the job stands (``status``, ``error_summary``, ``due``
+    when it waits for ``lp-oci run-jobs``).
+    """
+    results = job.registry_results
+    rule = next(iter(job.build.recipe.push_rules), None)
+    rule_id = str(rule.id) if rule is not None else next(iter(results), "")
+    result = results.get(rule_id) or {}
+    registry_url = result.get("registry_url") or (
+        rule.registry_url if rule is not None else ""
+    )
+    registry = urlsplit(registry_url).netloc or registry_url or None
+    repository = result.get("image_name") or (
+        rule.image_name if rule is not None else None
+    )
+    pushed = job.manifest_list_digests.get(rule_id) or {}
+    digests = sorted(set(pushed.values()))
+    index_digest = digests[0] if len(digests) == 1 else None
+    status = job.job.status
+    due = None
+    if status == JobStatus.WAITING and job.job.scheduled_start is not None:
+        due = job.job.scheduled_start.isoformat()
     return {
+        "status": status.name,
+        "error_summary": (
+            " ".join(job.error_summary.split()) if job.error_summary else None
+        ),
+        "due": due,
+        "registry": registry,
+        "repository": repository,
+        "tags": sorted(pushed)
+        or list(
+            job.tags or OCIRegistryClient._calculateTags(job.build.recipe)
+        ),
+        "index_digest": index_digest,
+        "pull": (
+            f"{registry}/{repository}@{index_digest}"
+            if index_digest and registry and repository
+            else None
+        ),
         "blobs_uploaded": result.get("blobs_uploaded", 0),
         "blobs_mounted": result.get("blobs_mounted", 0),
         "blobs_existing": result.get("blobs_existing", 0),
@@ -138,16 +183,18 @@ def push_report(job):
             }
             for manifest in result.get("manifests", [])
         ],
-        "tag": result.get("tag"),
         "seconds": result.get("seconds"),
     }
 
 
-def run_pending_push(build, tags=None):
+def run_pending_push(build, tags=None, progress=None):
     """Run the registry upload job the build's processing scheduled.
 
-    :return: the ``registry`` report.
-    :raises RegistryRunError: if there is no job, or it failed.
+    :param progress: optional `RunProgress`: the push is its ``push``
+        phase (bytes uploaded).
+    :return: the ``registry`` report (see `push_report`).
+    :raises RegistryRunError: if there is no job, or it failed; its
+        ``report`` is the ``registry`` report, if there is a job.
     """
     job = build.last_registry_upload_job
     if job is None:
@@ -157,23 +204,69 @@ def run_pending_push(build, tags=None):
     if tags:
         job.tags = tags
         transaction.commit()
+    phase = progress.phase("push") if progress is not None else None
     job.runAndRecord()
+    report = push_report(job)
+    if phase is not None:
+        phase.finish(report["bytes_uploaded"], report["status"])
     if job.job.status != JobStatus.COMPLETED:
         retry = (
-            " (lp-oci run-jobs will try again)"
+            f" (lp-oci run-jobs will try again: "
+            f"{due_text(job.job.scheduled_start)})"
             if job.job.status == JobStatus.WAITING
             else ""
         )
-        raise RegistryRunError(
+        error = RegistryRunError(
             f"registry push failed: {job.error_summary}{retry}"
         )
-    return push_report(job)
+        error.report = report
+        raise error
+    return report
+
+
+def due_text(when, now=None):
+    """``due 2026-12-05 01:41:00 UTC (in 1 min 5 s)`` for a job."""
+    if when is None:
+        return "due now"
+    now = now or datetime.now(timezone.utc)
+    seconds = round((when - now).total_seconds())
+    stamp = when.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    if seconds <= 0:
+        return f"due {stamp} (now)"
+    minutes, seconds = divmod(seconds, 60)
+    hours, minutes = divmod(minutes, 60)
+    parts = [
+        f"{n} {unit}"
+        for n, unit in ((hours, "h"), (minutes, "min"), (seconds, "s"))
+        if n
+    ]
+    return f"due {stamp} (in {' '.join(parts)})"
 
 
 def write_push_summary(report, stdout):
+    """The ``registry`` report as text: where the build went, then how."""
     stdout.write(
-        f"registry: tag {report['tag']}: {report['blobs_uploaded']} blobs "
-        f"uploaded ({report['bytes_uploaded']} bytes), "
+        f"registry: {report['registry']}, repository "
+        f"{report['repository']}, tags {', '.join(report['tags'])}, "
+        f"index {report['index_digest'] or '(not pushed)'}\n"
+    )
+    if report["pull"]:
+        stdout.write(f"  pull: {report['pull']}\n")
+    if report["status"] != "COMPLETED":
+        due = report["due"] and datetime.fromisoformat(report["due"])
+        stdout.write(
+            f"  not pushed: {report['status']}"
+            + (
+                f", lp-oci run-jobs will try again, {due_text(due)}"
+                if due
+                else ""
+            )
+            + "\n"
+        )
+        return
+    stdout.write(
+        f"  {report['blobs_uploaded']} blobs uploaded "
+        f"({report['bytes_uploaded']} bytes), "
         f"{report['blobs_mounted']} mounted, "
         f"{report['blobs_existing']} already there, "
         f"in {report['seconds']:.2f} s\n"
@@ -182,6 +275,34 @@ def write_push_summary(report, stdout):
         stdout.write(
             f"  {manifest['platform']} manifest {manifest['digest']}\n"
         )
+
+
+def _one_line(text):
+    return " ".join(text.split()) if text else None
+
+
+def waiting_jobs(now=None):
+    """The registry upload jobs waiting for a time still to come."""
+    from lp.oci.model.ocirecipebuildjob import (
+        OCIRecipeBuildJob,
+        OCIRegistryUploadJob,
+    )
+    from lp.services.database.interfaces import IStore
+    from lp.services.job.model.job import Job
+
+    now = now or datetime.now(timezone.utc)
+    rows = (
+        IStore(OCIRecipeBuildJob)
+        .find(
+            OCIRecipeBuildJob,
+            OCIRecipeBuildJob.job_type == OCIRegistryUploadJob.class_job_type,
+            OCIRecipeBuildJob.job_id == Job.id,
+            Job.status == JobStatus.WAITING,
+            Job.scheduled_start > now,
+        )
+        .order_by(Job.scheduled_start, Job.id)
+    )
+    return [OCIRegistryUploadJob(row) for row in rows]
 
 
 def run_jobs_main(args, stdout, stderr):
@@ -195,6 +316,12 @@ def run_jobs_main(args, stdout, stderr):
     from lpoci.recovery import fail_owned, recover_stranded
     from lpoci.runlock import RunLock
 
+    # A job that fails is reported in its own line below: the job's
+    # and the client's log records go nowhere.
+    oci_log = logging.getLogger("lp.oci")
+    oci_log.propagate = False
+    if not oci_log.handlers:
+        oci_log.addHandler(logging.NullHandler())
     setup_services(args.state)
     ensure_secrets_key(args.state)
     with RunLock(args.state, "run-jobs") as lock, lock.tempdir():
@@ -208,6 +335,7 @@ def run_jobs_main(args, stdout, stderr):
         except BaseException as e:
             fail_owned(lock.owns, e)
             raise
+        waiting = waiting_jobs()
         checksums = [
             {
                 "build_id": build.id,
@@ -232,7 +360,18 @@ def run_jobs_main(args, stdout, stderr):
     failed = sum(1 for r in results if r["status"] != "COMPLETED")
     if args.json:
         json.dump(
-            {"jobs": results, "archive_checksums": checksums},
+            {
+                "jobs": results,
+                "waiting": [
+                    {
+                        "build_id": job.build.id,
+                        "due": job.job.scheduled_start.isoformat(),
+                        "error_summary": _one_line(job.error_summary),
+                    }
+                    for job in waiting
+                ],
+                "archive_checksums": checksums,
+            },
             stdout,
             indent=2,
         )
@@ -243,6 +382,14 @@ def run_jobs_main(args, stdout, stderr):
         line = f"build {result['build_id']}: {result['status']}"
         if result["error_summary"]:
             line += f": {result['error_summary']}"
+        stdout.write(line + "\n")
+    for job in [] if args.json else waiting:
+        line = (
+            f"build {job.build.id}: push waiting, "
+            f"{due_text(job.job.scheduled_start)}"
+        )
+        if job.error_summary:
+            line += f" (last attempt: {_one_line(job.error_summary)})"
         stdout.write(line + "\n")
     for checksum in [] if args.json else checksums:
         stdout.write(

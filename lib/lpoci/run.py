@@ -6,9 +6,10 @@
 Everything runs on one Twisted reactor, in the main thread:
 
 1. Launchpad side: `setup_services` on the state directory (SQLite and a
-   local librarian, kept between runs), an `OCIRecipe` (reused by name),
-   a new `OCIRecipeBuild`, queued and marked as building on a `Builder`
-   named ``lp-oci``.
+   local librarian, kept between runs), an `OCIRecipe` (reused by name:
+   ``--recipe``, else one per image, see `default_recipe_name`), a new
+   `OCIRecipeBuild`, queued and marked as building on a `Builder` named
+   ``lp-oci``.
 2. Builder side: a real builder (`lpbuildd.builder.Builder` and its HTTP
    site) listening on 127.0.0.1 on the same reactor; its
    `OCIBuildManager` replays the archive as ``docker save`` output and
@@ -18,16 +19,19 @@ Everything runs on one Twisted reactor, in the main thread:
    collects the files of the upload, fetching only the layers the
    librarian lacks (downloads run in an ampoule process pool); then the
    builder is cleaned.
-4. Upload processing: `UploadProcessor.processBuildUpload` runs
+4. Upload processing: the build moves to its first image's architecture
+   (`set_build_platform`), then `UploadProcessor.processBuildUpload` runs
    `OCIRecipeUpload.process` on ``incoming/<leaf>`` in its transaction;
    the build is FULLYBUILT.
 5. With ``--registry URL --image NAME``: the recipe's one push rule, so
    processing scheduled an `OCIRegistryUploadJob`, which runs once the
    reactor has stopped (`lpoci.registry`); ``--json`` gains
-   ``"registry"``.
+   ``"registry"`` (`lpoci.registry.push_report`), also when it fails.
 
-The report (``--json``: one JSON document) lists every image and layer
-and whether each layer was ``fetched`` or ``reused``.
+The report (``--json``: one JSON document) lists every image (with its
+names) and layer and whether each layer was ``fetched`` or ``reused``,
+and the next steps (`next_steps`).  Options are checked before the
+state is touched (`run_args_problem`).
 """
 
 __all__ = [
@@ -39,6 +43,7 @@ __all__ = [
     "new_build",
     "archive_problem",
     "bytes_in_flight",
+    "run_args_problem",
     "run_main",
     "run_reactor",
 ]
@@ -46,6 +51,9 @@ __all__ = [
 import json
 import logging
 import os
+import re
+import shlex
+from urllib.parse import urlsplit
 
 import transaction
 from twisted.internet import defer
@@ -71,12 +79,21 @@ from lp.buildmaster.interfaces.processor import (
 from lp.buildmaster.model.buildfarmjobbehaviour import BUILDD_MANAGER_LOG_NAME
 from lp.oci.interfaces.ocirecipe import IOCIRecipeSet
 from lp.oci.interfaces.ocirecipebuild import IOCIRecipeBuildSet
+from lp.oci.interfaces.ociregistrycredentials import (
+    OCIRegistryCredentialsURLError,
+)
 from lp.oci.model.ocirecipebuildbehaviour import OCIRecipeBuildBehaviour
+from lp.oci.model.ociregistrycredentials import check_registry_url
 from lp.registry.interfaces.distribution import IDistributionSet
 from lp.registry.interfaces.distroseries import NoSuchDistroSeries
 from lp.registry.interfaces.person import IPersonSet
 from lp.services.scripts import setup_services
 from lpbuildd.oci import OCIBuildManager, OCIGatherError
+from lpbuildd.ociimage.reference import (
+    is_registry_host,
+    is_repository_path,
+    is_tag,
+)
 from lpbuildd.replay import ReplayBackend
 from lpbuildd.server import BuilderServer
 from lpoci.interrupt import (
@@ -105,6 +122,8 @@ DISTRIBUTION_NAME = "ubuntu"
 SERIES_NAME = "noble"
 ARCH_TAG = "amd64"
 IMAGE_NAME = "lp-oci/run:latest"
+# The recipe of a run whose archive's name makes no recipe name.
+DEFAULT_RECIPE_NAME = "run"
 
 # Seconds between status() calls, and before giving up on a builder.
 POLL_INTERVAL = 0.05
@@ -266,6 +285,10 @@ def _quiet_logger():
     return logger
 
 
+# The loggers of the OCI model code (registry upload job and client).
+OCI_LOG_NAME = "lp.oci"
+
+
 def _run_logger(progress, verbose):
     """The run's logger; the build farm's also goes to it.
 
@@ -274,18 +297,24 @@ def _run_logger(progress, verbose):
     """
     logger = _quiet_logger()
     farm = logging.getLogger(BUILDD_MANAGER_LOG_NAME)
-    farm.propagate = False
-    for name in (logger, farm):
+    # The registry upload job and client log a failed push; the run
+    # reports it in one line of its own.
+    oci = logging.getLogger(OCI_LOG_NAME)
+    for name in (farm, oci):
+        name.propagate = False
+    for name in (logger, farm, oci):
         for handler in list(name.handlers):
             if isinstance(handler, ProgressLogHandler):
                 name.removeHandler(handler)
     if verbose:
         handler = ProgressLogHandler(progress)
-        for name in (logger, farm):
+        for name in (logger, farm, oci):
             name.addHandler(handler)
             name.setLevel(logging.INFO)
-    elif not farm.handlers:
-        farm.addHandler(logging.NullHandler())
+    else:
+        for name in (farm, oci):
+            if not name.handlers:
+                name.addHandler(logging.NullHandler())
     return logger
 
 
@@ -321,12 +350,14 @@ class _FetchCounter:
     a large layer the line would stand still; while any download is in
     progress, the bytes already written to its ``.part`` file (on disk,
     under ``upload_root``) are counted too, every
-    `FETCH_PROGRESS_INTERVAL` seconds.
+    `FETCH_PROGRESS_INTERVAL` seconds.  Once the behaviour knows which
+    layers it fetches, their size is the phase's total (``of N MB``).
     """
 
-    def __init__(self, worker, get_phase, upload_root, reactor):
+    def __init__(self, worker, get_phase, behaviour, reactor):
         self._get_phase = get_phase
-        self._upload_root = upload_root
+        self._behaviour = behaviour
+        self._upload_root = behaviour.upload_root
         self._active = 0
         self.completed = 0
         self._loop = LoopingCall(self._redraw)
@@ -359,7 +390,12 @@ class _FetchCounter:
     def _redraw(self):
         phase = self._get_phase()
         if phase.seconds is None:
-            phase.update(self.completed + bytes_in_flight(self._upload_root))
+            done = self.completed + bytes_in_flight(self._upload_root)
+            # The layers to fetch are known once the manifests are read
+            # (the documents, fetched first, are a few kB).
+            layers = self._behaviour.bytes_fetched
+            phase.total = max(layers, done) if layers else None
+            phase.update(done)
 
     def stop(self):
         if self._loop.running:
@@ -381,6 +417,12 @@ def _report(gather_result, build, behaviour):
     # The layers' diff_ids, which upload processing read from the
     # configs.
     diff_ids = {str(layer.digest): layer.diff_id for layer in build.layers}
+    # The image's names (``docker save``'s tags), as the builder read
+    # them.
+    names = {
+        str(image.config_digest): list(image.names)
+        for image in gather_result.images
+    }
     images = []
     for image in behaviour.images:
         layers = []
@@ -401,12 +443,16 @@ def _report(gather_result, build, behaviour):
                 "manifest_digest": image.descriptor.digest,
                 "config_digest": image.config.digest,
                 "platform": _platform(image.descriptor),
+                "names": names.get(image.config.digest, []),
                 "layers": layers,
             }
         )
     return {
         "format": gather_result.format,
         "build_id": build.id,
+        "recipe": build.recipe.name,
+        "arch_tag": build.arch_tag,
+        "title": build.title,
         "images": images,
         "bytes_fetched": behaviour.bytes_fetched,
         "bytes_reused": behaviour.bytes_reused,
@@ -416,11 +462,12 @@ def _report(gather_result, build, behaviour):
 def _write_summary(report, build, stdout):
     stdout.write(
         f"build {report['build_id']}: {build.status.name} "
-        f"({report['format']})\n"
+        f"({report['format']}), {build.title}\n"
     )
     for image in report["images"]:
         stdout.write(
             f"  {image['platform']} manifest {image['manifest_digest']}\n"
+            f"    names {', '.join(image['names']) or '(none)'}\n"
             f"    config {image['config_digest']}\n"
         )
         for layer in image["layers"]:
@@ -442,15 +489,52 @@ def _get_recipe(name):
     return recipe
 
 
-def _get_processor():
+def _get_processor(arch_tag=ARCH_TAG):
     try:
-        return getUtility(IProcessorSet).getByName(ARCH_TAG)
+        return getUtility(IProcessorSet).getByName(arch_tag)
     except ProcessorNotFound:
-        return getUtility(IProcessorSet).new(ARCH_TAG, ARCH_TAG)
+        return getUtility(IProcessorSet).new(arch_tag, arch_tag)
 
 
-def _get_distro_arch_series():
-    """ubuntu/noble/amd64, made on first use (as 0002-build-farm.sql does)."""
+# Debian's (and so Launchpad's) names for the OCI platforms they build
+# for: (architecture, variant) -> architecture tag.  Others are named
+# by their architecture and variant (``mips64le``, ``arm64v9``).
+DEBIAN_ARCH_TAGS = {
+    ("amd64", ""): "amd64",
+    ("arm64", ""): "arm64",
+    ("arm64", "v8"): "arm64",
+    ("arm", ""): "armhf",
+    ("arm", "v7"): "armhf",
+    ("arm", "v6"): "armel",
+    ("arm", "v5"): "armel",
+    ("386", ""): "i386",
+    ("ppc64le", ""): "ppc64el",
+    ("s390x", ""): "s390x",
+    ("riscv64", ""): "riscv64",
+}
+
+
+def arch_tag_for(platform):
+    """The architecture tag of an OCI ``platform`` dict, or None.
+
+    ``{"architecture": "arm", "variant": "v7"}`` is ``armhf``, as
+    Launchpad names the builds of that architecture.
+    """
+    platform = platform or {}
+    architecture = platform.get("architecture") or ""
+    variant = platform.get("variant") or ""
+    if not architecture:
+        return None
+    tag = DEBIAN_ARCH_TAGS.get((architecture, variant))
+    if tag is None:
+        tag = "".join(
+            c for c in (architecture + variant).lower() if c.isalnum()
+        )
+    return tag or None
+
+
+def _get_distro_arch_series(arch_tag=ARCH_TAG):
+    """ubuntu/noble/ARCH, made on first use (as 0002-build-farm.sql does)."""
     distribution = getUtility(IDistributionSet).getByName(DISTRIBUTION_NAME)
     if distribution is None:
         distribution = getUtility(IDistributionSet).new(
@@ -461,9 +545,30 @@ def _get_distro_arch_series():
     except NoSuchDistroSeries:
         series = distribution.newSeries(SERIES_NAME)
     try:
-        return series.getDistroArchSeries(ARCH_TAG)
+        return series.getDistroArchSeries(arch_tag)
     except NotFoundError:
-        return series.newArch(ARCH_TAG, _get_processor())
+        return series.newArch(arch_tag, _get_processor(arch_tag))
+
+
+def set_build_platform(build, platforms):
+    """Put ``build`` on the architecture of its first image.
+
+    The build is created before the archive is read, on `ARCH_TAG`; once
+    the images are known, its ``arch_tag`` (and title, and the processor
+    superseding compares) become those of the first image's platform.
+
+    :param platforms: the images' OCI platform dicts, in order.
+    """
+    for platform in platforms:
+        arch_tag = arch_tag_for(platform)
+        if arch_tag is not None:
+            break
+    else:
+        return
+    if arch_tag != build.arch_tag:
+        das = _get_distro_arch_series(arch_tag)
+        build.distro_arch_series = das
+        build.processor = das.processor
 
 
 def new_build(recipe):
@@ -569,9 +674,7 @@ def _run(
             fetch_phase()
             return result
 
-        counter = _FetchCounter(
-            worker, fetch_phase, behaviour.upload_root, reactor
-        )
+        counter = _FetchCounter(worker, fetch_phase, behaviour, reactor)
 
         server.builder.startBuild(build.build_cookie)
         gathered = deferToThread(
@@ -626,10 +729,22 @@ def _run(
                 f"build {build.id} {build.status.name}: "
                 f"{build.failure_reason}"
             )
+        # What the index says; a legacy upload's images say it only in
+        # their configs, which the builder read.
+        set_build_platform(
+            build,
+            [
+                image.descriptor.platform
+                for image in behaviour.images
+                if getattr(image, "descriptor", None) is not None
+            ]
+            or [image.platform for image in gather_result.images],
+        )
+        transaction.commit()
         stored = sum(result.size for result in behaviour.downloads.values())
-        upload_phase = progress.phase("upload", stored)
+        processing = progress.phase("processing", stored)
         _process_upload(upload_path, build, logger)
-        upload_phase.finish(stored, build.status.name)
+        processing.finish(stored, build.status.name)
     finally:
         yield stopping
     report = _report(gather_result, build, behaviour)
@@ -680,27 +795,135 @@ def archive_problem(path):
     return None
 
 
-def run_main(args, stdout, stderr):
-    """The ``lp-oci run`` command; see the module docstring."""
+# Launchpad's name grammar (upstream `lp.app.validators.name.valid_name`).
+_RECIPE_NAME = re.compile(r"[a-z0-9][a-z0-9+.-]*", re.ASCII)
+MAX_RECIPE_NAME_LENGTH = 64
+_ARCHIVE_SUFFIXES = (
+    ".gz",
+    ".tgz",
+    ".xz",
+    ".zst",
+    ".zstd",
+    ".tar",
+    ".oci",
+    ".docker",
+)
+
+
+def recipe_name_from(text):
+    """A recipe name made of ``text`` (an image or file name), or None.
+
+    ``team/image`` is ``team-image``; what a name may not hold becomes
+    ``-``.
+    """
+    name = re.sub(r"[^a-z0-9+.]+", "-", text.lower()).strip("-+.")
+    name = name[:MAX_RECIPE_NAME_LENGTH].rstrip("-+.")
+    return name if _RECIPE_NAME.fullmatch(name) else None
+
+
+def default_recipe_name(args):
+    """The recipe a run builds when ``--recipe`` is not given.
+
+    One recipe per image: the repository pushed to (``--image``), else
+    ``sample`` for ``--sample``, else the archive's file name without
+    its suffixes (the image's own names are known only once the
+    archive is read, after the build has been created).
+    """
+    if getattr(args, "image", None):
+        name = recipe_name_from(args.image)
+    elif args.sample:
+        name = "sample"
+    else:
+        base = os.path.basename(args.archive)
+        while base.lower().endswith(_ARCHIVE_SUFFIXES):
+            base = base.rsplit(".", 1)[0]
+        name = recipe_name_from(base)
+    return name or DEFAULT_RECIPE_NAME
+
+
+def option_problem(args):
+    """Why the push and recipe options cannot be used, or None.
+
+    Checked before anything is built: ``--image`` and ``--tag`` by the
+    reference grammar (`lpbuildd.ociimage.reference`), ``--registry``
+    as a push rule's URL and by its host, ``--recipe`` as a name.
+    """
+    recipe = getattr(args, "recipe", None)
+    if recipe is not None and not (
+        len(recipe) <= MAX_RECIPE_NAME_LENGTH
+        and _RECIPE_NAME.fullmatch(recipe)
+    ):
+        return (
+            f"--recipe {recipe[:100]!r} is not a valid name (lower-case "
+            f"letters, digits, '+', '.' and '-', starting with a letter or "
+            f"digit, at most {MAX_RECIPE_NAME_LENGTH} characters)"
+        )
+    registry = getattr(args, "registry", None)
+    if registry is not None:
+        # urlsplit drops tabs and line breaks; the URL is kept as given.
+        if not registry.isascii() or not registry.isprintable():
+            return (
+                f"--registry {registry[:100]!r} holds control or non-ASCII "
+                f"characters"
+            )
+        try:
+            check_registry_url(registry)
+        except OCIRegistryCredentialsURLError as e:
+            return f"--registry {registry[:100]!r}: {e}"
+        if not is_registry_host(urlsplit(registry).netloc):
+            return (
+                f"--registry {registry[:100]!r} does not name a registry "
+                f"host (host or host:port)"
+            )
+    image = getattr(args, "image", None)
+    if image is not None and not is_repository_path(image):
+        return (
+            f"--image {image[:100]!r} is not a valid repository name "
+            f"(lower-case path components such as team/image, without "
+            f"the registry's host or a tag)"
+        )
+    for tag in getattr(args, "tag", None) or ():
+        if not is_tag(tag):
+            return (
+                f"--tag {tag[:100]!r} is not a valid tag (up to 128 "
+                f"letters, digits, '_', '.' and '-', not starting with "
+                f"'.' or '-')"
+            )
+    return None
+
+
+def run_args_problem(args):
+    """(exit status, one line) if ``lp-oci run`` cannot start, else None.
+
+    Checked before the state is touched (`lpoci.cli` calls it before
+    taking the state's lock) and so before anything is built.
+    """
     if args.sample == bool(args.archive):
-        stderr.write("lp-oci: error: give either an archive or --sample\n")
-        return 2
+        return 2, "give either an archive or --sample"
     if args.archive:
         problem = archive_problem(args.archive)
         if problem:
-            stderr.write(f"lp-oci: error: {problem}\n")
-            return 1
+            return 1, problem
     registry = getattr(args, "registry", None)
     if bool(registry) != bool(getattr(args, "image", None)):
-        stderr.write("lp-oci: error: --registry and --image go together\n")
-        return 2
+        return 2, "--registry and --image go together"
     if not registry and (
         getattr(args, "tag", None) or getattr(args, "credentials", None)
     ):
-        stderr.write(
-            "lp-oci: error: --tag and --credentials need --registry\n"
-        )
-        return 2
+        return 2, "--tag and --credentials need --registry"
+    problem = option_problem(args)
+    if problem:
+        return 2, " ".join(problem.split())
+    return None
+
+
+def run_main(args, stdout, stderr):
+    """The ``lp-oci run`` command; see the module docstring."""
+    problem = run_args_problem(args)
+    if problem:
+        status, line = problem
+        stderr.write(f"lp-oci: error: {line}\n")
+        return status
     # Progress on stderr (see `lpoci.progress`), the result alone on
     # stdout.
     quiet = getattr(args, "quiet", False) or args.json
@@ -725,7 +948,7 @@ def run_main(args, stdout, stderr):
 
 def _run_locked(args, stdout, stderr, lock, logger, progress):
     registry = getattr(args, "registry", None)
-    recipe_name = "sample" if args.sample else "run"
+    recipe_name = getattr(args, "recipe", None) or default_recipe_name(args)
     try:
         _configure_push(args, recipe_name)
     except RegistryRunError as e:
@@ -753,16 +976,22 @@ def _run_locked(args, stdout, stderr, lock, logger, progress):
         transaction.abort()
         stderr.write(f"lp-oci: error: {' '.join(str(e).split())}\n")
         return 1
+    report["next_steps"] = next_steps(args, build)
+    failure = None
     if registry and build.status == BuildStatus.FULLYBUILT:
         logger.info(f"registry: pushing to {registry} {args.image}")
         job = build.last_registry_upload_job
         if job is not None:
             lock.own(f"job:{job.job.id}")
         try:
-            report["registry"] = run_pending_push(build, tags=args.tag)
+            report["registry"] = run_pending_push(
+                build, tags=args.tag, progress=progress
+            )
         except RegistryRunError as e:
-            stderr.write(f"lp-oci: error: {' '.join(str(e).split())}\n")
-            return 1
+            failure = e
+            if getattr(e, "report", None) is not None:
+                report["registry"] = e.report
+        report["phases"] = progress.asdict()
     if args.json:
         json.dump(report, stdout, indent=2)
         stdout.write("\n")
@@ -770,7 +999,55 @@ def _run_locked(args, stdout, stderr, lock, logger, progress):
         _write_summary(report, build, stdout)
         if "registry" in report:
             write_push_summary(report["registry"], stdout)
+        _write_next_steps(report["next_steps"], stdout)
+    if failure is not None:
+        stdout.flush()
+        stderr.write(f"lp-oci: error: {' '.join(str(failure).split())}\n")
+        return 1
     return 0 if build.status == BuildStatus.FULLYBUILT else 1
+
+
+def next_steps(args, build):
+    """The commands that show, export and fetch ``build``: exact, runnable.
+
+    ``serve`` first: ``fetch`` reads the web service it starts.
+    """
+    from lp.services.config import config
+
+    common = []
+    if getattr(args, "config", None):
+        common += ["--config", os.environ.get("LPCONFIG", args.config)]
+    state = ["--state", os.path.abspath(args.state)]
+    settings = config.webservice
+    root_url = settings.root_url or f"http://{settings.host}:{settings.port}/"
+    api = (
+        f"{root_url.rstrip('/')}/api/devel/~{build.recipe.owner_name}"
+        f"/+oci-recipe/{build.recipe.name}/+build/{build.id}"
+    )
+    archive = f"{build.recipe.name}-{build.id}.oci.tar"
+    fetched = f"{build.recipe.name}-{build.id}-fetched.oci.tar"
+    commands = [
+        ["lp-oci", *common, "serve", *state],
+        [
+            "lp-oci",
+            *common,
+            "export",
+            str(build.id),
+            *state,
+            "--format",
+            "oci",
+            "-o",
+            archive,
+        ],
+        ["lp-oci", *common, "fetch", api, "-o", fetched],
+    ]
+    return [shlex.join(command) for command in commands]
+
+
+def _write_next_steps(commands, stdout):
+    stdout.write("next steps:\n")
+    for command in commands:
+        stdout.write(f"  {command}\n")
 
 
 def _configure_push(args, recipe_name):

@@ -18,8 +18,11 @@ import logging
 import os
 import pty
 import re
+import shlex
+import sqlite3
 import subprocess
 import sys
+import tarfile
 
 from fixtures import TempDir
 from testtools.matchers import MatchesStructure
@@ -38,6 +41,7 @@ from lp.oci.tests.buildfarm import (
     file_legacy_upload,
     file_oci_upload,
     librarian_contents,
+    make_image,
     make_test_image,
     process_build_upload,
     upload_files_dir,
@@ -55,7 +59,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
 
 # A phase's final progress line: bytes, rate, elapsed time.
 PHASE_LINE = re.compile(
-    r"\A(gather|fetch|upload): \d+\.\d MB, \d+ MB/s, \d+\.\d s( \(.*\))?\Z"
+    r"\A(gather|fetch|processing|push): "
+    r"\d+\.\d MB, \d+ MB/s, \d+\.\d s( \(.*\))?\Z"
 )
 
 
@@ -597,14 +602,23 @@ class TestRunCommand(TestCase):
             {
                 "format",
                 "build_id",
+                "recipe",
+                "arch_tag",
+                "title",
                 "images",
                 "bytes_fetched",
                 "bytes_reused",
                 "phases",
+                "next_steps",
             },
             set(report),
         )
-        self.assertEqual(["gather", "fetch", "upload"], list(report["phases"]))
+        self.assertEqual(
+            ["gather", "fetch", "processing"], list(report["phases"])
+        )
+        self.assertEqual("sample", report["recipe"])
+        self.assertEqual("amd64", report["arch_tag"])
+        self.assertEqual("amd64 build of ~lp-oci/sample", report["title"])
         # The reused layers were not fetched again.
         self.assertLess(
             report["phases"]["fetch"]["bytes"],
@@ -614,6 +628,7 @@ class TestRunCommand(TestCase):
         self.assertEqual(first_report["build_id"] + 1, report["build_id"])
         (image,) = report["images"]
         self.assertEqual("linux/amd64", image["platform"])
+        self.assertEqual(["docker.io/lp-oci/sample:latest"], image["names"])
         self.assertEqual(3, len(image["layers"]))
         self.assertEqual(
             {"fetched"},
@@ -643,13 +658,203 @@ class TestRunCommand(TestCase):
         self.assertNotIn("MB/s", result.stdout)
         lines = result.stderr.splitlines()
         self.assertEqual(
-            ["gather", "fetch", "upload"],
+            ["gather", "fetch", "processing"],
             [line.split(":")[0] for line in lines],
             result.stderr,
         )
         for line in lines:
             self.assertRegex(line, PHASE_LINE)
         self.assertNotIn("\r", result.stderr)
+        # The image's names, and the next steps.
+        self.assertIn(
+            "\n    names docker.io/lp-oci/sample:latest\n", result.stdout
+        )
+        state = os.path.abspath(self.state)
+        build_url = (
+            "http://127.0.0.1:8085/api/devel/~lp-oci/+oci-recipe/sample"
+            "/+build/1"
+        )
+        self.assertTrue(
+            result.stdout.endswith(
+                "next steps:\n"
+                f"  lp-oci serve --state {state}\n"
+                f"  lp-oci export 1 --state {state} --format oci "
+                "-o sample-1.oci.tar\n"
+                f"  lp-oci fetch '{build_url}' -o sample-1-fetched.oci.tar\n"
+            ),
+            result.stdout,
+        )
+
+    def test_next_steps_run(self):
+        # The export step runs as printed (from the directory where the
+        # user is); the archive holds the build's manifest.
+        result = self.run_command("--sample", "--state", self.state, "--json")
+        self.assertEqual(0, result.returncode, result.stderr)
+        report = json.loads(result.stdout)
+        serve, export, fetch = report["next_steps"]
+        self.assertEqual(
+            ["lp-oci", "serve", "--state", os.path.abspath(self.state)],
+            shlex.split(serve),
+        )
+        self.assertEqual(
+            ["lp-oci", "fetch"], shlex.split(fetch)[:2], report["next_steps"]
+        )
+        command = shlex.split(export)
+        self.assertEqual(["lp-oci", "export"], command[:2])
+        cwd = self.useFixture(TempDir()).path
+        exported = subprocess.run(
+            [sys.executable, "-m", "lpoci.cli", *command[1:]],
+            capture_output=True,
+            text=True,
+            env=self.command_env(),
+            cwd=cwd,
+            timeout=120,
+        )
+        self.assertEqual(0, exported.returncode, exported.stderr)
+        with tarfile.open(os.path.join(cwd, "sample-1.oci.tar")) as tar:
+            index = json.load(tar.extractfile("index.json"))
+        self.assertEqual(
+            [report["images"][0]["manifest_digest"]],
+            [entry["digest"] for entry in index["manifests"]],
+        )
+
+    def test_push_options_checked_before_anything(self):
+        # A bad --image, --tag or --registry is one line, exit status 2,
+        # and nothing built: the state is not even created.
+        for options, start in (
+            (
+                ["--image", "Bad Name"],
+                "lp-oci: error: --image 'Bad Name' is not a valid repository",
+            ),
+            (
+                ["--image", "app", "--tag", "x y"],
+                "lp-oci: error: --tag 'x y' is not a valid tag",
+            ),
+            (
+                ["--image", "app", "--tag", "edge", "--tag=-x"],
+                "lp-oci: error: --tag '-x' is not a valid tag",
+            ),
+        ):
+            result = self.run_command(
+                "--sample",
+                "--state",
+                self.state,
+                "--registry",
+                "http://127.0.0.1:1",
+                *options,
+            )
+            self.assertEqual(2, result.returncode, result.stderr)
+            self.assertEqual("", result.stdout)
+            lines = result.stderr.splitlines()
+            self.assertEqual(1, len(lines), result.stderr)
+            self.assertTrue(lines[0].startswith(start), lines[0])
+            self.assertFalse(os.path.exists(self.state))
+        result = self.run_command(
+            "--sample",
+            "--state",
+            self.state,
+            "--registry",
+            "http://reg istry",
+            "--image",
+            "app",
+        )
+        self.assertEqual(2, result.returncode, result.stderr)
+        self.assertEqual(
+            "lp-oci: error: --registry 'http://reg istry' does not name a "
+            "registry host (host or host:port)\n",
+            result.stderr,
+        )
+        self.assertFalse(os.path.exists(self.state))
+
+    def test_push_failures_are_one_line(self):
+        # The registry is unreachable: one line from run (no log record
+        # of the job's first) ...
+        run = self.run_command(
+            "--sample",
+            "--state",
+            self.state,
+            "--registry",
+            "http://127.0.0.1:1",
+            "--image",
+            "cli/nowhere",
+            "-q",
+        )
+        self.assertEqual(1, run.returncode)
+        (line,) = run.stderr.splitlines()
+        self.assertTrue(
+            line.startswith("lp-oci: error: registry push failed: "), line
+        )
+        self.assertIn("\n  not pushed: WAITING, lp-oci run-jobs", run.stdout)
+        # ... and from run-jobs, once the job is due for its last try:
+        # the job fails for good, said on stdout alone.
+        with sqlite3.connect(os.path.join(self.state, "launchpad.db")) as db:
+            db.execute(
+                "UPDATE Job SET scheduled_start = NULL, "
+                "attempt_count = max_retries"
+            )
+        jobs = subprocess.run(
+            [sys.executable, "-m", "lpoci.cli", "run-jobs"]
+            + ["--state", self.state],
+            capture_output=True,
+            text=True,
+            env=self.command_env(),
+            timeout=120,
+        )
+        self.assertEqual(1, jobs.returncode, jobs.stderr)
+        self.assertEqual("", jobs.stderr)
+        self.assertRegex(
+            jobs.stdout.splitlines()[0],
+            r"\Abuild 1: FAILED: Cannot reach the registry",
+        )
+
+    def test_recipe_and_arch_tag_from_the_image(self):
+        # An arm/v7 image in Arm_App.tar: the recipe is arm-app, the
+        # build armhf; --recipe names another recipe.
+        directory = os.path.dirname(self.state)
+        archive = write_archive(
+            directory,
+            [
+                make_image(
+                    architecture="arm",
+                    variant="v7",
+                    tags=("example.com/arm-app:1.0",),
+                )
+            ],
+            name="Arm_App.tar",
+        )
+        result = self.run_command(archive, "--state", self.state, "--json")
+        self.assertEqual(0, result.returncode, result.stderr)
+        report = json.loads(result.stdout)
+        self.assertEqual("arm-app", report["recipe"])
+        self.assertEqual("armhf", report["arch_tag"])
+        self.assertEqual("armhf build of ~lp-oci/arm-app", report["title"])
+        (image,) = report["images"]
+        self.assertEqual("linux/arm/v7", image["platform"])
+        self.assertEqual(["example.com/arm-app:1.0"], image["names"])
+        result = self.run_command(
+            archive, "--state", self.state, "--recipe", "other", "--json"
+        )
+        self.assertEqual(0, result.returncode, result.stderr)
+        report = json.loads(result.stdout)
+        self.assertEqual("other", report["recipe"])
+        self.assertEqual("armhf build of ~lp-oci/other", report["title"])
+        # The web service says the same.
+        shown = subprocess.run(
+            [sys.executable, "-m", "lpoci.cli", "list", "--state"]
+            + [self.state, "--json"],
+            capture_output=True,
+            text=True,
+            env=self.command_env(),
+            timeout=120,
+        )
+        self.assertEqual(0, shown.returncode, shown.stderr)
+        self.assertEqual(
+            [("other", "armhf"), ("arm-app", "armhf")],
+            [
+                (build["recipe"], build["arch_tag"])
+                for build in json.loads(shown.stdout)["builds"]
+            ],
+        )
 
     def test_quiet(self):
         result = self.run_command("--sample", "--state", self.state, "-q")
@@ -662,7 +867,7 @@ class TestRunCommand(TestCase):
         self.assertEqual(0, result.returncode, result.stderr)
         self.assertIn("lp-oci: INFO: Grabbing file: index.json", result.stderr)
         self.assertIn("lp-oci: INFO: builder: listening", result.stderr)
-        self.assertRegex(result.stderr, r"(?m)^upload: ")
+        self.assertRegex(result.stderr, r"(?m)^processing: ")
         self.assertTrue(result.stdout.startswith("build "), result.stdout)
         self.assertNotIn("lp-oci:", result.stdout)
 
@@ -707,7 +912,7 @@ class TestRunCommand(TestCase):
             if line
         ]
         self.assertEqual(
-            ["gather", "fetch", "upload"],
+            ["gather", "fetch", "processing"],
             [line.split(":")[0] for line in finals],
             repr(text),
         )

@@ -66,16 +66,39 @@ class TestRunRegistry(TestCase):
         pushed = report["registry"]
         self.assertEqual(
             {
+                "status",
+                "error_summary",
+                "due",
+                "registry",
+                "repository",
+                "tags",
+                "index_digest",
+                "pull",
                 "blobs_uploaded",
                 "blobs_mounted",
                 "blobs_existing",
                 "bytes_uploaded",
                 "manifests",
-                "tag",
                 "seconds",
             },
             set(pushed),
         )
+        # Where it went: the tag's index is the one pushed.
+        self.assertEqual("COMPLETED", pushed["status"])
+        self.assertEqual(registry.host, pushed["registry"])
+        self.assertEqual("cli/first", pushed["repository"])
+        self.assertEqual(["edge"], pushed["tags"])
+        self.assertEqual(
+            f"{registry.host}/cli/first@{pushed['index_digest']}",
+            pushed["pull"],
+        )
+        self.assertEqual(
+            ["gather", "fetch", "processing", "push"], list(report["phases"])
+        )
+        self.assertEqual(
+            pushed["bytes_uploaded"], report["phases"]["push"]["bytes"]
+        )
+        self.assertEqual("cli-first", report["recipe"])
         (image,) = report["images"]
         self.assertEqual(
             [
@@ -86,11 +109,20 @@ class TestRunRegistry(TestCase):
             ],
             pushed["manifests"],
         )
-        self.assertEqual("edge", pushed["tag"])
         self.assertEqual(4, pushed["blobs_uploaded"])
         layer_bytes = sum(layer["size"] for layer in image["layers"])
         self.assertTrue(pushed["bytes_uploaded"] > layer_bytes)
         if skopeo_path() is not None:
+            raw = skopeo(
+                "inspect",
+                "--tls-verify=false",
+                "--raw",
+                "docker://%s/cli/first:edge" % registry.host,
+            )
+            self.assertEqual(
+                pushed["index_digest"],
+                "sha256:" + hashlib.sha256(raw).hexdigest(),
+            )
             raw = skopeo(
                 "inspect",
                 "--tls-verify=false",
@@ -110,7 +142,7 @@ class TestRunRegistry(TestCase):
         pushed = json.loads(second.stdout)["registry"]
         self.assertEqual(3, pushed["blobs_mounted"])
         self.assertEqual(1, pushed["blobs_uploaded"])
-        self.assertEqual("stable", pushed["tag"])
+        self.assertEqual(["stable"], pushed["tags"])
         self.assertTrue(pushed["bytes_uploaded"] < 1000)
 
     def test_credentials(self):
@@ -122,7 +154,20 @@ class TestRunRegistry(TestCase):
             json.dump({"username": user, "password": password}, f)
         result = self.run_sample(registry, "cli/auth", "--credentials", good)
         self.assertEqual(0, result.returncode, result.stderr)
-        self.assertIn("registry: tag edge: 4 blobs uploaded", result.stdout)
+        self.assertIn(
+            f"registry: {registry.host}, repository cli/auth, tags edge, "
+            "index sha256:",
+            result.stdout,
+        )
+        self.assertIn("\n  4 blobs uploaded", result.stdout)
+        self.assertIn(
+            f"\n  pull: {registry.host}/cli/auth@sha256:", result.stdout
+        )
+        # A push phase line, after the others.
+        self.assertEqual(
+            ["gather", "fetch", "processing", "push"],
+            [line.split(":")[0] for line in result.stderr.splitlines()],
+        )
         # The key was made for this state; the password is not stored.
         key = os.path.join(self.state, "registry-secrets.key")
         self.assertEqual(0o600, os.stat(key).st_mode & 0o777)
@@ -131,14 +176,28 @@ class TestRunRegistry(TestCase):
         bad = os.path.join(directory, "bad.json")
         with open(bad, "w") as f:
             json.dump({"username": user, "password": "not-the-password"}, f)
-        result = self.run_sample(registry, "cli/auth", "--credentials", bad)
+        result = self.run_sample(
+            registry, "cli/auth", "--credentials", bad, "-q"
+        )
         self.assertEqual(1, result.returncode)
-        lines = result.stderr.strip().splitlines()
+        # Exactly one line: no log record of the job's first.
+        lines = result.stderr.splitlines()
+        self.assertEqual(1, len(lines), result.stderr)
         self.assertTrue(
-            lines[-1].startswith("lp-oci: error: registry push failed"),
+            lines[0].startswith("lp-oci: error: registry push failed"),
             result.stderr,
         )
+        self.assertIn("\n  not pushed: FAILED\n", result.stdout)
         self.assertNotIn("not-the-password", result.stderr + result.stdout)
+        result = self.run_sample(
+            registry, "cli/auth", "--credentials", bad, "--json"
+        )
+        self.assertEqual(1, result.returncode)
+        self.assertEqual(1, len(result.stderr.splitlines()), result.stderr)
+        pushed = json.loads(result.stdout)["registry"]
+        self.assertEqual("FAILED", pushed["status"])
+        self.assertIsNone(pushed["index_digest"])
+        self.assertIn(pushed["error_summary"], result.stderr)
 
     def test_unreachable_then_run_jobs(self):
         result = self.lp_oci(
@@ -150,14 +209,34 @@ class TestRunRegistry(TestCase):
             "http://127.0.0.1:1",
             "--image",
             "cli/nowhere",
+            "--json",
         )
         self.assertEqual(1, result.returncode)
-        self.assertIn("lp-oci run-jobs will try again", result.stderr)
-        # Not due yet.
+        # One line, and the run's result on stdout with the push's.
+        (line,) = result.stderr.splitlines()
+        self.assertRegex(
+            line,
+            r"\Alp-oci: error: registry push failed: .* \(lp-oci run-jobs "
+            r"will try again: due \S+ \S+ UTC \(in [0-9a-z ]+\)\)\Z",
+        )
+        report = json.loads(result.stdout)
+        pushed = report["registry"]
+        self.assertEqual("WAITING", pushed["status"])
+        self.assertEqual("127.0.0.1:1", pushed["registry"])
+        self.assertEqual("cli/nowhere", pushed["repository"])
+        self.assertEqual(["edge"], pushed["tags"])
+        self.assertIsNone(pushed["index_digest"])
+        self.assertIsNotNone(pushed["due"])
+        # Not due yet: run-jobs says when it is.
         jobs = self.lp_oci("run-jobs", "--state", self.state)
         self.assertEqual(0, jobs.returncode, jobs.stderr)
         lines = jobs.stdout.splitlines()
         self.assertEqual("no registry upload jobs ready", lines[0])
+        self.assertRegex(
+            lines.pop(1),
+            rf"\Abuild {report['build_id']}: push waiting, due "
+            r"\S+ \S+ UTC \(in [0-9a-z ]+\) \(last attempt: .*\)\Z",
+        )
         # run-jobs also stored the build's archive checksums, which
         # upload processing no longer computes.
         self.assertEqual(
@@ -171,7 +250,18 @@ class TestRunRegistry(TestCase):
         jobs = self.lp_oci("run-jobs", "--state", self.state, "--json")
         self.assertEqual(0, jobs.returncode, jobs.stderr)
         self.assertEqual(
-            {"jobs": [], "archive_checksums": []}, json.loads(jobs.stdout)
+            {
+                "jobs": [],
+                "waiting": [
+                    {
+                        "build_id": report["build_id"],
+                        "due": pushed["due"],
+                        "error_summary": pushed["error_summary"],
+                    }
+                ],
+                "archive_checksums": [],
+            },
+            json.loads(jobs.stdout),
         )
 
     def test_registry_needs_image(self):

@@ -12,6 +12,9 @@ names, nothing that could forge a line of the summary.
 """
 
 __all__ = [
+    "is_registry_host",
+    "is_repository_path",
+    "is_tag",
     "parse_reference",
     "parse_ref_name",
 ]
@@ -45,6 +48,36 @@ _REFERENCE = re.compile(
     re.ASCII,
 )
 _TAG_ONLY = re.compile(_TAG, re.ASCII)
+_PATH_ONLY = re.compile(_PATH, re.ASCII)
+_DOMAIN_ONLY = re.compile(_DOMAIN, re.ASCII)
+
+
+def is_registry_host(text):
+    """Whether ``text`` is a registry's ``host[:port]``, as in a reference."""
+    return (
+        isinstance(text, str)
+        and len(text) <= MAX_NAME_LENGTH
+        and _DOMAIN_ONLY.fullmatch(text) is not None
+    )
+
+
+def is_repository_path(text):
+    """Whether ``text`` names a repository within a registry.
+
+    Lower-case path components (``team/image``), as ``docker push``
+    takes after the registry's host: no host, tag or digest, at most
+    `MAX_NAME_LENGTH` characters.
+    """
+    return (
+        isinstance(text, str)
+        and len(text) <= MAX_NAME_LENGTH
+        and _PATH_ONLY.fullmatch(text) is not None
+    )
+
+
+def is_tag(text):
+    """Whether ``text`` is a tag: ``[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}``."""
+    return isinstance(text, str) and _TAG_ONLY.fullmatch(text) is not None
 
 
 def _invalid(text, what):

@@ -139,6 +139,20 @@ class TestGatherResults(TestCase):
         )
         self.assertEqual([], os.listdir(self.build_dir))
 
+    def test_summary_names_the_images(self):
+        # The summary carries each image's names, normalised as
+        # `gather` prints them (harness only: `lp-oci run` reports them).
+        image = make_image(
+            layers=[make_layer(seed=1)],
+            tags=("ubuntu:24.04", "example.com/team/app:1.0"),
+        )
+        manager = self.makeManager(self.makeArchive(docker25_classic([image])))
+        (summary,) = manager.gatherResults().images
+        self.assertEqual(
+            ("docker.io/library/ubuntu:24.04", "example.com/team/app:1.0"),
+            summary.names,
+        )
+
     def test_legacy_files_without_upload_format(self):
         # Without "upload_format": "oci", the files today's Launchpad
         # reads.

@@ -107,11 +107,11 @@ class TestRunProgress(TestCase):
         # (--verbose asked for them) are still written.
         stream = TTYStream()
         progress = RunProgress(stream, mode="off")
-        phase = progress.phase("upload")
+        phase = progress.phase("processing")
         phase.add(10)
         phase.finish()
         self.assertEqual("", stream.getvalue())
-        self.assertEqual(10, progress.asdict()["upload"]["bytes"])
+        self.assertEqual(10, progress.asdict()["processing"]["bytes"])
         progress.log("asked for")
         self.assertEqual("asked for\n", stream.getvalue())
 
@@ -163,6 +163,14 @@ class TestProgressLogHandler(TestCase):
         self.assertEqual("lp-oci: INFO: shown\n", stream.getvalue())
 
 
+class FakeBehaviour:
+    """What `_FetchCounter` uses of an `OCIRecipeBuildBehaviour`."""
+
+    def __init__(self, upload_root, bytes_fetched=0):
+        self.upload_root = upload_root
+        self.bytes_fetched = bytes_fetched
+
+
 class TestFetchProgress(TestCase):
     """`lp-oci run` counts bytes of downloads still in progress."""
 
@@ -199,7 +207,9 @@ class TestFetchProgress(TestCase):
                 return pending[-1]
 
         worker = Worker()
-        counter = _FetchCounter(worker, lambda: phase, self.root, clock)
+        counter = _FetchCounter(
+            worker, lambda: phase, FakeBehaviour(self.root), clock
+        )
         fetched = worker.getFile("a" * 40, "unused")
         # The download process has written 2 MB of the file so far.
         self.write(".blobs-sha256-aa.k2j3.part", 2_000_000)
@@ -223,3 +233,34 @@ class TestFetchProgress(TestCase):
         # Nothing in progress: the looping call has stopped.
         self.assertEqual([], clock.getDelayedCalls())
         counter.stop()
+
+    def test_total_once_the_layers_to_fetch_are_known(self):
+        # "fetch: 2.0 MB of 5.0 MB" once the behaviour has read the
+        # manifests and knows which layers it fetches.
+        clock = task.Clock()
+        stream = TTYStream()
+        progress = RunProgress(stream, clock=clock.seconds)
+        phase = progress.phase("fetch")
+
+        class Worker:
+            def getFile(self, sha1, path, logger=None):
+                return defer.Deferred()
+
+        worker = Worker()
+        behaviour = FakeBehaviour(self.root)
+        counter = _FetchCounter(worker, lambda: phase, behaviour, clock)
+        self.addCleanup(counter.stop)
+        worker.getFile("a" * 40, "unused")
+        self.write(".index.json.aa.part", 1000)
+        clock.advance(FETCH_PROGRESS_INTERVAL)
+        self.assertIsNone(phase.total)
+        self.assertNotIn(" of ", phase.line())
+        behaviour.bytes_fetched = 5_000_000
+        self.write(".blobs-sha256-aa.k2j3.part", 2_000_000)
+        clock.advance(FETCH_PROGRESS_INTERVAL)
+        self.assertEqual(5_000_000, phase.total)
+        self.assertTrue(
+            phase.line().startswith("fetch: 2.0 MB of 5.0 MB, "),
+            phase.line(),
+        )
+        self.assertIn("fetch: 2.0 MB of 5.0 MB, ", stream.getvalue())
