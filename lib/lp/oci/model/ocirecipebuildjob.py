@@ -265,10 +265,13 @@ class OCIRegistryUploadJob:
             self.errors = errors
             transient = getattr(e, "transient", False)
             if transient and self.job.attempt_count < self.job.max_retries:
-                self.job.queue(
-                    scheduled_start=utc_now()
-                    + self.retry_delay * self.job.attempt_count
-                )
+                delay = self.retry_delay * self.job.attempt_count
+                # No earlier than the registry asked (at most a day:
+                # the client bounds it).
+                retry_after = getattr(e, "retry_after", None)
+                if retry_after is not None:
+                    delay = max(delay, timedelta(seconds=retry_after))
+                self.job.queue(scheduled_start=utc_now() + delay)
                 log.info("%r failed, will retry: %s", self, e)
             else:
                 self.job.fail()

@@ -79,6 +79,7 @@ from lp.oci.interfaces.ociregistryclient import (
 )
 from lp.oci.interfaces.ociupload import OCIUploadError
 from lp.oci.model.ocilayout import (
+    MAX_DOCUMENT_SIZE,
     MEDIA_TYPE_DOCKER_MANIFEST,
     OCILayoutError,
     parse_index,
@@ -90,6 +91,7 @@ from lp.oci.model.ociregistryhttp import (
     RetryPolicy,
     is_retryable_status,
     parse_registry_errors,
+    retry_after_of,
 )
 from lp.oci.model.ociupload import (
     check_oci_manifest,
@@ -211,6 +213,10 @@ class _TransientUploadError(Exception):
     def __init__(self, message, response=None):
         super().__init__(message)
         self.response = response
+
+
+class _UploadTooLarge(Exception):
+    """The registry refused a blob in one request (413): send chunks."""
 
 
 class _FileSlice:
@@ -508,6 +514,7 @@ class OCIRegistryClient:
             summary,
             errors,
             transient=is_retryable_status(response.status_code),
+            retry_after=retry_after_of(response),
         )
 
     @staticmethod
@@ -590,6 +597,8 @@ class OCIRegistryClient:
         if response.status_code in (201, 204):
             self._checkDigest(response, blob.digest, "blob")
             return
+        if response.status_code == 413 and body is not None:
+            raise _UploadTooLarge()
         if is_retryable_status(response.status_code):
             raise _TransientUploadError(
                 f"PUT of {blob.digest} answered {response.status_code}",
@@ -610,8 +619,11 @@ class OCIRegistryClient:
         return offset, response.headers.get("Location", location)
 
     def _uploadChunked(self, http_client, blob, location, path):
+        policy = http_client.retry_policy
         offset = 0
         cuts = 0
+        # PATCHes the registry took without holding any more of the blob.
+        stalls = 0
         while offset < blob.size:
             length = min(self.chunk_size, blob.size - offset)
             start = offset
@@ -634,6 +646,15 @@ class OCIRegistryClient:
                     offset = _range_end(response.headers["Range"]) + 1
                 else:
                     offset = start + length
+                if offset <= start:
+                    stalls += 1
+                    if stalls >= policy.attempts:
+                        raise _TransientUploadError(
+                            f"Upload of {blob.digest} made no progress "
+                            f"past byte {offset} in {stalls} PATCHes",
+                            response,
+                        )
+                    policy.wait(stalls, response)
                 continue
             if response is not None and not is_retryable_status(
                 response.status_code
@@ -645,12 +666,12 @@ class OCIRegistryClient:
                 )
             # Cut or refused for now: ask the registry where it is.
             cuts += 1
-            if cuts >= http_client.retry_policy.attempts:
+            if cuts >= policy.attempts:
                 raise _TransientUploadError(
                     f"Upload of {blob.digest} interrupted {cuts} times",
                     response,
                 )
-            http_client.retry_policy.wait(cuts, response)
+            policy.wait(cuts, response)
             offset, location = self._uploadStatus(http_client, location)
             log.info("Resuming upload of %s at %d", blob.digest, offset)
         self._finishUpload(http_client, blob, location)
@@ -675,6 +696,19 @@ class OCIRegistryClient:
                     )
                 result.count("blobs_uploaded", blob.size)
                 return
+            except _UploadTooLarge:
+                if attempt >= policy.attempts:
+                    raise BlobUploadFailed(
+                        f"Upload of blob {blob.digest} failed: the "
+                        "registry answered 413",
+                    ) from None
+                # As skopeo streams: the same bytes in chunks, at once.
+                log.info(
+                    "%s is too large for one PUT; sending it in chunks",
+                    blob.digest,
+                )
+                location = None
+                chunked = True
             except _TransientUploadError as e:
                 if attempt >= policy.attempts:
                     raise BlobUploadFailed(
@@ -951,7 +985,9 @@ class OCIRegistryClient:
         :return: (None, None, None, 0) if the tag does not exist.
         """
         response = http_client.requestPath(
-            f"/manifests/{tag}", headers={"Accept": MANIFEST_ACCEPT}
+            f"/manifests/{tag}",
+            headers={"Accept": MANIFEST_ACCEPT},
+            max_body=MAX_DOCUMENT_SIZE,
         )
         if response.status_code == 404:
             return None, None, None, 0
@@ -1020,7 +1056,9 @@ class OCIRegistryClient:
             except ValueError:
                 config_digest = None
             if config_digest is not None:
-                response = http_client.requestPath(f"/blobs/{config_digest}")
+                response = http_client.requestPath(
+                    f"/blobs/{config_digest}", max_body=MAX_DOCUMENT_SIZE
+                )
                 if response.status_code == 200:
                     try:
                         platform = _platform_of(response.json())

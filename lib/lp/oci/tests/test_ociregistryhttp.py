@@ -10,6 +10,7 @@ from email.utils import format_datetime
 
 import requests
 
+from lp.oci.interfaces.ociregistryclient import OCIRegistryError
 from lp.oci.model.ociregistryclient import (
     OCIRegistryClient,
     _platform_key,
@@ -54,9 +55,18 @@ class TestRetryPolicy(TestCase):
         self.assertEqual(
             7.0, policy.delay(1, make_response(429, {"Retry-After": "7"}))
         )
-        self.assertEqual(
-            30, policy.delay(1, make_response(429, {"Retry-After": "900"}))
-        )
+        # Longer than the policy waits: the request fails, transient,
+        # saying when to try again (at most a day later).
+        for value, retry_after in (("900", 900), ("9999999", 86400)):
+            e = self.assertRaises(
+                OCIRegistryError,
+                policy.delay,
+                1,
+                make_response(429, {"Retry-After": value}),
+            )
+            self.assertTrue(e.transient)
+            self.assertEqual(retry_after, e.retry_after)
+            self.assertIn("over the 30 s a push waits", str(e))
 
     def test_retry_after_date(self):
         when = datetime.now(timezone.utc) + timedelta(seconds=20)
