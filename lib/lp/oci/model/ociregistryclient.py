@@ -56,6 +56,7 @@ __all__ = [
 import json
 import logging
 import os
+import random
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, wait
@@ -112,7 +113,9 @@ PARALLELISM_ENV = "LP_OCI_REGISTRY_PUSH_JOBS"
 DEFAULT_PARALLELISM = 4
 DEFAULT_CHUNK_SIZE = 16 * 1024 * 1024
 # How many times a lost race for the tag is tried again.
-MANIFEST_LIST_ATTEMPTS = 5
+MANIFEST_LIST_ATTEMPTS = 8
+# The least pause between writing the tag and reading it back.
+TAG_SETTLE_SECONDS = 0.05
 # How many known repositories a blob mount is tried from.
 MAX_MOUNT_SOURCES = 3
 
@@ -1124,7 +1127,46 @@ class OCIRegistryClient:
     def _beforeTagUpdate(self, http_client, tag):
         """A hook for tests: called between reading and checking the tag."""
 
+    def _missingFromTag(self, http_client, tag, children):
+        """The ``children`` the tag does not list, read back, and the
+        tag's digest.
+
+        A child whose platform the tag lists under another digest is
+        not missing: another push replaced it, as a later build does.
+        """
+        document, media_type, digest, _ = self._getCurrentRegistryManifest(
+            http_client, tag
+        )
+        entries = []
+        if isinstance(document, dict) and media_type in MediaType.INDEXES:
+            manifests = document.get("manifests")
+            if isinstance(manifests, list):
+                entries = [e for e in manifests if isinstance(e, dict)]
+        listed = {_str_field(entry, "digest") for entry in entries}
+        if digest is not None:
+            listed.add(str(digest))
+        platforms = {
+            _platform_key(entry.get("platform"))
+            for entry in entries
+            if entry.get("platform")
+        }
+        missing = [
+            child
+            for child in children
+            if child["digest"] not in listed
+            and _platform_key(child["platform"]) not in platforms
+        ]
+        return missing, digest
+
     def _uploadManifestListToTag(self, http_client, tag, children):
+        """Merge ``children`` into the tag's index; return its digest.
+
+        A registry has no compare-and-swap: the tag is checked unchanged
+        (``HEAD``) just before it is written, then, after a pause longer
+        than that check took, read back; if another pusher wrote over
+        it meanwhile without these entries, they are merged again, at
+        most `MANIFEST_LIST_ATTEMPTS` rounds in all.
+        """
         for _ in range(MANIFEST_LIST_ATTEMPTS):
             current = self._getCurrentRegistryManifest(http_client, tag)
             document, media_type, digest, size = current
@@ -1133,21 +1175,39 @@ class OCIRegistryClient:
             )
             index = self.makeMultiArchManifest(entries, annotations, children)
             content = _json_bytes(index)
+            if digest != Digest.of_bytes(content):
+                # By digest first, so that only the tag's PUT is left
+                # after the check.
+                self._putManifest(
+                    http_client,
+                    str(Digest.of_bytes(content)),
+                    index["mediaType"],
+                    content,
+                )
             self._beforeTagUpdate(http_client, tag)
+            checked = time.monotonic()
             current = self._headTag(http_client, tag)
             if current != digest:
                 log.info("Tag %s changed while merging; reading again", tag)
                 continue
-            if digest == Digest.of_bytes(content):
-                return digest
-            self._putManifest(
-                http_client,
-                str(Digest.of_bytes(content)),
-                index["mediaType"],
-                content,
+            if digest != Digest.of_bytes(content):
+                self._putManifest(
+                    http_client, tag, index["mediaType"], content
+                )
+            # Another pusher that checked the tag before this one wrote
+            # it writes within about as long.
+            elapsed = time.monotonic() - checked
+            time.sleep(
+                min(max(TAG_SETTLE_SECONDS, 2 * elapsed), 5.0)
+                * random.uniform(1.0, 1.5)
             )
-            return self._putManifest(
-                http_client, tag, index["mediaType"], content
+            missing, digest = self._missingFromTag(http_client, tag, children)
+            if not missing:
+                return digest
+            log.info(
+                "Tag %s lost %s while it was written; merging again",
+                tag,
+                ", ".join(child["digest"] for child in missing),
             )
         raise ManifestListUploadFailed(
             f"Tag {tag} of {http_client.image_name} kept changing while "

@@ -10,10 +10,12 @@ which rewrites what a real registry cannot be made to send.
 __all__ = []
 
 import os
+import threading
 import time
 import tracemalloc
 from datetime import datetime, timezone
 
+import requests
 from testtools.matchers import GreaterThan, LessThan, MatchesAll
 
 from lp.oci.interfaces.ociregistryclient import BlobUploadFailed
@@ -21,6 +23,7 @@ from lp.oci.model.ociregistryhttp import RetryPolicy
 from lp.oci.tests.test_ociregistryclient import RegistryTestMixin
 from lp.testing import TestCaseWithFactory
 from lp.testing.layers import RegistryLayer
+from ocitypes.descriptor import MediaType
 from ocitypes.digest import Digest
 
 
@@ -284,3 +287,64 @@ class TestBoundedAnswers(RegistryTestMixin, TestCaseWithFactory):
         ]
         self.assertEqual(["0-16383", "16384-32767", "32768-39999"], patches)
         self.assertReadBack(build, files.manifest.layer_file_digest)
+
+
+class TestConcurrentTagUpdates(RegistryTestMixin, TestCaseWithFactory):
+    """Two pushers of different platforms to one tag at once."""
+
+    TRIALS = 20
+
+    def test_both_platforms_end_in_the_tag(self):
+        # Before: about one trial in six lost an entry, both pushers
+        # having written the tag without error.
+        amd64, amd64_files = self.makeBuild()
+        (rule,) = amd64.recipe.push_rules
+        arm64, arm64_files = self.makeBuild(
+            arch="arm64", image_name=rule.image_name
+        )
+        client = self.makeClient(parallelism=1)
+        pushers = []
+        for build in (amd64, arm64):
+            (result,) = client.upload(build).values()
+            (build_rule,) = build.recipe.push_rules
+            pushers.append(
+                (client._getHTTPClient(build_rule), result.manifests)
+            )
+        expected = {
+            str(amd64_files.manifest.layer_file_digest),
+            str(arm64_files.manifest.layer_file_digest),
+        }
+        lost = []
+        for trial in range(self.TRIALS):
+            tag = "trial%d" % trial
+            barrier = threading.Barrier(len(pushers))
+            errors = []
+
+            def push(http_client, children):
+                try:
+                    barrier.wait()
+                    client._uploadManifestListToTag(http_client, tag, children)
+                except Exception as e:
+                    errors.append(e)
+
+            threads = [
+                threading.Thread(target=push, args=pusher)
+                for pusher in pushers
+            ]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            self.assertEqual([], errors)
+            response = requests.get(
+                "%s/v2/%s/manifests/%s"
+                % (self.registry.url, rule.image_name, tag),
+                headers={"Accept": MediaType.OCI_INDEX},
+            )
+            self.assertEqual(200, response.status_code)
+            found = {m["digest"] for m in response.json()["manifests"]}
+            if found != expected:
+                lost.append((tag, sorted(expected - found)))
+        for http_client, _ in pushers:
+            http_client.close()
+        self.assertEqual([], lost)
