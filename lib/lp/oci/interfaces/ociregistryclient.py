@@ -24,12 +24,17 @@ class OCIRegistryError(Exception):
     :ivar transient: whether trying again later may succeed (the
         registry was unreachable or answered 408, 429 or 5xx until the
         retries ran out), as opposed to a definite refusal.
+    :ivar retry_after: for a transient error, the seconds the registry
+        asked to be left alone for (``Retry-After``), or None.
     """
 
-    def __init__(self, summary, errors=None, transient=False):
+    def __init__(
+        self, summary, errors=None, transient=False, retry_after=None
+    ):
         super().__init__(summary)
         self.errors = list(errors or [])
         self.transient = transient
+        self.retry_after = retry_after
 
 
 class MultipleOCIRegistryError(OCIRegistryError):
@@ -41,6 +46,14 @@ class MultipleOCIRegistryError(OCIRegistryError):
             str(self),
             self.errors,
             transient=all(getattr(e, "transient", False) for e in exceptions),
+            retry_after=max(
+                (
+                    e.retry_after
+                    for e in exceptions
+                    if getattr(e, "retry_after", None) is not None
+                ),
+                default=None,
+            ),
         )
 
     def __str__(self):

@@ -8,12 +8,15 @@ __all__ = [
     "OCIRecipeBuildJobType",
     "OCIRegistryUploadJob",
     "builds_missing_archive_checksums",
+    "repository_lock_key",
     "run_archive_checksum_jobs",
     "run_registry_upload_jobs",
 ]
 
 import logging
+import zlib
 from datetime import timedelta
+from urllib.parse import urlsplit
 
 import transaction
 from storm.databases.postgres import JSON
@@ -200,6 +203,18 @@ class OCIRegistryUploadJob:
         )
         return [cls(row) for row in rows]
 
+    def _lockRepositories(self):
+        """Serialise tag updates of the push rules' repositories until
+        commit, whichever recipe pushes there."""
+        store = IStore(OCIRecipeBuildJob)
+        keys = {
+            repository_lock_key(rule.registry_url, rule.image_name)
+            for rule in self.build.recipe.push_rules
+        }
+        # In one order, so that two jobs cannot wait for each other.
+        for key in sorted(keys):
+            take_xact_lock(store, LockType.REGISTRY_REPOSITORY, key)
+
     def _lockRecipe(self):
         """Serialise manifest-list updates of this recipe until commit."""
         take_xact_lock(
@@ -233,6 +248,9 @@ class OCIRegistryUploadJob:
             self.build_uploaded = True
             transaction.commit()
         self._lockRecipe()
+        # Recipes pushing to one repository would otherwise merge into
+        # its tag at once, each writing over the other's entries.
+        self._lockRepositories()
         digests = client.uploadManifestList(None, [build], tags=self.tags)
         self.manifest_list_digests = {
             str(rule_id): {tag: str(digest) for tag, digest in tags.items()}
@@ -265,10 +283,13 @@ class OCIRegistryUploadJob:
             self.errors = errors
             transient = getattr(e, "transient", False)
             if transient and self.job.attempt_count < self.job.max_retries:
-                self.job.queue(
-                    scheduled_start=utc_now()
-                    + self.retry_delay * self.job.attempt_count
-                )
+                delay = self.retry_delay * self.job.attempt_count
+                # No earlier than the registry asked (at most a day:
+                # the client bounds it).
+                retry_after = getattr(e, "retry_after", None)
+                if retry_after is not None:
+                    delay = max(delay, timedelta(seconds=retry_after))
+                self.job.queue(scheduled_start=utc_now() + delay)
                 log.info("%r failed, will retry: %s", self, e)
             else:
                 self.job.fail()
@@ -290,6 +311,13 @@ class OCIRegistryUploadJob:
         else:
             self.job.complete()
         transaction.commit()
+
+
+def repository_lock_key(registry_url, image_name):
+    """The `LockType.REGISTRY_REPOSITORY` key of a registry repository."""
+    parts = urlsplit(registry_url)
+    name = f"{parts.netloc.lower()}{parts.path.rstrip('/')}/{image_name}"
+    return zlib.crc32(name.encode("utf-8")) & 0x7FFFFFFF
 
 
 def run_registry_upload_jobs(client=None):

@@ -56,6 +56,7 @@ __all__ = [
 import json
 import logging
 import os
+import random
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, wait
@@ -79,6 +80,7 @@ from lp.oci.interfaces.ociregistryclient import (
 )
 from lp.oci.interfaces.ociupload import OCIUploadError
 from lp.oci.model.ocilayout import (
+    MAX_DOCUMENT_SIZE,
     MEDIA_TYPE_DOCKER_MANIFEST,
     OCILayoutError,
     parse_index,
@@ -90,6 +92,7 @@ from lp.oci.model.ociregistryhttp import (
     RetryPolicy,
     is_retryable_status,
     parse_registry_errors,
+    retry_after_of,
 )
 from lp.oci.model.ociupload import (
     check_oci_manifest,
@@ -110,7 +113,9 @@ PARALLELISM_ENV = "LP_OCI_REGISTRY_PUSH_JOBS"
 DEFAULT_PARALLELISM = 4
 DEFAULT_CHUNK_SIZE = 16 * 1024 * 1024
 # How many times a lost race for the tag is tried again.
-MANIFEST_LIST_ATTEMPTS = 5
+MANIFEST_LIST_ATTEMPTS = 8
+# The least pause between writing the tag and reading it back.
+TAG_SETTLE_SECONDS = 0.05
 # How many known repositories a blob mount is tried from.
 MAX_MOUNT_SOURCES = 3
 
@@ -211,6 +216,10 @@ class _TransientUploadError(Exception):
     def __init__(self, message, response=None):
         super().__init__(message)
         self.response = response
+
+
+class _UploadTooLarge(Exception):
+    """The registry refused a blob in one request (413): send chunks."""
 
 
 class _FileSlice:
@@ -508,6 +517,7 @@ class OCIRegistryClient:
             summary,
             errors,
             transient=is_retryable_status(response.status_code),
+            retry_after=retry_after_of(response),
         )
 
     @staticmethod
@@ -590,6 +600,8 @@ class OCIRegistryClient:
         if response.status_code in (201, 204):
             self._checkDigest(response, blob.digest, "blob")
             return
+        if response.status_code == 413 and body is not None:
+            raise _UploadTooLarge()
         if is_retryable_status(response.status_code):
             raise _TransientUploadError(
                 f"PUT of {blob.digest} answered {response.status_code}",
@@ -610,8 +622,11 @@ class OCIRegistryClient:
         return offset, response.headers.get("Location", location)
 
     def _uploadChunked(self, http_client, blob, location, path):
+        policy = http_client.retry_policy
         offset = 0
         cuts = 0
+        # PATCHes the registry took without holding any more of the blob.
+        stalls = 0
         while offset < blob.size:
             length = min(self.chunk_size, blob.size - offset)
             start = offset
@@ -634,6 +649,15 @@ class OCIRegistryClient:
                     offset = _range_end(response.headers["Range"]) + 1
                 else:
                     offset = start + length
+                if offset <= start:
+                    stalls += 1
+                    if stalls >= policy.attempts:
+                        raise _TransientUploadError(
+                            f"Upload of {blob.digest} made no progress "
+                            f"past byte {offset} in {stalls} PATCHes",
+                            response,
+                        )
+                    policy.wait(stalls, response)
                 continue
             if response is not None and not is_retryable_status(
                 response.status_code
@@ -645,12 +669,12 @@ class OCIRegistryClient:
                 )
             # Cut or refused for now: ask the registry where it is.
             cuts += 1
-            if cuts >= http_client.retry_policy.attempts:
+            if cuts >= policy.attempts:
                 raise _TransientUploadError(
                     f"Upload of {blob.digest} interrupted {cuts} times",
                     response,
                 )
-            http_client.retry_policy.wait(cuts, response)
+            policy.wait(cuts, response)
             offset, location = self._uploadStatus(http_client, location)
             log.info("Resuming upload of %s at %d", blob.digest, offset)
         self._finishUpload(http_client, blob, location)
@@ -675,6 +699,19 @@ class OCIRegistryClient:
                     )
                 result.count("blobs_uploaded", blob.size)
                 return
+            except _UploadTooLarge:
+                if attempt >= policy.attempts:
+                    raise BlobUploadFailed(
+                        f"Upload of blob {blob.digest} failed: the "
+                        "registry answered 413",
+                    ) from None
+                # As skopeo streams: the same bytes in chunks, at once.
+                log.info(
+                    "%s is too large for one PUT; sending it in chunks",
+                    blob.digest,
+                )
+                location = None
+                chunked = True
             except _TransientUploadError as e:
                 if attempt >= policy.attempts:
                     raise BlobUploadFailed(
@@ -951,7 +988,9 @@ class OCIRegistryClient:
         :return: (None, None, None, 0) if the tag does not exist.
         """
         response = http_client.requestPath(
-            f"/manifests/{tag}", headers={"Accept": MANIFEST_ACCEPT}
+            f"/manifests/{tag}",
+            headers={"Accept": MANIFEST_ACCEPT},
+            max_body=MAX_DOCUMENT_SIZE,
         )
         if response.status_code == 404:
             return None, None, None, 0
@@ -1020,7 +1059,9 @@ class OCIRegistryClient:
             except ValueError:
                 config_digest = None
             if config_digest is not None:
-                response = http_client.requestPath(f"/blobs/{config_digest}")
+                response = http_client.requestPath(
+                    f"/blobs/{config_digest}", max_body=MAX_DOCUMENT_SIZE
+                )
                 if response.status_code == 200:
                     try:
                         platform = _platform_of(response.json())
@@ -1086,7 +1127,46 @@ class OCIRegistryClient:
     def _beforeTagUpdate(self, http_client, tag):
         """A hook for tests: called between reading and checking the tag."""
 
+    def _missingFromTag(self, http_client, tag, children):
+        """The ``children`` the tag does not list, read back, and the
+        tag's digest.
+
+        A child whose platform the tag lists under another digest is
+        not missing: another push replaced it, as a later build does.
+        """
+        document, media_type, digest, _ = self._getCurrentRegistryManifest(
+            http_client, tag
+        )
+        entries = []
+        if isinstance(document, dict) and media_type in MediaType.INDEXES:
+            manifests = document.get("manifests")
+            if isinstance(manifests, list):
+                entries = [e for e in manifests if isinstance(e, dict)]
+        listed = {_str_field(entry, "digest") for entry in entries}
+        if digest is not None:
+            listed.add(str(digest))
+        platforms = {
+            _platform_key(entry.get("platform"))
+            for entry in entries
+            if entry.get("platform")
+        }
+        missing = [
+            child
+            for child in children
+            if child["digest"] not in listed
+            and _platform_key(child["platform"]) not in platforms
+        ]
+        return missing, digest
+
     def _uploadManifestListToTag(self, http_client, tag, children):
+        """Merge ``children`` into the tag's index; return its digest.
+
+        A registry has no compare-and-swap: the tag is checked unchanged
+        (``HEAD``) just before it is written, then, after a pause longer
+        than that check took, read back; if another pusher wrote over
+        it meanwhile without these entries, they are merged again, at
+        most `MANIFEST_LIST_ATTEMPTS` rounds in all.
+        """
         for _ in range(MANIFEST_LIST_ATTEMPTS):
             current = self._getCurrentRegistryManifest(http_client, tag)
             document, media_type, digest, size = current
@@ -1095,21 +1175,39 @@ class OCIRegistryClient:
             )
             index = self.makeMultiArchManifest(entries, annotations, children)
             content = _json_bytes(index)
+            if digest != Digest.of_bytes(content):
+                # By digest first, so that only the tag's PUT is left
+                # after the check.
+                self._putManifest(
+                    http_client,
+                    str(Digest.of_bytes(content)),
+                    index["mediaType"],
+                    content,
+                )
             self._beforeTagUpdate(http_client, tag)
+            checked = time.monotonic()
             current = self._headTag(http_client, tag)
             if current != digest:
                 log.info("Tag %s changed while merging; reading again", tag)
                 continue
-            if digest == Digest.of_bytes(content):
-                return digest
-            self._putManifest(
-                http_client,
-                str(Digest.of_bytes(content)),
-                index["mediaType"],
-                content,
+            if digest != Digest.of_bytes(content):
+                self._putManifest(
+                    http_client, tag, index["mediaType"], content
+                )
+            # Another pusher that checked the tag before this one wrote
+            # it writes within about as long.
+            elapsed = time.monotonic() - checked
+            time.sleep(
+                min(max(TAG_SETTLE_SECONDS, 2 * elapsed), 5.0)
+                * random.uniform(1.0, 1.5)
             )
-            return self._putManifest(
-                http_client, tag, index["mediaType"], content
+            missing, digest = self._missingFromTag(http_client, tag, children)
+            if not missing:
+                return digest
+            log.info(
+                "Tag %s lost %s while it was written; merging again",
+                tag,
+                ", ".join(child["digest"] for child in missing),
             )
         raise ManifestListUploadFailed(
             f"Tag {tag} of {http_client.image_name} kept changing while "

@@ -23,15 +23,32 @@ token, and a 401 from there fetches no token.  The token realm the
 challenge names gets the basic credentials, as docker's token flow
 sends them, when it is ``https`` or on the registry's own host name; a
 realm elsewhere over plain HTTP is asked for a token without them.
+
+Every answer's body is read up to a bound and no further
+(`MAX_RESPONSE_BODY`, or what the caller allows: a manifest up to
+`MAX_DOCUMENT_SIZE`, a token up to `MAX_TOKEN_BODY`); redirects are
+followed here, a bounded number of times, without reading their bodies.
+A body over its bound fails the request in one line naming the URL,
+transient if the answer's status is.  ``Retry-After`` is waited for up
+to `RetryPolicy.max_retry_after` (``[oci] registry_max_retry_after``);
+a registry asking for longer fails the request as transient, with the
+delay it asked for (at most `MAX_RETRY_AFTER`) for the job to be queued
+again then.
 """
 
 __all__ = [
     "BearerTokenRegistryClient",
+    "MAX_REDIRECTS",
+    "MAX_RESPONSE_BODY",
+    "MAX_RETRY_AFTER",
+    "MAX_TOKEN_BODY",
     "RegistryHTTPClient",
     "RetryPolicy",
     "TRANSIENT_ERRORS",
     "is_retryable_status",
     "parse_registry_errors",
+    "read_bounded",
+    "retry_after_of",
 ]
 
 import email.utils
@@ -40,7 +57,7 @@ import random
 import threading
 import time
 from datetime import datetime, timezone
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit, urlunsplit
 from urllib.request import parse_http_list
 
 import requests
@@ -51,6 +68,17 @@ from lp.oci.interfaces.ociregistryclient import (
 )
 
 log = logging.getLogger(__name__)
+
+# The most of an answer's body read when it is not a document the client
+# wants (error bodies, ``/v2/``, upload sessions' answers).
+MAX_RESPONSE_BODY = 64 * 1024
+# The most of a token server's answer read (tokens are a few kB).
+MAX_TOKEN_BODY = 1024 * 1024
+# How many redirects a request follows.
+MAX_REDIRECTS = 5
+# The latest a registry's ``Retry-After`` queues a job again (a day).
+MAX_RETRY_AFTER = 24 * 60 * 60
+_REDIRECTS = (301, 302, 303, 307, 308)
 
 TRANSIENT_ERRORS = (
     requests.ConnectionError,
@@ -75,6 +103,75 @@ def _origin(url):
         (parts.hostname or "").lower(),
         port or _DEFAULT_PORTS.get(scheme),
     )
+
+
+class _Session(requests.Session):
+    """A session that never follows a redirect, nor reads its body.
+
+    (`requests.Session.send` reads a redirect's whole body to prepare
+    the next request even when told not to follow it.)  `request`
+    follows redirects itself.
+    """
+
+    def get_redirect_target(self, response):
+        return None
+
+
+def describe_url(url):
+    """A URL for messages: without its query (upload state, digests)."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(query="", fragment=""))
+
+
+def read_bounded(response, limit, what=None):
+    """Read a streamed answer's body, ``limit`` bytes at most.
+
+    The body is then the response's ``content`` (``json()`` reads it).
+
+    :param what: what the body is, for the error (default: the
+        request's method and URL).
+    :raises OCIRegistryError: if the body is longer; transient if the
+        answer's status is.
+    """
+    if response._content is not False:
+        # Read already.
+        return response.content
+    received = bytearray()
+    try:
+        for chunk in response.iter_content(64 * 1024):
+            received += chunk
+            if len(received) > limit:
+                break
+    finally:
+        too_big = len(received) > limit
+        if too_big:
+            # Not read to its end: the connection cannot be used again.
+            response.close()
+    if too_big:
+        if what is None:
+            request = response.request
+            what = "{} {}".format(
+                request.method if request is not None else "GET",
+                describe_url(response.url or ""),
+            )
+        raise OCIRegistryError(
+            f"{what} answered with a body over {limit} bytes "
+            f"(status {response.status_code})",
+            transient=is_retryable_status(response.status_code),
+        )
+    response._content = bytes(received)
+    return response._content
+
+
+def retry_after_of(response):
+    """The seconds a transient answer's ``Retry-After`` asks for (at
+    most `MAX_RETRY_AFTER`), or None."""
+    if not is_retryable_status(response.status_code):
+        return None
+    retry_after = RetryPolicy._retryAfter(response)
+    if retry_after is None:
+        return None
+    return min(retry_after, MAX_RETRY_AFTER)
 
 
 def is_retryable_status(status):
@@ -107,16 +204,26 @@ def parse_registry_errors(response):
 
 
 class RetryPolicy:
-    """How often and how long to wait before trying a request again."""
+    """How often and how long to wait before trying a request again.
+
+    :param max_retry_after: the longest ``Retry-After`` waited for
+        (default: ``[oci] registry_max_retry_after``); a registry asking
+        for longer fails the request (`wait`).
+    """
 
     def __init__(
         self,
         attempts=5,
         base_delay=0.5,
         max_delay=30.0,
-        max_retry_after=120.0,
+        max_retry_after=None,
         sleep=time.sleep,
     ):
+        if max_retry_after is None:
+            # Circular import.
+            from lp.services.config import config
+
+            max_retry_after = float(config.oci.registry_max_retry_after)
         self.attempts = attempts
         self.base_delay = base_delay
         self.max_delay = max_delay
@@ -124,11 +231,29 @@ class RetryPolicy:
         self.sleep = sleep
 
     def delay(self, attempt, response=None):
-        """Seconds to wait after failed attempt number ``attempt`` (1-)."""
+        """Seconds to wait after failed attempt number ``attempt`` (1-).
+
+        :raises OCIRegistryError: (transient, with ``retry_after``) if
+            the registry asks for longer than `max_retry_after`.
+        """
         if response is not None:
             retry_after = self._retryAfter(response)
             if retry_after is not None:
-                return min(retry_after, self.max_retry_after)
+                if retry_after > self.max_retry_after:
+                    request = getattr(response, "request", None)
+                    raise OCIRegistryError(
+                        "{} {} answered {} asking to wait {:.0f} s, over "
+                        "the {:.0f} s a push waits".format(
+                            getattr(request, "method", None) or "GET",
+                            describe_url(response.url or ""),
+                            response.status_code,
+                            retry_after,
+                            self.max_retry_after,
+                        ),
+                        transient=True,
+                        retry_after=min(retry_after, MAX_RETRY_AFTER),
+                    )
+                return retry_after
         delay = min(self.base_delay * 2 ** (attempt - 1), self.max_delay)
         # Full jitter on the upper half, so that threads spread out.
         return delay / 2 + random.uniform(0, delay / 2)
@@ -150,6 +275,7 @@ class RetryPolicy:
         return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
 
     def wait(self, attempt, response=None):
+        """Sleep before trying again (see `delay`)."""
         self.sleep(self.delay(attempt, response))
 
 
@@ -222,7 +348,7 @@ class RegistryHTTPClient:
         """This thread's `requests.Session`."""
         session = getattr(self._local, "session", None)
         if session is None:
-            session = requests.Session()
+            session = _Session()
             # Registries answer with their own URLs; no proxies from the
             # environment for loopback or internal registries.
             session.trust_env = False
@@ -257,6 +383,7 @@ class RegistryHTTPClient:
         body=None,
         retry=True,
         mount_from=None,
+        max_body=MAX_RESPONSE_BODY,
         **request_kwargs,
     ):
         """Make a request, trying again after transient failures.
@@ -267,14 +394,22 @@ class RegistryHTTPClient:
             callers that resume uploads themselves say False.
         :param mount_from: the repository a mount reads from, for the
             token's scope.
-        :return: the last `requests.Response`, whatever its status.
+        :param max_body: the most of the answer's body read (see
+            `read_bounded`).
+        :return: the last `requests.Response`, whatever its status, its
+            body read.
         :raises requests.RequestException: a connection error that
             outlasted the retries.
+        :raises OCIRegistryError: a body over ``max_body``, too many
+            redirects, or a ``Retry-After`` over the policy's.
         """
         request_kwargs.setdefault("timeout", self.timeout)
+        request_kwargs["stream"] = True
+        request_kwargs["allow_redirects"] = False
         policy = self.retry_policy
         attempts = policy.attempts if retry else 1
         renewed = False
+        redirects = 0
         attempt = 0
         while True:
             attempt += 1
@@ -286,13 +421,42 @@ class RegistryHTTPClient:
                 response = self.session.request(
                     method, url, data=data, **kwargs
                 )
+                if (
+                    response.status_code in _REDIRECTS
+                    and "Location" in response.headers
+                ):
+                    # Followed here, its body never read.
+                    response.close()
+                    redirects += 1
+                    if redirects > MAX_REDIRECTS:
+                        raise OCIRegistryError(
+                            f"{method} {describe_url(url)} redirected "
+                            f"more than {MAX_REDIRECTS} times"
+                        )
+                    url = urljoin(url, response.headers["Location"])
+                    if response.status_code == 303 or (
+                        response.status_code in (301, 302)
+                        and method not in ("GET", "HEAD")
+                    ):
+                        method, body = "GET", None
+                    attempt -= 1
+                    continue
+                if not (
+                    is_retryable_status(response.status_code)
+                    and attempt < attempts
+                ):
+                    read_bounded(
+                        response,
+                        max_body,
+                        f"{method} {describe_url(url)}",
+                    )
             except TRANSIENT_ERRORS as e:
                 if attempt >= attempts:
                     raise
                 log.info(
                     "%s %s failed (%s); trying again",
                     method,
-                    url,
+                    describe_url(url),
                     e.__class__.__name__,
                 )
                 policy.wait(attempt)
@@ -316,9 +480,10 @@ class RegistryHTTPClient:
                 log.info(
                     "%s %s answered %d; trying again",
                     method,
-                    url,
+                    describe_url(url),
                     response.status_code,
                 )
+                # Its body unread.
                 response.close()
                 policy.wait(attempt, response)
                 continue
@@ -352,6 +517,7 @@ class RegistryHTTPClient:
                 f"{response.status_code}",
                 parse_registry_errors(response),
                 transient=True,
+                retry_after=retry_after_of(response),
             )
         if response.status_code == 401:
             challenge = response.headers.get("WWW-Authenticate", "")
@@ -452,6 +618,13 @@ class BearerTokenRegistryClient(RegistryHTTPClient):
                 params=params,
                 auth=auth,
                 timeout=self.timeout,
+                stream=True,
+                allow_redirects=False,
+            )
+            read_bounded(
+                response,
+                MAX_TOKEN_BODY,
+                f"The registry's token server {describe_url(values['realm'])}",
             )
         except TRANSIENT_ERRORS as e:
             raise OCIRegistryAuthenticationError(

@@ -175,6 +175,8 @@ class FuzzRegistryAdapter(BaseAdapter):
         response = requests.Response()
         response.status_code = status
         response._content = content
+        # Read already, as the client reads every body.
+        response._content_consumed = True
         response.headers = CaseInsensitiveDict(
             {k: v for k, v in (headers or {}).items() if v is not None}
         )

@@ -16,6 +16,9 @@ method and can:
   that the registry opens an upload instead of mounting (a registry
   that declines mounts);
 - ``header``: replace a response header's value;
+- ``endless``: answer ``status`` with ``headers`` and a chunked body
+  that never ends (until the client goes, or ``limit`` bytes), without
+  asking the registry;
 - ``location``: send a ``Location`` the registry answers to the host
   ``to`` (host:port) instead (an upload session on another host).
 
@@ -163,6 +166,26 @@ class RegistryFaultProxy:
             handler.end_headers()
             if method != "HEAD":
                 handler.wfile.write(body)
+            return
+        if rule is not None and rule.kind == "endless":
+            if length:
+                handler.rfile.read(length)
+            handler.send_response(rule.options.get("status", 200))
+            for name, value in rule.options.get("headers", {}).items():
+                handler.send_header(name, value)
+            handler.send_header("Transfer-Encoding", "chunked")
+            handler.end_headers()
+            handler.close_connection = True
+            if method == "HEAD":
+                return
+            chunk = rule.options.get("chunk", b"[" * 65536)
+            sent = 0
+            try:
+                while sent < rule.options.get("limit", 2 << 30):
+                    handler.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                    sent += len(chunk)
+            except OSError:
+                pass
             return
         if rule is not None and rule.kind == "strip_mount":
             parts = urllib.parse.urlsplit(path)

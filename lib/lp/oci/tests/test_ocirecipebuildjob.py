@@ -25,6 +25,7 @@ from lp.oci.interfaces.ociregistryclient import (
 from lp.oci.model.ocirecipebuildjob import (
     OCIRecipeBuildJob,
     OCIRegistryUploadJob,
+    repository_lock_key,
     run_registry_upload_jobs,
 )
 from lp.oci.model.ociregistryclient import (
@@ -225,6 +226,82 @@ class TestOCIRegistryUploadJob(TestCaseWithFactory):
 
 class TestOCIRegistryUploadJobSQLite(TestOCIRegistryUploadJob):
     layer = SQLiteLaunchpadZopelessLayer
+
+
+class TestRepositoryLock(TestCaseWithFactory):
+    """Recipes pushing to one repository update its tag one at a time."""
+
+    layer = LaunchpadZopelessLayer
+
+    def tryLock(self, key):
+        """Whether another connection can take the repository lock."""
+        cluster = DatabaseLayer.cluster
+        other = psycopg2.connect(
+            dbname=DatabaseLayer.dbname,
+            host=cluster.socket_dir,
+            port=cluster.port,
+            user=cluster.superuser,
+        )
+        try:
+            with other.cursor() as cursor:
+                cursor.execute(
+                    "SELECT pg_try_advisory_xact_lock(%s, %s)",
+                    (int(LockType.REGISTRY_REPOSITORY), key),
+                )
+                (taken,) = cursor.fetchone()
+            other.rollback()
+            return taken
+        finally:
+            other.close()
+
+    def test_tag_update_holds_the_repository(self):
+        # Before: each job held only its recipe's lock, and two recipes
+        # pushing to one repository merged into its tag at once.
+        build = self.factory.makeOCIRecipeBuild(status=BuildStatus.FULLYBUILT)
+        credentials = self.factory.makeOCIRegistryCredentials(
+            url="https://registry.example"
+        )
+        self.factory.makeOCIPushRule(
+            recipe=build.recipe,
+            registry_credentials=credentials,
+            image_name="shared/image",
+        )
+        self.factory.makeOCILayoutFiles(build=build)
+        job = build.scheduleRegistryUpload()
+        transaction.commit()
+        held = []
+        test = self
+
+        class CheckingClient(RecordingClient):
+            def uploadManifestList(self, *args, **kwargs):
+                # Another recipe's job, pushing there (under another
+                # spelling of the registry's URL), and one pushing
+                # elsewhere.
+                held.append(
+                    (
+                        test.tryLock(
+                            repository_lock_key(
+                                "https://Registry.example/", "shared/image"
+                            )
+                        ),
+                        test.tryLock(
+                            repository_lock_key(
+                                "https://registry.example", "other/image"
+                            )
+                        ),
+                    )
+                )
+                return super().uploadManifestList(*args, **kwargs)
+
+        job.runAndRecord(client=CheckingClient())
+        self.assertEqual(JobStatus.COMPLETED, job.job.status)
+        self.assertEqual([(False, True)], held)
+        # Released at commit.
+        self.assertTrue(
+            self.tryLock(
+                repository_lock_key("https://registry.example", "shared/image")
+            )
+        )
 
 
 class TestAdvisoryLock(TestCaseWithFactory):

@@ -9,10 +9,22 @@ which rewrites what a real registry cannot be made to send.
 
 __all__ = []
 
+import os
+import threading
+import time
+import tracemalloc
+from datetime import datetime, timezone
+
+import requests
+from testtools.matchers import GreaterThan, LessThan, MatchesAll
+
 from lp.oci.interfaces.ociregistryclient import BlobUploadFailed
+from lp.oci.model.ociregistryhttp import RetryPolicy
 from lp.oci.tests.test_ociregistryclient import RegistryTestMixin
 from lp.testing import TestCaseWithFactory
 from lp.testing.layers import RegistryLayer
+from ocitypes.descriptor import MediaType
+from ocitypes.digest import Digest
 
 
 class TestCredentialsOnlyToTheRegistry(RegistryTestMixin, TestCaseWithFactory):
@@ -100,3 +112,239 @@ class TestHeadDigestChecked(RegistryTestMixin, TestCaseWithFactory):
             BlobUploadFailed, self.makeClient(parallelism=1).upload, build
         )
         self.assertIn("has digest sha256:0000", str(e))
+
+
+class TestBoundedAnswers(RegistryTestMixin, TestCaseWithFactory):
+    """Every body the client reads is bounded; so are its loops."""
+
+    # Enough to show the old client reading it all, little enough for
+    # the machine running the tests.
+    ENDLESS = 64 << 20
+
+    def pushUnderMemoryWatch(self, build):
+        tracemalloc.start()
+        self.addCleanup(tracemalloc.stop)
+        started = time.monotonic()
+        job = self.pushBuild(build, client=self.makeClient(parallelism=1))
+        _, peak = tracemalloc.get_traced_memory()
+        return job, peak, time.monotonic() - started
+
+    def test_endless_bodies(self):
+        # Before: each body was read whole, however long (an endless one
+        # grew the process by over 500 MB in seconds).
+        for method, path, status in (
+            ("GET", "^/v2/$", 200),
+            ("PUT", "/manifests/sha256:", 500),
+            ("GET", "/manifests/edge$", 200),
+            ("POST", "/blobs/uploads/", 500),
+        ):
+            with self.subTest(method=method, path=path):
+                proxy = self.makeProxy()
+                build, files = self.makeBuild(url=proxy.url)
+                proxy.addRule(
+                    "endless",
+                    method=method,
+                    path=path,
+                    status=status,
+                    times=None,
+                    limit=self.ENDLESS,
+                    headers={"Content-Type": "application/json"},
+                )
+                job, peak, seconds = self.pushUnderMemoryWatch(build)
+                self.assertIn("answered with a body over", job.error_summary)
+                self.assertNotIn("\n", job.error_summary)
+                self.assertLess(peak, 32 << 20)
+
+    def test_redirect_body_not_read(self):
+        # Before: requests read a redirect's whole body, however long,
+        # before following it.
+        proxy = self.makeProxy()
+        build, files = self.makeBuild(url=proxy.url)
+        proxy.addRule(
+            "endless",
+            method="GET",
+            path="^/v2/$",
+            status=307,
+            limit=self.ENDLESS,
+            headers={"Location": "/v2/"},
+        )
+        job, peak, seconds = self.pushUnderMemoryWatch(build)
+        self.assertIsNone(job.error_summary)
+        self.assertLess(peak, 32 << 20)
+
+    def test_too_many_redirects(self):
+        proxy = self.makeProxy()
+        build, files = self.makeBuild(url=proxy.url)
+        proxy.addRule(
+            "status",
+            method="GET",
+            path="^/v2/$",
+            status=302,
+            times=None,
+            headers={"Location": "/v2/"},
+        )
+        job = self.pushBuild(build, client=self.makeClient(parallelism=1))
+        self.assertIn("redirected more than", job.error_summary)
+        self.assertEqual("Failed", job.job.status.title)
+
+    def test_endless_token(self):
+        registry = RegistryLayer.token
+        endless = self.makeProxy(registry)
+        endless.addRule(
+            "endless", path="", times=None, limit=self.ENDLESS, status=200
+        )
+        proxy = self.makeProxy(registry)
+        proxy.addRule(
+            "header",
+            path="",
+            header="WWW-Authenticate",
+            value='Bearer realm="%s/token",service="%s"'
+            % (endless.url, RegistryLayer.token_server.service),
+            times=None,
+        )
+        user, password = next(iter(RegistryLayer.basic_users.items()))
+        build, files = self.makeBuild(
+            url=proxy.url,
+            credentials={"username": user, "password": password},
+        )
+        job, peak, seconds = self.pushUnderMemoryWatch(build)
+        self.assertIn("answered with a body over", job.error_summary)
+        self.assertLess(peak, 32 << 20)
+
+    def test_range_that_never_advances(self):
+        # Before: tens of thousands of PATCHes, for ever.  After 100 the
+        # registry itself answers (416: it holds none of it), which
+        # ends the test, failing, if the client has not given up.
+        proxy = self.makeProxy()
+        big = os.urandom(40_000)
+        build, files = self.makeBuild(url=proxy.url, layer_contents=[big])
+        digest = Digest.of_bytes(big)
+        proxy.addRule("drop", method="PUT", path=digest.hex, after_bytes=1)
+        proxy.addRule(
+            "status",
+            method="PATCH",
+            status=202,
+            headers={"Range": "0-0"},
+            times=100,
+        )
+        client = self.makeClient(parallelism=1, chunk_size=16_384)
+        e = self.assertRaises(BlobUploadFailed, client.upload, build)
+        self.assertIn("made no progress", str(e))
+        self.assertTrue(e.transient)
+        patches = [r for r in proxy.requests if r[0] == "PATCH"]
+        attempts = self.retry_policy.attempts
+        self.assertLessEqual(len(patches), attempts * (attempts + 1))
+
+    def test_retry_after_is_capped(self):
+        # Before: waited min(Retry-After, 120 s) on each of 5 attempts;
+        # a registry saying 86400 held the push for ten minutes.
+        proxy = self.makeProxy()
+        build, files = self.makeBuild(url=proxy.url)
+        proxy.addRule(
+            "status",
+            method="POST",
+            path="/blobs/uploads/",
+            status=429,
+            headers={"Retry-After": "86400"},
+            times=None,
+        )
+        job = self.pushBuild(build, client=self.makeClient(parallelism=1))
+        self.assertEqual([], self.sleep.calls)
+        self.assertEqual("Waiting", job.job.status.title)
+        # Queued again for when the registry said, within a day.
+        delay = job.job.scheduled_start - datetime.now(timezone.utc)
+        self.assertThat(
+            delay.total_seconds(),
+            MatchesAll(GreaterThan(86000), LessThan(86401)),
+        )
+        # What is not too long is waited for, up to the configured cap.
+        self.assertEqual(30.0, RetryPolicy().max_retry_after)
+        proxy.rules.clear()
+        proxy.addRule(
+            "status",
+            method="POST",
+            path="/blobs/uploads/",
+            status=429,
+            headers={"Retry-After": "50"},
+        )
+        self.retry_policy.max_retry_after = 60
+        (result,) = self.makeClient(parallelism=1).upload(build).values()
+        self.assertEqual([50.0], self.sleep.calls)
+
+    def test_monolithic_put_too_large_falls_back_to_chunks(self):
+        proxy = self.makeProxy()
+        big = os.urandom(40_000)
+        build, files = self.makeBuild(url=proxy.url, layer_contents=[big])
+        digest = Digest.of_bytes(big)
+        proxy.addRule("status", method="PUT", path=digest.hex, status=413)
+        client = self.makeClient(parallelism=1, chunk_size=16_384)
+        job = self.pushBuild(build, client=client)
+        self.assertIsNone(job.error_summary)
+        patches = [
+            headers["Content-Range"]
+            for method, path, headers in proxy.requests
+            if method == "PATCH"
+        ]
+        self.assertEqual(["0-16383", "16384-32767", "32768-39999"], patches)
+        self.assertReadBack(build, files.manifest.layer_file_digest)
+
+
+class TestConcurrentTagUpdates(RegistryTestMixin, TestCaseWithFactory):
+    """Two pushers of different platforms to one tag at once."""
+
+    TRIALS = 20
+
+    def test_both_platforms_end_in_the_tag(self):
+        # Before: about one trial in six lost an entry, both pushers
+        # having written the tag without error.
+        amd64, amd64_files = self.makeBuild()
+        (rule,) = amd64.recipe.push_rules
+        arm64, arm64_files = self.makeBuild(
+            arch="arm64", image_name=rule.image_name
+        )
+        client = self.makeClient(parallelism=1)
+        pushers = []
+        for build in (amd64, arm64):
+            (result,) = client.upload(build).values()
+            (build_rule,) = build.recipe.push_rules
+            pushers.append(
+                (client._getHTTPClient(build_rule), result.manifests)
+            )
+        expected = {
+            str(amd64_files.manifest.layer_file_digest),
+            str(arm64_files.manifest.layer_file_digest),
+        }
+        lost = []
+        for trial in range(self.TRIALS):
+            tag = "trial%d" % trial
+            barrier = threading.Barrier(len(pushers))
+            errors = []
+
+            def push(http_client, children):
+                try:
+                    barrier.wait()
+                    client._uploadManifestListToTag(http_client, tag, children)
+                except Exception as e:
+                    errors.append(e)
+
+            threads = [
+                threading.Thread(target=push, args=pusher)
+                for pusher in pushers
+            ]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            self.assertEqual([], errors)
+            response = requests.get(
+                "%s/v2/%s/manifests/%s"
+                % (self.registry.url, rule.image_name, tag),
+                headers={"Accept": MediaType.OCI_INDEX},
+            )
+            self.assertEqual(200, response.status_code)
+            found = {m["digest"] for m in response.json()["manifests"]}
+            if found != expected:
+                lost.append((tag, sorted(expected - found)))
+        for http_client, _ in pushers:
+            http_client.close()
+        self.assertEqual([], lost)

@@ -10,6 +10,10 @@ from email.utils import format_datetime
 
 import requests
 
+from lp.oci.interfaces.ociregistryclient import (
+    MultipleOCIRegistryError,
+    OCIRegistryError,
+)
 from lp.oci.model.ociregistryclient import (
     OCIRegistryClient,
     _platform_key,
@@ -54,9 +58,18 @@ class TestRetryPolicy(TestCase):
         self.assertEqual(
             7.0, policy.delay(1, make_response(429, {"Retry-After": "7"}))
         )
-        self.assertEqual(
-            30, policy.delay(1, make_response(429, {"Retry-After": "900"}))
-        )
+        # Longer than the policy waits: the request fails, transient,
+        # saying when to try again (at most a day later).
+        for value, retry_after in (("900", 900), ("9999999", 86400)):
+            e = self.assertRaises(
+                OCIRegistryError,
+                policy.delay,
+                1,
+                make_response(429, {"Retry-After": value}),
+            )
+            self.assertTrue(e.transient)
+            self.assertEqual(retry_after, e.retry_after)
+            self.assertIn("over the 30 s a push waits", str(e))
 
     def test_retry_after_date(self):
         when = datetime.now(timezone.utc) + timedelta(seconds=20)
@@ -67,6 +80,41 @@ class TestRetryPolicy(TestCase):
             ),
         )
         self.assertTrue(15 <= delay <= 20, delay)
+
+
+class TestRetryAfterOnErrors(TestCase):
+    def test_error_from_an_answer_carries_its_retry_after(self):
+        e = OCIRegistryClient._makeRegistryError(
+            OCIRegistryError,
+            "Cannot start a blob upload",
+            make_response(503, {"Retry-After": "120"}),
+        )
+        self.assertTrue(e.transient)
+        self.assertEqual(120, e.retry_after)
+        # Only a transient answer's; at most a day.
+        e = OCIRegistryClient._makeRegistryError(
+            OCIRegistryError,
+            "Denied",
+            make_response(403, {"Retry-After": "120"}),
+        )
+        self.assertIsNone(e.retry_after)
+        e = OCIRegistryClient._makeRegistryError(
+            OCIRegistryError,
+            "Busy",
+            make_response(429, {"Retry-After": "9999999"}),
+        )
+        self.assertEqual(86400, e.retry_after)
+
+    def test_several_push_rules_wait_for_the_longest(self):
+        e = MultipleOCIRegistryError(
+            [
+                OCIRegistryError("a", transient=True, retry_after=60),
+                OCIRegistryError("b", transient=True),
+                OCIRegistryError("c", transient=True, retry_after=600),
+            ]
+        )
+        self.assertTrue(e.transient)
+        self.assertEqual(600, e.retry_after)
 
 
 class TestParsing(TestCase):

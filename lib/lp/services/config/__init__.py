@@ -106,6 +106,7 @@ CHECKS = {
     "oci": {
         "registry_secrets_private_key_file": _optional(_text),
         "registry_push_parallelism": _optional(_positive),
+        "registry_max_retry_after": _positive,
     },
     "webservice": {
         "host": _text,

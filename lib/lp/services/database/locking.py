@@ -17,6 +17,8 @@ class LockType(IntEnum):
     """The first key of a PostgreSQL advisory lock: what is locked."""
 
     REGISTRY_UPLOAD = 0x4C50_0100
+    # A registry repository's tags (`repository_lock_key`).
+    REGISTRY_REPOSITORY = 0x4C50_0101
 
 
 def take_xact_lock(store, lock_type, key):
