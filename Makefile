@@ -59,6 +59,7 @@ upstream-check: | system-deps
 bench: install
 	$(VENV)/bin/python -m bench.gather
 	$(VENV)/bin/python -m bench.ingest
+	$(VENV)/bin/python -m bench.upload
 	$(VENV)/bin/python -m bench.export
 	$(VENV)/bin/python -m bench.push
 	$(VENV)/bin/python -m bench.webservice
