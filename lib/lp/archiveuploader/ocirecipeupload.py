@@ -37,6 +37,9 @@ Harness only, around that shape:
   never copied, and a file the build farm's downloads verified
   (recorded beside the upload, see `lp.buildmaster.verifiedfiles`) is
   not read at all: the librarian takes its digests after one ``fstat``;
+- what it stores is made durable all at once when the caller commits
+  (`LibrarianStorage.syncAtCommit`), not file by file, and the build's
+  privacy is looked up once;
 - `process` runs in its caller's transaction (`UploadProcessor`'s): it
   neither commits nor aborts, so dry runs work; it raises `UploadError`
   when the upload cannot be accepted, and the caller then aborts and
@@ -158,7 +161,7 @@ class OCIRecipeUpload:
                 os.lstat(path).st_size,
                 path,
                 content_type,
-                restricted=build.is_private,
+                restricted=self.restricted,
                 allow_zero_length=True,
                 verified=self.verified.get(name),
             )
@@ -347,7 +350,20 @@ class OCIRecipeUpload:
         :raises UploadError: if the upload cannot be accepted.
         """
         self.logger.debug("Beginning processing of %s.", self.upload_path)
+        # Harness only: looked up once, not for every file.
+        self.restricted = build.is_private
+        # Harness only: what is stored is synced all at once, when the
+        # caller commits.
+        with get_librarian_storage().syncAtCommit():
+            self._processFiles(build)
+        checkpoint("upload.processed")
+        # The master verifies the status to confirm successful upload.
+        self.logger.debug("Updating %s" % build.title)
+        build.updateStatus(BuildStatus.FULLYBUILT)
+        self.logger.debug("Finished processing %s.", self.upload_path)
 
+    def _processFiles(self, build):
+        """Find the upload's files and store them."""
         # Find digest file
         for dirpath, _, filenames in os.walk(self.upload_path):
             if dirpath == self.upload_path:
@@ -379,12 +395,6 @@ class OCIRecipeUpload:
             raise UploadError(
                 "Build did not produce index.json or digests.json"
             )
-
-        checkpoint("upload.processed")
-        # The master verifies the status to confirm successful upload.
-        self.logger.debug("Updating %s" % build.title)
-        build.updateStatus(BuildStatus.FULLYBUILT)
-        self.logger.debug("Finished processing %s.", self.upload_path)
 
 
 def _diff_ids(upload_path, manifest):

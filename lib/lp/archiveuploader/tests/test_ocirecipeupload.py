@@ -13,7 +13,7 @@ import os
 from datetime import datetime, timedelta, timezone
 
 import transaction
-from fixtures import TempDir
+from fixtures import MockPatch, TempDir
 
 from lp.archiveuploader.ocirecipeupload import OCIRecipeUpload
 from lp.archiveuploader.uploadprocessor import UploadStatusEnum
@@ -460,6 +460,29 @@ class UploadTestMixin:
         self.assertEqual([], list(self.build.getFiles()))
         upload.removeUnreferencedContent()
         self.assertEqual(set(), librarian_contents())
+
+    def test_stored_files_synced_together_at_commit(self):
+        # Nothing is fsynced file by file while the upload is processed;
+        # the commit syncs every stored file once, before the rows.
+        upload = self.ociUpload()
+        names = [n for n in os.listdir(upload)]
+        synced = []
+        real_fsync = os.fsync
+
+        def recording_fsync(fd):
+            synced.append(os.fstat(fd).st_ino)
+            return real_fsync(fd)
+
+        self.useFixture(MockPatch("os.fsync", side_effect=recording_fsync))
+        OCIRecipeUpload(self.leafPath(), logging.getLogger()).process(
+            self.build
+        )
+        self.assertEqual([], synced)
+        transaction.commit()
+        stored = {os.stat(os.path.join(upload, name)).st_ino for name in names}
+        self.assertEqual(len(names), len(stored))
+        self.assertEqual(stored, set(synced) & stored)
+        self.assertEqual(len(names), len([i for i in synced if i in stored]))
 
     def test_upload_error_is_one_line(self):
         upload = self.ociUpload()
