@@ -36,6 +36,7 @@ from lp.testing import TestCaseWithFactory
 from lpbuildd.testing.faultproxy import FaultProxy
 from lpoci.fetch import Downloader, FetchMismatch, split_api_url
 from ocitypes.digest import Digest
+from ocitypes.testing import tool_missing
 
 SKOPEO = shutil.which("skopeo")
 
@@ -98,7 +99,9 @@ class FetchTestCase(ArchiveTestMixin, TestCaseWithFactory):
 
     def skopeo(self, *args):
         if SKOPEO is None:
-            self.skipTest("skopeo is not installed (apt-get install skopeo)")
+            tool_missing(
+                self, "skopeo is not installed (apt-get install skopeo)"
+            )
         process = subprocess.run(
             [SKOPEO, "--insecure-policy", *args],
             capture_output=True,

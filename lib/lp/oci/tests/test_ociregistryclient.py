@@ -52,6 +52,7 @@ from lp.testing.layers import LaunchpadZopelessRegistryLayer, RegistryLayer
 from lp.testing.registry import skopeo, skopeo_path
 from ocitypes.descriptor import MediaType
 from ocitypes.digest import Digest
+from ocitypes.testing import tool_missing
 
 
 class RecordingSleep:
@@ -70,7 +71,7 @@ class RegistryTestMixin:
     def setUp(self):
         super().setUp()
         if RegistryLayer.anonymous is None:
-            self.skipTest("docker-registry is not installed")
+            tool_missing(self, "docker-registry is not installed")
         self.sleep = RecordingSleep()
         self.retry_policy = RetryPolicy(
             attempts=4, base_delay=0.01, max_delay=0.05, sleep=self.sleep
@@ -135,7 +136,7 @@ class RegistryTestMixin:
 
     def skopeoInspect(self, reference, raw=True, creds=None):
         if skopeo_path() is None:
-            self.skipTest("skopeo is not installed")
+            tool_missing(self, "skopeo is not installed")
         args = ["inspect", "--tls-verify=false"]
         if creds:
             args.append("--creds=%s:%s" % creds)
