@@ -48,7 +48,8 @@ Harness only, around that shape:
   directory or device: `check_regular_files`, and the librarian opens
   each without following links), every media type must follow RFC
   6838's grammar and a foreign layer's ``urls`` must be public
-  ``https`` URLs (`check_oci_manifest`); a legacy layer that
+  ``https`` URLs (`check_oci_manifest`); an upload lists at most
+  `MAX_UPLOAD_IMAGES` images (`check_image_count`); a legacy layer that
   digests.json does not name by its file's digest (one docker pulled)
   is checked against its diff_id (`check_legacy_layer`);
 - fault checkpoints ``upload.file`` and ``upload.processed``.
@@ -69,9 +70,15 @@ from lp.buildmaster.verifiedfiles import read_verified_files
 from lp.oci.enums import OCIFileKind
 from lp.oci.interfaces.ocirecipebuild import IOCIFileSet
 from lp.oci.interfaces.ociupload import OCIUploadError
-from lp.oci.model.ocilayout import OCILayoutError, read_upload
+from lp.oci.model.ocilayout import (
+    MAX_DOCUMENT_SIZE,
+    OCILayoutError,
+    parse_index,
+    read_upload,
+)
 from lp.oci.model.ociupload import (
     LEGACY_LAYER_MEDIA_TYPE,
+    check_image_count,
     check_legacy_config,
     check_legacy_layer,
     check_oci_manifest,
@@ -82,7 +89,11 @@ from lp.services.database.interfaces import IStore
 from lp.services.librarian.interfaces import ILibraryFileAliasSet, UploadFailed
 from lp.services.librarian.model import LibraryFileContent
 from lp.services.librarian.storage import get_librarian_storage
-from lp.services.osutils import NotARegularFile, check_regular_files
+from lp.services.osutils import (
+    NotARegularFile,
+    check_regular_files,
+    open_regular,
+)
 from ocitypes.descriptor import MediaType
 from ocitypes.digest import Digest
 from ocitypes.faultpoint import checkpoint
@@ -184,6 +195,10 @@ class OCIRecipeUpload:
         librarian already has.
         """
         try:
+            # Harness only: the bound on images, before any is read.
+            with open_regular(os.path.join(upload_path, "index.json")) as f:
+                descriptors = parse_index(f.read(MAX_DOCUMENT_SIZE + 1))
+            check_image_count(len(descriptors), "index.json")
             manifests = read_upload(upload_path)
             # Harness only: what ocilayout passes on unchecked.
             for manifest in manifests:

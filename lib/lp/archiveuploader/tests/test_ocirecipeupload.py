@@ -484,6 +484,50 @@ class UploadTestMixin:
         self.assertEqual(stored, set(synced) & stored)
         self.assertEqual(len(names), len([i for i in synced if i in stored]))
 
+    def test_upload_of_too_many_images_is_refused(self):
+        # Beyond MAX_UPLOAD_IMAGES, the upload is refused in one line
+        # before any manifest is read.
+        self.useFixture(
+            MockPatch("lp.oci.model.ociupload.MAX_UPLOAD_IMAGES", 2)
+        )
+        upload = self.ociUpload()
+        with open(os.path.join(upload, "index.json")) as f:
+            index = json.load(f)
+        (entry,) = index["manifests"]
+        for n in range(2):
+            index["manifests"].append(dict(entry, digest=f"sha256:{n:064x}"))
+        with open(os.path.join(upload, "index.json"), "w") as f:
+            json.dump(index, f)
+        self.assertFailedCleanly(
+            self.process(),
+            "index.json lists 3 images; an upload may list at most 2",
+        )
+        self.assertNotIn("\n", self.build.failure_reason)
+
+    def test_upload_of_as_many_images_as_the_bound_is_accepted(self):
+        self.useFixture(
+            MockPatch("lp.oci.model.ociupload.MAX_UPLOAD_IMAGES", 2)
+        )
+        other = make_image(layers=[make_layer(seed=9)], architecture="arm64")
+        self.ociUpload(images=[self.image, other])
+        self.assertAccepted(self.process())
+        self.assertEqual(2, len(self.build.image_manifests))
+
+    def test_legacy_upload_of_too_many_images_is_refused(self):
+        self.useFixture(
+            MockPatch("lp.oci.model.ociupload.MAX_UPLOAD_IMAGES", 1)
+        )
+        directory = self.filesDir()
+        other = make_image(layers=[make_layer(seed=9)], architecture="arm64")
+        files = legacy_upload_files(self.image, more_images=[other])
+        for name, data in files.items():
+            with open(os.path.join(directory, name), "wb") as f:
+                f.write(data)
+        self.assertFailedCleanly(
+            self.process(),
+            "manifest.json lists 2 images; an upload may list at most 1",
+        )
+
     def test_upload_error_is_one_line(self):
         upload = self.ociUpload()
         with open(os.path.join(upload, "index.json"), "w") as f:
