@@ -8,11 +8,14 @@ upload of ``--manifests`` distinct image manifests (10,000 by default),
 each with a config of its own and all sharing one small layer, as the
 build farm files it, then times `UploadProcessor.processBuildUpload` on
 it, in a fresh state directory (SQLite database, local librarian) under
-``.bench/upload/``, and counts the ``fsync`` calls it makes.
+``.bench/upload/``, and counts the ``fsync`` calls it makes.  When that
+is more than an upload may list (`MAX_UPLOAD_IMAGES`), an upload of as
+many images as the bound allows is timed too.
 
 Target (``issues show 18``): 10,000 manifests are processed in under
-10 s, or refused with one line by a documented bound.  It is marked
-PASS or FAIL; the exit status is 0 unless something crashed, or, with
+10 s, or refused with one line by a documented bound; the upload at the
+bound must be processed in under 10 s as well.  They are marked PASS
+or FAIL; the exit status is 0 unless something crashed, or, with
 ``--check``, the target is missed.  Results go to
 ``.bench/results-upload.json``.
 """
@@ -124,10 +127,12 @@ def _child(state_dir, count):
 
     os.fsync = counting_fsync
     started = time.monotonic()
+    cpu = time.process_time()
     UploadProcessor(upload_root, log=_quiet_logger()).processBuildUpload(
         fsroot, leaf
     )
     seconds = time.monotonic() - started
+    cpu = time.process_time() - cpu
     os.fsync = real_fsync
     print(
         json.dumps(
@@ -136,6 +141,7 @@ def _child(state_dir, count):
                 "status": build.status.name,
                 "failure_reason": build.failure_reason,
                 "seconds": seconds,
+                "cpu_seconds": cpu,
                 "fsyncs": fsyncs[0],
                 "oci_files": build.getFiles().count(),
             }
@@ -144,8 +150,7 @@ def _child(state_dir, count):
     )
 
 
-def run_benchmark(args):
-    state_dir = os.path.join(args.dir, "upload")
+def _run_child(args, state_dir, count):
     shutil.rmtree(state_dir, ignore_errors=True)
     output = subprocess.run(
         [
@@ -155,42 +160,63 @@ def run_benchmark(args):
             "--child",
             state_dir,
             "--manifests",
-            str(args.manifests),
+            str(count),
         ],
         env=common.child_env(),
         check=True,
         stdout=subprocess.PIPE,
         text=True,
     ).stdout
-    result = json.loads(output.strip().splitlines()[-1])
     if not args.keep:
         shutil.rmtree(state_dir, ignore_errors=True)
+    return json.loads(output.strip().splitlines()[-1])
+
+
+def run_benchmark(args):
+    from lp.oci.model.ociupload import MAX_UPLOAD_IMAGES
+
+    state_dir = os.path.join(args.dir, "upload")
+    counts = [args.manifests]
+    if MAX_UPLOAD_IMAGES < args.manifests:
+        # What the bound lets through must be quick too.
+        counts.append(MAX_UPLOAD_IMAGES)
+    runs = [_run_child(args, state_dir, count) for count in counts]
     targets = []
     target = common.target_recorder(targets)
-    refused = result["status"] == "FAILEDTOUPLOAD" and "\n" not in (
-        result["failure_reason"] or ""
-    )
-    target(
-        f"{args.manifests} manifests processed, or refused in one line",
-        round(result["seconds"], 2),
-        TARGET_SECONDS,
-        (result["status"] == "FULLYBUILT" or refused)
-        and result["seconds"] < TARGET_SECONDS,
-        "s",
-    )
-    return {"machine": common.machine(), "run": result, "targets": targets}
+    for run in runs:
+        refused = run["status"] == "FAILEDTOUPLOAD" and "\n" not in (
+            run["failure_reason"] or ""
+        )
+        target(
+            f"{run['manifests']} manifests processed, or refused in one "
+            "line",
+            round(run["seconds"], 2),
+            TARGET_SECONDS,
+            (run["status"] == "FULLYBUILT" or refused)
+            and run["seconds"] < TARGET_SECONDS,
+            "s",
+        )
+    return {
+        "machine": common.machine(),
+        "max_upload_images": MAX_UPLOAD_IMAGES,
+        "runs": runs,
+        "targets": targets,
+    }
 
 
 def format_report(results):
-    run = results["run"]
-    lines = [
-        f"Upload processing of {run['manifests']} manifests: "
-        f"{run['status']} in {run['seconds']:.2f} s, "
-        f"{run['fsyncs']} fsyncs, {run['oci_files']} files recorded"
-        f" ({run['seconds'] / run['manifests'] * 1000:.2f} ms a manifest)",
-    ]
-    if run["failure_reason"]:
-        lines.append(f"  refused: {run['failure_reason']}")
+    lines = []
+    for run in results["runs"]:
+        lines.append(
+            f"Upload processing of {run['manifests']} manifests: "
+            f"{run['status']} in {run['seconds']:.2f} s "
+            f"({run['cpu_seconds']:.2f} CPU s), {run['fsyncs']} fsyncs, "
+            f"{run['oci_files']} files recorded "
+            f"({run['seconds'] / run['manifests'] * 1000:.2f} ms a manifest)"
+        )
+        if run["failure_reason"]:
+            lines.append(f"  refused: {run['failure_reason']}")
+    lines.append(f"(an upload may list {results['max_upload_images']} images)")
     for t in results["targets"]:
         lines.append(
             f"  {'PASS' if t['pass'] else 'FAIL'}  {t['name']}: "
