@@ -84,6 +84,7 @@ format: install
 lint: install
 	$(VENV)/bin/black --check $(FORMAT_PATHS)
 	$(VENV)/bin/isort --check-only --diff $(FORMAT_PATHS)
+	$(VENV)/bin/flake8 $(FORMAT_PATHS)
 
 # Launchpad's own OCI test modules under its own bin/test, on the snapshot in
 # ../shared/upstream, unpatched and with upstream/launchpad/*.patch applied

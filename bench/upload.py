@@ -96,13 +96,13 @@ def write_upload(directory, count):
 def _child(state_dir, count):
     """Make a build, file its upload, process it; print one JSON line."""
     import transaction
+    from zope.component import getUtility
 
     from lp.archiveuploader.uploadprocessor import UploadProcessor
     from lp.buildmaster.enums import BuildStatus
     from lp.oci.interfaces.ocirecipe import IOCIRecipeSet
     from lp.services.scripts import setup_services
     from lpoci.run import OWNER_NAME, _quiet_logger, new_build
-    from zope.component import getUtility
 
     setup_services(state_dir)
     recipe = getUtility(IOCIRecipeSet).new(

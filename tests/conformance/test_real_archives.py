@@ -7,11 +7,12 @@ The corpus (see its README.md) lives outside the repository:
 ``$LP_OCI_REAL_FIXTURES`` or ``../shared/fixtures/real`` beside the
 repository root.  Where it is absent the suite is skipped with a message,
 unless ``$LP_OCI_REQUIRE_REAL_FIXTURES`` is ``1`` (CI sets it when the
-corpus is there), in which case the absence is a failure.  Each file has a written expectation below, judged on
-its merits: sound archives are accepted (several images, links and
-foreign layers included, where skopeo gives up), damaged ones refused
-with a message that says what is wrong.  A file without an expectation
-fails the suite, so a new fixture cannot slip in untested.
+corpus is there), in which case the absence is a failure.  Each file
+has a written expectation below, judged on its merits: sound archives
+are accepted (several images, links and foreign layers included, where
+skopeo gives up), damaged ones refused with a message that says what is
+wrong.  A file without an expectation fails the suite, so a new fixture
+cannot slip in untested.
 """
 
 __all__ = []

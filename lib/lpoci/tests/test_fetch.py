@@ -290,7 +290,8 @@ class TestFetch(FetchTestCase):
         status, stdout, stderr = self.fetch(build)
         self.assertEqual(1, status)
         self.assertEqual(
-            f"lp-oci: error: cannot read {self.apiUrl(build)}: 404 Not Found\n",
+            f"lp-oci: error: cannot read {self.apiUrl(build)}: "
+            "404 Not Found\n",
             stderr,
         )
         self.assertEqual([], os.listdir(self.out))
@@ -454,10 +455,12 @@ class TestSplitURL(testtools.TestCase):
             (
                 "https://api.launchpad.net/",
                 "1.0",
-                "https://api.launchpad.net/devel/~a/+oci/ubuntu/+recipe/r/+build/1",
+                "https://api.launchpad.net/devel/"
+                "~a/+oci/ubuntu/+recipe/r/+build/1",
             ),
             split_api_url(
-                "https://api.launchpad.net/1.0/~a/+oci/ubuntu/+recipe/r/+build/1"
+                "https://api.launchpad.net/1.0/"
+                "~a/+oci/ubuntu/+recipe/r/+build/1"
             ),
         )
         self.assertEqual(

@@ -60,7 +60,6 @@ from dataclasses import dataclass
 
 from lp.buildmaster.model.buildfarmjobbehaviour import is_safe_file_name
 from lp.oci.interfaces.ociupload import OCIUploadError
-from lp.oci.model.ocilayout import OCILayoutError
 from lp.services.osutils import open_regular
 from ocitypes.descriptor import (
     Descriptor,

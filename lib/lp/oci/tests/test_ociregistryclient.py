@@ -29,11 +29,7 @@ from lp.oci.interfaces.ocipushedblob import IOCIPushedBlobSet
 from lp.oci.interfaces.ocirecipebuild import (
     OCIRecipeBuildRegistryUploadStatus,
 )
-from lp.oci.interfaces.ociregistryclient import (
-    BlobUploadFailed,
-    ManifestUploadFailed,
-    OCIRegistryError,
-)
+from lp.oci.interfaces.ociregistryclient import BlobUploadFailed
 from lp.oci.model.ocipushedblob import OCIPushedBlob, OCIPushedBlobSet
 from lp.oci.model.ocirecipebuildjob import run_registry_upload_jobs
 from lp.oci.model.ociregistryclient import OCIRegistryClient
