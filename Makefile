@@ -59,6 +59,7 @@ upstream-check: | system-deps
 bench: install
 	$(VENV)/bin/python -m bench.gather
 	$(VENV)/bin/python -m bench.ingest
+	$(VENV)/bin/python -m bench.upload
 	$(VENV)/bin/python -m bench.export
 	$(VENV)/bin/python -m bench.push
 	$(VENV)/bin/python -m bench.webservice
@@ -83,6 +84,7 @@ format: install
 lint: install
 	$(VENV)/bin/black --check $(FORMAT_PATHS)
 	$(VENV)/bin/isort --check-only --diff $(FORMAT_PATHS)
+	$(VENV)/bin/flake8 $(FORMAT_PATHS)
 
 # Launchpad's own OCI test modules under its own bin/test, on the snapshot in
 # ../shared/upstream, unpatched and with upstream/launchpad/*.patch applied

@@ -650,7 +650,9 @@ def _floor(image, compressed, jobs):
     started = time.monotonic()
     with ThreadPoolExecutor(jobs) as pool:
         cpu = sum(
-            pool.map(lambda l: _floor_layer(l, compressed), image.layers)
+            pool.map(
+                lambda layer: _floor_layer(layer, compressed), image.layers
+            )
         )
     return {"wall": time.monotonic() - started, "cpu": cpu}
 

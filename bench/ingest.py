@@ -42,7 +42,8 @@ Targets (``issues show 3`` and ``12``): ``lp-oci run`` takes at most
 and flat (it grows by less than `TARGET_RSS_GROWTH` while ingesting);
 the rebuild's ``bytes_fetched`` equals the compressed size of the
 changed layer(s).  They are marked PASS or FAIL; the exit status is 0
-unless something crashed, or, with ``--check``, a target is missed.  Results go to ``.bench/results-ingest.json``
+unless something crashed, or, with ``--check``, a target is missed.
+Results go to ``.bench/results-ingest.json``
 (``results-ingest-quick.json`` for ``--quick`` and ``--check``, which
 use the ~300 MB image; ``--check`` takes well under a minute).
 
@@ -624,7 +625,7 @@ def run_benchmark(args):
     results["rebuild"].update(
         {
             "changed_layers": changed,
-            "expected_bytes_fetched": sum(l["size"] for l in changed),
+            "expected_bytes_fetched": sum(layer["size"] for layer in changed),
             "bytes_fetched": results["second"]["ingest"]["bytes_fetched"],
             "base_digests_changed": unstable,
         }
@@ -709,8 +710,8 @@ def _format_report(results):
     )
     lines.append(
         "One run each.  gather = OCIBuildManager.gatherResults in the "
-        "builder process (docker save replayed from the archive file, into the "
-        "file cache); ingest = Launchpad side, another process, from the "
+        "builder process (docker save replayed from the archive file, into "
+        "the file cache); ingest = Launchpad side, another process, from the "
         "first status() to FULLYBUILT: fetch = BuilderWorker downloads + "
         "verification (handleStatus), upload = OCIRecipeUpload.process "
         "(librarian + OCIFile rows).  RSS = VmHWM of that process; "
@@ -800,8 +801,9 @@ def _format_run(run):
             f"{hashing['sha256_cpu_seconds']:.2f} CPU s) / {run['cpus']} = "
             f"{run['floor_wall']:.2f} s = {run['floor_ratio']:.2f}x gather "
             "alone, before start-up, transfer and the database.  This "
-            f"run's own CPU, perfectly spread: {run['run_cpu'] / run['cpus']:.2f}"
-            f" s = {run['run_cpu'] / run['cpus'] / run['gather_wall']:.2f}x."
+            "run's own CPU, perfectly spread: "
+            f"{run['run_cpu'] / run['cpus']:.2f} s = "
+            f"{run['run_cpu'] / run['cpus'] / run['gather_wall']:.2f}x."
         )
         if run["floor_ratio"] > TARGET_RUN_RATIO:
             lines.append(

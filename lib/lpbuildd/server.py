@@ -55,9 +55,10 @@ class _FileSender(FileSender):
 class FileCacheResource(resource.Resource):
     """Serve ``/filecache/<sha1>`` from the builder's file cache.
 
-    The body is streamed with a `FileSender` producer (`_FileSender`), so memory use does
-    not depend on the size of the file.  Exactly one path segment that is
-    a well-formed SHA-1 is accepted; anything else is a 404.
+    The body is streamed with a `FileSender` producer (`_FileSender`), so
+    memory use does not depend on the size of the file.  Exactly one path
+    segment that is a well-formed SHA-1 is accepted; anything else is a
+    404.
 
     `active_requests` and `peak_requests` count transfers in progress,
     for tests and monitoring.

@@ -256,9 +256,8 @@ def _open_build(url, authorizer, cache_dir):
     except (OSError, ValueError, AttributeError, KeyError) as e:
         # httplib2's connection errors are OSErrors; a service of
         # another shape answers with documents launchpadlib cannot use.
-        raise FetchError(
-            f"cannot read {url}: {' '.join(str(e).split()) or type(e).__name__}"
-        ) from None
+        reason = " ".join(str(e).split()) or type(e).__name__
+        raise FetchError(f"cannot read {url}: {reason}") from None
     return entry, devel_url, file_urls
 
 

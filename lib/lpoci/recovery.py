@@ -38,7 +38,6 @@ __all__ = [
 import os
 
 import transaction
-from zope.component import getUtility
 
 from lp.buildmaster.enums import BuildStatus
 from lp.services.database.interfaces import IStore

@@ -34,7 +34,6 @@ __all__ = [
 ]
 
 import contextlib
-import errno
 import fcntl
 import json
 import os

@@ -78,8 +78,9 @@ FAILEDTOBUILD"``) or ``"skipped: REASON"`` (still a problem).  ``age``
 is in whole seconds.  ``in_use`` is true for orphans, and temporary
 files younger than ``--min-age``, found while another process held the
 librarian's in-use lock (it may be about to commit their rows or finish
-writing them): they are listed but not counted in ``problems``.  Without ``--json``: one line per finding and a
-last line ``clean`` or ``N problems``.
+writing them): they are listed but not counted in ``problems``.
+Without ``--json``: one line per finding and a last line ``clean`` or
+``N problems``.
 """
 
 __all__ = [

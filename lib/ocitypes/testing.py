@@ -6,25 +6,42 @@
 Hostile digests and JSON documents that every reader of OCI content must
 refuse, and mutations of valid JSON documents for the fuzzers; the
 builder's archive builder and fuzzers and Launchpad's upload tests and
-fuzzers use them alike.
+fuzzers use them alike.  And `tool_missing`, which every test that
+needs an outside tool calls when the tool is not there.
 """
 
 __all__ = [
     "HOSTILE_JSON_VALUES",
     "JSON_KEYS",
     "MALFORMED_DIGESTS",
+    "REQUIRE_TOOLS",
     "big_json",
     "deep_json",
     "json_nodes",
     "mutate_json",
     "mutate_json_bytes",
+    "tool_missing",
 ]
 
 import copy
 import hashlib
 import json
+import os
 
 _HEX = hashlib.sha256(b"x").hexdigest()
+
+# Where this environment variable is "1" (``.ci/run`` sets it), a test
+# that needs an outside tool (skopeo, docker-registry, Chromium, a tmpfs
+# mount) fails when the tool is missing instead of being skipped.
+REQUIRE_TOOLS = "LP_OCI_REQUIRE_TOOLS"
+
+
+def tool_missing(test, reason):
+    """Skip ``test``, which needs a tool that is missing (``reason`` says
+    which), or fail it where ``$LP_OCI_REQUIRE_TOOLS`` is ``1``."""
+    if os.environ.get(REQUIRE_TOOLS) == "1":
+        test.fail(f"{reason} and {REQUIRE_TOOLS}=1")
+    test.skipTest(reason)
 
 
 def _json(obj):

@@ -39,6 +39,7 @@ from lpbuildd.tests.archivebuilder import (
     make_image,
     make_layer,
 )
+from ocitypes.testing import tool_missing
 from tests.faults.invariants import (
     append_report,
     registry_problems,
@@ -94,7 +95,7 @@ class TestKillPoints(TestCase):
     def setUp(self):
         super().setUp()
         if RegistryLayer.anonymous is None:
-            self.skipTest("docker-registry is not installed")
+            tool_missing(self, "docker-registry is not installed")
         self.registry = RegistryLayer.anonymous
         self.tmp = self.useFixture(TempDir()).path
         self.state = os.path.join(self.tmp, "var")

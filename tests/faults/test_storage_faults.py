@@ -26,6 +26,7 @@ from lpbuildd.tests.archivebuilder import (
     make_image,
     make_layer,
 )
+from ocitypes.testing import tool_missing
 from tests.faults.invariants import (
     append_report,
     state_problems,
@@ -65,7 +66,7 @@ class TestStorageFaults(TestCase):
         path = os.path.join(self.tmp, name)
         result = mount_tmpfs(path, size)
         if result.returncode != 0:
-            self.skipTest(f"cannot mount a tmpfs: {result.stderr!r}")
+            tool_missing(self, f"cannot mount a tmpfs: {result.stderr!r}")
         self.addCleanup(subprocess.run, ["umount", "-l", path])
         return path
 

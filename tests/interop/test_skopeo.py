@@ -25,6 +25,7 @@ from lpbuildd.tests.archivebuilder import (
     make_layer,
     oci_archive,
 )
+from ocitypes.testing import tool_missing
 
 
 def image():
@@ -42,7 +43,7 @@ class TestSkopeoReadsOutput(GatherTestCase):
     def setUp(self):
         super().setUp()
         if shutil.which("skopeo") is None:
-            self.skipTest("skopeo is not installed")
+            tool_missing(self, "skopeo is not installed")
 
     def skopeo(self, *args):
         process = subprocess.run(

@@ -37,6 +37,9 @@ Harness only, around that shape:
   never copied, and a file the build farm's downloads verified
   (recorded beside the upload, see `lp.buildmaster.verifiedfiles`) is
   not read at all: the librarian takes its digests after one ``fstat``;
+- what it stores is made durable all at once when the caller commits
+  (`LibrarianStorage.syncAtCommit`), not file by file, and the build's
+  privacy is looked up once;
 - `process` runs in its caller's transaction (`UploadProcessor`'s): it
   neither commits nor aborts, so dry runs work; it raises `UploadError`
   when the upload cannot be accepted, and the caller then aborts and
@@ -45,7 +48,8 @@ Harness only, around that shape:
   directory or device: `check_regular_files`, and the librarian opens
   each without following links), every media type must follow RFC
   6838's grammar and a foreign layer's ``urls`` must be public
-  ``https`` URLs (`check_oci_manifest`); a legacy layer that
+  ``https`` URLs (`check_oci_manifest`); an upload lists at most
+  `MAX_UPLOAD_IMAGES` images (`check_image_count`); a legacy layer that
   digests.json does not name by its file's digest (one docker pulled)
   is checked against its diff_id (`check_legacy_layer`);
 - fault checkpoints ``upload.file`` and ``upload.processed``.
@@ -66,9 +70,15 @@ from lp.buildmaster.verifiedfiles import read_verified_files
 from lp.oci.enums import OCIFileKind
 from lp.oci.interfaces.ocirecipebuild import IOCIFileSet
 from lp.oci.interfaces.ociupload import OCIUploadError
-from lp.oci.model.ocilayout import OCILayoutError, read_upload
+from lp.oci.model.ocilayout import (
+    MAX_DOCUMENT_SIZE,
+    OCILayoutError,
+    parse_index,
+    read_upload,
+)
 from lp.oci.model.ociupload import (
     LEGACY_LAYER_MEDIA_TYPE,
+    check_image_count,
     check_legacy_config,
     check_legacy_layer,
     check_oci_manifest,
@@ -79,7 +89,11 @@ from lp.services.database.interfaces import IStore
 from lp.services.librarian.interfaces import ILibraryFileAliasSet, UploadFailed
 from lp.services.librarian.model import LibraryFileContent
 from lp.services.librarian.storage import get_librarian_storage
-from lp.services.osutils import NotARegularFile, check_regular_files
+from lp.services.osutils import (
+    NotARegularFile,
+    check_regular_files,
+    open_regular,
+)
 from ocitypes.descriptor import MediaType
 from ocitypes.digest import Digest
 from ocitypes.faultpoint import checkpoint
@@ -158,7 +172,7 @@ class OCIRecipeUpload:
                 os.lstat(path).st_size,
                 path,
                 content_type,
-                restricted=build.is_private,
+                restricted=self.restricted,
                 allow_zero_length=True,
                 verified=self.verified.get(name),
             )
@@ -181,6 +195,10 @@ class OCIRecipeUpload:
         librarian already has.
         """
         try:
+            # Harness only: the bound on images, before any is read.
+            with open_regular(os.path.join(upload_path, "index.json")) as f:
+                descriptors = parse_index(f.read(MAX_DOCUMENT_SIZE + 1))
+            check_image_count(len(descriptors), "index.json")
             manifests = read_upload(upload_path)
             # Harness only: what ocilayout passes on unchecked.
             for manifest in manifests:
@@ -347,7 +365,20 @@ class OCIRecipeUpload:
         :raises UploadError: if the upload cannot be accepted.
         """
         self.logger.debug("Beginning processing of %s.", self.upload_path)
+        # Harness only: looked up once, not for every file.
+        self.restricted = build.is_private
+        # Harness only: what is stored is synced all at once, when the
+        # caller commits.
+        with get_librarian_storage().syncAtCommit():
+            self._processFiles(build)
+        checkpoint("upload.processed")
+        # The master verifies the status to confirm successful upload.
+        self.logger.debug("Updating %s" % build.title)
+        build.updateStatus(BuildStatus.FULLYBUILT)
+        self.logger.debug("Finished processing %s.", self.upload_path)
 
+    def _processFiles(self, build):
+        """Find the upload's files and store them."""
         # Find digest file
         for dirpath, _, filenames in os.walk(self.upload_path):
             if dirpath == self.upload_path:
@@ -379,12 +410,6 @@ class OCIRecipeUpload:
             raise UploadError(
                 "Build did not produce index.json or digests.json"
             )
-
-        checkpoint("upload.processed")
-        # The master verifies the status to confirm successful upload.
-        self.logger.debug("Updating %s" % build.title)
-        build.updateStatus(BuildStatus.FULLYBUILT)
-        self.logger.debug("Finished processing %s.", self.upload_path)
 
 
 def _diff_ids(upload_path, manifest):

@@ -164,7 +164,10 @@ class Image:
 
     @property
     def key(self):
-        return (self.config_digest, tuple(l.diff_id for l in self.layers))
+        return (
+            self.config_digest,
+            tuple(layer.diff_id for layer in self.layers),
+        )
 
     def config_bytes(self):
         return document_bytes(self.config)

@@ -649,14 +649,17 @@ class Resolver:
 
     def _detect_format(self, index, docker, images):
         layers = [
-            l for image in images for l in image.layers if not l.is_foreign
+            layer
+            for image in images
+            for layer in image.layers
+            if not layer.is_foreign
         ]
-        compressed = any(not l.recompressed for l in layers)
+        compressed = any(not layer.recompressed for layer in layers)
         if index is not None and docker is None:
             return "oci"
         if index is not None:
             return "docker25-containerd" if compressed else "docker25-classic"
-        names = [l.blob.name for l in layers]
+        names = [layer.blob.name for layer in layers]
         if any(n.endswith("/layer.tar") for n in names):
             return "docker-save"
         if self.store.lookup(docker.name) and any(

@@ -6,8 +6,9 @@
 Only for faults that a real builder cannot be made to produce: a
 connection cut in the middle of a body whose Content-Length was already
 promised, a response that is late (to trigger client timeouts), a body
-that stalls part way, 5xx responses and malformed response headers.  Wrong content and 404s come
-from the real builder (corrupt a cache file; ask for an unknown SHA-1).
+that stalls part way, 5xx responses and malformed response headers.
+Wrong content and 404s come from the real builder (corrupt a cache
+file; ask for an unknown SHA-1).
 
 Usage::
 

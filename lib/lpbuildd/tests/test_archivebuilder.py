@@ -71,6 +71,7 @@ from lpbuildd.tests.archivebuilder import (
     zstd_bomb,
     zstd_skippable_frame,
 )
+from ocitypes.testing import tool_missing
 
 
 def read_tar(data):
@@ -810,7 +811,7 @@ class TestWithSkopeo(TestCase):
     def setUp(self):
         super().setUp()
         if shutil.which("skopeo") is None:
-            self.skipTest("skopeo is not installed")
+            tool_missing(self, "skopeo is not installed")
         self.tempdir = tempfile.mkdtemp()
         self.addCleanup(shutil.rmtree, self.tempdir)
 

@@ -36,6 +36,7 @@ from lp.testing import TestCaseWithFactory
 from lpbuildd.testing.faultproxy import FaultProxy
 from lpoci.fetch import Downloader, FetchMismatch, split_api_url
 from ocitypes.digest import Digest
+from ocitypes.testing import tool_missing
 
 SKOPEO = shutil.which("skopeo")
 
@@ -98,7 +99,9 @@ class FetchTestCase(ArchiveTestMixin, TestCaseWithFactory):
 
     def skopeo(self, *args):
         if SKOPEO is None:
-            self.skipTest("skopeo is not installed (apt-get install skopeo)")
+            tool_missing(
+                self, "skopeo is not installed (apt-get install skopeo)"
+            )
         process = subprocess.run(
             [SKOPEO, "--insecure-policy", *args],
             capture_output=True,
@@ -287,7 +290,8 @@ class TestFetch(FetchTestCase):
         status, stdout, stderr = self.fetch(build)
         self.assertEqual(1, status)
         self.assertEqual(
-            f"lp-oci: error: cannot read {self.apiUrl(build)}: 404 Not Found\n",
+            f"lp-oci: error: cannot read {self.apiUrl(build)}: "
+            "404 Not Found\n",
             stderr,
         )
         self.assertEqual([], os.listdir(self.out))
@@ -451,10 +455,12 @@ class TestSplitURL(testtools.TestCase):
             (
                 "https://api.launchpad.net/",
                 "1.0",
-                "https://api.launchpad.net/devel/~a/+oci/ubuntu/+recipe/r/+build/1",
+                "https://api.launchpad.net/devel/"
+                "~a/+oci/ubuntu/+recipe/r/+build/1",
             ),
             split_api_url(
-                "https://api.launchpad.net/1.0/~a/+oci/ubuntu/+recipe/r/+build/1"
+                "https://api.launchpad.net/1.0/"
+                "~a/+oci/ubuntu/+recipe/r/+build/1"
             ),
         )
         self.assertEqual(

@@ -13,7 +13,7 @@ import os
 from datetime import datetime, timedelta, timezone
 
 import transaction
-from fixtures import TempDir
+from fixtures import MockPatch, TempDir
 
 from lp.archiveuploader.ocirecipeupload import OCIRecipeUpload
 from lp.archiveuploader.uploadprocessor import UploadStatusEnum
@@ -460,6 +460,73 @@ class UploadTestMixin:
         self.assertEqual([], list(self.build.getFiles()))
         upload.removeUnreferencedContent()
         self.assertEqual(set(), librarian_contents())
+
+    def test_stored_files_synced_together_at_commit(self):
+        # Nothing is fsynced file by file while the upload is processed;
+        # the commit syncs every stored file once, before the rows.
+        upload = self.ociUpload()
+        names = [n for n in os.listdir(upload)]
+        synced = []
+        real_fsync = os.fsync
+
+        def recording_fsync(fd):
+            synced.append(os.fstat(fd).st_ino)
+            return real_fsync(fd)
+
+        self.useFixture(MockPatch("os.fsync", side_effect=recording_fsync))
+        OCIRecipeUpload(self.leafPath(), logging.getLogger()).process(
+            self.build
+        )
+        self.assertEqual([], synced)
+        transaction.commit()
+        stored = {os.stat(os.path.join(upload, name)).st_ino for name in names}
+        self.assertEqual(len(names), len(stored))
+        self.assertEqual(stored, set(synced) & stored)
+        self.assertEqual(len(names), len([i for i in synced if i in stored]))
+
+    def test_upload_of_too_many_images_is_refused(self):
+        # Beyond MAX_UPLOAD_IMAGES, the upload is refused in one line
+        # before any manifest is read.
+        self.useFixture(
+            MockPatch("lp.oci.model.ociupload.MAX_UPLOAD_IMAGES", 2)
+        )
+        upload = self.ociUpload()
+        with open(os.path.join(upload, "index.json")) as f:
+            index = json.load(f)
+        (entry,) = index["manifests"]
+        for n in range(2):
+            index["manifests"].append(dict(entry, digest=f"sha256:{n:064x}"))
+        with open(os.path.join(upload, "index.json"), "w") as f:
+            json.dump(index, f)
+        self.assertFailedCleanly(
+            self.process(),
+            "index.json lists 3 images; an upload may list at most 2",
+        )
+        self.assertNotIn("\n", self.build.failure_reason)
+
+    def test_upload_of_as_many_images_as_the_bound_is_accepted(self):
+        self.useFixture(
+            MockPatch("lp.oci.model.ociupload.MAX_UPLOAD_IMAGES", 2)
+        )
+        other = make_image(layers=[make_layer(seed=9)], architecture="arm64")
+        self.ociUpload(images=[self.image, other])
+        self.assertAccepted(self.process())
+        self.assertEqual(2, len(self.build.image_manifests))
+
+    def test_legacy_upload_of_too_many_images_is_refused(self):
+        self.useFixture(
+            MockPatch("lp.oci.model.ociupload.MAX_UPLOAD_IMAGES", 1)
+        )
+        directory = self.filesDir()
+        other = make_image(layers=[make_layer(seed=9)], architecture="arm64")
+        files = legacy_upload_files(self.image, more_images=[other])
+        for name, data in files.items():
+            with open(os.path.join(directory, name), "wb") as f:
+                f.write(data)
+        self.assertFailedCleanly(
+            self.process(),
+            "manifest.json lists 2 images; an upload may list at most 1",
+        )
 
     def test_upload_error_is_one_line(self):
         upload = self.ociUpload()

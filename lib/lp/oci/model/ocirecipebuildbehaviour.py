@@ -76,6 +76,7 @@ from lp.oci.model.ocilayout import (
 )
 from lp.oci.model.ociupload import (
     OCIUploadError,
+    check_image_count,
     parse_legacy_upload,
     read_json_file,
 )
@@ -229,6 +230,8 @@ class OCIRecipeBuildBehaviour(BuildFarmJobBehaviourBase):
             parse_oci_layout(f.read(1024))
         with open(os.path.join(upload_path, "index.json"), "rb") as f:
             descriptors = parse_index(f.read(MAX_DOCUMENT_SIZE + 1))
+        # Harness only: nothing fetched for an upload beyond the bound.
+        check_image_count(len(descriptors), "index.json")
 
         files = {}
         for descriptor in descriptors:

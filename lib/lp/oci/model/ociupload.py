@@ -24,6 +24,9 @@ all harness only:
   `read_json_library_file`, `parse_json_document`): size and depth
   limited (`ocitypes.safejson`), and a stored document checked against
   the size and sha256 its row records;
+- the bound on images: an upload may list at most `MAX_UPLOAD_IMAGES`
+  (`check_image_count`), checked by the build farm and by upload
+  processing before any manifest is read;
 
 Everything here treats its input as hostile, and fails with a one-line
 `OCIUploadError`.
@@ -31,11 +34,13 @@ Everything here treats its input as hostile, and fails with a one-line
 
 __all__ = [
     "LEGACY_LAYER_MEDIA_TYPE",
+    "MAX_UPLOAD_IMAGES",
     "LegacyImage",
     "LegacyLayer",
     "LegacyManifest",
     "OCIUploadError",
     "check_file_name",
+    "check_image_count",
     "check_legacy_config",
     "check_legacy_layer",
     "check_oci_manifest",
@@ -55,7 +60,6 @@ from dataclasses import dataclass
 
 from lp.buildmaster.model.buildfarmjobbehaviour import is_safe_file_name
 from lp.oci.interfaces.ociupload import OCIUploadError
-from lp.oci.model.ocilayout import OCILayoutError
 from lp.services.osutils import open_regular
 from ocitypes.descriptor import (
     Descriptor,
@@ -68,6 +72,25 @@ from ocitypes.errors import MalformedContent
 from ocitypes.safejson import MAX_JSON_SIZE, load_json
 
 LEGACY_LAYER_MEDIA_TYPE = MediaType.DOCKER_LAYER_GZIP
+
+# The images (distinct manifests) one upload may list.  A build files
+# one image (two or three at most, in practice); upload processing
+# stores and records every image's files in one transaction, so an
+# upload listing more is refused before anything is read or fetched
+# (see README "Upload processing at scale").
+MAX_UPLOAD_IMAGES = 1000
+
+
+def check_image_count(count, what):
+    """Refuse an upload whose ``what`` lists ``count`` images, if too many.
+
+    :raises OCIUploadError: beyond `MAX_UPLOAD_IMAGES`.
+    """
+    if count > MAX_UPLOAD_IMAGES:
+        raise OCIUploadError(
+            f"{what} lists {count} images; an upload may list at most "
+            f"{MAX_UPLOAD_IMAGES}"
+        )
 
 
 def check_file_name(name):
@@ -291,6 +314,7 @@ def parse_legacy_upload(manifest, digests):
     """
     if not isinstance(manifest, list) or not manifest:
         raise OCIUploadError("manifest.json is not a non-empty list")
+    check_image_count(len(manifest), "manifest.json")
     if not isinstance(digests, list) or len(digests) != len(manifest):
         raise OCIUploadError(
             "digests.json does not have one entry per manifest.json entry"

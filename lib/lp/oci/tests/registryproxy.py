@@ -23,8 +23,8 @@ method and can:
   ``to`` (host:port) instead (an upload session on another host).
 
 Rules match a method and a regular expression on the path, for the
-first ``times`` matching requests (None: all) after the first ``skip``.  `requests` records
-``(method, path, headers)`` of every request.
+first ``times`` matching requests (None: all) after the first ``skip``.
+`requests` records ``(method, path, headers)`` of every request.
 """
 
 __all__ = [

@@ -57,6 +57,7 @@ from lpbuildd.tests.archivebuilder import (
 )
 from ocitypes.descriptor import MediaType
 from ocitypes.digest import Digest
+from ocitypes.testing import tool_missing
 
 OCI = OCIArchiveFormat.OCI
 DOCKER = OCIArchiveFormat.DOCKER
@@ -546,7 +547,7 @@ class TestOCIArchiveReadBack(ArchiveTestMixin, TestCaseWithFactory):
 
     def skopeo(self, *args):
         if shutil.which("skopeo") is None:
-            self.skipTest("skopeo is not installed")
+            tool_missing(self, "skopeo is not installed")
         process = subprocess.run(
             ["skopeo", "--insecure-policy", *args],
             capture_output=True,

@@ -11,6 +11,7 @@ import os
 from datetime import datetime, timedelta, timezone
 
 import transaction
+from fixtures import MockPatch
 from twisted.internet import defer
 from zope.component import getAdapter
 
@@ -261,6 +262,39 @@ class BehaviourTestMixin(BuildFarmTestMixin):
             behaviour.build.failure_reason,
         )
         self.assertNothingCollected()
+
+    @defer.inlineCallbacks
+    def test_index_of_too_many_images(self):
+        # Beyond MAX_UPLOAD_IMAGES, nothing but the index is fetched.
+        self.useFixture(
+            MockPatch("lp.oci.model.ociupload.MAX_UPLOAD_IMAGES", 1)
+        )
+        behaviour, _ = self.gather(make_test_image())
+        index = json.loads(self.filed("index.json"))
+        index["manifests"].append(
+            dict(index["manifests"][0], digest="sha256:" + "0" * 64)
+        )
+        path = os.path.join(self.work_dir, "index.json")
+        with open(path, "w") as f:
+            json.dump(index, f)
+        self.builder.addWaitingFile(path)
+        self.assertIsNone((yield self.collect(behaviour)))
+        self.assertEqual(BuildStatus.FAILEDTOUPLOAD, behaviour.build.status)
+        self.assertIn(
+            "index.json lists 2 images; an upload may list at most 1",
+            behaviour.build.failure_reason,
+        )
+        self.assertNotIn("\n", behaviour.build.failure_reason)
+        self.assertNothingCollected()
+
+    @defer.inlineCallbacks
+    def test_index_of_as_many_images_as_the_bound(self):
+        self.useFixture(
+            MockPatch("lp.oci.model.ociupload.MAX_UPLOAD_IMAGES", 1)
+        )
+        behaviour, _ = self.gather(make_test_image())
+        self.assertIsNotNone((yield self.collect(behaviour)))
+        self.assertEqual(BuildStatus.UPLOADING, behaviour.build.status)
 
     def test_checkDownload(self):
         # check_file, by what the download process computed.

@@ -6,6 +6,7 @@ backend."""
 
 __all__ = []
 
+import sqlite3
 from datetime import timedelta
 
 import psycopg2
@@ -35,11 +36,13 @@ from lp.oci.model.ociregistryclient import (
 from lp.services.database.constants import utc_now
 from lp.services.database.interfaces import IStore
 from lp.services.database.locking import LockType, take_xact_lock
+from lp.services.database.migration import backend_name
 from lp.services.job.interfaces.job import JobStatus
 from lp.testing import TestCaseWithFactory
 from lp.testing.layers import (
     DatabaseLayer,
     LaunchpadZopelessLayer,
+    SQLiteDatabaseLayer,
     SQLiteLaunchpadZopelessLayer,
 )
 
@@ -217,11 +220,53 @@ class TestOCIRegistryUploadJob(TestCaseWithFactory):
         self.assertEqual(JobStatus.FAILED, job.job.status)
         self.assertEqual("Internal error", job.error_summary)
 
+    def otherConnectionCanLock(self, recipe):
+        """Whether another connection could take ``recipe``'s lock now."""
+        store = IStore(OCIRecipeBuildJob)
+        if backend_name(store) == "postgres":
+            cluster = DatabaseLayer.cluster
+            other = psycopg2.connect(
+                dbname=DatabaseLayer.dbname,
+                host=cluster.socket_dir,
+                port=cluster.port,
+                user=cluster.superuser,
+            )
+            try:
+                with other.cursor() as cursor:
+                    cursor.execute(
+                        "SELECT pg_try_advisory_xact_lock(%s, %s)",
+                        (int(LockType.REGISTRY_UPLOAD), recipe.id),
+                    )
+                    (taken,) = cursor.fetchone()
+            finally:
+                other.close()
+            return taken
+        # SQLite: one lock, the database's write lock.
+        other = sqlite3.connect(
+            SQLiteDatabaseLayer.uri[len("sqlite:") :],
+            timeout=0,
+            isolation_level=None,
+        )
+        try:
+            other.execute("BEGIN IMMEDIATE")
+            other.execute("ROLLBACK")
+            return True
+        except sqlite3.OperationalError as e:
+            self.assertIn("database is locked", str(e))
+            return False
+        finally:
+            other.close()
+
     def test_lock(self):
-        # Taking the recipe's lock works on this backend.
+        # The recipe's lock holds off another connection until the
+        # transaction ends.
         job = self.makeJob()
-        job._lockRecipe()
         transaction.commit()
+        self.assertTrue(self.otherConnectionCanLock(job.build.recipe))
+        job._lockRecipe()
+        self.assertFalse(self.otherConnectionCanLock(job.build.recipe))
+        transaction.commit()
+        self.assertTrue(self.otherConnectionCanLock(job.build.recipe))
 
 
 class TestOCIRegistryUploadJobSQLite(TestOCIRegistryUploadJob):

@@ -29,11 +29,7 @@ from lp.oci.interfaces.ocipushedblob import IOCIPushedBlobSet
 from lp.oci.interfaces.ocirecipebuild import (
     OCIRecipeBuildRegistryUploadStatus,
 )
-from lp.oci.interfaces.ociregistryclient import (
-    BlobUploadFailed,
-    ManifestUploadFailed,
-    OCIRegistryError,
-)
+from lp.oci.interfaces.ociregistryclient import BlobUploadFailed
 from lp.oci.model.ocipushedblob import OCIPushedBlob, OCIPushedBlobSet
 from lp.oci.model.ocirecipebuildjob import run_registry_upload_jobs
 from lp.oci.model.ociregistryclient import OCIRegistryClient
@@ -52,6 +48,7 @@ from lp.testing.layers import LaunchpadZopelessRegistryLayer, RegistryLayer
 from lp.testing.registry import skopeo, skopeo_path
 from ocitypes.descriptor import MediaType
 from ocitypes.digest import Digest
+from ocitypes.testing import tool_missing
 
 
 class RecordingSleep:
@@ -70,7 +67,7 @@ class RegistryTestMixin:
     def setUp(self):
         super().setUp()
         if RegistryLayer.anonymous is None:
-            self.skipTest("docker-registry is not installed")
+            tool_missing(self, "docker-registry is not installed")
         self.sleep = RecordingSleep()
         self.retry_policy = RetryPolicy(
             attempts=4, base_delay=0.01, max_delay=0.05, sleep=self.sleep
@@ -135,7 +132,7 @@ class RegistryTestMixin:
 
     def skopeoInspect(self, reference, raw=True, creds=None):
         if skopeo_path() is None:
-            self.skipTest("skopeo is not installed")
+            tool_missing(self, "skopeo is not installed")
         args = ["inspect", "--tls-verify=false"]
         if creds:
             args.append("--creds=%s:%s" % creds)

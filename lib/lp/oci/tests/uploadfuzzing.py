@@ -5,12 +5,12 @@
 
 Valid uploads are made in code, as a builder makes them: archives from
 the test archive builder read by `lpbuildd.dockersave` and filed as OCI
-uploads (flat names), and legacy uploads (`legacy_upload_files`).  `mutate_upload` damages one,
-with the same mutations as the builder side's fuzzers
-(`lpbuildd.tests.fuzzing`): JSON documents mutated structurally or
-byte by byte (blobs re-pointed, most of the time, so that the mutation
-reaches the parsing behind the digest checks), files removed, emptied,
-truncated or corrupted, and files added.
+uploads (flat names), and legacy uploads (`legacy_upload_files`).
+`mutate_upload` damages one, with the same mutations as the builder
+side's fuzzers (`lpbuildd.tests.fuzzing`): JSON documents mutated
+structurally or byte by byte (blobs re-pointed, most of the time, so
+that the mutation reaches the parsing behind the digest checks), files
+removed, emptied, truncated or corrupted, and files added.
 
 `read_upload` reads an upload directory as the build farm and the
 upload processor do before they store anything: an OCI upload with

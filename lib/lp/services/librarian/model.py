@@ -145,11 +145,12 @@ def _insert_or_get_content(stored):
     the default here) that `lp.services.database.retry` classifies as
     retryable: its caller runs the transaction again and then finds the
     row.
+
+    The row is inserted first (a no-op for content already there) and
+    then read once: most content stored is new (one query fewer each),
+    and content already there costs one cheap statement more.
     """
     store = IPrimaryStore(LibraryFileContent)
-    content = _find_content(store, stored.sha256)
-    if content is not None:
-        return content
     store.execute(
         "INSERT INTO LibraryFileContent "
         "(datecreated, filesize, sha256, sha1, md5) "

@@ -210,7 +210,6 @@ class TestDocumentChecks(GatherTestCase):
         )
         image = make_image()
         builder = legacy_docker_save(image)
-        config = image.config
         builder.replace(
             "manifest.json",
             builder.get("manifest.json").replace(

@@ -23,6 +23,7 @@ from lp.buildmaster.enums import BuildStatus
 from lp.oci.browser.website import human_size
 from lp.services.webservice.testing import ACCOUNTS, WebServiceLayer
 from lp.testing import TestCaseWithFactory
+from ocitypes.testing import tool_missing
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 VOID = frozenset(
@@ -95,8 +96,8 @@ class ChromiumTestCase(TestCaseWithFactory):
     def setUp(self):
         super().setUp()
         if CHROMIUM is None:
-            self.skipTest(
-                "chromium is not installed (apt-get install chromium)"
+            tool_missing(
+                self, "chromium is not installed (apt-get install chromium)"
             )
         self.profile = tempfile.mkdtemp(prefix="lp-chromium-")
         self.addCleanup(shutil.rmtree, self.profile, ignore_errors=True)

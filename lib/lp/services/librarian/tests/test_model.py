@@ -10,12 +10,13 @@ import io
 import os
 
 import transaction
-from fixtures import TempDir
+from fixtures import MockPatch, TempDir
 from testtools.matchers import MatchesStructure, StartsWith
 from zope.component import getUtility
 
 from lp.app.errors import NotFoundError
 from lp.services.database.interfaces import IStore
+from lp.services.librarian import model
 from lp.services.librarian.interfaces import (
     ContentMismatch,
     ILibraryFileAliasSet,
@@ -74,6 +75,28 @@ class TestLibraryFileAliasSet(TestCaseWithFactory):
         second = self.create(b"shared", name="two")
         self.assertNotEqual(first.id, second.id)
         self.assertEqual(first.content.id, second.content.id)
+        self.assertEqual((1, 2), self.countRows())
+
+    def test_new_content_row_looked_up_once(self):
+        # Upload processing stores thousands of new documents: the row
+        # is inserted, then read once, not looked for first.
+        lookups = []
+        real_find = model._find_content
+
+        def find_content(store, sha256):
+            lookups.append(sha256)
+            return real_find(store, sha256)
+
+        self.useFixture(
+            MockPatch(
+                "lp.services.librarian.model._find_content", find_content
+            )
+        )
+        lfa = self.create(b"new content")
+        self.assertEqual([lfa.content.sha256], lookups)
+        # Content already there is found once too.
+        self.create(b"new content", name="again")
+        self.assertEqual([lfa.content.sha256] * 2, lookups)
         self.assertEqual((1, 2), self.countRows())
 
     def test_mismatch_stores_nothing(self):

@@ -10,10 +10,12 @@ import hashlib
 import io
 import os
 import shutil
+import stat
 import tempfile
 from unittest import mock
 
 import transaction
+from fixtures import MockPatch
 
 from lp.services.librarian.interfaces import ContentMismatch
 from lp.services.librarian.storage import (
@@ -397,3 +399,104 @@ class TestLibrarianStorageIntegrity(TestCase):
         transaction.commit()
         with self.storage.exclusive() as idle:
             self.assertTrue(idle)
+
+
+class TestLibrarianStorageSyncAtCommit(TestCase):
+    """`LibrarianStorage.syncAtCommit`: one batch of fsyncs at commit."""
+
+    def setUp(self):
+        super().setUp()
+        self.top = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, self.top)
+        self.storage = LibrarianStorage(os.path.join(self.top, "librarian"))
+        self.addCleanup(transaction.abort)
+        transaction.begin()
+        # (inode, is a directory) of every fsync, in order.
+        self.synced = []
+        real_fsync = os.fsync
+
+        def recording_fsync(fd):
+            st = os.fstat(fd)
+            self.synced.append((st.st_ino, stat.S_ISDIR(st.st_mode)))
+            return real_fsync(fd)
+
+        self.useFixture(MockPatch("os.fsync", side_effect=recording_fsync))
+
+    def inode(self, path):
+        return os.stat(path).st_ino
+
+    def storeThree(self):
+        """Store three new contents, by copy and by link."""
+        stored = [self.storage.store(io.BytesIO(b"one"))]
+        for data in (b"two", b"three"):
+            path = os.path.join(self.top, data.decode())
+            with open(path, "wb") as f:
+                f.write(data)
+            stored.append(self.storage.storePath(path))
+        return [self.storage.getPath(s.sha256) for s in stored]
+
+    def test_each_store_synced_at_once_outside(self):
+        paths = self.storeThree()
+        self.assertEqual(6, len(self.synced))
+        self.assertEqual(
+            {self.inode(path) for path in paths},
+            {inode for inode, is_dir in self.synced if not is_dir},
+        )
+
+    def test_files_then_directories_synced_at_commit(self):
+        with self.storage.syncAtCommit():
+            paths = self.storeThree()
+        self.assertEqual([], self.synced)
+        transaction.commit()
+        files = {self.inode(path) for path in paths}
+        directories = {self.inode(os.path.dirname(path)) for path in paths}
+        # Each file once, then each directory once.
+        self.assertEqual(
+            sorted((inode, False) for inode in files),
+            sorted(self.synced[: len(files)]),
+        )
+        self.assertEqual(
+            sorted((inode, True) for inode in directories),
+            sorted(self.synced[len(files) :]),
+        )
+        # The next transaction syncs nothing more.
+        transaction.commit()
+        self.assertEqual(len(files) + len(directories), len(self.synced))
+
+    def test_failed_sync_fails_the_commit(self):
+        with self.storage.syncAtCommit():
+            self.storeThree()
+        self.useFixture(
+            MockPatch("os.fsync", side_effect=OSError(errno.EIO, "I/O"))
+        )
+        self.assertRaises(OSError, transaction.commit)
+
+    def test_abort_syncs_nothing(self):
+        with self.storage.syncAtCommit():
+            self.storeThree()
+        transaction.abort()
+        transaction.commit()
+        self.assertEqual([], self.synced)
+
+    def test_content_already_there_synced_before_it_is_replaced(self):
+        # Stored content may have committed rows: it is only replaced by
+        # bytes already on disk.
+        stored = self.storage.store(io.BytesIO(b"kept"))
+        transaction.commit()
+        del self.synced[:]
+        with self.storage.syncAtCommit():
+            self.storage.store(io.BytesIO(b"kept"))
+            self.assertEqual(
+                [
+                    (self.inode(self.storage.getPath(stored.sha256)), False),
+                    (
+                        self.inode(
+                            os.path.dirname(
+                                self.storage.getPath(stored.sha256)
+                            )
+                        ),
+                        True,
+                    ),
+                ],
+                self.synced,
+            )
