@@ -286,6 +286,17 @@ def _platform_of(config, fallback=None):
     return platform
 
 
+def _digests_by_platform(entries):
+    """Platform key to the digests ``entries`` list for it."""
+    listed = {}
+    for entry in entries:
+        if entry.get("platform"):
+            listed.setdefault(_platform_key(entry.get("platform")), set()).add(
+                _str_field(entry, "digest")
+            )
+    return listed
+
+
 def _platform_key(platform):
     # A registry's entries are read as they come: only strings count.
     platform = platform if isinstance(platform, dict) else {}
@@ -1127,12 +1138,15 @@ class OCIRegistryClient:
     def _beforeTagUpdate(self, http_client, tag):
         """A hook for tests: called between reading and checking the tag."""
 
-    def _missingFromTag(self, http_client, tag, children):
+    def _missingFromTag(self, http_client, tag, children, before):
         """The ``children`` the tag does not list, read back, and the
         tag's digest.
 
-        A child whose platform the tag lists under another digest is
-        not missing: another push replaced it, as a later build does.
+        A child whose platform the tag lists under a digest it did not
+        list there before this push (``before``: platform key to the
+        digests the tag held for it) is not missing: another push
+        replaced it, as a later build does.  The entry this push
+        replaced, written back by another pusher, does not count.
         """
         document, media_type, digest, _ = self._getCurrentRegistryManifest(
             http_client, tag
@@ -1145,16 +1159,15 @@ class OCIRegistryClient:
         listed = {_str_field(entry, "digest") for entry in entries}
         if digest is not None:
             listed.add(str(digest))
-        platforms = {
-            _platform_key(entry.get("platform"))
-            for entry in entries
-            if entry.get("platform")
-        }
+        replaced = _digests_by_platform(entries)
         missing = [
             child
             for child in children
             if child["digest"] not in listed
-            and _platform_key(child["platform"]) not in platforms
+            and not (
+                replaced.get(_platform_key(child["platform"]), set())
+                - before.get(_platform_key(child["platform"]), set())
+            )
         ]
         return missing, digest
 
@@ -1173,6 +1186,7 @@ class OCIRegistryClient:
             entries, annotations = self._existingEntries(
                 http_client, document, media_type, digest, size
             )
+            before = _digests_by_platform(entries)
             index = self.makeMultiArchManifest(entries, annotations, children)
             content = _json_bytes(index)
             if digest != Digest.of_bytes(content):
@@ -1201,7 +1215,9 @@ class OCIRegistryClient:
                 min(max(TAG_SETTLE_SECONDS, 2 * elapsed), 5.0)
                 * random.uniform(1.0, 1.5)
             )
-            missing, digest = self._missingFromTag(http_client, tag, children)
+            missing, digest = self._missingFromTag(
+                http_client, tag, children, before
+            )
             if not missing:
                 return digest
             log.info(

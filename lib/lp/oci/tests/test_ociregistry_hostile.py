@@ -294,57 +294,85 @@ class TestConcurrentTagUpdates(RegistryTestMixin, TestCaseWithFactory):
 
     TRIALS = 20
 
-    def test_both_platforms_end_in_the_tag(self):
-        # Before: about one trial in six lost an entry, both pushers
-        # having written the tag without error.
-        amd64, amd64_files = self.makeBuild()
+    def makePushers(self, client, image_name=None):
+        """An amd64 and an arm64 build pushed to one repository."""
+        amd64, amd64_files = self.makeBuild(image_name=image_name)
         (rule,) = amd64.recipe.push_rules
         arm64, arm64_files = self.makeBuild(
             arch="arm64", image_name=rule.image_name
         )
-        client = self.makeClient(parallelism=1)
         pushers = []
         for build in (amd64, arm64):
             (result,) = client.upload(build).values()
             (build_rule,) = build.recipe.push_rules
-            pushers.append(
-                (client._getHTTPClient(build_rule), result.manifests)
-            )
-        expected = {
+            http_client = client._getHTTPClient(build_rule)
+            self.addCleanup(http_client.close)
+            pushers.append((http_client, result.manifests))
+        digests = {
             str(amd64_files.manifest.layer_file_digest),
             str(arm64_files.manifest.layer_file_digest),
         }
+        return rule.image_name, pushers, digests
+
+    def pushTogether(self, client, tag, pushers):
+        barrier = threading.Barrier(len(pushers))
+        errors = []
+
+        def push(http_client, children):
+            try:
+                barrier.wait()
+                client._uploadManifestListToTag(http_client, tag, children)
+            except Exception as e:
+                errors.append(e)
+
+        threads = [
+            threading.Thread(target=push, args=pusher) for pusher in pushers
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        self.assertEqual([], errors)
+
+    def tagDigests(self, image_name, tag):
+        response = requests.get(
+            "%s/v2/%s/manifests/%s" % (self.registry.url, image_name, tag),
+            headers={"Accept": MediaType.OCI_INDEX},
+        )
+        self.assertEqual(200, response.status_code)
+        return {m["digest"] for m in response.json()["manifests"]}
+
+    def test_both_platforms_end_in_the_tag(self):
+        # Before: about one trial in six lost an entry, both pushers
+        # having written the tag without error.
+        client = self.makeClient(parallelism=1)
+        image_name, pushers, expected = self.makePushers(client)
         lost = []
         for trial in range(self.TRIALS):
             tag = "trial%d" % trial
-            barrier = threading.Barrier(len(pushers))
-            errors = []
-
-            def push(http_client, children):
-                try:
-                    barrier.wait()
-                    client._uploadManifestListToTag(http_client, tag, children)
-                except Exception as e:
-                    errors.append(e)
-
-            threads = [
-                threading.Thread(target=push, args=pusher)
-                for pusher in pushers
-            ]
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join()
-            self.assertEqual([], errors)
-            response = requests.get(
-                "%s/v2/%s/manifests/%s"
-                % (self.registry.url, rule.image_name, tag),
-                headers={"Accept": MediaType.OCI_INDEX},
-            )
-            self.assertEqual(200, response.status_code)
-            found = {m["digest"] for m in response.json()["manifests"]}
+            self.pushTogether(client, tag, pushers)
+            found = self.tagDigests(image_name, tag)
             if found != expected:
                 lost.append((tag, sorted(expected - found)))
-        for http_client, _ in pushers:
-            http_client.close()
+        self.assertEqual([], lost)
+
+    def test_both_platforms_replace_older_builds_in_the_tag(self):
+        # The usual case: the tag already lists an older build of each
+        # platform.  A pusher that writes back the older entry of the
+        # other's platform must not pass for a later build: before,
+        # about one trial in six kept an older build's entry.
+        client = self.makeClient(parallelism=1)
+        image_name, old_pushers, old = self.makePushers(client)
+        _, pushers, expected = self.makePushers(client, image_name)
+        self.assertEqual(set(), old & expected)
+        lost = []
+        for trial in range(self.TRIALS):
+            tag = "old%d" % trial
+            for http_client, children in old_pushers:
+                client._uploadManifestListToTag(http_client, tag, children)
+            self.assertEqual(old, self.tagDigests(image_name, tag))
+            self.pushTogether(client, tag, pushers)
+            found = self.tagDigests(image_name, tag)
+            if found != expected:
+                lost.append((tag, sorted(expected - found)))
         self.assertEqual([], lost)
