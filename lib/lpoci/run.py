@@ -706,7 +706,7 @@ def run_main(args, stdout, stderr):
     quiet = getattr(args, "quiet", False) or args.json
     progress = RunProgress(stderr, mode="off" if quiet else None)
     logger = _run_logger(progress, getattr(args, "verbose", False))
-    setup_services(args.state)
+    setup_services(args.state, schema="create")
     # The work directory (builder's build directory and file cache,
     # upload directories, temporary files) is <state>/work/<run id>/,
     # removed at the end and swept by the next run if this one dies.
