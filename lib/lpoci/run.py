@@ -91,6 +91,7 @@ from lpoci.registry import (
     configure_push_rule,
     ensure_secrets_key,
     read_credentials_file,
+    remove_push_rule,
     run_pending_push,
     write_push_summary,
 )
@@ -778,7 +779,7 @@ def _configure_push(args, recipe_name):
     recipe = _get_recipe(recipe_name)
     if not getattr(args, "registry", None):
         for rule in recipe.push_rules:
-            rule.destroySelf()
+            remove_push_rule(rule)
         transaction.commit()
         return
     ensure_secrets_key(args.state)
