@@ -85,7 +85,11 @@ from lpoci.interrupt import (
     reactor_interrupts,
 )
 from lpoci.progress import ProgressLogHandler, RunProgress
-from lpoci.recovery import fail_owned, recover_stranded
+from lpoci.recovery import (
+    fail_owned,
+    recover_stranded,
+    write_finished_builds,
+)
 from lpoci.registry import (
     RegistryRunError,
     configure_push_rule,
@@ -630,6 +634,7 @@ def _run(
         stored = sum(result.size for result in behaviour.downloads.values())
         upload_phase = progress.phase("upload", stored)
         _process_upload(upload_path, build, logger)
+        checkpoint("run.processed")
         upload_phase.finish(stored, build.status.name)
     finally:
         yield stopping
@@ -721,6 +726,8 @@ def run_main(args, stdout, stderr):
             # Interrupted (SIGTERM, SIGINT) or an error on the way out:
             # what this run owns is failed now, not left for recovery.
             fail_owned(lock.owns, e)
+            if isinstance(e, KeyboardInterrupt):
+                write_finished_builds(lock.owns, stdout, args.json)
             raise
 
 
