@@ -50,7 +50,10 @@ repaired here.  It is safe while other processes use the state:
 - orphans are never removed when the database cannot plausibly be the
   one that stored them: when it holds no content row at all, or
   accounts for fewer of the librarian's content files than the orphans
-  are (more than half the librarian would go).  A missing, emptied or
+  are (more than half the librarian would go), or when an orphan is
+  older than the database (its first migration): content is stored
+  only into an existing database, so such a file was stored into
+  another one.  A missing, emptied or
   mistyped database (``--config`` naming another, empty one) makes
   everything look orphaned; repair then keeps every file and says why
   in one line (``"repair": "skipped: ..."`` on each orphan).
@@ -359,7 +362,9 @@ def verify_state(state_dir, repair=False, min_age=DEFAULT_MIN_AGE):
         entry["in_use"] = busy and entry["age"] < min_age
     if repair:
         accounted = len(on_disk) - len(report["orphans"])
-        refusal = _implausible(len(rows), accounted, len(report["orphans"]))
+        refusal = _implausible(
+            len(rows), accounted, len(report["orphans"])
+        ) or _older_than_database(report["orphans"])
         _repair(report, storage, stuck, min_age, refusal)
     found = sum(len(report[key]) for key in PROBLEM_KINDS)
     unrepaired = sum(
@@ -405,6 +410,49 @@ def _implausible(content_rows, accounted, orphans):
             "files (a lost or new database, or the wrong --config?)"
         )
     return None
+
+
+def _database_created():
+    """When the database's first migration was applied (UTC), or None."""
+    from datetime import datetime, timezone
+
+    from lp.services.database.connection import get_main_store
+    from lp.services.database.migration import REVISION_TABLE
+
+    (value,) = (
+        get_main_store()
+        .execute(f"SELECT min(date_applied) FROM {REVISION_TABLE}")
+        .get_one()
+    )
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    if value is None:
+        return None
+    return value.replace(tzinfo=timezone.utc)
+
+
+def _older_than_database(orphans):
+    """Why orphans older than the database must be kept, or None."""
+    created = _database_created()
+    if created is None or not orphans:
+        return None
+    older = 0
+    for entry in orphans:
+        try:
+            mtime = os.lstat(entry["path"]).st_mtime
+        except FileNotFoundError:
+            continue
+        # (A second's slack for coarse file system timestamps.)
+        if mtime < created.timestamp() - 1:
+            older += 1
+    if not older:
+        return None
+    return (
+        f"not removing {len(orphans)} orphans: {older} are older than the "
+        f"database (created {created:%Y-%m-%d %H:%M:%S} UTC), so were "
+        "stored into another one (a replaced database, or the wrong "
+        "--config?)"
+    )
 
 
 def _repair(report, storage, stuck, min_age, refusal=None):

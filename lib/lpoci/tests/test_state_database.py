@@ -14,6 +14,7 @@ SQLite's write lock.
 
 __all__ = []
 
+import hashlib
 import json
 import os
 import shutil
@@ -182,6 +183,42 @@ class TestLostSQLiteDatabase(LostDatabaseMixin, TestCase):
             "the database accounts for only", report["orphans"][0]["repair"]
         )
         self.assertEqual(before, librarian_listing(self.state))
+
+    def test_orphans_older_than_the_database_are_kept(self):
+        # A few files the database does not know, stored before it
+        # existed: another database stored them.
+        orphans = []
+        for n in range(2):
+            content = b"from another database %d" % n
+            sha256 = hashlib.sha256(content).hexdigest()
+            path = os.path.join(self.state, "librarian", sha256[:2], sha256)
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path, "wb") as f:
+                f.write(content)
+            os.utime(path, (946684800, 946684800))  # 2000-01-01
+            orphans.append(path)
+        status, stdout, _ = lp_oci(
+            "verify", "--repair", "--json", "--state", self.state
+        )
+        self.assertEqual(1, status)
+        report = json.loads(stdout)
+        self.assertEqual(
+            sorted(orphans), [e["path"] for e in report["orphans"]]
+        )
+        self.assertIn(
+            "2 are older than the database", report["orphans"][0]["repair"]
+        )
+        for path in orphans:
+            self.assertTrue(os.path.exists(path))
+        # A young orphan (an interrupted store) is removed as before.
+        for path in orphans:
+            os.utime(path)
+        status, stdout, _ = lp_oci(
+            "verify", "--repair", "--json", "--state", self.state
+        )
+        self.assertEqual(0, status, stdout)
+        for path in orphans:
+            self.assertFalse(os.path.exists(path))
 
     def test_verify_does_not_upgrade_an_outdated_schema(self):
         with sqlite3.connect(self.database) as db:
