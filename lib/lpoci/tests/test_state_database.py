@@ -37,6 +37,19 @@ MAKE_SCHEMA = (
 )
 
 
+# Spills a transaction into argv[1], then dies before committing it.
+KILLED_WRITER = (
+    "import os, signal, sqlite3, sys\n"
+    "db = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
+    "db.execute('CREATE TABLE KilledWriter (x TEXT)')\n"
+    "db.execute('PRAGMA cache_size = 1')\n"
+    "db.execute('BEGIN')\n"
+    "for i in range(2000):\n"
+    "    db.execute('INSERT INTO KilledWriter VALUES (?)', ('x' * 500,))\n"
+    "os.kill(os.getpid(), signal.SIGKILL)\n"
+)
+
+
 def lp_oci(*args, timeout=120, **env):
     child_env = dict(CHILD_ENV)
     child_env.pop("LP_DATABASE_URI", None)
@@ -239,6 +252,21 @@ class TestLostSQLiteDatabase(LostDatabaseMixin, TestCase):
                 db.execute(
                     "SELECT count(*) FROM LaunchpadDatabaseRevision"
                 ).fetchone(),
+            )
+
+    def test_verify_after_a_writer_was_killed_mid_transaction(self):
+        # A hot journal is left; the reader rolls it back on opening.
+        killed = subprocess.run(
+            [sys.executable, "-c", KILLED_WRITER, self.database],
+            timeout=60,
+        )
+        self.assertEqual(-9, killed.returncode)
+        self.assertTrue(os.path.exists(self.database + "-journal"))
+        status, stdout, stderr = lp_oci("verify", "--state", self.state)
+        self.assertEqual(0, status, stdout + stderr)
+        with sqlite3.connect(self.database) as db:
+            self.assertEqual(
+                [], db.execute("SELECT * FROM KilledWriter").fetchall()
             )
 
     def test_readers_write_nothing_at_start_up(self):

@@ -10,9 +10,11 @@ Call `connect` once per process with a Storm database URI:
     given as an option; ``postgres://user:pw@host:port/DBNAME`` works too).
 ``sqlite:/path/to/launchpad.db``
     An SQLite file; ``sqlite:`` alone is a private in-memory database.
-    With ``?mode=ro`` the file is opened read-only (and, when its
-    directory cannot be written, as immutable: a read-only copy of a
-    state needs no journal or lock files).
+    With ``?mode=ro`` no statement may write (``PRAGMA query_only``;
+    a killed writer's hot journal is still rolled back on opening), and
+    when the file's directory cannot be written the file is opened
+    read-only and immutable: a read-only copy of a state needs no
+    journal or lock files.
 
 Afterwards ``IStore(SomeModel)`` gives the thread's store, which takes
 part in the `transaction` package's transactions: code calls
@@ -120,14 +122,18 @@ class UTCSQLite(SQLite):
         if not os.path.isfile(path):
             # Read-only never creates the file.
             raise sqlite3.OperationalError(f"no database file {path}")
-        query = "mode=ro"
-        if not os.access(os.path.dirname(path), os.W_OK):
-            # A read-only file system: nobody can be writing the file,
-            # and SQLite could not create its lock or journal files.
-            query += "&immutable=1"
+        if os.access(os.path.dirname(path), os.W_OK):
+            # Opened as usual, so that the hot journal a killed writer
+            # left is rolled back (a read-only connection could not),
+            # but no statement may write.
+            raw_connection = super()._raw_connect()
+            raw_connection.execute("PRAGMA query_only = ON")
+            return raw_connection
+        # A read-only file system: nobody can be writing the file, and
+        # SQLite could not create its lock or journal files.
         raw_connection = ConnectionWrapper(
             sqlite3.connect(
-                f"file:{quote(path)}?{query}",
+                f"file:{quote(path)}?mode=ro&immutable=1",
                 uri=True,
                 timeout=self._timeout,
                 isolation_level=None,
