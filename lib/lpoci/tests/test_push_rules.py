@@ -10,10 +10,15 @@ run, that would lose its push, so the run is refused with one line.
 
 __all__ = []
 
+import os
+
 import transaction
+from fixtures import TempDir
+from testtools import TestCase
 
 from lp.buildmaster.enums import BuildStatus
 from lp.oci.model.ocirecipebuildjob import OCIRegistryUploadJob
+from lp.services.webservice.testing import free_port
 from lp.testing import TestCaseWithFactory
 from lp.testing.layers import SQLiteLaunchpadZopelessLayer
 from lpoci.registry import (
@@ -22,6 +27,7 @@ from lpoci.registry import (
     remove_push_rule,
     waiting_pushes,
 )
+from lpoci.tests.test_state_database import lp_oci
 
 
 class TestWaitingPushKeepsItsRule(TestCaseWithFactory):
@@ -68,3 +74,43 @@ class TestWaitingPushKeepsItsRule(TestCaseWithFactory):
         remove_push_rule(rule)
         transaction.commit()
         self.assertEqual([], list(recipe.push_rules))
+
+
+class TestRunKeepsAWaitingPush(TestCase):
+    """The issue's sequence, with real processes."""
+
+    def test_run_of_another_image_refused_while_a_push_waits(self):
+        state = os.path.join(self.useFixture(TempDir()).path, "state")
+        # Nothing listens there: the push fails transiently and waits.
+        registry = f"http://127.0.0.1:{free_port()}"
+        status, _, stderr = lp_oci(
+            "run",
+            "--sample",
+            "-q",
+            "--state",
+            state,
+            "--registry",
+            registry,
+            "--image",
+            "lp-oci/first",
+        )
+        self.assertEqual(1, status)
+        self.assertIn("lp-oci run-jobs will try again", stderr)
+        for args in (
+            (),
+            ("--registry", registry, "--image", "lp-oci/second"),
+        ):
+            status, stdout, stderr = lp_oci(
+                "run", "--sample", "-q", "--state", state, *args
+            )
+            self.assertEqual(1, status)
+            self.assertEqual("", stdout)
+            self.assertEqual(
+                f"lp-oci: error: build 1's push to {registry} lp-oci/first "
+                "is still waiting",
+                stderr.split(", due ")[0],
+            )
+            self.assertIn("(run lp-oci run-jobs first)\n", stderr)
+        status, stdout, _ = lp_oci("list", "--state", state)
+        self.assertEqual(1, len(stdout.splitlines()), stdout)
+        self.assertIn("registry:PENDING", stdout)
