@@ -36,6 +36,7 @@ from datetime import datetime, timezone
 from urllib.parse import quote
 
 from storm.database import Connection, ConnectionWrapper, register_scheme
+from storm.databases.postgres import Postgres
 from storm.databases.sqlite import SQLite, SQLiteConnection
 from storm.exceptions import wrap_exceptions
 from storm.store import Store
@@ -150,6 +151,23 @@ class UTCSQLite(SQLite):
 register_scheme("sqlite", UTCSQLite)
 
 
+class ReadOnlyCapablePostgres(Postgres):
+    """PostgreSQL; with ``?mode=ro``, every transaction is read-only."""
+
+    def __init__(self, uri):
+        self._read_only = uri.options.pop("mode", None) == "ro"
+        super().__init__(uri)
+
+    def _raw_connect(self):
+        raw_connection = super()._raw_connect()
+        if self._read_only:
+            raw_connection.set_session(readonly=True)
+        return raw_connection
+
+
+register_scheme("postgres", ReadOnlyCapablePostgres)
+
+
 def default_database_uri(state_dir):
     """The embedded default: an SQLite file under ``state_dir``."""
     return "sqlite:" + os.path.join(os.path.abspath(state_dir), "launchpad.db")
@@ -176,8 +194,9 @@ def connect(uri, schema="create", read_only=False):
         raises `SchemaMissing`, and a missing SQLite file is not
         created), or ``"check"`` that it is current, writing nothing
         (`check_schema`).
-    :param read_only: Open an SQLite file read-only (see the module
-        docstring); needs ``schema="check"``.
+    :param read_only: Write nothing: SQLite as the module docstring
+        says, PostgreSQL in read-only transactions; needs
+        ``schema="check"``.
     :return: The calling thread's main store.
     """
     # Circular import: the migration code uses the store.
@@ -201,7 +220,7 @@ def connect(uri, schema="create", read_only=False):
         if empty:
             # SQLite would take it for an empty database.
             raise SchemaMissing("the file is empty")
-    if read_only and path is not None:
+    if read_only:
         uri += ("&" if "?" in uri else "?") + "mode=ro"
     global_zstorm.set_default_uri(MAIN_STORE, uri)
     store = get_main_store()

@@ -14,6 +14,7 @@ import sys
 import tempfile
 import threading
 
+import transaction
 from storm.database import create_database
 from storm.store import Store
 
@@ -621,6 +622,32 @@ class TestUpgradeSchema(TestCase):
             store = Store(create_database(uri))
             self.assertEqual(expected, applied_revisions(store))
             store.close()
+
+    def test_read_only_connection_writes_nothing(self):
+        from lp.services.database.connection import connect
+
+        uri = self.freshURI()
+        store = Store(create_database(uri))
+        upgrade_schema(store)
+        store.close()
+
+        def back_to_the_layer():
+            transaction.abort()
+            connect(self.layer.uri)
+
+        self.addCleanup(back_to_the_layer)
+        transaction.abort()
+        store = connect(uri, schema="check", read_only=True)
+        self.assertEqual(
+            [m.revision for m in available_migrations()],
+            applied_revisions(store),
+        )
+        self.assertRaises(
+            Exception, store.execute, "CREATE TABLE Written (x INTEGER)"
+        )
+        transaction.abort()
+        self.assertNotIn("written", {t.lower() for t in list_tables(store)})
+        transaction.abort()
 
     def test_unknown_revision_refused(self):
         store = self.makeFreshStore()
