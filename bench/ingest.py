@@ -242,7 +242,7 @@ def _ingest_child(state_dir, upload_root):
     )
 
     logger = _quiet_logger()
-    setup_services(state_dir)
+    setup_services(state_dir, schema="create")
     recipes = getUtility(IOCIRecipeSet)
     recipe = recipes.getByName(OWNER_NAME, "bench") or recipes.new(
         "bench", OWNER_NAME, image_name=IMAGE_NAME

@@ -27,9 +27,11 @@ __all__ = [
 ]
 
 import argparse
+import atexit
 import json
 import logging
 import os
+import signal
 import sys
 import threading
 import time
@@ -419,6 +421,47 @@ def cmd_hash_password(args, stdout, stderr):
 
 
 def main(argv=None, stdout=None, stderr=None):
+    """The ``lp-oci`` command; its exit status.
+
+    As the process's command (``argv`` None), a signal arriving once
+    the command has finished, while the interpreter shuts down, no
+    longer kills the process silently: it ends at once with the
+    command's status, its output written.
+    """
+    try:
+        status = _main(argv, stdout, stderr)
+    except Interrupted as e:
+        # Before the command started (loading the configuration).
+        (stderr or sys.stderr).write(f"lp-oci: error: {e}\n")
+        status = e.exit_status
+    if argv is None:
+        _exit_promptly_on_signals(status)
+    return status
+
+
+def _exit_promptly_on_signals(status):
+    def handler(signum, frame):
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):
+                pass
+        os._exit(status)
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, handler)
+    # The interpreter's finalisation puts back the default action of
+    # signals with a Python handler (death by the signal, silently):
+    # once the threads are joined (atexit), ignore them instead.
+    atexit.register(_ignore_signals)
+
+
+def _ignore_signals():
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, signal.SIG_IGN)
+
+
+def _main(argv, stdout, stderr):
     stdout = stdout or sys.stdout
     stderr = stderr or sys.stderr
     handle_signals()

@@ -159,7 +159,8 @@ def open_state(state):
         database = default_database_uri(state)[len("sqlite:") :]
         if not os.path.isfile(database):
             raise ExportError(f"no Launchpad state in {state} (no {database})")
-    setup_services(state)
+    # Only reads: works on a read-only copy of a state.
+    setup_services(state, schema="check", read_only=True)
     # Circular import.
     from lp.services.webapp.wsgi import import_models
 

@@ -47,6 +47,10 @@ def database_name():
         uri = None
     if not uri:
         return "the database"
+    for suffix in ("?mode=ro", "&mode=ro"):
+        # (How readers open it; not part of its name.)
+        if uri.endswith(suffix):
+            uri = uri[: -len(suffix)]
     parsed = urllib.parse.urlsplit(uri)
     if parsed.password or parsed.username:
         host = parsed.hostname or ""

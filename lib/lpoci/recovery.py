@@ -33,8 +33,10 @@ __all__ = [
     "find_stranded",
     "recover_stranded",
     "remove_orphans",
+    "write_finished_builds",
 ]
 
+import json
 import os
 
 import transaction
@@ -141,6 +143,52 @@ def fail_owned(keys, exc):
         transaction.commit()
     except Exception:
         transaction.abort()
+
+
+def write_finished_builds(keys, stdout, as_json=False):
+    """Say which builds among ``keys`` are FULLYBUILT (committed).
+
+    For a run interrupted after its build was committed: the build is
+    done even though the report was not written.  One line per build
+    (``build N: FULLYBUILT (interrupted before the report; ...)``), or
+    with ``as_json`` one document ``{"builds": [{"build_id", "status"}],
+    "interrupted": true}``.  Best effort.
+    """
+    from lp.oci.model.ocirecipebuild import OCIRecipeBuild
+
+    try:
+        transaction.abort()
+        store = IStore(OCIRecipeBuild)
+        builds = []
+        for key in keys:
+            kind, _, id = key.partition(":")
+            if kind == "build":
+                build = store.get(OCIRecipeBuild, int(id))
+                if (
+                    build is not None
+                    and build.status == BuildStatus.FULLYBUILT
+                ):
+                    builds.append(build.id)
+        transaction.abort()
+    except Exception:
+        return
+    if as_json and builds:
+        json.dump(
+            {
+                "builds": [
+                    {"build_id": id, "status": "FULLYBUILT"} for id in builds
+                ],
+                "interrupted": True,
+            },
+            stdout,
+        )
+        stdout.write("\n")
+        return
+    for id in builds:
+        stdout.write(
+            f"build {id}: FULLYBUILT (interrupted before the report; "
+            f"lp-oci show {id})\n"
+        )
 
 
 def remove_orphans(storage):

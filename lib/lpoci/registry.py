@@ -97,6 +97,54 @@ def read_credentials_file(path):
     return {"username": value["username"], "password": value["password"]}
 
 
+def waiting_pushes(recipe):
+    """The recipe's registry upload jobs not yet finished (oldest first)."""
+    # Circular import.
+    from lp.oci.model.ocirecipebuild import OCIRecipeBuild
+    from lp.oci.model.ocirecipebuildjob import (
+        OCIRecipeBuildJob,
+        OCIRegistryUploadJob,
+    )
+    from lp.services.database.interfaces import IStore
+    from lp.services.job.model.job import Job
+
+    rows = (
+        IStore(OCIRecipeBuildJob)
+        .find(
+            OCIRecipeBuildJob,
+            OCIRecipeBuildJob.job_type == OCIRegistryUploadJob.class_job_type,
+            OCIRecipeBuildJob.job_id == Job.id,
+            OCIRecipeBuildJob.build_id == OCIRecipeBuild.id,
+            OCIRecipeBuild.recipe_id == recipe.id,
+            Job.status.is_in([JobStatus.WAITING, JobStatus.RUNNING]),
+        )
+        .order_by(Job.id)
+    )
+    return [OCIRegistryUploadJob(row) for row in rows]
+
+
+def remove_push_rule(rule):
+    """Remove ``rule``, unless a push not yet done needs it.
+
+    A registry upload job pushes to its recipe's push rules when it
+    runs: removing one while a job waits would lose that push (the job
+    would complete having pushed nothing, or to another destination).
+
+    :raises RegistryRunError: a push is waiting; one line.
+    """
+    waiting = waiting_pushes(rule.recipe)
+    if waiting:
+        job = waiting[0]
+        due = job.job.scheduled_start
+        when = f", due {due:%Y-%m-%d %H:%M:%S} UTC" if due else ""
+        raise RegistryRunError(
+            f"build {job.build.id}'s push to {rule.registry_url} "
+            f"{rule.image_name} is still waiting{when}: this run would "
+            "remove its destination (run lp-oci run-jobs first)"
+        )
+    rule.destroySelf()
+
+
 def configure_push_rule(recipe, registry_url, image_name, credentials=None):
     """Make ``recipe`` push to exactly this registry and image."""
     owner = getUtility(IPersonSet).getByName(recipe.owner_name)
@@ -117,7 +165,7 @@ def configure_push_rule(recipe, registry_url, image_name, credentials=None):
         ):
             kept = rule
         else:
-            rule.destroySelf()
+            remove_push_rule(rule)
     if kept is None:
         kept = rule_set.new(recipe, registry_credentials, image_name)
     transaction.commit()

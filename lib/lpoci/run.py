@@ -102,12 +102,17 @@ from lpoci.interrupt import (
     reactor_interrupts,
 )
 from lpoci.progress import ProgressLogHandler, RunProgress
-from lpoci.recovery import fail_owned, recover_stranded
+from lpoci.recovery import (
+    fail_owned,
+    recover_stranded,
+    write_finished_builds,
+)
 from lpoci.registry import (
     RegistryRunError,
     configure_push_rule,
     ensure_secrets_key,
     read_credentials_file,
+    remove_push_rule,
     run_pending_push,
     write_push_summary,
 )
@@ -744,6 +749,7 @@ def _run(
         stored = sum(result.size for result in behaviour.downloads.values())
         processing = progress.phase("processing", stored)
         _process_upload(upload_path, build, logger)
+        checkpoint("run.processed")
         processing.finish(stored, build.status.name)
     finally:
         yield stopping
@@ -929,7 +935,7 @@ def run_main(args, stdout, stderr):
     quiet = getattr(args, "quiet", False) or args.json
     progress = RunProgress(stderr, mode="off" if quiet else None)
     logger = _run_logger(progress, getattr(args, "verbose", False))
-    setup_services(args.state)
+    setup_services(args.state, schema="create")
     # The work directory (builder's build directory and file cache,
     # upload directories, temporary files) is <state>/work/<run id>/,
     # removed at the end and swept by the next run if this one dies.
@@ -943,6 +949,8 @@ def run_main(args, stdout, stderr):
             # Interrupted (SIGTERM, SIGINT) or an error on the way out:
             # what this run owns is failed now, not left for recovery.
             fail_owned(lock.owns, e)
+            if isinstance(e, KeyboardInterrupt):
+                write_finished_builds(lock.owns, stdout, args.json)
             raise
 
 
@@ -1055,7 +1063,7 @@ def _configure_push(args, recipe_name):
     recipe = _get_recipe(recipe_name)
     if not getattr(args, "registry", None):
         for rule in recipe.push_rules:
-            rule.destroySelf()
+            remove_push_rule(rule)
         transaction.commit()
         return
     ensure_secrets_key(args.state)

@@ -73,6 +73,17 @@ def serve_main(args, stdout, stderr):
             stderr.write(f"lp-oci: error: {e}\n")
             return 1
 
+    # The database is checked, and pending migrations applied, once
+    # here before any worker starts: a state without one is one line,
+    # not workers failing to boot, and workers never migrate at once.
+    from lp.services.database.connection import disconnect
+    from lp.services.scripts import setup_services
+
+    try:
+        setup_services(args.state)
+    finally:
+        disconnect()
+
     def factory():
         return make_app(
             state_dir=args.state,

@@ -46,7 +46,23 @@ repaired here.  It is safe while other processes use the state:
   "skipped: librarian in use"``);
 - corrupt content is moved aside, never deleted: a concurrent reader
   already holding it open keeps reading the same inode;
-- a build is stuck only if `build_is_live` says no live process owns it.
+- a build is stuck only if `build_is_live` says no live process owns it;
+- orphans are never removed when the database cannot plausibly be the
+  one that stored them: when it holds no content row at all, or
+  accounts for fewer of the librarian's content files than the orphans
+  are (more than half the librarian would go), or when an orphan is
+  older than the database (its first migration): content is stored
+  only into an existing database, so such a file was stored into
+  another one.  A missing, emptied or
+  mistyped database (``--config`` naming another, empty one) makes
+  everything look orphaned; repair then keeps every file and says why
+  in one line (``"repair": "skipped: ..."`` on each orphan).
+
+``verify`` never writes the schema, and without ``--repair`` writes
+nothing at all: the database is opened read-only, so a read-only copy
+of a state can be verified.  A database with no Launchpad schema (a
+missing or empty ``launchpad.db``, an empty PostgreSQL database) or an
+outdated one is one line ``lp-oci: error: ...`` and exit 1.
 
 Exit status: 0 when the state is clean (after ``--repair``, when
 everything found was repaired), 1 when problems remain, 2 on usage
@@ -346,7 +362,11 @@ def verify_state(state_dir, repair=False, min_age=DEFAULT_MIN_AGE):
     for entry in report["temporary_files"]:
         entry["in_use"] = busy and entry["age"] < min_age
     if repair:
-        _repair(report, storage, stuck, min_age)
+        accounted = len(on_disk) - len(report["orphans"])
+        refusal = _implausible(
+            len(rows), accounted, len(report["orphans"])
+        ) or _older_than_database(report["orphans"])
+        _repair(report, storage, stuck, min_age, refusal)
     found = sum(len(report[key]) for key in PROBLEM_KINDS)
     unrepaired = sum(
         1
@@ -371,7 +391,72 @@ def _remove(path):
         pass
 
 
-def _repair(report, storage, stuck, min_age):
+def _implausible(content_rows, accounted, orphans):
+    """Why ``orphans`` must not be removed, or None.
+
+    :param content_rows: the database's content rows.
+    :param accounted: librarian content files that have a row.
+    """
+    if not orphans:
+        return None
+    if content_rows == 0:
+        return (
+            f"not removing {orphans} orphans: the database holds no content "
+            "rows (a lost or new database, or the wrong --config?)"
+        )
+    if accounted < orphans:
+        return (
+            f"not removing {orphans} orphans: the database accounts for "
+            f"only {accounted} of the librarian's {accounted + orphans} "
+            "files (a lost or new database, or the wrong --config?)"
+        )
+    return None
+
+
+def _database_created():
+    """When the database's first migration was applied (UTC), or None."""
+    from datetime import datetime, timezone
+
+    from lp.services.database.connection import get_main_store
+    from lp.services.database.migration import REVISION_TABLE
+
+    (value,) = (
+        get_main_store()
+        .execute(f"SELECT min(date_applied) FROM {REVISION_TABLE}")
+        .get_one()
+    )
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    if value is None:
+        return None
+    return value.replace(tzinfo=timezone.utc)
+
+
+def _older_than_database(orphans):
+    """Why orphans older than the database must be kept, or None."""
+    created = _database_created()
+    if created is None or not orphans:
+        return None
+    older = 0
+    for entry in orphans:
+        try:
+            mtime = os.lstat(entry["path"]).st_mtime
+        except FileNotFoundError:
+            continue
+        # (A second's slack for coarse file system timestamps.)
+        if mtime < created.timestamp() - 1:
+            older += 1
+    if not older:
+        return None
+    return (
+        f"not removing {len(orphans)} orphans: {older} are older than the "
+        f"database (created {created:%Y-%m-%d %H:%M:%S} UTC), so were "
+        "stored into another one (a replaced database, or the wrong "
+        "--config?)"
+    )
+
+
+def _repair(report, storage, stuck, min_age, refusal=None):
     import transaction
 
     from lp.services.database.interfaces import IStore
@@ -401,6 +486,9 @@ def _repair(report, storage, stuck, min_age):
             transaction.abort()
             store = IStore(LibraryFileContent)
         for entry in report["orphans"]:
+            if refusal:
+                entry["repair"] = f"skipped: {refusal}"
+                continue
             if not idle:
                 entry["repair"] = "skipped: librarian in use"
                 continue
@@ -462,7 +550,8 @@ def verify_main(args, stdout, stderr):
     from storm.exceptions import DatabaseError
 
     try:
-        setup_services(args.state)
+        # Never the schema; without --repair, nothing at all.
+        setup_services(args.state, schema="check", read_only=not args.repair)
         if args.repair:
             from lpoci.cli import state_lock
 
@@ -479,8 +568,16 @@ def verify_main(args, stdout, stderr):
         json.dump(report, stdout, indent=2)
         stdout.write("\n")
     else:
+        refused = set()
         for key in PROBLEM_KINDS:
             for entry in report[key]:
+                if key == "orphans" and entry["repair"] in refused:
+                    continue
+                if key == "orphans" and "orphans: " in (entry["repair"] or ""):
+                    # One line for all: the reason, not every file.
+                    refused.add(entry["repair"])
+                    stdout.write(entry["repair"][len("skipped: ") :] + "\n")
+                    continue
                 stdout.write(_line(key, entry) + "\n")
         stdout.write(
             f"checked {report['files_checked']} files "

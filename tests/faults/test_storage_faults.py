@@ -128,6 +128,45 @@ class TestStorageFaults(TestCase):
         self.assertEqual([], verify_problems(state, child_env(**env)))
         append_report({"suite": "librarian-full", "faults": 1})
 
+    def test_gather_disk_full_names_the_path(self):
+        out = self.mount("out", "512k")
+        archive = self.archive(noise=1 << 20)
+        result = subprocess.run(
+            [sys.executable, "-m", "lpoci.cli", "gather", archive]
+            + ["-o", os.path.join(out, "layout")],
+            capture_output=True,
+            text=True,
+            env=child_env(),
+            timeout=180,
+        )
+        self.assertOneLine(result, f"{out}/", "no space left on device")
+        self.assertEqual([], os.listdir(out))
+
+    def test_read_only_copy_is_verified_and_exported(self):
+        state = self.mount("var", "8m")
+        first = self.run_lp_oci(self.archive(seed=1), state)
+        self.assertEqual(0, first.returncode, first.stderr)
+        remount = subprocess.run(["mount", "-o", "remount,ro", state])
+        self.assertEqual(0, remount.returncode)
+        self.addCleanup(subprocess.run, ["mount", "-o", "remount,rw", state])
+        output = os.path.join(self.tmp, "export.tar")
+        for args in (
+            ["verify"],
+            ["verify", "--json"],
+            ["list"],
+            ["show", "1"],
+            ["export", "1", "--format", "oci", "-o", output],
+        ):
+            result = subprocess.run(
+                [sys.executable, "-m", "lpoci.cli", *args, "--state", state],
+                capture_output=True,
+                text=True,
+                env=child_env(),
+                timeout=180,
+            )
+            self.assertEqual(0, result.returncode, f"{args}: {result.stderr}")
+        self.assertTrue(os.path.getsize(output) > 0)
+
     def test_state_disk_full_at_commit(self):
         state = self.mount("var", "4m")
         librarian = os.path.join(self.tmp, "librarian")

@@ -547,7 +547,14 @@ class _DigestingWriter:
         if self.sha1 is not None:
             self.sha1.update(data)
         self.size += len(data)
-        return self._fileobj.write(data)
+        try:
+            return self._fileobj.write(data)
+        except OSError as e:
+            name = getattr(self._fileobj, "name", None)
+            if e.filename is None and isinstance(name, str):
+                # A full disk must say where.
+                raise OSError(e.errno, e.strerror, name) from None
+            raise
 
     def flush(self):
         self._fileobj.flush()

@@ -14,6 +14,7 @@ __all__ = [
 ]
 
 import dataclasses
+import errno
 import fcntl
 import io
 import os
@@ -88,6 +89,8 @@ MAX_LAYER_WORKERS = 4
 MAX_COMPRESSION_THREADS = 16
 # How long the walk waits for a worker between checks for signals.
 _POLL = 0.5
+# Write failures whose message is useless without the path.
+_WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO)
 
 
 class _Progress:
@@ -362,6 +365,12 @@ def gather(
         bytes_out = sum(os.path.getsize(p) for p in writer.written.values())
         _check_printable(images, resolver.dropped)
         writer.commit(entries)
+    except OSError as e:
+        if e.filename is None and e.errno in _WRITE_ERRNOS:
+            # Written somewhere under the output directory: say so.
+            where = writer.workdir if writer is not None else outdir
+            raise OSError(e.errno, e.strerror, where) from None
+        raise
     finally:
         # Removes the partial layout unless `commit` put it in place.
         if writer is not None:

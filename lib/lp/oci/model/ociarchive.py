@@ -646,7 +646,12 @@ class OCIArchiveSet:
 
     def getArchive(self, build, format):
         """See `IOCIArchiveSet`."""
-        if build.status != BuildStatus.FULLYBUILT:
+        # A superseded build was built in full: a newer one was pushed
+        # to its tags, but its own images are kept and exported.
+        if build.status not in (
+            BuildStatus.FULLYBUILT,
+            BuildStatus.SUPERSEDED,
+        ):
             raise CannotExportOCIArchive(
                 f"Build {build.id} is {build.status.name}, not FULLYBUILT"
             )

@@ -233,8 +233,20 @@ class OCIRegistryUploadJob:
         client = client or getUtility(IOCIRegistryClient)
         build = self.build
         if client.updateSupersededBuilds(build):
+            # A newer build of the recipe was pushed to the same tags
+            # since: the registry holds them, and this build must not
+            # turn them back.
             log.info("%r: the build is superseded; nothing to push", self)
+            self.error_summary = (
+                "superseded: a newer build was pushed to the same tags"
+            )
             return
+        rules = {str(rule.id) for rule in build.recipe.push_rules}
+        if not rules:
+            # Completing would claim a push that never happened.
+            raise OCIRegistryError(
+                "Nothing to push to: the recipe has no push rule any more"
+            )
         if not self.build_uploaded:
             results = client.upload(build)
             self.uploaded_manifests = {
@@ -256,6 +268,16 @@ class OCIRegistryUploadJob:
             str(rule_id): {tag: str(digest) for tag, digest in tags.items()}
             for rule_id, tags in digests.items()
         }
+        missing = rules - {
+            rule_id
+            for rule_id, tags in self.manifest_list_digests.items()
+            if tags
+        }
+        if missing:
+            # A job completes only when the registry holds its tags.
+            raise OCIRegistryError(
+                "No tag was set for push rules %s" % ", ".join(sorted(missing))
+            )
         results = self.registry_results
         for rule_id, tags in self.manifest_list_digests.items():
             if rule_id in results:

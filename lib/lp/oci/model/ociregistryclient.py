@@ -1231,15 +1231,48 @@ class OCIRegistryClient:
             transient=True,
         )
 
+    @staticmethod
+    def pushedNewerBuild(build):
+        """A more recent build of ``build``'s recipe and processor whose
+        push completed, or None.
+
+        Superseding is about pushes: a newer build that was only built
+        (``lp-oci run`` without ``--registry``, or one whose own push is
+        still waiting or failed) leaves the registry's tag as it was, so
+        an older build's waiting push must still happen.
+        """
+        # Circular import.
+        from lp.oci.model.ocirecipebuild import OCIRecipeBuild
+        from lp.services.database.interfaces import IStore
+        from lp.services.job.interfaces.job import JobStatus
+
+        newer = IStore(OCIRecipeBuild).find(
+            OCIRecipeBuild,
+            OCIRecipeBuild.recipe_id == build.recipe_id,
+            OCIRecipeBuild.processor_id == build.processor_id,
+            OCIRecipeBuild.status.is_in(
+                [BuildStatus.FULLYBUILT, BuildStatus.SUPERSEDED]
+            ),
+            OCIRecipeBuild.date_created > build.date_created,
+        )
+        for candidate in newer.order_by(OCIRecipeBuild.id):
+            job = candidate.last_registry_upload_job
+            if job is not None and job.job.status == JobStatus.COMPLETED:
+                return candidate
+        return None
+
     @classmethod
     def updateSupersededBuilds(cls, build):
-        """Mark ``build`` SUPERSEDED if a newer build of it was built.
+        """Mark ``build`` SUPERSEDED if a newer build of it was pushed.
+
+        Only then does the registry hold the tag this build's push would
+        set (see `pushedNewerBuild`).
 
         :return: True if the build is superseded.
         """
         if build.status == BuildStatus.SUPERSEDED:
             return True
-        if build.hasMoreRecentBuild():
+        if cls.pushedNewerBuild(build) is not None:
             build.updateStatus(
                 BuildStatus.SUPERSEDED,
                 force_invalid_transition=(

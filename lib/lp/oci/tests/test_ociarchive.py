@@ -486,6 +486,14 @@ class TestOCIArchive(ArchiveTestMixin, TestCaseWithFactory):
             f"Build {build.id} is NEEDSBUILD, not FULLYBUILT", str(error)
         )
 
+    def test_superseded_build_is_exported(self):
+        # A newer build was pushed to its tags; its own images are kept.
+        build = self.makeBuild()
+        build.updateStatus(
+            BuildStatus.SUPERSEDED, force_invalid_transition=True
+        )
+        self.assertEqual(build, self.getArchive(build).build)
+
     def test_missing_blob(self):
         build = self.makeBuild()
         image = self.getArchive(build).images[0]

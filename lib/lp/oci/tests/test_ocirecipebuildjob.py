@@ -199,19 +199,83 @@ class TestOCIRegistryUploadJob(TestCaseWithFactory):
         self.assertEqual(JobStatus.COMPLETED, job.job.status)
         self.assertEqual([], client.calls)
 
-    def test_client_marks_older_builds_superseded(self):
-        job = self.makeJob()
-        old = job.build
-        self.factory.makeOCIRecipeBuild(
+    def makeNewerBuild(self, old):
+        newer = self.factory.makeOCIRecipeBuild(
             recipe=old.recipe,
             distro_arch_series=old.distro_arch_series,
             status=BuildStatus.FULLYBUILT,
             date_created=old.date_created + timedelta(minutes=1),
         )
+        self.factory.makeOCILayoutFiles(build=newer)
+        return newer
+
+    def push(self, build):
+        """Give ``build`` a completed push."""
+        job = OCIRegistryUploadJob.create(build)
+        job.job.start()
+        job.job.complete()
+        transaction.commit()
+        return job
+
+    def test_client_marks_older_builds_superseded(self):
+        # Superseded means a newer build was *pushed* to the tags.
+        job = self.makeJob()
+        old = job.build
+        newer = self.makeNewerBuild(old)
         client = OCIRegistryClient()
+        self.assertFalse(client.updateSupersededBuilds(old))
+        self.assertEqual(BuildStatus.FULLYBUILT, old.status)
+        self.push(newer)
         self.assertTrue(client.updateSupersededBuilds(old))
         self.assertEqual(BuildStatus.SUPERSEDED, old.status)
         self.assertEqual({}, client.uploadManifestList(None, [old]))
+
+    def test_waiting_push_survives_a_newer_build_that_is_not_pushed(self):
+        # lp-oci run of another image (no --registry) builds a newer
+        # build of the recipe: the waiting push still happens.
+        job = self.makeJob()
+        self.makeNewerBuild(job.build)
+        transaction.commit()
+        client = RecordingClient()
+        # The real client's decision, recorded pushes.
+        client.updateSupersededBuilds = (
+            OCIRegistryClient.updateSupersededBuilds
+        )
+        job.runAndRecord(client=client)
+        self.assertEqual(JobStatus.COMPLETED, job.job.status)
+        self.assertEqual(BuildStatus.FULLYBUILT, job.build.status)
+        self.assertEqual(
+            [("upload", job.build)], [c[:2] for c in client.calls[:1]]
+        )
+        self.assertIsNone(job.error_summary)
+
+    def test_waiting_push_superseded_by_a_pushed_newer_build(self):
+        job = self.makeJob()
+        self.push(self.makeNewerBuild(job.build))
+        job.runAndRecord(client=OCIRegistryClient())
+        self.assertEqual(JobStatus.COMPLETED, job.job.status)
+        self.assertEqual(BuildStatus.SUPERSEDED, job.build.status)
+        self.assertIn("superseded", job.error_summary)
+
+    def test_no_push_rule_left_fails(self):
+        # Completing would claim a push that never happened.
+        job = self.makeJob()
+        for rule in job.build.recipe.push_rules:
+            rule.destroySelf()
+        transaction.commit()
+        client = RecordingClient()
+        job.runAndRecord(client=client)
+        self.assertEqual(JobStatus.FAILED, job.job.status)
+        self.assertIn("no push rule", job.error_summary)
+        self.assertEqual([], client.calls)
+
+    def test_no_tag_set_fails(self):
+        job = self.makeJob()
+        client = RecordingClient()
+        client.uploadManifestList = lambda *args, **kwargs: {}
+        job.runAndRecord(client=client)
+        self.assertEqual(JobStatus.FAILED, job.job.status)
+        self.assertIn("No tag was set", job.error_summary)
 
     def test_internal_error_fails_and_propagates(self):
         job = self.makeJob()

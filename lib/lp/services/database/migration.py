@@ -21,16 +21,34 @@ The files are written for PostgreSQL, in the style of Launchpad's
 - ``ALTER TABLE t ALTER COLUMN c DROP NOT NULL`` removes the constraint
   from the table's definition in ``sqlite_master``, the procedure
   SQLite documents for dropping a NOT NULL constraint (no data changes).
+
+Reading what is applied never writes (`schema_status`): a process that
+finds the schema current takes no lock and writes nothing, so readers
+never contend with writers at start-up.  When something is pending,
+`upgrade_schema` takes the migration lock (a PostgreSQL advisory lock,
+SQLite's write lock by ``BEGIN IMMEDIATE``) *before* it reads what is
+applied, and creates the revision table under that lock: processes
+starting together on a fresh database wait for each other instead of
+racing to create the same tables.
+
+A database with no applied revision holds no schema.  Only a caller
+that may create a database passes ``create=True``; the others get
+`SchemaMissing`, so that a lost or mistyped database is never silently
+replaced by an empty one.
 """
 
 __all__ = [
     "Migration",
     "SCHEMA_DIR",
+    "SchemaMissing",
+    "SchemaOutdated",
     "SchemaTooNew",
     "applied_revisions",
+    "check_schema",
     "available_migrations",
     "backend_name",
     "list_tables",
+    "schema_status",
     "statements_for",
     "upgrade_schema",
 ]
@@ -54,6 +72,14 @@ _PG_MIGRATION_LOCK = 0x4C50_0001
 
 class SchemaTooNew(Exception):
     """The database has migrations this code does not know about."""
+
+
+class SchemaMissing(Exception):
+    """The database holds no Launchpad schema (no applied revision)."""
+
+
+class SchemaOutdated(Exception):
+    """The database lacks migrations, and the caller may not apply them."""
 
 
 class Migration(NamedTuple):
@@ -198,14 +224,14 @@ def list_tables(store):
     return sorted(row[0] for row in rows)
 
 
-def _ensure_revision_table(store):
+def _create_revision_table(store):
     store.execute(
         f"CREATE TABLE IF NOT EXISTS {REVISION_TABLE} ("
         " revision INTEGER PRIMARY KEY,"
         " name TEXT NOT NULL,"
-        " date_applied TIMESTAMP WITHOUT TIME ZONE NOT NULL)"
+        " date_applied TIMESTAMP WITHOUT TIME ZONE NOT NULL)",
+        noresult=True,
     )
-    store.commit()
 
 
 def applied_revisions(store):
@@ -216,37 +242,129 @@ def applied_revisions(store):
     return sorted(row[0] for row in rows)
 
 
+def schema_status(store, schema_dir=SCHEMA_DIR):
+    """``(applied, pending, unknown)`` revisions; only reads.
+
+    Ends the transaction, so that no read lock outlives the check.
+    """
+    try:
+        applied = set(applied_revisions(store))
+    finally:
+        store.rollback()
+    known = {m.revision for m in available_migrations(schema_dir)}
+    return (
+        sorted(applied),
+        sorted(known - applied),
+        sorted(applied - known),
+    )
+
+
+def _too_new(unknown):
+    return SchemaTooNew(
+        "Database has unknown schema revisions %s"
+        % ", ".join(str(r) for r in unknown)
+    )
+
+
+def check_schema(store, schema_dir=SCHEMA_DIR):
+    """Refuse a database whose schema is not current; never writes.
+
+    :raises SchemaMissing: no revision is applied.
+    :raises SchemaOutdated: some are, but not all.
+    :raises SchemaTooNew: revisions this code does not know are applied.
+    """
+    applied, pending, unknown = schema_status(store, schema_dir)
+    if unknown:
+        raise _too_new(unknown)
+    if not applied:
+        raise SchemaMissing("the database holds no Launchpad schema")
+    if pending:
+        raise SchemaOutdated(
+            "the database's schema is at revision %d, this code needs %d"
+            % (max(applied), max(applied + pending))
+        )
+
+
 def _lock(store, backend):
-    """Serialise migrations between processes until the commit."""
+    """Take the migration lock before anything is read.
+
+    PostgreSQL: a session advisory lock, taken in a transaction of its
+    own and held across the migrations' commits until `_unlock`.  (Storm
+    runs transactions in REPEATABLE READ, whose snapshot is taken by
+    the first statement: a transaction that waited for the lock would
+    still see the schema as it was before the wait.)  SQLite: each
+    migration's transaction begins holding the write lock.
+    """
     if backend == "postgres":
-        store.execute("SELECT pg_advisory_xact_lock(%d)" % _PG_MIGRATION_LOCK)
-    else:
-        # Any write takes SQLite's database-wide write lock.
-        store.execute(f"DELETE FROM {REVISION_TABLE} WHERE revision < 0")
+        store.execute("SELECT pg_advisory_lock(%d)" % _PG_MIGRATION_LOCK)
+        store.commit()
 
 
-def upgrade_schema(store, schema_dir=SCHEMA_DIR):
+def _begin(store, backend):
+    if backend == "sqlite":
+        # BEGIN IMMEDIATE: SQLite's write lock, waiting (busy timeout)
+        # for another writer instead of upgrading a read lock later.
+        store._connection.begin_immediate()
+
+
+def _unlock(store, backend):
+    if backend == "postgres":
+        try:
+            store.rollback()
+            store.execute("SELECT pg_advisory_unlock(%d)" % _PG_MIGRATION_LOCK)
+            store.commit()
+        except Exception:
+            # A lost connection has lost its lock too.
+            store.rollback()
+
+
+def upgrade_schema(store, schema_dir=SCHEMA_DIR, create=True):
     """Apply every pending migration; return the revisions applied.
 
     Commits ``store`` after each migration.  Call it before any other
-    work in the transaction.
+    work in the transaction.  Writes nothing when the schema is current.
+
+    :param create: Whether a database with no schema may be given one;
+        if not, such a database raises `SchemaMissing` (and nothing is
+        written).
     """
     backend = backend_name(store)
     store.commit()
-    _ensure_revision_table(store)
+    applied, pending, unknown = schema_status(store, schema_dir)
+    if unknown:
+        raise _too_new(unknown)
+    if not pending:
+        return []
+    if not applied and not create:
+        raise SchemaMissing("the database holds no Launchpad schema")
     migrations = available_migrations(schema_dir)
     known = {migration.revision for migration in migrations}
     applied_now = []
+    _lock(store, backend)
+    try:
+        _apply(store, backend, migrations, known, create, applied_now)
+    finally:
+        _unlock(store, backend)
+    return applied_now
+
+
+def _apply(store, backend, migrations, known, create, applied_now):
     for migration in migrations:
-        _lock(store, backend)
-        applied = set(applied_revisions(store))
+        try:
+            _begin(store, backend)
+            _create_revision_table(store)
+            applied = set(applied_revisions(store))
+        except BaseException:
+            store.rollback()
+            raise
         unknown = applied - known
         if unknown:
             store.rollback()
-            raise SchemaTooNew(
-                "Database has unknown schema revisions %s"
-                % ", ".join(str(r) for r in sorted(unknown))
-            )
+            raise _too_new(sorted(unknown))
+        if not applied and not create:
+            # Emptied meanwhile: still nothing to build on.
+            store.rollback()
+            raise SchemaMissing("the database holds no Launchpad schema")
         if migration.revision in applied:
             store.rollback()
             continue
@@ -268,4 +386,3 @@ def upgrade_schema(store, schema_dir=SCHEMA_DIR):
             raise
         store.commit()
         applied_now.append(migration.revision)
-    return applied_now

@@ -281,11 +281,23 @@ class LibrarianStorage:
 
         Yields True while held: no other process (nor another
         transaction of this one) is between storing content and ending
-        its transaction.  Yields False if some are.
+        its transaction.  Yields False if some are.  On a read-only
+        file system (a read-only copy of a state) nothing can be
+        stored: the lock is taken on the file as it is, or, if there is
+        none, the librarian is idle.
         """
-        fd = os.open(
-            self._lockPath(), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644
-        )
+        try:
+            fd = os.open(
+                self._lockPath(), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644
+            )
+        except OSError as e:
+            if e.errno != errno.EROFS:
+                raise
+            try:
+                fd = os.open(self._lockPath(), os.O_RDONLY | os.O_CLOEXEC)
+            except FileNotFoundError:
+                yield True
+                return
         try:
             yield try_lock(fd)
         finally:

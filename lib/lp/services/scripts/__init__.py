@@ -10,23 +10,81 @@ A process calls, in this order:
     configure_librarian("/srv/lp/librarian")
 
 or `setup_services`, which does all three from a state directory.
+
+Only a process that may create a state passes ``schema="create"`` to
+`setup_services` (``lp-oci run``), and even then a database is created
+only where the librarian holds no stored content: content without a
+database is a lost or mistyped database, never a new state.  Processes
+that only read pass ``schema="check"`` and ``read_only=True``: they
+write nothing at start-up, and work on a read-only copy of a state.
 """
 
 __all__ = [
+    "StateDatabaseError",
     "execute_zcml_for_scripts",
+    "librarian_file_count",
     "setup_services",
 ]
 
 import os
+import re
+import urllib.parse
 
 from zope.configuration import xmlconfig
 
 import lp
 from lp.services.config import config
-from lp.services.database.connection import connect, default_database_uri
+from lp.services.database.connection import (
+    connect,
+    default_database_uri,
+    disconnect,
+)
+from lp.services.database.migration import (
+    SchemaMissing,
+    SchemaOutdated,
+    SchemaTooNew,
+)
 from lp.services.librarian.storage import configure_librarian
+from ocitypes.errors import OCIContentError
 
 _zcml_done = False
+_HEX2 = re.compile(r"\A[0-9a-f]{2}\Z")
+_HEX64 = re.compile(r"\A[0-9a-f]{64}\Z")
+
+
+class StateDatabaseError(OCIContentError):
+    """The state's database cannot be used as asked; one line."""
+
+
+def librarian_file_count(root):
+    """How many content files (``<hex2>/<sha256>``) ``root`` holds."""
+    count = 0
+    try:
+        tops = os.listdir(root)
+    except (FileNotFoundError, NotADirectoryError):
+        return 0
+    for top in tops:
+        if not _HEX2.match(top):
+            continue
+        try:
+            names = os.listdir(os.path.join(root, top))
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        count += sum(
+            1 for name in names if _HEX64.match(name) and name[:2] == top
+        )
+    return count
+
+
+def _safe_uri(uri):
+    """``uri`` without a password."""
+    parsed = urllib.parse.urlsplit(uri)
+    if parsed.password:
+        host = parsed.hostname or ""
+        if parsed.port:
+            host += f":{parsed.port}"
+        parsed = parsed._replace(netloc=f"{parsed.username}@{host}")
+    return urllib.parse.urlunsplit(parsed)
 
 
 def execute_zcml_for_scripts():
@@ -37,7 +95,13 @@ def execute_zcml_for_scripts():
         _zcml_done = True
 
 
-def setup_services(state_dir, database_uri=None, librarian_root=None):
+def setup_services(
+    state_dir,
+    database_uri=None,
+    librarian_root=None,
+    schema="upgrade",
+    read_only=False,
+):
     """Make this process ready to use the models.
 
     :param state_dir: Directory for the default SQLite database
@@ -49,8 +113,14 @@ def setup_services(state_dir, database_uri=None, librarian_root=None):
     :param librarian_root: Overrides the librarian directory; when None,
         ``LP_LIBRARIAN_ROOT``, else the configuration's
         ``[librarian] root``.
+    :param schema: ``"create"`` (a new database, only beside an empty
+        librarian), ``"upgrade"`` (an existing schema) or ``"check"``
+        (write nothing); see `connect`.
+    :param read_only: Open the database read-only (with ``"check"``).
+    :raises StateDatabaseError: the database is not one to use so.
     """
-    os.makedirs(state_dir, exist_ok=True)
+    if schema == "create":
+        os.makedirs(state_dir, exist_ok=True)
     execute_zcml_for_scripts()
     database_uri = (
         database_uri
@@ -64,5 +134,28 @@ def setup_services(state_dir, database_uri=None, librarian_root=None):
         or config.librarian.root
         or os.path.join(state_dir, "librarian")
     )
-    connect(database_uri)
+    stored = librarian_file_count(librarian_root)
+    if schema == "create" and stored:
+        # Content without a database is a lost database: never replace
+        # it with an empty one.
+        schema = "upgrade"
+    try:
+        connect(database_uri, schema=schema, read_only=read_only)
+    except (SchemaMissing, SchemaOutdated, SchemaTooNew) as e:
+        disconnect()
+        reason = str(e)
+        if isinstance(e, SchemaMissing):
+            if stored:
+                reason += (
+                    f", but the librarian {os.path.abspath(librarian_root)} "
+                    f"holds {stored} stored files: refusing to use it as a "
+                    "new state (a lost database, or the wrong --config?)"
+                )
+            else:
+                reason += " (lp-oci run creates a state)"
+        elif isinstance(e, SchemaOutdated):
+            reason += " (lp-oci run or run-jobs upgrades it)"
+        raise StateDatabaseError(
+            f"database {_safe_uri(database_uri)}: {reason}"
+        ) from None
     configure_librarian(librarian_root)

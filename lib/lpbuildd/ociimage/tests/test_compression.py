@@ -6,6 +6,7 @@ decompression, including decompression bombs end to end."""
 
 __all__ = []
 
+import errno
 import gzip
 import hashlib
 import io
@@ -290,6 +291,28 @@ class TestLayerCompressor(TestCase):
 
     def test_unknown(self):
         self.assertRaises(ValueError, LayerCompressor, io.BytesIO(), "lz4")
+
+    def test_full_disk_names_the_file(self):
+        class FullFile(io.RawIOBase):
+            name = "/state/work/.member-1"
+
+            def writable(self):
+                return True
+
+            def write(self, data):
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+        for compression in ("gzip", "zstd"):
+
+            def fill():
+                compressor = LayerCompressor(FullFile(), compression)
+                compressor.write(make_layer(size=1 << 20, seed=5))
+                compressor.finish()
+
+            error = self.assertRaises(OSError, fill)
+            self.assertEqual(
+                (errno.ENOSPC, FullFile.name), (error.errno, error.filename)
+            )
 
 
 class TestOpenOuter(TestCase):

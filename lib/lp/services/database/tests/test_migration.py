@@ -5,17 +5,27 @@
 
 __all__ = []
 
+import itertools
 import os
 import shutil
+import sqlite3
+import subprocess
+import sys
 import tempfile
+import threading
 
+import transaction
 from storm.database import create_database
 from storm.store import Store
 
 from lp.services.database.migration import (
+    _PG_MIGRATION_LOCK,
+    SchemaMissing,
+    SchemaOutdated,
     SchemaTooNew,
     applied_revisions,
     available_migrations,
+    check_schema,
     list_tables,
     split_statements,
     statements_for,
@@ -24,6 +34,19 @@ from lp.services.database.migration import (
 )
 from lp.testing import TestCase
 from lp.testing.layers import DatabaseLayer, SQLiteDatabaseLayer
+from lpbuildd.ociimage.tests.helpers import CHILD_ENV
+
+_counter = itertools.count()
+
+# Connects to argv[1] once argv[2] exists: processes starting together.
+CONNECT_WHEN_TOLD = """
+import os, sys, time
+from lp.services.database.connection import connect
+while not os.path.exists(sys.argv[2]):
+    time.sleep(0.001)
+connect(sys.argv[1])
+print("ok")
+"""
 
 
 class TestMigrationFiles(TestCase):
@@ -507,6 +530,125 @@ class TestUpgradeSchema(TestCase):
         )
         store.rollback()
 
+    def freshURI(self):
+        """The URI of a new, empty database (no store on it)."""
+        name = "fresh_uri%d_%d" % (id(self), next(_counter))
+        self.layer.cluster.createdb(name)
+        store = Store(create_database(self.layer.cluster.uri(name)))
+        self.addCleanup(self._dropdb, store, name)
+        return self.layer.cluster.uri(name)
+
+    def holdMigrationLock(self, uri):
+        """Hold what `upgrade_schema` would lock, from another session.
+
+        :return: a function that releases it.
+        """
+        connection = self.layer.cluster.connect(
+            uri.split(":")[1].split("?")[0]
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_advisory_lock(%s)", (_PG_MIGRATION_LOCK,)
+            )
+        return connection.close
+
+    def test_without_create_an_empty_database_is_left_empty(self):
+        store = self.makeFreshStore()
+        self.assertRaises(SchemaMissing, upgrade_schema, store, create=False)
+        self.assertEqual([], list_tables(store))
+        self.assertRaises(SchemaMissing, check_schema, store)
+        self.assertEqual([], list_tables(store))
+
+    def test_check_refuses_an_outdated_schema_and_writes_nothing(self):
+        store = self.makeFreshStore()
+        self.upgradeTo(store, 1)
+        self.assertRaises(SchemaOutdated, check_schema, store)
+        self.assertEqual([1], applied_revisions(store))
+        store.rollback()
+        # Without create, an existing schema is upgraded.
+        upgrade_schema(store, create=False)
+        check_schema(store)
+
+    def test_current_schema_takes_no_lock(self):
+        # A process finding the schema current writes nothing and waits
+        # for no one: readers never contend with a writer at start-up.
+        uri = self.freshURI()
+        store = Store(create_database(uri))
+        upgrade_schema(store)
+        store.close()
+        release = self.holdMigrationLock(uri)
+        results = []
+
+        def upgrade():
+            # SQLite connections belong to their thread.
+            store = Store(create_database(uri))
+            try:
+                results.append(upgrade_schema(store))
+            finally:
+                store.close()
+
+        worker = threading.Thread(target=upgrade)
+        worker.start()
+        worker.join(10)
+        waited = worker.is_alive()
+        release()
+        worker.join()
+        self.assertFalse(waited, "upgrade_schema waited for the lock")
+        self.assertEqual([[]], results)
+
+    def test_processes_starting_together_on_a_fresh_database(self):
+        expected = [m.revision for m in available_migrations()]
+        for attempt in range(3):
+            uri = self.freshURI()
+            start = os.path.join(tempfile.mkdtemp(), "start")
+            self.addCleanup(shutil.rmtree, os.path.dirname(start))
+            children = [
+                subprocess.Popen(
+                    [sys.executable, "-c", CONNECT_WHEN_TOLD, uri, start],
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    text=True,
+                    env=CHILD_ENV,
+                )
+                for _ in range(6)
+            ]
+            with open(start, "w"):
+                pass
+            for child in children:
+                stdout, stderr = child.communicate(timeout=120)
+                self.assertEqual(
+                    (0, "ok\n"), (child.returncode, stdout), stderr
+                )
+            store = Store(create_database(uri))
+            self.assertEqual(expected, applied_revisions(store))
+            store.close()
+
+    def test_read_only_connection_writes_nothing(self):
+        from lp.services.database.connection import connect
+
+        uri = self.freshURI()
+        store = Store(create_database(uri))
+        upgrade_schema(store)
+        store.close()
+
+        def back_to_the_layer():
+            transaction.abort()
+            connect(self.layer.uri)
+
+        self.addCleanup(back_to_the_layer)
+        transaction.abort()
+        store = connect(uri, schema="check", read_only=True)
+        self.assertEqual(
+            [m.revision for m in available_migrations()],
+            applied_revisions(store),
+        )
+        self.assertRaises(
+            Exception, store.execute, "CREATE TABLE Written (x INTEGER)"
+        )
+        transaction.abort()
+        self.assertNotIn("written", {t.lower() for t in list_tables(store)})
+        transaction.abort()
+
     def test_unknown_revision_refused(self):
         store = self.makeFreshStore()
         newer = self.makeSchemaDir(
@@ -529,3 +671,15 @@ class TestUpgradeSchemaSQLite(TestUpgradeSchema):
         )
         self.addCleanup(store.close)
         return store
+
+    def freshURI(self):
+        directory = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, directory)
+        return "sqlite:" + os.path.join(directory, "fresh.db")
+
+    def holdMigrationLock(self, uri):
+        connection = sqlite3.connect(
+            uri[len("sqlite:") :], isolation_level=None
+        )
+        connection.execute("BEGIN IMMEDIATE")
+        return connection.close

@@ -60,7 +60,7 @@ class TestSlowClients(TestCase):
                 sys.executable,
                 "-c",
                 "import sys; from lp.services.scripts import setup_services; "
-                "setup_services(sys.argv[1])",
+                "setup_services(sys.argv[1], schema='create')",
                 state,
             ],
             env=env,

@@ -19,12 +19,47 @@ from lp.testing.layers import BaseLayer
 class TestEmbeddedServe(TestCase):
     layer = BaseLayer
 
+    def test_state_without_database_is_refused(self):
+        # Not created (only lp-oci run does), nor left to workers that
+        # would fail to boot: one line, before serving.
+        state = self.useFixture(TempDir()).path
+        env = dict(CHILD_ENV)
+        for name in ("LP_DATABASE_URI", "LP_LIBRARIAN_ROOT", "LP_ROOT_URL"):
+            env.pop(name, None)
+        result = subprocess.run(
+            [sys.executable, "-m", "lpoci.cli", "serve", "--state", state]
+            + ["--port", str(free_port())],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        self.assertEqual(1, result.returncode)
+        self.assertEqual(
+            f"lp-oci: error: database sqlite:{state}/launchpad.db: no such "
+            "file (lp-oci run creates a state)\n",
+            result.stderr,
+        )
+        self.assertEqual([], os.listdir(state))
+
     def test_serves_the_web_service(self):
         state = self.useFixture(TempDir()).path
         port = free_port()
         env = dict(CHILD_ENV)
         for name in ("LP_DATABASE_URI", "LP_LIBRARIAN_ROOT", "LP_ROOT_URL"):
             env.pop(name, None)
+        # Only lp-oci run creates a state's database.
+        subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                "import sys; from lp.services.scripts import setup_services; "
+                "setup_services(sys.argv[1], schema='create')",
+                state,
+            ],
+            env=env,
+            check=True,
+        )
         log_path = os.path.join(state, "serve.log")
         log = open(log_path, "wb")
         self.addCleanup(log.close)
