@@ -96,12 +96,31 @@ class TestRunKeepsAWaitingPush(TestCase):
         )
         self.assertEqual(1, status)
         self.assertIn("lp-oci run-jobs will try again", stderr)
+        # Another image is another recipe (one per image name): its run
+        # leaves the waiting push, its recipe and its rule alone.
+        status, stdout, stderr = lp_oci(
+            "run", "--sample", "-q", "--state", state
+        )
+        self.assertEqual(0, status, stderr)
+        status, stdout, _ = lp_oci("list", "--state", state)
+        self.assertEqual(2, len(stdout.splitlines()), stdout)
+        (first,) = [line for line in stdout.splitlines() if "first" in line]
+        self.assertIn("registry:PENDING", first)
+        # Another image asked into the waiting push's recipe would remove
+        # or replace its rule: refused.
         for args in (
             (),
             ("--registry", registry, "--image", "lp-oci/second"),
         ):
             status, stdout, stderr = lp_oci(
-                "run", "--sample", "-q", "--state", state, *args
+                "run",
+                "--sample",
+                "-q",
+                "--state",
+                state,
+                "--recipe",
+                "lp-oci-first",
+                *args,
             )
             self.assertEqual(1, status)
             self.assertEqual("", stdout)
@@ -112,5 +131,6 @@ class TestRunKeepsAWaitingPush(TestCase):
             )
             self.assertIn("(run lp-oci run-jobs first)\n", stderr)
         status, stdout, _ = lp_oci("list", "--state", state)
-        self.assertEqual(1, len(stdout.splitlines()), stdout)
-        self.assertIn("registry:PENDING", stdout)
+        self.assertEqual(2, len(stdout.splitlines()), stdout)
+        (first,) = [line for line in stdout.splitlines() if "first" in line]
+        self.assertIn("registry:PENDING", first)
