@@ -501,8 +501,23 @@ class RegistryHTTPClient:
 
     @classmethod
     def getInstance(cls, push_rule=None, **kwargs):
-        """A client adapted to the registry's authentication flow."""
+        """A client adapted to the registry's authentication flow.
+
+        The client that probed ``/v2/`` is closed unless it is the one
+        returned.
+        """
         client = cls(push_rule, **kwargs)
+        try:
+            instance = cls._adapted(client, push_rule, **kwargs)
+        except BaseException:
+            client.close()
+            raise
+        if instance is not client:
+            client.close()
+        return instance
+
+    @staticmethod
+    def _adapted(client, push_rule, **kwargs):
         try:
             response = client.request(client.registry_url + "/v2/")
         except requests.RequestException as e:

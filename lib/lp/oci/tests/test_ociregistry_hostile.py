@@ -16,11 +16,21 @@ import tracemalloc
 from datetime import datetime, timezone
 
 import requests
+from fixtures import MonkeyPatch
 from testtools.matchers import GreaterThan, LessThan, MatchesAll
 
-from lp.oci.interfaces.ociregistryclient import BlobUploadFailed
-from lp.oci.model.ociregistryhttp import RetryPolicy
+from lp.oci.interfaces.ociregistryclient import (
+    BlobUploadFailed,
+    OCIRegistryAuthenticationError,
+    OCIRegistryError,
+)
+from lp.oci.model.ociregistryhttp import (
+    BearerTokenRegistryClient,
+    RegistryHTTPClient,
+    RetryPolicy,
+)
 from lp.oci.tests.test_ociregistryclient import RegistryTestMixin
+from lp.services.webservice.testing import free_port
 from lp.testing import TestCaseWithFactory
 from lp.testing.layers import RegistryLayer
 from ocitypes.descriptor import MediaType
@@ -376,3 +386,66 @@ class TestConcurrentTagUpdates(RegistryTestMixin, TestCaseWithFactory):
             if found != expected:
                 lost.append((tag, sorted(expected - found)))
         self.assertEqual([], lost)
+
+
+_HTTP = "lp.oci.model.ociregistryhttp"
+
+
+class TestProbeClientClosed(RegistryTestMixin, TestCaseWithFactory):
+    """The client that probed ``/v2/`` does not outlive `getInstance`."""
+
+    def getInstanceRecorded(self, registry, credentials=None):
+        build, _ = self.makeBuild(url=registry.url, credentials=credentials)
+        (rule,) = build.recipe.push_rules
+        created, closed = [], []
+        original_init = RegistryHTTPClient.__init__
+        original_close = RegistryHTTPClient.close
+
+        def init(client, *args, **kwargs):
+            created.append(client)
+            original_init(client, *args, **kwargs)
+
+        def close(client):
+            closed.append(client)
+            original_close(client)
+
+        self.useFixture(
+            MonkeyPatch(f"{_HTTP}.RegistryHTTPClient.__init__", init)
+        )
+        self.useFixture(
+            MonkeyPatch(f"{_HTTP}.RegistryHTTPClient.close", close)
+        )
+        try:
+            client = RegistryHTTPClient.getInstance(
+                rule, retry_policy=self.retry_policy
+            )
+        except Exception as e:
+            client = e
+        else:
+            self.addCleanup(original_close, client)
+        left_open = [c for c in created if c is not client and c not in closed]
+        return client, left_open
+
+    def test_token_registry(self):
+        # Before: the anonymous probe's sessions stayed open beside the
+        # bearer client returned.
+        user, password = next(iter(RegistryLayer.basic_users.items()))
+        client, left_open = self.getInstanceRecorded(
+            RegistryLayer.token, {"username": user, "password": password}
+        )
+        self.assertIsInstance(client, BearerTokenRegistryClient)
+        self.assertEqual([], left_open)
+
+    def test_refused_credentials(self):
+        client, left_open = self.getInstanceRecorded(
+            RegistryLayer.basic, {"username": "nobody", "password": "wrong"}
+        )
+        self.assertIsInstance(client, OCIRegistryAuthenticationError)
+        self.assertEqual([], left_open)
+
+    def test_unreachable(self):
+        client, left_open = self.getInstanceRecorded(
+            type("Closed", (), {"url": f"http://127.0.0.1:{free_port()}"})
+        )
+        self.assertIsInstance(client, OCIRegistryError)
+        self.assertEqual([], left_open)
