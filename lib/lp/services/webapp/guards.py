@@ -24,6 +24,7 @@ to read again.  The headers of every answer also say ``nosniff`` (see
 
 __all__ = [
     "DEFAULT_MAX_REQUEST_BODY",
+    "MAX_BATCH_SIZE",
     "MAX_BATCH_START",
     "MAX_JSON_DEPTH",
     "RequestRefused",
@@ -41,6 +42,8 @@ from urllib.parse import parse_qsl
 from lp.services.database.constants import MAX_DATABASE_ID
 
 DEFAULT_MAX_REQUEST_BODY = 1024 * 1024
+# The largest ws.size (the web service's ``max_batch_size``).
+MAX_BATCH_SIZE = 300
 # ws.start beyond this is no batch of anything this service holds.
 MAX_BATCH_START = 10**9
 MAX_JSON_DEPTH = 64
@@ -146,7 +149,9 @@ def _read_body(environ, cap):
     return data
 
 
-def check_request(environ, max_body=DEFAULT_MAX_REQUEST_BODY, batch=300):
+def check_request(
+    environ, max_body=DEFAULT_MAX_REQUEST_BODY, batch=MAX_BATCH_SIZE
+):
     """Refuse what the application must not see; see the module docstring.
 
     Replaces ``wsgi.input`` by the checked body.

@@ -23,6 +23,7 @@ from lp.oci.interfaces.ocirecipebuild import (
     IOCIRecipeBuild,
     IOCIRecipeBuildSet,
 )
+from lp.services.webapp.guards import MAX_BATCH_SIZE
 from lp.services.webservice.interfaces import ILaunchpadWebServiceRequest
 from lp.services.webservice.publication import (
     USER_KEY,
@@ -46,7 +47,7 @@ class LaunchpadWebServiceConfiguration(BaseWSGIWebServiceConfiguration):
     view_permission = "zope.Public"
     show_tracebacks = False
     default_batch_size = 50
-    max_batch_size = 300
+    max_batch_size = MAX_BATCH_SIZE
     compensate_for_mod_compress_etag_modification = False
 
     def createRequest(self, body_instream, environ):
