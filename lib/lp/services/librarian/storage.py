@@ -193,20 +193,16 @@ def _lock_temp(path):
     return fd
 
 
+def _fsync_path(path, flags=os.O_NOFOLLOW | os.O_CLOEXEC):
+    fd = os.open(path, os.O_RDONLY | flags)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def _fsync_directory(path):
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_path(path):
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    _fsync_path(path, os.O_DIRECTORY)
 
 
 # Files `LibrarianStorage.syncAtCommit` fsyncs at once: the file system
