@@ -384,9 +384,9 @@ class OCIRecipeUpload:
             if dirpath == self.upload_path:
                 # All relevant files will be in a subdirectory.
                 continue
-            if (
-                "index.json" in filenames and "oci-layout" in filenames
-            ) or "digests.json" in filenames:
+            # An OCI image layout rather than the legacy files?
+            oci = "index.json" in filenames and "oci-layout" in filenames
+            if oci or "digests.json" in filenames:
                 # Harness only: read nothing through a link, nor from a
                 # FIFO or device, nor a directory as a file.
                 try:
@@ -395,8 +395,7 @@ class OCIRecipeUpload:
                     raise UploadError(
                         f"{os.path.basename(e.filename)} is {e.strerror}"
                     ) from None
-            if "index.json" in filenames and "oci-layout" in filenames:
-                # An OCI image layout rather than the legacy files.
+            if oci:
                 self._processOCIUpload(build, dirpath)
                 break
             if "digests.json" not in filenames:
