@@ -134,8 +134,12 @@ def setup_services(
         or config.librarian.root
         or os.path.join(state_dir, "librarian")
     )
-    stored = librarian_file_count(librarian_root)
-    if schema == "create" and stored:
+    # Counted (every content file listed) only where it decides
+    # something: before creating, or to explain a missing schema.
+    stored = (
+        librarian_file_count(librarian_root) if schema == "create" else None
+    )
+    if stored:
         # Content without a database is a lost database: never replace
         # it with an empty one.
         schema = "upgrade"
@@ -145,6 +149,8 @@ def setup_services(
         disconnect()
         reason = str(e)
         if isinstance(e, SchemaMissing):
+            if stored is None:
+                stored = librarian_file_count(librarian_root)
             if stored:
                 reason += (
                     f", but the librarian {os.path.abspath(librarian_root)} "
