@@ -20,7 +20,7 @@ from lp.buildmaster.enums import BuildStatus
 from lp.oci.enums import OCIFileKind
 from lp.services.librarian.storage import get_librarian_storage
 from lp.services.webservice.testing import ACCOUNTS, WebServiceLayer
-from lp.testing import TestCaseWithFactory
+from lp.services.webservice.tests.test_webservice import WebServiceTestCase
 from ocitypes.digest import Digest
 
 
@@ -46,15 +46,7 @@ def raw_request(request, timeout=30):
     return status, headers, body
 
 
-class HostileRequestTestCase(TestCaseWithFactory):
-    layer = WebServiceLayer
-
-    def url(self, path):
-        return WebServiceLayer.root_url + path
-
-    def api(self, path):
-        return self.url("api/devel/" + path)
-
+class HostileRequestTestCase(WebServiceTestCase):
     def request(self, method, url, **kwargs):
         transaction.commit()
         return requests.request(method, url, timeout=30, **kwargs)
@@ -75,24 +67,6 @@ class HostileRequestTestCase(TestCaseWithFactory):
             )
         else:
             self.assertLessEqual(len(response.text.strip().splitlines()), 1)
-
-    def makeBuild(self, owner_name="alice"):
-        build = self.factory.makeOCIRecipeBuild(owner_name=owner_name)
-        self.factory.makeOCILayoutFiles(build=build)
-        build.updateStatus(BuildStatus.BUILDING)
-        build.updateStatus(BuildStatus.FULLYBUILT)
-        transaction.commit()
-        return build
-
-    def buildPath(self, build):
-        return "~%s/+oci-recipe/%s/+build/%d" % (
-            build.recipe.owner_name,
-            build.recipe.name,
-            build.id,
-        )
-
-    def recipePath(self, recipe):
-        return "~%s/+oci-recipe/%s" % (recipe.owner_name, recipe.name)
 
 
 class TestNoServerErrors(HostileRequestTestCase):
