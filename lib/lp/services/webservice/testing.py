@@ -12,6 +12,7 @@ __all__ = [
     "CHILD_ENV",
     "WebServiceLayer",
     "free_port",
+    "make_state",
 ]
 
 import os
@@ -52,6 +53,31 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def make_state(state, **env):
+    """Create a state's database in ``state``, as ``lp-oci run`` would.
+
+    In a child process, in `CHILD_ENV` with ``env`` and without the
+    variables that would name another database, librarian or root URL.
+
+    :return: That environment, for the processes that use the state.
+    """
+    env = dict(CHILD_ENV, **env)
+    for name in ("LP_DATABASE_URI", "LP_LIBRARIAN_ROOT", "LP_ROOT_URL"):
+        env.pop(name, None)
+    subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from lp.services.scripts import setup_services; "
+            "setup_services(sys.argv[1], schema='create')",
+            state,
+        ],
+        env=env,
+        check=True,
+    )
+    return env
 
 
 class WebServiceLayer(SQLiteLaunchpadZopelessLayer):

@@ -18,7 +18,7 @@ import time
 import requests
 from fixtures import TempDir
 
-from lp.services.webservice.testing import CHILD_ENV, free_port
+from lp.services.webservice.testing import free_port, make_state
 from lp.testing import TestCase
 from lp.testing.layers import BaseLayer
 
@@ -52,20 +52,7 @@ class TestSlowClients(TestCase):
         state = self.useFixture(TempDir()).path
         # The database and librarian the server serves: made here, as
         # "lp-oci run" would have made them.
-        env = dict(CHILD_ENV, LPCONFIG="development")
-        for name in ("LP_DATABASE_URI", "LP_LIBRARIAN_ROOT", "LP_ROOT_URL"):
-            env.pop(name, None)
-        subprocess.run(
-            [
-                sys.executable,
-                "-c",
-                "import sys; from lp.services.scripts import setup_services; "
-                "setup_services(sys.argv[1], schema='create')",
-                state,
-            ],
-            env=env,
-            check=True,
-        )
+        env = make_state(state, LPCONFIG="development")
         port = free_port()
         log = tempfile.TemporaryFile()
         self.addCleanup(log.close)

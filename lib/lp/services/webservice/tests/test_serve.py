@@ -11,7 +11,7 @@ import time
 import requests
 from fixtures import TempDir
 
-from lp.services.webservice.testing import CHILD_ENV, free_port
+from lp.services.webservice.testing import CHILD_ENV, free_port, make_state
 from lp.testing import TestCase
 from lp.testing.layers import BaseLayer
 
@@ -45,21 +45,8 @@ class TestEmbeddedServe(TestCase):
     def test_serves_the_web_service(self):
         state = self.useFixture(TempDir()).path
         port = free_port()
-        env = dict(CHILD_ENV)
-        for name in ("LP_DATABASE_URI", "LP_LIBRARIAN_ROOT", "LP_ROOT_URL"):
-            env.pop(name, None)
         # Only lp-oci run creates a state's database.
-        subprocess.run(
-            [
-                sys.executable,
-                "-c",
-                "import sys; from lp.services.scripts import setup_services; "
-                "setup_services(sys.argv[1], schema='create')",
-                state,
-            ],
-            env=env,
-            check=True,
-        )
+        env = make_state(state)
         log_path = os.path.join(state, "serve.log")
         log = open(log_path, "wb")
         self.addCleanup(log.close)
