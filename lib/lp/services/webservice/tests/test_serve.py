@@ -16,6 +16,18 @@ from lp.testing import TestCase
 from lp.testing.layers import BaseLayer
 
 
+def run_serve(state, *args, env=CHILD_ENV):
+    """Run ``lp-oci serve`` on ``state``, for one that exits at once."""
+    return subprocess.run(
+        [sys.executable, "-m", "lpoci.cli", "serve", "--state", state]
+        + ["--port", str(free_port()), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
 class TestEmbeddedServe(TestCase):
     layer = BaseLayer
 
@@ -26,14 +38,7 @@ class TestEmbeddedServe(TestCase):
         env = dict(CHILD_ENV)
         for name in ("LP_DATABASE_URI", "LP_LIBRARIAN_ROOT", "LP_ROOT_URL"):
             env.pop(name, None)
-        result = subprocess.run(
-            [sys.executable, "-m", "lpoci.cli", "serve", "--state", state]
-            + ["--port", str(free_port())],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        result = run_serve(state, env=env)
         self.assertEqual(1, result.returncode)
         self.assertEqual(
             f"lp-oci: error: database sqlite:{state}/launchpad.db: no such "
@@ -100,24 +105,7 @@ class TestEmbeddedServe(TestCase):
                 % os.path.join(state, "missing"),
             ),
         ):
-            result = subprocess.run(
-                [
-                    sys.executable,
-                    "-m",
-                    "lpoci.cli",
-                    "serve",
-                    "--state",
-                    state,
-                    "--port",
-                    str(free_port()),
-                    "--accounts",
-                    path,
-                ],
-                env=CHILD_ENV,
-                capture_output=True,
-                text=True,
-                timeout=60,
-            )
+            result = run_serve(state, "--accounts", path)
             self.assertEqual(
                 (1, "", f"lp-oci: error: {message}\n"),
                 (result.returncode, result.stdout, result.stderr),
@@ -127,23 +115,7 @@ class TestEmbeddedServe(TestCase):
         # Before, serve made the directory and served an empty state.
         state = os.path.join(self.useFixture(TempDir()).path, "typo")
         for extra in ([], ["--embedded"]):
-            result = subprocess.run(
-                [
-                    sys.executable,
-                    "-m",
-                    "lpoci.cli",
-                    "serve",
-                    "--state",
-                    state,
-                    "--port",
-                    str(free_port()),
-                    *extra,
-                ],
-                env=CHILD_ENV,
-                capture_output=True,
-                text=True,
-                timeout=60,
-            )
+            result = run_serve(state, *extra)
             self.assertEqual(
                 (
                     1,
