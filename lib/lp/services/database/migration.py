@@ -337,18 +337,17 @@ def upgrade_schema(store, schema_dir=SCHEMA_DIR, create=True):
         return []
     if not applied and not create:
         raise SchemaMissing("the database holds no Launchpad schema")
-    migrations = available_migrations(schema_dir)
-    known = {migration.revision for migration in migrations}
-    applied_now = []
     _lock(store, backend)
     try:
-        _apply(store, backend, migrations, known, create, applied_now)
+        return _apply(store, backend, available_migrations(schema_dir), create)
     finally:
         _unlock(store, backend)
-    return applied_now
 
 
-def _apply(store, backend, migrations, known, create, applied_now):
+def _apply(store, backend, migrations, create):
+    """Apply ``migrations`` not yet applied; return their revisions."""
+    known = {migration.revision for migration in migrations}
+    applied_now = []
     for migration in migrations:
         try:
             _begin(store, backend)
@@ -386,3 +385,4 @@ def _apply(store, backend, migrations, known, create, applied_now):
             raise
         store.commit()
         applied_now.append(migration.revision)
+    return applied_now
