@@ -407,7 +407,6 @@ def _make_legacy_plan(build):
         # damaged config must not be pushed under a digest of its own.
         config_bytes = read_library_file_bytes(config_lfa, image.config_name)
         config = parse_json_document(config_bytes, image.config_name)
-        stored = {}
 
         def stored_layer(layer):
             # The file the builder made (or the librarian file reused
@@ -420,7 +419,6 @@ def _make_legacy_plan(build):
                 raise OCIUploadError(
                     f"Layer {layer.digest} ({layer.diff_id}) is missing"
                 ) from None
-            stored[layer.digest] = content
             return content.sha256, content.filesize
 
         made = legacy_image_manifest(config_bytes, config, image, stored_layer)
