@@ -1187,12 +1187,13 @@ class OCIRegistryClient:
             before = _digests_by_platform(entries)
             index = self.makeMultiArchManifest(entries, annotations, children)
             content = _json_bytes(index)
-            if digest != Digest.of_bytes(content):
+            index_digest = Digest.of_bytes(content)
+            if digest != index_digest:
                 # By digest first, so that only the tag's PUT is left
                 # after the check.
                 self._putManifest(
                     http_client,
-                    str(Digest.of_bytes(content)),
+                    str(index_digest),
                     index["mediaType"],
                     content,
                 )
@@ -1202,7 +1203,7 @@ class OCIRegistryClient:
             if current != digest:
                 log.info("Tag %s changed while merging; reading again", tag)
                 continue
-            if digest != Digest.of_bytes(content):
+            if digest != index_digest:
                 self._putManifest(
                     http_client, tag, index["mediaType"], content
                 )
