@@ -824,12 +824,13 @@ class OCIRecipeBuild(PackageBuildMixin, StormBase):
 
         :raises OCILayoutError: if a document is not what it should be.
         """
-        if self.index is None:
+        index = self.index
+        if index is None:
             return []
         return [
             parse_manifest(self._readBlob(descriptor, "Manifest"), descriptor)
             for descriptor in parse_index(
-                read_library_file_bytes(self.index, "index.json")
+                read_library_file_bytes(index, "index.json")
             )
         ]
 

@@ -407,7 +407,6 @@ def _make_legacy_plan(build):
         # damaged config must not be pushed under a digest of its own.
         config_bytes = read_library_file_bytes(config_lfa, image.config_name)
         config = parse_json_document(config_bytes, image.config_name)
-        stored = {}
 
         def stored_layer(layer):
             # The file the builder made (or the librarian file reused
@@ -420,7 +419,6 @@ def _make_legacy_plan(build):
                 raise OCIUploadError(
                     f"Layer {layer.digest} ({layer.diff_id}) is missing"
                 ) from None
-            stored[layer.digest] = content
             return content.sha256, content.filesize
 
         made = legacy_image_manifest(config_bytes, config, image, stored_layer)
@@ -1189,12 +1187,13 @@ class OCIRegistryClient:
             before = _digests_by_platform(entries)
             index = self.makeMultiArchManifest(entries, annotations, children)
             content = _json_bytes(index)
-            if digest != Digest.of_bytes(content):
+            index_digest = Digest.of_bytes(content)
+            if digest != index_digest:
                 # By digest first, so that only the tag's PUT is left
                 # after the check.
                 self._putManifest(
                     http_client,
-                    str(Digest.of_bytes(content)),
+                    str(index_digest),
                     index["mediaType"],
                     content,
                 )
@@ -1204,7 +1203,7 @@ class OCIRegistryClient:
             if current != digest:
                 log.info("Tag %s changed while merging; reading again", tag)
                 continue
-            if digest != Digest.of_bytes(content):
+            if digest != index_digest:
                 self._putManifest(
                     http_client, tag, index["mediaType"], content
                 )

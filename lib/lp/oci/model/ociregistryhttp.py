@@ -366,10 +366,10 @@ class RegistryHTTPClient:
         self._local = threading.local()
 
     def _prepareRequest(self, url, request_kwargs, mount_from=None):
-        """Add authentication to ``request_kwargs``, for the registry's
-        own origin only."""
+        """Add authentication to ``request_kwargs`` (`request` calls it
+        for the registry's own origin only)."""
         username, password = self.credentials
-        if username is not None and self.isRegistryOrigin(url):
+        if username is not None:
             request_kwargs.setdefault("auth", (username, password))
 
     def _handleUnauthorized(self, response, mount_from=None, renewed=False):
@@ -415,7 +415,9 @@ class RegistryHTTPClient:
             attempt += 1
             kwargs = dict(request_kwargs)
             kwargs["headers"] = dict(request_kwargs.get("headers") or {})
-            self._prepareRequest(url, kwargs, mount_from=mount_from)
+            on_origin = self.isRegistryOrigin(url)
+            if on_origin:
+                self._prepareRequest(url, kwargs, mount_from=mount_from)
             data = body() if callable(body) else body
             try:
                 response = self.session.request(
@@ -466,7 +468,7 @@ class RegistryHTTPClient:
                     data.close()
             if (
                 response.status_code == 401
-                and self.isRegistryOrigin(url)
+                and on_origin
                 and self._handleUnauthorized(
                     response, mount_from=mount_from, renewed=renewed
                 )
@@ -584,8 +586,6 @@ class BearerTokenRegistryClient(RegistryHTTPClient):
             return self._tokens.get(self._scope())
 
     def _prepareRequest(self, url, request_kwargs, mount_from=None):
-        if not self.isRegistryOrigin(url):
-            return
         with self._lock:
             token = self._tokens.get(self._scope(mount_from))
         if token is not None:

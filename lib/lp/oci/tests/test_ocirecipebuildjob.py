@@ -9,7 +9,6 @@ __all__ = []
 import sqlite3
 from datetime import timedelta
 
-import psycopg2
 import transaction
 from zope.interface import implementer
 
@@ -45,6 +44,22 @@ from lp.testing.layers import (
     SQLiteDatabaseLayer,
     SQLiteLaunchpadZopelessLayer,
 )
+
+
+def other_connection_can_lock(lock_type, key):
+    """Whether another connection to the test database could take the
+    advisory lock ``(lock_type, key)`` now (it lets it go at once)."""
+    other = DatabaseLayer.cluster.connect(DatabaseLayer.dbname)
+    try:
+        with other.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_try_advisory_xact_lock(%s, %s)",
+                (int(lock_type), key),
+            )
+            (taken,) = cursor.fetchone()
+        return taken
+    finally:
+        other.close()
 
 
 @implementer(IOCIRegistryClient)
@@ -288,23 +303,9 @@ class TestOCIRegistryUploadJob(TestCaseWithFactory):
         """Whether another connection could take ``recipe``'s lock now."""
         store = IStore(OCIRecipeBuildJob)
         if backend_name(store) == "postgres":
-            cluster = DatabaseLayer.cluster
-            other = psycopg2.connect(
-                dbname=DatabaseLayer.dbname,
-                host=cluster.socket_dir,
-                port=cluster.port,
-                user=cluster.superuser,
+            return other_connection_can_lock(
+                LockType.REGISTRY_UPLOAD, recipe.id
             )
-            try:
-                with other.cursor() as cursor:
-                    cursor.execute(
-                        "SELECT pg_try_advisory_xact_lock(%s, %s)",
-                        (int(LockType.REGISTRY_UPLOAD), recipe.id),
-                    )
-                    (taken,) = cursor.fetchone()
-            finally:
-                other.close()
-            return taken
         # SQLite: one lock, the database's write lock.
         other = sqlite3.connect(
             SQLiteDatabaseLayer.uri[len("sqlite:") :],
@@ -344,24 +345,7 @@ class TestRepositoryLock(TestCaseWithFactory):
 
     def tryLock(self, key):
         """Whether another connection can take the repository lock."""
-        cluster = DatabaseLayer.cluster
-        other = psycopg2.connect(
-            dbname=DatabaseLayer.dbname,
-            host=cluster.socket_dir,
-            port=cluster.port,
-            user=cluster.superuser,
-        )
-        try:
-            with other.cursor() as cursor:
-                cursor.execute(
-                    "SELECT pg_try_advisory_xact_lock(%s, %s)",
-                    (int(LockType.REGISTRY_REPOSITORY), key),
-                )
-                (taken,) = cursor.fetchone()
-            other.rollback()
-            return taken
-        finally:
-            other.close()
+        return other_connection_can_lock(LockType.REGISTRY_REPOSITORY, key)
 
     def test_tag_update_holds_the_repository(self):
         # Before: each job held only its recipe's lock, and two recipes
@@ -419,24 +403,9 @@ class TestAdvisoryLock(TestCaseWithFactory):
     def test_serialises_between_connections(self):
         store = IStore(OCIRecipeBuildJob)
         take_xact_lock(store, LockType.REGISTRY_UPLOAD, 42)
-        cluster = DatabaseLayer.cluster
-        other = psycopg2.connect(
-            dbname=DatabaseLayer.dbname,
-            host=cluster.socket_dir,
-            port=cluster.port,
-            user=cluster.superuser,
-        )
-        self.addCleanup(other.close)
 
         def try_lock(key):
-            with other.cursor() as cursor:
-                cursor.execute(
-                    "SELECT pg_try_advisory_xact_lock(%s, %s)",
-                    (int(LockType.REGISTRY_UPLOAD), key),
-                )
-                (taken,) = cursor.fetchone()
-            other.rollback()
-            return taken
+            return other_connection_can_lock(LockType.REGISTRY_UPLOAD, key)
 
         self.assertFalse(try_lock(42))
         # Other recipes are not held up.

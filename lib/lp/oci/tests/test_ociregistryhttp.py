@@ -240,9 +240,11 @@ class TestFindMountSource(TestCase):
             ("https://registry-1.docker.io", "sha256:1"): "ubuntu/other",
             ("https://ghcr.io", "sha256:2"): "elsewhere",
         }
+        # The pulled-from repository is on this registry too: the order
+        # decides.
         self.assertEqual(
             "ubuntu/other",
-            find(push_rule, "sha256:1", "ghcr.io/library/ubuntu", uploaded),
+            find(push_rule, "sha256:1", "docker.io/library/ubuntu", uploaded),
         )
         self.assertEqual(
             "library/ubuntu",
