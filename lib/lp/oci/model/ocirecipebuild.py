@@ -1041,8 +1041,9 @@ class OCIRecipeBuild(PackageBuildMixin, StormBase):
             status == OCIRecipeBuildRegistryUploadStatus.SUPERSEDED
             or self.hasMoreRecentBuild()
         ):
-            # The job would find the build superseded and complete
-            # having pushed nothing: refused here instead.
+            # As upstream: nobody asks for an older build's images to
+            # be pushed over a newer one's.  (A push that was already
+            # waiting is skipped only once a newer build was pushed.)
             raise CannotScheduleRegistryUpload(
                 "Cannot upload this build because it is superseded: a "
                 "more recent build of the recipe for the same "
