@@ -879,7 +879,7 @@ def fetch_main(args, stdout, stderr):
 
     from lp.oci.interfaces.ociarchive import OCIArchiveError, OCIArchiveFormat
     from lp.oci.model.ociarchive import make_archive
-    from lpoci.export import _write_file, write_archive
+    from lpoci.export import _write_file, image_summaries, write_archive
     from lpoci.progress import RunProgress
 
     if args.json and args.output == "-":
@@ -965,23 +965,7 @@ def fetch_main(args, stdout, stderr):
         ),
         "size": archive.size,
         "sha256": sha256,
-        "images": [
-            {
-                "manifest_digest": str(image.manifest.digest),
-                "config_digest": str(image.config.digest),
-                "platform": str(image.platform) if image.platform else None,
-                "names": list(image.names),
-                "layers": [
-                    {
-                        "digest": str(layer.digest),
-                        "size": layer.size,
-                        "media_type": layer.media_type,
-                    }
-                    for layer in image.layers
-                ],
-            }
-            for image in archive.images
-        ],
+        "images": image_summaries(archive),
         "files_downloaded": downloader.files,
         "bytes_downloaded": downloader.bytes,
         "bytes_resumed": downloader.resumed,
