@@ -924,12 +924,11 @@ def run_args_problem(args):
 
 
 def run_main(args, stdout, stderr):
-    """The ``lp-oci run`` command; see the module docstring."""
-    problem = run_args_problem(args)
-    if problem:
-        status, line = problem
-        stderr.write(f"lp-oci: error: {line}\n")
-        return status
+    """The ``lp-oci run`` command; see the module docstring.
+
+    ``args`` passed `run_args_problem` (`lpoci.cli` checks it before
+    taking the state's lock).
+    """
     # Progress on stderr (see `lpoci.progress`), the result alone on
     # stdout.
     quiet = getattr(args, "quiet", False) or args.json
