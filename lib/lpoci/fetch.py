@@ -448,13 +448,12 @@ class Downloader:
         import urllib3
 
         from lpbuildd.ociimage.compression import DiffIDHasher
+        from ocitypes.digest import Digest
 
         sha256 = hashlib.sha256()
         hasher = None
         if kind in ("gzip", "zstd"):
             hasher = DiffIDHasher(kind, os.path.basename(part), threaded=True)
-        elif kind == "tar":
-            hasher = _PlainHasher()
         offset = 0
         try:
             if os.path.exists(part):
@@ -517,7 +516,13 @@ class Downloader:
             expected = stated.get("size")
             if expected is not None and offset < expected:
                 raise _Retry(f"the connection ended at {offset} bytes")
-            diff_id = hasher.finish() if hasher is not None else None
+            if hasher is not None:
+                diff_id = hasher.finish()
+            elif kind == "tar":
+                # An uncompressed layer's diff_id is its own digest.
+                diff_id = Digest("sha256", sha256.hexdigest())
+            else:
+                diff_id = None
             hasher = None
             return sha256.hexdigest(), offset, diff_id
         except _Restart:
@@ -548,24 +553,6 @@ class _Retry(Exception):
 
 class _Restart(Exception):
     """The partial download cannot be resumed: start again."""
-
-
-class _PlainHasher:
-    """The diff_id of an uncompressed layer: its own digest."""
-
-    def __init__(self):
-        self.hash = hashlib.sha256()
-
-    def update(self, data):
-        self.hash.update(data)
-
-    def finish(self):
-        from ocitypes.digest import Digest
-
-        return Digest("sha256", self.hash.hexdigest())
-
-    def abort(self):
-        pass
 
 
 def _body(response):
