@@ -111,6 +111,7 @@ from lpoci.registry import (
     RegistryRunError,
     configure_push_rule,
     ensure_secrets_key,
+    platform_text,
     read_credentials_file,
     remove_push_rule,
     run_pending_push,
@@ -409,13 +410,7 @@ class _FetchCounter:
 
 def _platform(descriptor):
     """``os/architecture[/variant]`` of an index entry's platform."""
-    platform = descriptor.platform or {}
-    parts = [
-        platform[key]
-        for key in ("os", "architecture", "variant")
-        if platform.get(key)
-    ]
-    return "/".join(parts) or None
+    return platform_text(descriptor.platform or {}) or None
 
 
 def _report(gather_result, build, behaviour):
