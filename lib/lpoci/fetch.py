@@ -927,7 +927,8 @@ def fetch_main(args, stdout, stderr):
         write = progress.phase("write", archive.size)
         if args.output == "-":
             stream = sys.stdout.buffer
-            sha256 = write_archive(archive, stream, write.update)
+            # Nothing is printed beside it (no --json): not hashed.
+            sha256 = write_archive(archive, stream, write.update, hash=False)
             stream.flush()
         else:
             sha256 = _write_file(archive, args.output, write.update)
@@ -942,14 +943,14 @@ def fetch_main(args, stdout, stderr):
             work.remove()
         else:
             work.release()
+    if args.output == "-":
+        return 0
     summary = {
         "build_url": args.build_url,
         "build_id": build.id,
         "upload_format": build.upload_format,
         "format": args.format,
-        "output": (
-            "-" if args.output == "-" else os.path.abspath(args.output)
-        ),
+        "output": os.path.abspath(args.output),
         "size": archive.size,
         "sha256": sha256,
         "images": image_summaries(archive),
@@ -961,7 +962,7 @@ def fetch_main(args, stdout, stderr):
     if args.json:
         json.dump(summary, stdout, indent=2)
         stdout.write("\n")
-    elif args.output != "-":
+    else:
         stdout.write(
             f"build {build.id}: {args.format} archive {args.output} "
             f"({build.upload_format} build)\n"
