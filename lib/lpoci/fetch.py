@@ -652,7 +652,7 @@ def _fetch_oci_upload(build, files, downloader, url, progress):
     from ocitypes.digest import Digest
     from ocitypes.filenames import blob_file_name
 
-    def blob(descriptor, what, **kwargs):
+    def blob(descriptor, **kwargs):
         digest = Digest.parse(descriptor.digest)
         name = blob_file_name(digest)
         local = downloader.fetch(
@@ -671,9 +671,9 @@ def _fetch_oci_upload(build, files, downloader, url, progress):
     try:
         layers = []
         for descriptor in parse_index(index.read()):
-            manifest_file = blob(descriptor, "Manifest")
+            manifest_file = blob(descriptor)
             manifest = parse_manifest(manifest_file.read(), descriptor)
-            config_file = blob(manifest.config, "Config")
+            config_file = blob(manifest.config)
             config = parse_json_document(
                 config_file.read(), manifest.config.digest
             )
@@ -707,7 +707,6 @@ def _fetch_oci_upload(build, files, downloader, url, progress):
         [
             lambda layer=layer, diff_id=diff_id: blob(
                 layer,
-                "Layer",
                 diff_id=diff_id,
                 kind=_layer_kind(layer.media_type),
             )
