@@ -1015,13 +1015,13 @@ def next_steps(args, build):
     ``serve`` first: ``fetch`` reads the web service it starts.
     """
     from lp.services.config import config
+    from lpoci.serve import default_root_url
 
     common = []
     if getattr(args, "config", None):
         common += ["--config", os.environ.get("LPCONFIG", args.config)]
     state = ["--state", os.path.abspath(args.state)]
-    settings = config.webservice
-    root_url = settings.root_url or f"http://{settings.host}:{settings.port}/"
+    root_url = default_root_url(config.webservice)
     api = (
         f"{root_url.rstrip('/')}/api/devel/~{build.recipe.owner_name}"
         f"/+oci-recipe/{build.recipe.name}/+build/{build.id}"
