@@ -119,6 +119,27 @@ def _write_file(archive, path, progress):
     return sha256
 
 
+def image_summaries(archive):
+    """The JSON summary of each image of ``archive`` (an `IOCIArchive`)."""
+    return [
+        {
+            "manifest_digest": str(image.manifest.digest),
+            "config_digest": str(image.config.digest),
+            "platform": str(image.platform) if image.platform else None,
+            "names": list(image.names),
+            "layers": [
+                {
+                    "digest": str(layer.digest),
+                    "size": layer.size,
+                    "media_type": layer.media_type,
+                }
+                for layer in image.layers
+            ],
+        }
+        for image in archive.images
+    ]
+
+
 def _summary(archive, args, sha256):
     return {
         "format": args.format,
@@ -126,23 +147,7 @@ def _summary(archive, args, sha256):
         "output": os.path.abspath(args.output),
         "size": archive.size,
         "sha256": sha256,
-        "images": [
-            {
-                "manifest_digest": str(image.manifest.digest),
-                "config_digest": str(image.config.digest),
-                "platform": str(image.platform) if image.platform else None,
-                "names": list(image.names),
-                "layers": [
-                    {
-                        "digest": str(layer.digest),
-                        "size": layer.size,
-                        "media_type": layer.media_type,
-                    }
-                    for layer in image.layers
-                ],
-            }
-            for image in archive.images
-        ],
+        "images": image_summaries(archive),
     }
 
 

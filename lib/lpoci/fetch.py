@@ -448,13 +448,12 @@ class Downloader:
         import urllib3
 
         from lpbuildd.ociimage.compression import DiffIDHasher
+        from ocitypes.digest import Digest
 
         sha256 = hashlib.sha256()
         hasher = None
         if kind in ("gzip", "zstd"):
             hasher = DiffIDHasher(kind, os.path.basename(part), threaded=True)
-        elif kind == "tar":
-            hasher = _PlainHasher()
         offset = 0
         try:
             if os.path.exists(part):
@@ -517,7 +516,13 @@ class Downloader:
             expected = stated.get("size")
             if expected is not None and offset < expected:
                 raise _Retry(f"the connection ended at {offset} bytes")
-            diff_id = hasher.finish() if hasher is not None else None
+            if hasher is not None:
+                diff_id = hasher.finish()
+            elif kind == "tar":
+                # An uncompressed layer's diff_id is its own digest.
+                diff_id = Digest("sha256", sha256.hexdigest())
+            else:
+                diff_id = None
             hasher = None
             return sha256.hexdigest(), offset, diff_id
         except _Restart:
@@ -548,24 +553,6 @@ class _Retry(Exception):
 
 class _Restart(Exception):
     """The partial download cannot be resumed: start again."""
-
-
-class _PlainHasher:
-    """The diff_id of an uncompressed layer: its own digest."""
-
-    def __init__(self):
-        self.hash = hashlib.sha256()
-
-    def update(self, data):
-        self.hash.update(data)
-
-    def finish(self):
-        from ocitypes.digest import Digest
-
-        return Digest("sha256", self.hash.hexdigest())
-
-    def abort(self):
-        pass
 
 
 def _body(response):
@@ -665,7 +652,7 @@ def _fetch_oci_upload(build, files, downloader, url, progress):
     from ocitypes.digest import Digest
     from ocitypes.filenames import blob_file_name
 
-    def blob(descriptor, what, **kwargs):
+    def blob(descriptor, **kwargs):
         digest = Digest.parse(descriptor.digest)
         name = blob_file_name(digest)
         local = downloader.fetch(
@@ -684,9 +671,9 @@ def _fetch_oci_upload(build, files, downloader, url, progress):
     try:
         layers = []
         for descriptor in parse_index(index.read()):
-            manifest_file = blob(descriptor, "Manifest")
+            manifest_file = blob(descriptor)
             manifest = parse_manifest(manifest_file.read(), descriptor)
-            config_file = blob(manifest.config, "Config")
+            config_file = blob(manifest.config)
             config = parse_json_document(
                 config_file.read(), manifest.config.digest
             )
@@ -720,7 +707,6 @@ def _fetch_oci_upload(build, files, downloader, url, progress):
         [
             lambda layer=layer, diff_id=diff_id: blob(
                 layer,
-                "Layer",
                 diff_id=diff_id,
                 kind=_layer_kind(layer.media_type),
             )
@@ -879,7 +865,7 @@ def fetch_main(args, stdout, stderr):
 
     from lp.oci.interfaces.ociarchive import OCIArchiveError, OCIArchiveFormat
     from lp.oci.model.ociarchive import make_archive
-    from lpoci.export import _write_file, write_archive
+    from lpoci.export import _write_file, image_summaries, write_archive
     from lpoci.progress import RunProgress
 
     if args.json and args.output == "-":
@@ -940,7 +926,8 @@ def fetch_main(args, stdout, stderr):
         write = progress.phase("write", archive.size)
         if args.output == "-":
             stream = sys.stdout.buffer
-            sha256 = write_archive(archive, stream, write.update)
+            # Nothing is printed beside it (no --json): not hashed.
+            sha256 = write_archive(archive, stream, write.update, hash=False)
             stream.flush()
         else:
             sha256 = _write_file(archive, args.output, write.update)
@@ -955,33 +942,17 @@ def fetch_main(args, stdout, stderr):
             work.remove()
         else:
             work.release()
+    if args.output == "-":
+        return 0
     summary = {
         "build_url": args.build_url,
         "build_id": build.id,
         "upload_format": build.upload_format,
         "format": args.format,
-        "output": (
-            "-" if args.output == "-" else os.path.abspath(args.output)
-        ),
+        "output": os.path.abspath(args.output),
         "size": archive.size,
         "sha256": sha256,
-        "images": [
-            {
-                "manifest_digest": str(image.manifest.digest),
-                "config_digest": str(image.config.digest),
-                "platform": str(image.platform) if image.platform else None,
-                "names": list(image.names),
-                "layers": [
-                    {
-                        "digest": str(layer.digest),
-                        "size": layer.size,
-                        "media_type": layer.media_type,
-                    }
-                    for layer in image.layers
-                ],
-            }
-            for image in archive.images
-        ],
+        "images": image_summaries(archive),
         "files_downloaded": downloader.files,
         "bytes_downloaded": downloader.bytes,
         "bytes_resumed": downloader.resumed,
@@ -990,7 +961,7 @@ def fetch_main(args, stdout, stderr):
     if args.json:
         json.dump(summary, stdout, indent=2)
         stdout.write("\n")
-    elif args.output != "-":
+    else:
         stdout.write(
             f"build {build.id}: {args.format} archive {args.output} "
             f"({build.upload_format} build)\n"

@@ -21,6 +21,7 @@ __all__ = [
     "configure_push_rule",
     "due_text",
     "ensure_secrets_key",
+    "platform_text",
     "push_report",
     "read_credentials_file",
     "run_jobs_main",
@@ -172,6 +173,15 @@ def configure_push_rule(recipe, registry_url, image_name, credentials=None):
     return kept
 
 
+def platform_text(platform):
+    """``os/architecture[/variant]`` of an OCI platform dict ("" if none)."""
+    return "/".join(
+        platform[key]
+        for key in ("os", "architecture", "variant")
+        if platform.get(key)
+    )
+
+
 def push_report(job):
     """The ``registry`` section of ``lp-oci run --json``.
 
@@ -223,11 +233,7 @@ def push_report(job):
         "manifests": [
             {
                 "digest": manifest["digest"],
-                "platform": "/".join(
-                    manifest["platform"][key]
-                    for key in ("os", "architecture", "variant")
-                    if manifest["platform"].get(key)
-                ),
+                "platform": platform_text(manifest["platform"]),
             }
             for manifest in result.get("manifests", [])
         ],

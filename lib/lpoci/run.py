@@ -111,6 +111,7 @@ from lpoci.registry import (
     RegistryRunError,
     configure_push_rule,
     ensure_secrets_key,
+    platform_text,
     read_credentials_file,
     remove_push_rule,
     run_pending_push,
@@ -409,13 +410,7 @@ class _FetchCounter:
 
 def _platform(descriptor):
     """``os/architecture[/variant]`` of an index entry's platform."""
-    platform = descriptor.platform or {}
-    parts = [
-        platform[key]
-        for key in ("os", "architecture", "variant")
-        if platform.get(key)
-    ]
-    return "/".join(parts) or None
+    return platform_text(descriptor.platform or {}) or None
 
 
 def _report(gather_result, build, behaviour):
@@ -924,12 +919,11 @@ def run_args_problem(args):
 
 
 def run_main(args, stdout, stderr):
-    """The ``lp-oci run`` command; see the module docstring."""
-    problem = run_args_problem(args)
-    if problem:
-        status, line = problem
-        stderr.write(f"lp-oci: error: {line}\n")
-        return status
+    """The ``lp-oci run`` command; see the module docstring.
+
+    ``args`` passed `run_args_problem` (`lpoci.cli` checks it before
+    taking the state's lock).
+    """
     # Progress on stderr (see `lpoci.progress`), the result alone on
     # stdout.
     quiet = getattr(args, "quiet", False) or args.json
@@ -1021,13 +1015,13 @@ def next_steps(args, build):
     ``serve`` first: ``fetch`` reads the web service it starts.
     """
     from lp.services.config import config
+    from lpoci.serve import default_root_url
 
     common = []
     if getattr(args, "config", None):
         common += ["--config", os.environ.get("LPCONFIG", args.config)]
     state = ["--state", os.path.abspath(args.state)]
-    settings = config.webservice
-    root_url = settings.root_url or f"http://{settings.host}:{settings.port}/"
+    root_url = default_root_url(config.webservice)
     api = (
         f"{root_url.rstrip('/')}/api/devel/~{build.recipe.owner_name}"
         f"/+oci-recipe/{build.recipe.name}/+build/{build.id}"

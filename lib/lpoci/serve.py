@@ -13,12 +13,24 @@ process with wsgiref instead, for ``make run``-style use.
 """
 
 __all__ = [
+    "default_root_url",
     "gunicorn_settings",
     "hash_password_main",
     "serve_main",
 ]
 
 import os
+
+
+def default_root_url(settings, host=None, port=None):
+    """The root URL ``lp-oci serve`` serves without ``--root-url``.
+
+    :param settings: the configuration's ``[webservice]`` section;
+        ``host`` and ``port`` override its own.
+    """
+    host = host or settings.host
+    port = port or settings.port
+    return settings.root_url or f"http://{host}:{port}/"
 
 
 def gunicorn_settings(settings):
@@ -62,7 +74,7 @@ def serve_main(args, stdout, stderr):
     host = args.host or settings.host
     port = args.port or settings.port
     workers = args.workers or settings.workers
-    root_url = args.root_url or settings.root_url or f"http://{host}:{port}/"
+    root_url = args.root_url or default_root_url(settings, host, port)
     accounts = args.accounts or settings.accounts_file
     if accounts:
         # Each worker reads the file again; a bad one is refused here,

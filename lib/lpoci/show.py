@@ -29,12 +29,10 @@ import os
 def _set_root_url():
     """The URLs printed are those ``lp-oci serve`` serves."""
     from lp.services.config import config
+    from lpoci.serve import default_root_url
 
     if not os.environ.get("LP_ROOT_URL"):
-        settings = config.webservice
-        os.environ["LP_ROOT_URL"] = (
-            settings.root_url or f"http://{settings.host}:{settings.port}/"
-        )
+        os.environ["LP_ROOT_URL"] = default_root_url(config.webservice)
 
 
 def add_show_parsers(commands):

@@ -434,8 +434,10 @@ def _database_created():
 
 def _older_than_database(orphans):
     """Why orphans older than the database must be kept, or None."""
+    if not orphans:
+        return None
     created = _database_created()
-    if created is None or not orphans:
+    if created is None:
         return None
     older = 0
     for entry in orphans:
