@@ -448,6 +448,39 @@ class TestDownloader(FetchTestCase):
         self.assertIn("downloaded layer does not match: sha256", str(error))
         self.assertEqual([], os.listdir(self.out))
 
+    def test_uncompressed_layer_diff_id(self):
+        # An uncompressed layer's diff_id is the digest of its bytes.
+        build = self.makeBuild(
+            [make_test_image(base_size=8192)], owner_name="alice"
+        )
+        layer = build.layers[0]
+        content = layer.library_file.read()
+        layer.library_file.close()
+        transaction.commit()
+        url = "%s~alice/+oci-recipe/%s/+build/%d/+files/%s" % (
+            WebServiceLayer.root_url,
+            build.recipe.name,
+            build.id,
+            layer.library_file.filename,
+        )
+        downloader = Downloader(requests.Session(), None, self.out)
+        local = downloader.fetch(
+            "layer", url, diff_id=Digest.of_bytes(content), kind="tar"
+        )
+        with open(local.path, "rb") as f:
+            self.assertEqual(content, f.read())
+        wrong = Digest("sha256", "0" * 64)
+        error = self.assertRaises(
+            FetchMismatch,
+            downloader.fetch,
+            "other",
+            url,
+            diff_id=wrong,
+            kind="tar",
+        )
+        self.assertIn(f"expected {wrong}", str(error))
+        self.assertEqual(["layer"], os.listdir(self.out))
+
 
 class TestSplitURL(testtools.TestCase):
     def test_versions(self):
